@@ -1,0 +1,40 @@
+# bddengine: `make demo` runs a full turn on the synthetic world; `make test` runs the tests.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+CONFIG ?= configs/default.yaml
+
+.PHONY: install demo flywheel smoke test test-all lint bench clean
+
+$(BIN)/bddengine: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/bddengine  ## create .venv and install bddengine with its dependencies
+
+demo: install  ## generate the synthetic world and run a full flywheel turn on it
+	$(BIN)/bddengine flywheel --config configs/demo.yaml
+
+flywheel: install  ## a full turn on real BDD100K under data/bdd100k/ (configs/default.yaml)
+	$(BIN)/bddengine flywheel --config $(CONFIG)
+
+smoke: install  ## a full turn on the 50-frame fixture
+	$(BIN)/bddengine flywheel --config configs/smoke.yaml
+
+test: install  ## the test suite (slow tests excluded)
+	$(BIN)/pytest -q -m "not slow"
+
+test-all: install
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+
+bench: install
+	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf outputs data/synth data/smoke

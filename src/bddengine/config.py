@@ -1,0 +1,212 @@
+"""Engine configuration: one pydantic root model with a sub-model per stage.
+
+Configs are YAML files in ``configs/``. Every model forbids unknown keys, so a typo
+fails before any work starts, and every error names the key and the file.
+``--set key.path=value`` overrides are applied to the raw YAML before validation,
+so they are checked exactly like the file itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEFAULT_CONFIG = Path("configs/default.yaml")
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be read or does not validate."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class DataConfig(_Model):
+    """Where the BDD100K-layout dataset lives."""
+
+    root: Path = Field(Path("data/bdd100k"), description="Folder holding images/ and labels/.")
+    synthetic: bool = Field(False, description="root is the synthetic world `synth` writes.")
+    label_files: dict[str, Path] = Field(
+        default_factory=lambda: {
+            "train": Path("labels/det_20/det_train.json"),
+            "val": Path("labels/det_20/det_val.json"),
+        },
+        description="Label file per source split, relative to root (or absolute).",
+    )
+
+    def label_path(self, split: str) -> Path:
+        """Absolute-or-root-relative path of one split's label file."""
+        path = self.label_files[split]
+        return path if path.is_absolute() else self.root / path
+
+
+class SynthConfig(_Model):
+    """The procedural driving world written by ``bddengine synth``."""
+
+    n_train: int = Field(2000, ge=1)
+    n_val: int = Field(500, ge=0)
+    width: int = Field(640, ge=64)
+    height: int = Field(360, ge=36)
+    frames_per_video: int = Field(3, ge=1)
+    jpeg_quality: int = Field(90, ge=10, le=100)
+    workers: int | None = Field(None, ge=1)
+
+
+class CollectConfig(_Model):
+    """Stratified subsample of the labeled frames plus the unlabeled candidate pool."""
+
+    labeled_target: int = Field(10_000, ge=1, description="Labeled frames to keep.")
+    unlabeled_target: int = Field(26_000, ge=0, description="Unlabeled candidates to keep.")
+    min_per_bucket: int = Field(50, ge=0, description="Floor per weather x timeofday bucket.")
+    drop_undefined: bool = Field(
+        True, description="Leave out frames whose weather or timeofday is 'undefined'."
+    )
+    splits: list[str] = Field(default_factory=lambda: ["train", "val"])
+
+
+class EmbedConfig(_Model):
+    """Image embeddings for curation, near-duplicate checks and mining."""
+
+    model: Literal["clip", "dinov2"] = Field("clip", description="Embedding family.")
+    clip_arch: str = Field("ViT-B-32", description="open_clip architecture name.")
+    pretrained: str | None = Field(
+        "laion2b_s34b_b79k",
+        description="open_clip pretrained tag (e.g. laion2b_s34b_b79k, openai), a local "
+        "checkpoint path, or null for random init (recorded in result.json).",
+    )
+    dinov2_arch: str = Field("vit_small_patch14_dinov2", description="timm DINOv2 model name.")
+    batch_size: int = Field(64, ge=1)
+    workers: int = Field(2, ge=0, description="DataLoader worker processes decoding JPEGs.")
+    device: str = Field("auto", description="auto (GPU when present), cpu, cuda, cuda:1, ...")
+    dtype: Literal["float32", "float16"] = Field("float32", description="Stored embedding dtype.")
+
+
+class SplitConfig(_Model):
+    """Train pool, slice-balanced eval pool and mining pool."""
+
+    train_size: int = Field(2500, ge=1, description="Labeled frames in the train pool.")
+    eval_size: int = Field(500, ge=1, description="Labeled frames in the eval pool.")
+    eval_top_slices: int = Field(20, ge=1, description="Eval pool covers the N most common slices.")
+    val_size: int = Field(
+        250, ge=1, description="Labeled frames ultralytics validates on while training (same every iter)."
+    )
+    min_per_bucket: int = Field(50, ge=0, description="Train pool floor per weather x timeofday.")
+    near_dup_threshold: float = Field(
+        0.95, gt=0, le=1, description="Cosine similarity above which a train/eval pair is a near-duplicate."
+    )
+
+
+class FiftyOneConfig(_Model):
+    """Mirror of the run folders into a persistent FiftyOne dataset."""
+
+    enabled: bool = True
+    dataset_prefix: str = "bddengine"
+
+
+class EngineConfig(_Model):
+    """Root config: global settings plus one section per stage."""
+
+    name: str = Field("bddengine", description="Project name; prefixes FiftyOne datasets.")
+    seed: int = 42
+    runs_dir: Path = Path("outputs/runs")
+    data: DataConfig = DataConfig()
+    synth: SynthConfig = SynthConfig()
+    collect: CollectConfig = CollectConfig()
+    embed: EmbedConfig = EmbedConfig()
+    split: SplitConfig = SplitConfig()
+    fiftyone: FiftyOneConfig = FiftyOneConfig()
+
+    @model_validator(mode="after")
+    def _check_splits(self) -> EngineConfig:
+        missing = [s for s in self.collect.splits if s not in self.data.label_files]
+        if missing:
+            raise ValueError(
+                f"collect.splits names {missing} but data.label_files has only "
+                f"{sorted(self.data.label_files)}"
+            )
+        return self
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``key.path=value`` into its key path and YAML-parsed value."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key.path=value, e.g. --set seed=7")
+    key, raw = text.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"--set {text!r}: empty key")
+    return parts, yaml.safe_load(raw) if raw.strip() else None
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides to a raw config mapping (in place)."""
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = raw
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {text!r}: {part!r} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = [f"{source}: {err.error_count()} config error(s):"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(root)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (typo? see configs/default.yaml for the valid keys)"
+        lines.append(f"  - {key}: {msg}")
+    return "\n".join(lines)
+
+
+def load_config(path: Path | None = None, overrides: list[str] | None = None) -> EngineConfig:
+    """Load, override and validate a YAML config.
+
+    Args:
+        path: YAML file; ``configs/default.yaml`` when None.
+        overrides: ``key.path=value`` strings applied before validation.
+
+    Returns:
+        The validated config.
+
+    Raises:
+        ConfigError: unreadable file, bad YAML, or failed validation; the message
+            names the file and every offending key.
+    """
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found (pass --config configs/<name>.yaml)")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections")
+    apply_overrides(raw, overrides or [])
+    source = str(path) + (f" (with --set {', '.join(overrides)})" if overrides else "")
+    try:
+        return EngineConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source)) from None
+
+
+def config_dict(cfg: BaseModel) -> dict[str, Any]:
+    """JSON-safe dict of a (sub-)config."""
+    return json.loads(cfg.model_dump_json())
+
+
+def fingerprint(*parts: Any) -> str:
+    """Stable short hash of JSON-able parts (configs, input run names)."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
