@@ -1,0 +1,186 @@
+"""Benchmark: every slice with a 1000-resample CI costs at most 2x one overall evaluation.
+
+Claim: scoring all weather x timeofday x scene slices (60+) with a 1000-resample
+bootstrap CI each, through the match cache (`evaluate_slices`), takes no more
+than twice one overall pycocotools evaluation (COCOeval evaluate + accumulate +
+summarize) of the same frames.
+
+Builds a synthetic BDD-like set from the conformance case (real boxes and real
+detector output, jittered copies, extra low-score false positives, small traffic
+lights and signs, random frame attributes), then times:
+
+- overall: COCOeval evaluate + accumulate + summarize on prebuilt COCO objects;
+- cache: `build_match_cache` (conversion, the same COCOeval run, extraction), once;
+- slices: `evaluate_slices` over all combinations, 1000 resamples each;
+- naive: a fresh pycocotools evaluation per slice, no CI (what the cache replaces);
+- ultralytics: a validator run per slice, hook `time_naive_ultralytics_per_slice`
+  (to be filled in where ultralytics and a model are available).
+
+::
+
+    PYTHONPATH=src python benchmarks/slice_eval.py                 # 600 frames
+    PYTHONPATH=src python benchmarks/slice_eval.py --frames 2000 --boot 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pycocotools.cocoeval import COCOeval
+
+from bddengine.bdd.categories import ATTRIBUTE_VALUES, CLASSES, FRAME_ATTRIBUTES
+from bddengine.evaluation import build_match_cache, evaluate_overall, evaluate_slices, slice_keys
+from bddengine.evaluation.coco import frames_to_coco, official_scores, quiet, run_cocoeval
+
+CONFORMANCE = Path(__file__).resolve().parents[1].parent / "shared" / "conformance" / "bdd100k-det-eval"
+
+# det_20 val frame counts per attribute value (docs/bdd100k-facts.md), in ATTRIBUTE_VALUES order.
+VAL_COUNTS: dict[str, tuple[int, ...]] = {
+    "weather": (5346, 1239, 769, 738, 738, 13, 1157),
+    "timeofday": (5258, 3929, 778, 35),
+    "scene": (6112, 2499, 1253, 49, 27, 7, 53),
+}
+
+
+def synthetic_set(n_frames: int, seed: int = 0) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A BDD-like GT / prediction pair of ``n_frames`` frames built from the conformance case."""
+    rng = np.random.default_rng(seed)
+    base_gt = json.loads((CONFORMANCE / "gt.json").read_text())
+    base_pred = {f["name"]: f for f in json.loads((CONFORMANCE / "pred.json").read_text())}
+    # flatter than BDD's own skew (square root of the counts), so 600 frames cover 60+ slices
+    probs = {a: np.sqrt(VAL_COUNTS[a]) / np.sqrt(VAL_COUNTS[a]).sum() for a in FRAME_ATTRIBUTES}
+    gt, pred = [], []
+    for i in range(n_frames):
+        src = base_gt[i % len(base_gt)]
+        name = f"synth{i // len(base_gt):03d}-{src['name']}"
+        attributes = {a: str(rng.choice(ATTRIBUTE_VALUES[a], p=probs[a])) for a in FRAME_ATTRIBUTES}
+        gt_labels = [dict(lab, box2d=_jitter(lab["box2d"], rng, 1.5)) for lab in src["labels"]]
+        pred_labels = [
+            dict(lab, box2d=_jitter(lab["box2d"], rng, 2.5), score=_perturb(lab["score"], rng))
+            for lab in base_pred[src["name"]]["labels"]
+            if rng.random() > 0.1  # a missed detection now and then
+        ]
+        for category in ("traffic light", "traffic sign"):  # small objects, as in BDD
+            for _ in range(rng.poisson(3)):
+                box = _random_box(rng, 8, 40)
+                gt_labels.append({"category": category, "box2d": box, "attributes": {}})
+                if rng.random() < 0.7:
+                    pred_labels.append({"category": category, "box2d": _jitter(box, rng, 2.0),
+                                        "score": float(rng.beta(4, 2))})
+        for _ in range(rng.poisson(40)):  # the low-score tail a detector at conf 0.001 emits
+            pred_labels.append({"category": str(rng.choice(CLASSES)), "box2d": _random_box(rng, 10, 200),
+                                "score": float(0.001 + rng.beta(0.6, 12))})
+        gt.append({"name": name, "attributes": attributes, "labels": gt_labels})
+        pred.append({"name": name, "labels": pred_labels})
+    return gt, pred
+
+
+def _perturb(score: float, rng: np.random.Generator) -> float:
+    return float(np.clip(score * rng.uniform(0.85, 1.15), 0.001, 1.0))
+
+
+def _jitter(box: dict[str, float], rng: np.random.Generator, sigma: float) -> dict[str, float]:
+    x1, y1, x2, y2 = (float(box[k]) + rng.normal(0, sigma) for k in ("x1", "y1", "x2", "y2"))
+    return {"x1": min(x1, x2), "y1": min(y1, y2), "x2": max(x1, x2), "y2": max(y1, y2)}
+
+
+def _random_box(rng: np.random.Generator, lo: float, hi: float) -> dict[str, float]:
+    w, h = rng.uniform(lo, hi, 2)
+    x, y = rng.uniform(0, 1280 - w), rng.uniform(0, 720 - h)
+    return {"x1": x, "y1": y, "x2": x + w, "y2": y + h}
+
+
+def time_overall(gt: list[dict], pred: list[dict]) -> float:
+    """Seconds for one overall COCOeval evaluate + accumulate + summarize (COCO objects prebuilt)."""
+    pair = frames_to_coco(gt, pred)
+    start = time.perf_counter()
+    with quiet():
+        ev = COCOeval(pair.gt, pair.dt, "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return time.perf_counter() - start
+
+
+def time_naive_pycocotools_per_slice(
+    gt: list[dict], pred: list[dict], keys: dict[str, dict]
+) -> tuple[float, dict]:
+    """Seconds for a fresh pycocotools evaluation of every slice (no CI), and its mAP@0.5 per slice."""
+    members: dict[tuple, list[str]] = {}
+    for name, key in keys.items():
+        members.setdefault(tuple(key.items()), []).append(name)
+    gt_by, pred_by = {f["name"]: f for f in gt}, {f["name"]: f for f in pred}
+    map50: dict[tuple, float | None] = {}
+    start = time.perf_counter()
+    for key, names in members.items():
+        summary, _ = official_scores(run_cocoeval(frames_to_coco([gt_by[n] for n in names],
+                                                                 [pred_by[n] for n in names])))
+        map50[key] = summary["AP50"]
+    return time.perf_counter() - start, map50
+
+
+def time_naive_ultralytics_per_slice(gt: list[dict], pred: list[dict], keys: dict[str, dict]) -> float | None:
+    """HOOK (not implemented here): seconds for an ultralytics validator run per slice.
+
+    To be filled in where ultralytics and a trained model are available: for each
+    slice, run ``model.val(data=<slice yaml>)`` on that slice's frames and sum
+    the wall time. Return None while it is not implemented.
+    """
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=600)
+    parser.add_argument("--boot", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip-naive", action="store_true", help="skip the per-slice pycocotools reference")
+    args = parser.parse_args(argv)
+
+    gt, pred = synthetic_set(args.frames, args.seed)
+    keys = slice_keys(gt, FRAME_ATTRIBUTES)
+    n_slices = len({tuple(k.items()) for k in keys.values()})
+    n_pred = sum(len(f["labels"]) for f in pred)
+    n_gt = sum(len(f["labels"]) for f in gt)
+    print(f"{args.frames} frames, {n_gt} GT boxes, {n_pred} predictions, {n_slices} slices, "
+          f"{args.boot} resamples")
+
+    overall_s = time_overall(gt, pred)
+    start = time.perf_counter()
+    cache = build_match_cache(gt, pred)
+    cache_s = time.perf_counter() - start
+    start = time.perf_counter()
+    slices = evaluate_slices(cache, keys, n_boot=args.boot)
+    slices_s = time.perf_counter() - start
+    start = time.perf_counter()
+    for attribute in FRAME_ATTRIBUTES:
+        evaluate_slices(cache, slice_keys(gt, [attribute]), n_boot=args.boot)
+    marginal_s = time.perf_counter() - start
+
+    print(f"overall mAP@0.5 {evaluate_overall(cache)['map50']:.4f}")
+    print(f"one overall COCOeval (evaluate+accumulate+summarize): {overall_s:8.2f} s")
+    print(f"build_match_cache (once: convert + COCOeval + cache):  {cache_s:8.2f} s")
+    print(f"all {len(slices)} slices with {args.boot}-resample CIs:          {slices_s:8.2f} s")
+    print(f"  marginal slices (per attribute) with CIs:            {marginal_s:8.2f} s")
+    print(f"ratio all slices / one overall: {slices_s / overall_s:.2f}x  (goal <= 2x)")
+    print(f"ratio cache build + all slices / one overall: {(cache_s + slices_s) / overall_s:.2f}x")
+
+    if not args.skip_naive:
+        naive_s, naive_map50 = time_naive_pycocotools_per_slice(gt, pred, keys)
+        diff = max(abs((naive_map50[tuple(s.key.items())] or 0) - (s.map50 or 0)) for s in slices)
+        print(f"naive pycocotools per slice (no CI):                 {naive_s:8.2f} s"
+              f"  (max |mAP@0.5 diff| vs cache {diff:.1e})")
+    ultra_s = time_naive_ultralytics_per_slice(gt, pred, keys)
+    shown = f"{ultra_s:.2f} s" if ultra_s is not None else "not measured (hook)"
+    print(f"naive ultralytics validator per slice: {shown}")
+    return 0 if slices_s <= 2 * overall_s else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
