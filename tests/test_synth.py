@@ -1,0 +1,202 @@
+"""The synthetic driving world: BDD100K det_20 layout, determinism, atomicity, statistics."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bddengine.bdd.categories import ATTRIBUTE_VALUES, CLASSES, IGNORED_NAMES, UNDEFINED
+from bddengine.synth import SynthResult, generate_world
+from bddengine.synth import world as world_module
+from bddengine.synth.attributes import attribute_marginals, make_conditions, sample_conditions
+from bddengine.synth.world import render_video
+
+W, H = 160, 90
+NAME_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{8}$")
+SMALL = {"n_train": 18, "n_val": 6, "width": W, "height": H, "frames_per_video": 3, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SynthResult]:
+    root = tmp_path_factory.mktemp("synth") / "world"
+    return root, generate_world(root, workers=1, **SMALL)
+
+
+def _load(root: Path, split: str) -> list[dict]:
+    return json.loads((root / "labels" / "det_20" / f"det_{split}.json").read_text())
+
+
+def test_layout_and_counts(tiny: tuple[Path, SynthResult]) -> None:
+    root, result = tiny
+    assert result.root == root
+    assert result.n_frames == {"train": 18, "val": 6}
+    assert result.n_videos == 8
+    for split, n in (("train", 18), ("val", 6)):
+        frames = _load(root, split)
+        assert len(frames) == n
+        images = sorted(p.name for p in (root / "images" / "100k" / split).iterdir())
+        assert images == sorted(f["name"] for f in frames)
+        with Image.open(root / "images" / "100k" / split / images[0]) as im:
+            assert im.size == (W, H) and im.format == "JPEG"
+    meta = json.loads((root / "synth_meta.json").read_text())
+    assert meta["seed"] == 42 and meta["params"]["width"] == W
+    assert meta["counts"]["boxes"] == result.n_boxes == sum(len(f.get("labels", [])) for s in ("train", "val")
+                                                           for f in _load(root, s))
+    assert not list(root.parent.glob("world.tmp-*"))
+
+
+def test_records_follow_det20_schema(tiny: tuple[Path, SynthResult]) -> None:
+    root, _ = tiny
+    valid_categories = set(CLASSES) | set(IGNORED_NAMES)
+    names = set()
+    for split in ("train", "val"):
+        ids = []
+        for f in _load(root, split):
+            assert set(f) <= {"name", "videoName", "frameIndex", "attributes", "timestamp", "labels"}
+            assert NAME_RE.match(f["name"].removesuffix(".jpg")) and f["name"].endswith(".jpg")
+            assert NAME_RE.match(f["videoName"])
+            assert f["name"] not in names
+            names.add(f["name"])
+            assert isinstance(f["timestamp"], int)
+            for key in ("weather", "timeofday", "scene"):
+                assert f["attributes"][key] in ATTRIBUTE_VALUES[key]
+            for label in f.get("labels", []):
+                assert set(label) == {"id", "category", "attributes", "box2d"}
+                ids.append(int(label["id"]))
+                assert label["category"] in valid_categories
+                attrs = label["attributes"]
+                assert isinstance(attrs["occluded"], bool) and isinstance(attrs["truncated"], bool)
+                if label["category"] == "traffic light":
+                    assert attrs["trafficLightColor"] in ("R", "Y", "G", "NA")
+                else:
+                    assert attrs["trafficLightColor"] == "NA"
+                assert set(attrs) <= {"occluded", "truncated", "trafficLightColor", "crowd"}
+                b = label["box2d"]
+                assert 0 <= b["x1"] < b["x2"] <= W and 0 <= b["y1"] < b["y2"] <= H
+                assert b["x2"] - b["x1"] >= 4 and b["y2"] - b["y1"] >= 4
+        assert ids == list(range(len(ids)))  # one running id per file, as det_20
+
+
+def test_frames_of_a_video_share_scene_and_attributes(tiny: tuple[Path, SynthResult]) -> None:
+    root, _ = tiny
+    videos: dict[str, list[dict]] = defaultdict(list)
+    for split in ("train", "val"):
+        for f in _load(root, split):
+            videos[f["videoName"]].append(f)
+    assert len(videos) == 8
+    for frames in videos.values():
+        assert [f["frameIndex"] for f in frames] == list(range(len(frames)))
+        assert len({json.dumps(f["attributes"], sort_keys=True) for f in frames}) == 1
+        assert len({f["name"] for f in frames}) == len(frames)
+        assert [f["timestamp"] for f in frames] == sorted({f["timestamp"] for f in frames})
+
+
+def test_same_seed_same_bytes_any_workers(tiny: tuple[Path, SynthResult], tmp_path: Path) -> None:
+    root, _ = tiny
+    again = tmp_path / "again"
+    generate_world(again, workers=2, **SMALL)
+    for rel in ("labels/det_20/det_train.json", "labels/det_20/det_val.json"):
+        assert (root / rel).read_bytes() == (again / rel).read_bytes()
+    for split in ("train", "val"):
+        for p in (root / "images" / "100k" / split).iterdir():
+            assert p.read_bytes() == (again / "images" / "100k" / split / p.name).read_bytes()
+    other = tmp_path / "other"
+    generate_world(other, workers=1, seed=7, **SMALL)
+    assert (root / "labels/det_20/det_train.json").read_bytes() != (other / "labels/det_20/det_train.json").read_bytes()
+
+
+def test_refuses_to_overwrite_and_replaces_when_asked(tmp_path: Path) -> None:
+    root = tmp_path / "world"
+    root.mkdir()
+    (root / "keep.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        generate_world(root, workers=1, **SMALL)
+    assert (root / "keep.txt").read_text() == "mine"
+    generate_world(root, workers=1, overwrite=True, **SMALL)
+    assert not (root / "keep.txt").exists()
+    assert (root / "labels" / "det_20" / "det_train.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["world"]
+
+
+def test_failure_leaves_no_partial_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = {"n": 0}
+    real = world_module._render_job
+
+    def flaky(args):  # noqa: ANN001, ANN202
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("disk on fire")
+        return real(args)
+
+    monkeypatch.setattr(world_module, "_render_job", flaky)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        generate_world(tmp_path / "world", workers=1, **SMALL)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_rejects_bad_parameters_all_at_once(tmp_path: Path) -> None:
+    with pytest.raises(ValueError) as err:
+        generate_world(tmp_path / "w", n_train=-1, n_val=0, width=8, height=90, frames_per_video=0, jpeg_quality=0)
+    message = str(err.value)
+    for key in ("n_train", "width", "frames_per_video", "jpeg_quality"):
+        assert key in message
+    assert not (tmp_path / "w").exists()
+
+
+def test_attribute_marginals_match_bdd_table() -> None:
+    n = 20_000
+    rng = np.random.default_rng(123)
+    draws = [sample_conditions(rng) for _ in range(n)]
+    for key, target in attribute_marginals().items():
+        counts = Counter(getattr(d, key) for d in draws)
+        assert set(counts) <= set(ATTRIBUTE_VALUES[key])
+        for value, p in target.items():
+            tolerance = 4.5 * math.sqrt(p * (1 - p) / n) + 1e-3
+            assert abs(counts[value] / n - p) <= tolerance, (key, value, counts[value] / n, p)
+    assert all(UNDEFINED not in (d.look_weather, d.look_timeofday, d.look_scene) for d in draws)
+    # Every video whose label is undefined is still rendered with a concrete condition.
+    assert any(d.weather == UNDEFINED for d in draws)
+
+
+def _gray(weather: str, timeofday: str, scene: str, seed: int) -> np.ndarray:
+    frames = render_video(make_conditions(weather, timeofday, scene), width=320, height=180, n_frames=1,
+                          layout_rng=np.random.default_rng(seed), look_rng=np.random.default_rng(seed + 1),
+                          frame_rng=np.random.default_rng(seed + 2))
+    image, _ = next(frames)
+    return np.asarray(image.convert("L"), dtype=np.float32)
+
+
+def _spread(gray: np.ndarray) -> float:
+    """Median absolute deviation: contrast of the bulk of the image, blind to a few bright lamps."""
+    return float(np.median(np.abs(gray - np.median(gray))))
+
+
+@pytest.mark.parametrize("scene", ["highway", "city street"])
+def test_fog_and_night_have_less_contrast_than_clear_day(scene: str) -> None:
+    for seed in (1, 2, 3):
+        day = _gray("clear", "daytime", scene, seed)
+        fog = _gray("foggy", "daytime", scene, seed)
+        assert fog.std() < 0.8 * day.std()
+        assert _spread(_gray("clear", "night", scene, seed)) < 0.85 * _spread(day)
+        assert _spread(_gray("foggy", "night", scene, seed)) < 0.75 * _spread(day)
+        assert _gray("clear", "night", scene, seed).mean() < 0.6 * day.mean()
+
+
+def test_fog_hides_far_objects_from_the_labels() -> None:
+    def boxes(weather: str) -> int:
+        n = 0
+        for seed in range(4):
+            frames = render_video(make_conditions(weather, "daytime", "highway"), width=320, height=180, n_frames=1,
+                                  layout_rng=np.random.default_rng(seed), look_rng=np.random.default_rng(seed),
+                                  frame_rng=np.random.default_rng(seed))
+            n += len(next(frames)[1])
+        return n
+
+    assert boxes("foggy") < boxes("clear")
