@@ -102,6 +102,51 @@ class SplitConfig(_Model):
     )
 
 
+class TrainConfig(_Model):
+    """YOLOv8 training of one flywheel iteration (ultralytics)."""
+
+    model: str = Field(
+        "yolov8m.pt",
+        description="Weights file (COCO-pretrained .pt, looked up locally) or a model YAML "
+        "such as yolov8n.yaml to train from scratch.",
+    )
+    epochs: int = Field(50, ge=1)
+    imgsz: int = Field(640, ge=32)
+    batch: int = Field(16, ge=1)
+    optimizer: str = "AdamW"
+    lr0: float = Field(0.001, gt=0)
+    cos_lr: bool = True
+    warmup_epochs: float = Field(3.0, ge=0)
+    patience: int = Field(100, ge=0, description="Early-stopping patience in epochs (0 = off).")
+    workers: int = Field(2, ge=0)
+    device: str = Field("auto", description="auto (GPU when present), cpu, 0, 0,1, ...")
+    mosaic: float = Field(1.0, ge=0, le=1)
+    amp: bool = True
+    next_iter_init: Literal["previous", "model"] = Field(
+        "model",
+        description="Iteration N > 0 starts from iteration N-1's best weights (previous) "
+        "or from `model` again (model).",
+    )
+    next_iter_epochs: int | None = Field(
+        None, ge=1, description="Epochs for iterations N > 0 (default: epochs)."
+    )
+
+
+class EvalConfig(_Model):
+    """Per-slice evaluation of one iteration's detector on the eval pool."""
+
+    conf: float = Field(0.001, ge=0, le=1, description="Lowest score kept (COCO-style AP wants all).")
+    nms_iou: float = Field(0.7, gt=0, le=1, description="NMS IoU threshold of the detector.")
+    max_det: int = Field(100, ge=1, description="Detections per image (BDD protocol: 100).")
+    batch: int = Field(16, ge=1)
+    imgsz: int | None = Field(None, ge=32, description="Inference size (default: train.imgsz).")
+    device: str = "auto"
+    min_eval_frames: int = Field(15, ge=1, description="Slices smaller than this can't be the worst.")
+    n_boot: int = Field(1000, ge=0, description="Bootstrap resamples for each slice's 95% CI.")
+    failure_recall: float = Field(0.3, ge=0, le=1, description="Failure frame: AP 0 or recall below this.")
+    failure_score: float = Field(0.25, ge=0, le=1, description="Score threshold for per-frame recall.")
+
+
 class FiftyOneConfig(_Model):
     """Mirror of the run folders into a persistent FiftyOne dataset."""
 
@@ -120,6 +165,8 @@ class EngineConfig(_Model):
     collect: CollectConfig = CollectConfig()
     embed: EmbedConfig = EmbedConfig()
     split: SplitConfig = SplitConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
     fiftyone: FiftyOneConfig = FiftyOneConfig()
 
     @model_validator(mode="after")

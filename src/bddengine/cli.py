@@ -1,0 +1,274 @@
+"""The ``bddengine`` command line: one thin command per flywheel stage.
+
+Each command parses options, calls one stage function, and turns a known error into
+a clear message and a non-zero exit. No logic lives here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bddengine.config import ConfigError, EngineConfig, load_config
+from bddengine.runs import RunLookupError
+from bddengine.stages import STAGE_BY_NAME, STAGES, NotImplementedStageError, StageInputError, StageOutcome
+
+app = typer.Typer(
+    name="bddengine",
+    help="A data engine for driving perception: one full turn of the BDD100K data flywheel.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+console = Console()
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="YAML config (default: configs/default.yaml)."),
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a config key: --set collect.labeled_target=500."),
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Re-run even if an identical run exists.")]
+FromOpt = Annotated[
+    str | None, typer.Option("--from", help="Read this run folder instead of the newest one.")
+]
+
+KNOWN_ERRORS = (ConfigError, RunLookupError, StageInputError, NotImplementedStageError)
+
+
+def _load(config: Path | None, overrides: list[str] | None) -> EngineConfig:
+    try:
+        return load_config(config, overrides or [])
+    except ConfigError as exc:
+        _fail(str(exc))
+        raise  # unreachable; keeps type checkers happy
+
+
+def _fail(message: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def print_outcome(out: StageOutcome) -> None:
+    """The short summary every stage ends with (paths are never wrapped)."""
+    rows: list[tuple[str, str]] = []
+    if out.skipped:
+        rows.append(("status", "up to date: nothing re-computed (use --force to redo)"))
+    rows += [("wrote", w) for w in (out.wrote or [str(out.location)])]
+    rows += [(k, str(v)) for k, v in out.numbers.items()]
+    rows += [("look at", w) for w in out.look_at]
+    if out.safe_to_delete:
+        rows.append(("to re-run", f"delete {out.safe_to_delete}"))
+    console.rule(f"[bold]{out.stage}[/] done", align="left")
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        console.print(f"  [bold]{key:<{width}}[/]  {value}", highlight=False, soft_wrap=True)
+
+
+def _run_stage(name: str, cfg: EngineConfig, **kwargs) -> StageOutcome:
+    stage = STAGE_BY_NAME[name]
+    if not stage.implemented:
+        raise NotImplementedStageError(f"`bddengine {name}`: not implemented yet")
+    module = importlib.import_module(f"bddengine.stages.{name}")
+    return module.run(cfg, **kwargs)
+
+
+def _invoke(name: str, config: Path | None, overrides: list[str] | None, **kwargs) -> None:
+    cfg = _load(config, overrides)
+    try:
+        out = _run_stage(name, cfg, **kwargs)
+    except KNOWN_ERRORS as exc:
+        _fail(str(exc))
+    print_outcome(out)
+
+
+@app.command()
+def synth(config: ConfigOpt = None, set_: SetOpt = None, force: ForceOpt = False) -> None:
+    """Generate the synthetic driving world (BDD100K det_20 layout) under data.root.
+
+    Example: bddengine synth --config configs/demo.yaml
+    """
+    _invoke("synth", config, set_, force=force)
+
+
+@app.command()
+def collect(config: ConfigOpt = None, set_: SetOpt = None, force: ForceOpt = False) -> None:
+    """Collect labeled + unlabeled frames, stratified by weather x timeofday.
+
+    Example: bddengine collect --config configs/demo.yaml
+    """
+    _invoke("collect", config, set_, force=force)
+
+
+IterOpt = Annotated[int, typer.Option("--iter", help="Flywheel iteration (0 = train pool only).")]
+ArmOpt = Annotated[
+    str | None,
+    typer.Option("--arm", help="Mining strategy whose auto-labels iteration N > 0 uses (e.g. prototype)."),
+]
+
+
+@app.command()
+def embed(config: ConfigOpt = None, set_: SetOpt = None, force: ForceOpt = False) -> None:
+    """Embed every collected frame with CLIP ViT-B-32 (or DINOv2).
+
+    Example: bddengine embed --config configs/demo.yaml
+    """
+    _invoke("embed", config, set_, force=force)
+
+
+@app.command()
+def split(config: ConfigOpt = None, set_: SetOpt = None, force: ForceOpt = False) -> None:
+    """Split into train pool, slice-balanced eval pool and unlabeled mining pool.
+
+    Example: bddengine split --config configs/demo.yaml
+    """
+    _invoke("split", config, set_, force=force)
+
+
+@app.command()
+def train(
+    iter_: IterOpt = 0,
+    arm: ArmOpt = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted training.")] = False,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    force: ForceOpt = False,
+    source: FromOpt = None,
+) -> None:
+    """Train the YOLOv8 detector for one flywheel iteration.
+
+    Example: bddengine train --iter 0 --config configs/demo.yaml
+    """
+    _invoke("train", config, set_, iter=iter_, arm=arm, resume=resume, force=force, source=source)
+
+
+@app.command("eval")
+def eval_(
+    iter_: IterOpt = 0,
+    arm: ArmOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    force: ForceOpt = False,
+    source: FromOpt = None,
+) -> None:
+    """Evaluate mAP@0.5 per weather x timeofday x scene slice.
+
+    Example: bddengine eval --iter 0 --config configs/demo.yaml
+    """
+    _invoke("eval", config, set_, iter=iter_, arm=arm, force=force, source=source)
+
+
+@app.command()
+def mine(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Mine unlabeled frames like the worst slice's failures (embedding k-NN).
+
+    Example: bddengine mine --config configs/demo.yaml
+    """
+    _invoke("mine", config, set_)
+
+
+@app.command()
+def autolabel(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Auto-label the mined frames and route boxes to accept / review / drop.
+
+    Example: bddengine autolabel --config configs/demo.yaml
+    """
+    _invoke("autolabel", config, set_)
+
+
+@app.command()
+def report(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Write the case study: per-slice deltas with paired bootstrap CIs.
+
+    Example: bddengine report --config configs/demo.yaml
+    """
+    _invoke("report", config, set_)
+
+
+@app.command()
+def score(
+    gt: Annotated[Path, typer.Argument(help="BDD-format label file (a JSON list of frames).")],
+    pred: Annotated[Path, typer.Argument(help="BDD-format predictions (labels carry a score).")],
+    by: Annotated[str, typer.Option(help="Comma list of frame attributes that define slices.")] = (
+        "weather,timeofday,scene"
+    ),
+    min_frames: Annotated[int, typer.Option("--min-frames", help="Leave out smaller slices.")] = 1,
+    n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples per slice CI.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 42,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the result here.")] = None,
+) -> None:
+    """Score any BDD-format predictions against BDD labels, overall and per slice.
+
+    Example: bddengine score det_val.json preds.json --by weather,timeofday --json scores.json
+    """
+    from bddengine.bdd.loader import LabelFileError
+    from bddengine.evaluation import UnknownFrameError, score_files
+
+    attrs = [a.strip() for a in by.split(",") if a.strip()]
+    if not attrs:
+        _fail("--by needs at least one frame attribute, e.g. --by weather")
+    try:
+        doc = score_files(gt, pred, by=attrs, min_frames=min_frames, n_boot=n_boot, seed=seed)
+    except (LabelFileError, UnknownFrameError) as exc:
+        _fail(str(exc))
+    print_score(doc)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(doc, indent=2) + "\n")
+        console.print(f"wrote {json_out}")
+
+
+def print_score(doc: dict) -> None:
+    """The overall numbers and the slice table, worst first."""
+    o = doc["overall"]
+    console.print(f"[bold]{doc['protocol']}[/]: {o['n_frames']} frames, "
+                  f"mAP@0.5 {_pct(o['map50'])}, mAP@0.5:0.95 {_pct(o['map'])}")
+    per_class = Table("class", "AP50", title="per class")
+    for name, ap in o["ap50_per_class"].items():
+        per_class.add_row(name, _pct(ap))
+    console.print(per_class)
+    slices = Table("slice", "frames", "mAP@0.5", "95% CI", "mAP", title="slices, worst first")
+    rows = sorted(doc["slices"], key=lambda r: (r["map50"] is None, r["map50"] or 0.0))
+    for r in rows:
+        ci = "-" if r["ci95"] is None else f"{_pct(r['ci95'][0])}-{_pct(r['ci95'][1])}"
+        slices.add_row(" / ".join(r["key"].values()), str(r["n_frames"]), _pct(r["map50"]), ci, _pct(r["map"]))
+    console.print(slices)
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.2f}"
+
+
+@app.command()
+def flywheel(config: ConfigOpt = None, set_: SetOpt = None, force: ForceOpt = False) -> None:
+    """Run every stage of one flywheel turn in order.
+
+    Example: bddengine flywheel --config configs/demo.yaml
+    """
+    cfg = _load(config, set_)
+    for stage in STAGES:
+        if stage.name == "synth" and not cfg.data.synthetic:
+            continue
+        console.rule(f"[bold]{stage.name}")
+        kwargs = {"force": force} if stage.implemented else {}
+        try:
+            out = _run_stage(stage.name, cfg, **kwargs)
+        except KNOWN_ERRORS as exc:
+            _fail(f"flywheel stopped at {stage.name}: {exc}")
+        print_outcome(out)
+
+
+def main() -> None:  # pragma: no cover - console-script entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

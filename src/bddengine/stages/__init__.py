@@ -1,0 +1,68 @@
+"""The flywheel's stages, written down once.
+
+``STAGES`` is the single registry of what each stage reads and writes; the CLI, the
+``flywheel`` command, the README check and the tests all use it, so the order of
+the flywheel lives in one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the flywheel."""
+
+    name: str
+    reads: tuple[str, ...]
+    writes: str
+    summary: str
+    implemented: bool
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("synth", (), "the synthetic world under data.root (BDD100K det_20 layout)",
+          "Generate the synthetic driving world.", True),
+    Stage("collect", (), "NN_collect/: manifest.parquet, boxes.parquet, slice index, chart",
+          "Collect frames stratified by weather x timeofday.", True),
+    Stage("embed", ("collect",), "NN_embed/: embeddings.npy aligned to the manifest",
+          "Embed every collected frame (CLIP / DINOv2).", False),
+    Stage("split", ("collect", "embed"), "NN_split/: train / eval / mining pools, YOLO export",
+          "Split into train, slice-balanced eval and mining pools.", False),
+    Stage("train", ("split", "autolabel"), "NN_train_iterK/: YOLOv8 weights and curves",
+          "Train the detector for one iteration.", False),
+    Stage("eval", ("split", "train"), "NN_eval_iterK/: preds.json, slice table, worst slice",
+          "Evaluate mAP@0.5 per slice with bootstrap CIs.", False),
+    Stage("mine", ("eval", "embed", "split"), "NN_mine_iterK_<strategy>/: mined.json",
+          "Mine frames like the worst slice's failures.", False),
+    Stage("autolabel", ("mine",), "NN_autolabel_iterK_<strategy>/: accepted YOLO labels",
+          "Auto-label the mined frames.", False),
+    Stage("report", ("eval",), "outputs/case_study/case_study_v1.md, figures",
+          "Write the case study with per-slice deltas.", False),
+)
+
+STAGE_BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES}
+
+
+class StageInputError(RuntimeError):
+    """A stage's input data is missing or unusable; the message says what to do."""
+
+
+class NotImplementedStageError(RuntimeError):
+    """The stage exists in the flywheel but is not built yet."""
+
+
+@dataclass
+class StageOutcome:
+    """What a stage did, for the terminal summary."""
+
+    stage: str
+    location: Path
+    skipped: bool = False
+    wrote: list[str] = field(default_factory=list)
+    numbers: dict[str, Any] = field(default_factory=dict)
+    look_at: list[str] = field(default_factory=list)
+    safe_to_delete: str = ""

@@ -1,0 +1,57 @@
+"""Shared fixtures: a tiny synthetic world generated once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+CONFORMANCE = SHARED / "conformance" / "bdd100k-det-eval"
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 60-frame synthetic world at 160x90 (train 48, val 12)."""
+    from bddengine.synth import generate_world
+
+    root = tmp_path_factory.mktemp("world") / "synth"
+    generate_world(root, n_train=48, n_val=12, width=160, height=90, frames_per_video=2,
+                   seed=42, workers=1, progress=False)
+    return root
+
+
+def write_config(path: Path, root: Path, runs: Path, name: str = "test", **sections: dict) -> Path:
+    """A small YAML config pointing at a world and a runs folder."""
+    import yaml
+
+    cfg = {
+        "name": name,
+        "runs_dir": str(runs),
+        "data": {"root": str(root), "synthetic": True},
+        "synth": {"n_train": 48, "n_val": 12, "width": 160, "height": 90, "frames_per_video": 2},
+        "collect": {"labeled_target": 30, "unlabeled_target": 20, "min_per_bucket": 2,
+                    "drop_undefined": False},
+        "fiftyone": {"enabled": False},
+    }
+    for key, value in sections.items():
+        cfg.setdefault(key, {}).update(value)
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def fiftyone_reachable() -> bool:
+    """True when FiftyOne's MongoDB answers (CI starts one; see .ci/run)."""
+    uri = os.environ.get("FIFTYONE_DATABASE_URI")
+    if not uri:
+        return False
+    try:
+        import pymongo
+
+        pymongo.MongoClient(uri, serverSelectionTimeoutMS=2000).admin.command("ping")
+    except Exception:  # noqa: BLE001
+        return False
+    return True
