@@ -88,6 +88,9 @@ def test_synth_then_collect_end_to_end(tmp_path: Path) -> None:
     manifest = pd.read_parquet(run / "manifest.parquet")
     assert manifest["labeled"].sum() == 30 and (~manifest["labeled"]).sum() == 20
     assert manifest["name"].is_unique
+    mixed = manifest.groupby("video")["labeled"].nunique() > 1  # videos cut by the labeled line
+    n_buckets = manifest.loc[manifest["labeled"]].groupby(["weather", "timeofday"]).ngroups
+    assert mixed.sum() <= n_buckets  # at most one partly taken video per bucket
     res = json.loads((run / "result.json").read_text())
     assert res["metrics"]["n_labeled"] == 30 and res["seed"] == 42
     prov = json.loads((run / "data_provenance.json").read_text())

@@ -253,7 +253,9 @@ def config_dict(cfg: BaseModel) -> dict[str, Any]:
 
 
 def fingerprint(*parts: Any) -> str:
-    """Stable short hash of JSON-able parts (configs, input run names)."""
-    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    """Stable short hash of JSON-able parts (configs, input run names) and the engine version."""
+    from bddengine import __version__
+
+    blob = json.dumps([__version__, *parts], sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 

@@ -25,8 +25,9 @@ from bddengine.bdd.loader import (
     load_label_file,
 )
 from bddengine.config import EngineConfig, config_dict, fingerprint
+from bddengine.pools import stratum_allocation, take_by_video
 from bddengine.runs import StageRun, find_same_run
-from bddengine.sampling import BucketAllocation, stratified_sample_with_report
+from bddengine.sampling import BucketAllocation
 from bddengine.slices import plot_slice_distribution, slice_index, write_slice_index
 from bddengine.stages import StageInputError, StageOutcome
 
@@ -206,17 +207,11 @@ def select_frames(
     if drop_undefined:
         keep = ((frames["weather"] != UNDEFINED) & (frames["timeofday"] != UNDEFINED)).to_numpy()
     candidates = frames[keep].reset_index(drop=True)
-    keys = list(zip(*(candidates[k] for k in STRATUM), strict=True))
-    idx, labeled_alloc = stratified_sample_with_report(
-        keys, labeled_target, min_per_bucket=min_per_bucket, seed=seed
-    )
+    idx, labeled_alloc = sample_by_video(candidates, labeled_target, min_per_bucket, seed)
     labeled = candidates.iloc[idx].assign(labeled=True, has_gt=True)
     rest = candidates.drop(index=idx).assign(labeled=False, has_gt=True)
     pool = pd.concat([unlabeled_pool.assign(labeled=False, has_gt=False), rest], ignore_index=True)
-    pool_keys = list(zip(*(pool[k] for k in STRATUM), strict=True))
-    pidx, pool_alloc = stratified_sample_with_report(
-        pool_keys, unlabeled_target, min_per_bucket=min_per_bucket, seed=seed + 1
-    )
+    pidx, pool_alloc = sample_by_video(pool, unlabeled_target, min_per_bucket, seed + 1)
     manifest = pd.concat([labeled, pool.iloc[pidx]], ignore_index=True)
     return manifest, {"labeled": labeled_alloc, "unlabeled": pool_alloc}, int((~keep).sum())
 
@@ -233,6 +228,24 @@ def _image_size(path: str) -> tuple[int, int]:
             return im.size
     except (OSError, SyntaxError) as exc:
         raise StageInputError(f"cannot read image {path}: {exc}; replace or remove the file") from None
+
+
+def sample_by_video(
+    frames: pd.DataFrame, target: int, min_per_bucket: int, seed: int
+) -> tuple[np.ndarray, list[BucketAllocation]]:
+    """Stratified sample by weather x timeofday that takes whole videos where they fit.
+
+    Keeping a video's frames together keeps the labeled/unlabeled line from cutting
+    through videos, so the split's video hold-out loses few frames.
+    """
+    if frames.empty:
+        return np.zeros(0, dtype=np.int64), []
+    keys = list(zip(*(frames[k] for k in STRATUM), strict=True))
+    alloc = stratum_allocation(keys, target, min_per_bucket)
+    quotas = {a.key: a.allocated for a in alloc}
+    idx = take_by_video(keys, frames["video"].to_numpy(), np.ones(len(frames), dtype=bool), quotas,
+                        seed=seed, usable_first=False)
+    return idx, alloc
 
 
 def data_provenance(root: Path, label_paths: dict[str, Path], join: dict[str, int]) -> dict:
