@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach for the model hub
+os.environ.setdefault("YOLO_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 CONFORMANCE = SHARED / "conformance" / "bdd100k-det-eval"

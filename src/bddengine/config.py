@@ -97,8 +97,12 @@ class SplitConfig(_Model):
         250, ge=1, description="Labeled frames ultralytics validates on while training (same every iter)."
     )
     min_per_bucket: int = Field(50, ge=0, description="Train pool floor per weather x timeofday.")
-    near_dup_threshold: float = Field(
-        0.95, gt=0, le=1, description="Cosine similarity above which a train/eval pair is a near-duplicate."
+    near_dup_threshold: float | None = Field(
+        0.95,
+        gt=0,
+        le=1,
+        description="Cosine similarity above which a train/eval pair is a near-duplicate; null turns "
+        "the check off (random-init embeddings cannot tell frames apart; the video hold-out stays).",
     )
 
 

@@ -1,0 +1,280 @@
+"""Stage ``embed``: one L2-normalised image embedding per collected frame.
+
+load config -> resolve the collect run -> stat every frame (name, size, mtime) ->
+fingerprint (frame list, model, dtype, collect run) -> no-op if unchanged -> reuse
+vectors of unchanged frames from an earlier run with the same model -> load the
+encoder -> encode the rest (JPEG decode in DataLoader workers, model in batches)
+-> write embeddings.npy + frames.parquet -> mirror into FiftyOne -> result.json.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from bddengine.config import EngineConfig, config_dict, fingerprint
+from bddengine.embedding import (
+    EncoderSpec,
+    ImageDecodeError,
+    Reuse,
+    cpu_count,
+    encode_batches,
+    frame_list_hash,
+    frame_loader,
+    load_encoder,
+    pick_device,
+    prepare_model,
+    requested_model,
+    reuse_vectors,
+    stat_frames,
+    torch_threads,
+)
+from bddengine.runs import RunRef, StageRun, find_same_run, list_runs, resolve_input
+from bddengine.stages import StageInputError, StageOutcome
+
+EMBEDDINGS_FILE = "embeddings.npy"
+FRAMES_FILE = "frames.parquet"
+RANDOM_INIT_WARNING = (
+    "random-init weights (embed.pretrained: null): these embeddings only capture low-level "
+    "image statistics (colour, brightness, layout); use pretrained weights for real curation"
+)
+
+
+def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> StageOutcome:
+    """Embed every frame of the newest collect run into a new run folder.
+
+    Args:
+        cfg: the engine config (``embed``, ``fiftyone``, ``runs_dir``, ``seed``).
+        force: re-run even when an identical embed run exists (unchanged frames
+            still reuse their cached vectors).
+        progress: show a progress bar.
+
+    Raises:
+        StageInputError: no collect run, a frame is missing or unreadable, the
+            model's weights are unavailable, or FiftyOne is unreachable.
+    """
+    e = cfg.embed
+    collect = resolve_input(cfg.runs_dir, "collect", hint="bddengine collect")
+    manifest = read_manifest(collect)
+    frames = stat_frames(manifest["name"].tolist(), manifest["path"].tolist())
+    frames_sha = frame_list_hash(frames)
+    arch = e.clip_arch if e.model == "clip" else e.dinov2_arch
+    request = requested_model(e.model, arch, e.pretrained, seed=cfg.seed)
+    fp = fingerprint(request, frames_sha, e.dtype, collect.name)
+    same = None if force else find_same_run(cfg.runs_dir, "embed", fp)
+    if same is not None:
+        return _outcome(same.path, same.result(), skipped=True)
+
+    fo_name, fo_note = fiftyone_target(cfg, collect)
+    device = pick_device(e.device)
+    reuse, model_id = find_cached_vectors(cfg.runs_dir, frames, request, e.dtype)
+    load_s = 0.0
+    if not reuse.found.all():  # load the model before any folder exists: missing weights fail here
+        t0 = time.perf_counter()
+        model, spec = load_encoder(e.model, arch, e.pretrained, seed=cfg.seed)
+        load_s = time.perf_counter() - t0
+        model_id = spec.model_id()
+        if reuse.vectors.shape[1] != spec.dim:  # nothing cached
+            reuse = Reuse.empty(len(frames), spec.dim)
+    todo = np.flatnonzero(~reuse.found)
+    threads = cpu_count()
+
+    with StageRun(cfg.runs_dir, "embed", config_dict(cfg), cfg.seed, fp,
+                  inputs={"collect": str(collect.path)}
+                  | ({"cache": str(cfg.runs_dir / reuse.source)} if reuse.source else {})) as run:
+        encode_s = 0.0
+        if len(todo):
+            t0 = time.perf_counter()
+            reuse.vectors[todo] = encode_frames(
+                model, spec, frames["path"].iloc[todo].tolist(), device, batch_size=e.batch_size,
+                workers=e.workers, threads=threads, progress=progress,
+            )
+            encode_s = time.perf_counter() - t0
+        embeddings = reuse.vectors.astype(e.dtype)
+        np.save(run.dir / EMBEDDINGS_FILE, embeddings)
+        frames.to_parquet(run.dir / FRAMES_FILE, index=False)
+        mirrored = None
+        if fo_name:
+            from bddengine.fiftyone_mirror import mirror_embeddings
+
+            key = "clip" if e.model == "clip" else "dinov2"
+            mirrored = mirror_embeddings(fo_name, frames["name"].tolist(), embeddings,
+                                         brain_key=f"{key}_sim", visualization_key=f"{key}_viz",
+                                         run=run.run_name)
+        metrics = {
+            "n_frames": len(frames),
+            "n_encoded": int(len(todo)),
+            "n_reused": reuse.n_reused,
+            "reused_from": reuse.source,
+            "embedding_dim": int(embeddings.shape[1]),
+            "dtype": e.dtype,
+            "random_init": bool(model_id["random_init"]),
+            "device": str(device),
+            "batch_size": e.batch_size,
+            "workers": e.workers,
+            "torch_threads": threads,
+            "model_load_s": round(load_s, 3),
+            "encode_s": round(encode_s, 3),
+            "frames_per_s": round(len(todo) / encode_s, 2) if encode_s > 0 else None,
+            "fiftyone_dataset": fo_name if mirrored else None,
+            "fiftyone": mirrored,
+            "fiftyone_note": fo_note,
+        }
+        ref = run.commit(
+            outputs={"embeddings": EMBEDDINGS_FILE, "frames": FRAMES_FILE},
+            metrics=metrics,
+            extra={
+                "model": model_id,
+                "random_init": bool(model_id["random_init"]),
+                "embedding_dim": int(embeddings.shape[1]),
+                "dtype": e.dtype,
+                "frames_sha256": frames_sha,
+            },
+        )
+    return _outcome(ref.path, ref.result(), skipped=False)
+
+
+def read_manifest(collect: RunRef) -> pd.DataFrame:
+    """The collect run's frame names and image paths, in manifest order."""
+    path = collect.path / "manifest.parquet"
+    if not path.is_file():
+        raise StageInputError(f"{path} is missing: re-run `bddengine collect --force`")
+    manifest = pd.read_parquet(path, columns=["name", "path"])
+    if manifest.empty:
+        raise StageInputError(f"{path} has no frames: check the collect config (collect.*_target)")
+    if manifest["name"].duplicated().any():
+        dup = manifest.loc[manifest["name"].duplicated(), "name"].iloc[0]
+        raise StageInputError(f"{path} lists frame {dup!r} twice: re-run `bddengine collect --force`")
+    return manifest
+
+
+def fiftyone_target(cfg: EngineConfig, collect: RunRef) -> tuple[str | None, str | None]:
+    """The collect run's FiftyOne dataset to mirror into (None: skip), and why it is skipped.
+
+    Checked before encoding, so a stopped MongoDB fails in seconds, not after the work.
+    """
+    name = collect.result().get("metrics", {}).get("fiftyone_dataset")
+    if not cfg.fiftyone.enabled or not name:
+        return None, None
+    from bddengine.fiftyone_mirror import fiftyone_dataset_exists
+
+    if fiftyone_dataset_exists(name):
+        return name, None
+    return None, (f"FiftyOne dataset {name!r} of {collect.name} no longer exists: not mirrored "
+                  "(`bddengine collect --force` recreates it, then re-run embed)")
+
+
+def find_cached_vectors(
+    runs_dir: Path, frames: pd.DataFrame, request: dict[str, Any], dtype: str
+) -> tuple[Reuse, dict[str, Any] | None]:
+    """Vectors of unchanged frames from the newest embed run with the same model and dtype.
+
+    Returns:
+        The reuse table (nothing found when no such run exists) and that run's full
+        model id (None when nothing was found).
+    """
+    for ref in reversed(list_runs(runs_dir)):
+        if ref.stage != "embed":
+            continue
+        result = ref.result()
+        model = result.get("model") or {}
+        if result.get("dtype") != dtype or any(model.get(k) != v for k, v in request.items()):
+            continue
+        try:
+            cached = np.load(ref.path / EMBEDDINGS_FILE, mmap_mode="r")
+            cached_frames = pd.read_parquet(ref.path / FRAMES_FILE)
+            reuse = reuse_vectors(frames, cached_frames, cached)
+        except (OSError, ValueError, KeyError):
+            continue  # a damaged run is simply not a cache
+        reuse.source = ref.name
+        return reuse, model
+    return Reuse.empty(len(frames), 0), None
+
+
+def encode_frames(
+    model: torch.nn.Module,
+    spec: EncoderSpec,
+    paths: list[str],
+    device: torch.device,
+    *,
+    batch_size: int,
+    workers: int,
+    threads: int,
+    progress: bool,
+) -> np.ndarray:
+    """Decode ``paths`` in DataLoader workers and encode them in order (``[N, dim]`` float32)."""
+    loader = frame_loader(
+        paths, size=spec.image_size, mean=spec.mean, std=spec.std, batch_size=batch_size,
+        workers=min(workers, math.ceil(len(paths) / batch_size)), pin_memory=device.type == "cuda",
+    )
+    with torch_threads(threads):
+        return _encode_with_progress(prepare_model(model, device), loader, len(paths), spec.dim, device,
+                                     progress=progress, label=f"embed {spec.arch}")
+
+
+def _encode_with_progress(model, loader, n: int, dim: int, device, *, progress: bool, label: str) -> np.ndarray:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    try:
+        if not progress:
+            return encode_batches(model, loader, n, dim, device)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
+        with Progress(*columns, transient=False) as bar:
+            task = bar.add_task(label, total=n, rate="")
+            t0 = time.perf_counter()
+            done = 0
+
+            def step(k: int) -> None:
+                nonlocal done
+                done += k
+                rate = done / max(time.perf_counter() - t0, 1e-9)
+                bar.update(task, advance=k, rate=f"{rate:,.1f} frames/s")
+
+            return encode_batches(model, loader, n, dim, device, on_batch=step)
+    except ImageDecodeError as exc:
+        # from a worker, the message carries the worker's traceback; its last line is ours
+        reason = str(exc).strip().splitlines()[-1].split("ImageDecodeError: ", 1)[-1]
+        raise StageInputError(f"{reason}: replace the file, or re-run `bddengine collect --force`") from None
+
+
+def _outcome(path: Path, result: dict, *, skipped: bool) -> StageOutcome:
+    m = result["metrics"]
+    model = result["model"]
+    weights = "random init" if model["random_init"] else model["pretrained"]
+    numbers: dict[str, Any] = {}
+    if model["random_init"]:
+        numbers["WARNING"] = RANDOM_INIT_WARNING
+    numbers |= {
+        "model": f"{model['family']} {model['arch']} ({weights})",
+        "frames": f"{m['n_frames']:,} x {m['embedding_dim']} ({m['dtype']})",
+        "encoded / reused": f"{m['n_encoded']:,} / {m['n_reused']:,}"
+        + (f" (from {m['reused_from']})" if m["reused_from"] else ""),
+        "speed": (f"{m['frames_per_s']:,.1f} frames/s on {m['device']} (+ {m['model_load_s']:.1f} s "
+                  "model load)") if m["frames_per_s"] else "-",
+        "wall time (s)": result["wall_time_s"],
+    }
+    look_at = [f"{path}/{EMBEDDINGS_FILE} (rows follow {path}/{FRAMES_FILE} and the manifest)"]
+    if m.get("fiftyone_note"):
+        look_at.append(m["fiftyone_note"])
+    fo = m.get("fiftyone")
+    if m.get("fiftyone_dataset") and fo:
+        look_at.append(
+            f"FiftyOne dataset {m['fiftyone_dataset']!r}: sort by similarity (brain key "
+            f"{fo['similarity']!r}), embeddings map {fo['visualization']!r}: `bddengine app`"
+        )
+    return StageOutcome(
+        stage="embed",
+        location=path,
+        skipped=skipped,
+        wrote=[f"{path}/{EMBEDDINGS_FILE}, {FRAMES_FILE}"],
+        numbers=numbers,
+        look_at=look_at,
+        safe_to_delete=f"{path} (split and mine read it: re-run them after)",
+    )

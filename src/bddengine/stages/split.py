@@ -1,0 +1,445 @@
+"""Stage ``split``: train, val, slice-balanced eval and mining pools, held out by video.
+
+load config -> resolve the collect and embed runs (they must match) -> assign pools
+(eval, val, train, mining; whole videos) -> drop near-duplicates across train/eval
+and mining/eval -> check the hold-out independently -> write the pool tables, the
+eval ground truth, the YOLO dataset, the split table and chart -> result.json.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bddengine.bdd.categories import CLASSES, IGNORED_NAMES, column_name
+from bddengine.config import EngineConfig, config_dict, fingerprint
+from bddengine.pools import (
+    EXCLUDED,
+    POOLS,
+    SLICE,
+    NearDuplicates,
+    PoolAssignment,
+    assign_pools,
+    check_video_holdout,
+    drop_eval_near_duplicates,
+    drop_mining_near_duplicates,
+    split_table,
+)
+from bddengine.runs import RunLookupError, RunRef, StageRun, find_same_run, resolve_input
+from bddengine.stages import StageInputError, StageOutcome
+from bddengine.yolo_export import DATASET_YAML, check_export, export_split, write_dataset_yaml
+
+EMBEDDINGS_FILE = "embeddings.npy"
+LABEL_COLUMNS: tuple[str, ...] = (*(column_name(c) for c in CLASSES), "n_ignored", "n_boxes", "labeled")
+"""Manifest columns that reveal labels: left out of the mining pool, whose labels are hidden."""
+MAX_PAIRS_IN_JSON = 200
+
+# Pool colours for the chart: train, val, eval, mining, excluded.
+POOL_COLORS = {"train": "#4c72b0", "val": "#8172b2", "eval": "#c44e52", "mining": "#55a868",
+               EXCLUDED: "#b0b0b0"}
+
+
+def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> StageOutcome:
+    """Split the collected frames into train, val, eval and mining pools.
+
+    Args:
+        cfg: the engine config (``split``, ``seed``, ``runs_dir``).
+        force: re-run even when an identical split run exists.
+        progress: show a progress bar while writing the YOLO dataset.
+
+    Raises:
+        StageInputError: no collect or embed run, the embed run belongs to
+            another collect run, the embeddings do not match the manifest, a
+            labeled pool comes out empty, or the near-duplicate check would
+            empty the eval or mining pool (embeddings that cannot tell frames
+            apart, e.g. random-init weights).
+    """
+    s = cfg.split
+    collect, embed = resolve_inputs(cfg.runs_dir)
+    fp = fingerprint(config_dict(s), cfg.seed, collect.name, collect.result().get("fingerprint"),
+                     embed.name, embed.result().get("fingerprint"))
+    same = None if force else find_same_run(cfg.runs_dir, "split", fp)
+    if same is not None:
+        return _outcome(same.path, same.result(), skipped=True)
+
+    manifest, boxes, embeddings = load_inputs(collect, embed)
+    assignment = assign_pools(
+        manifest,
+        eval_size=s.eval_size,
+        eval_top_slices=s.eval_top_slices,
+        val_size=s.val_size,
+        train_size=s.train_size,
+        min_per_bucket=s.min_per_bucket,
+        seed=cfg.seed,
+    )
+    for pool in ("eval", "val", "train"):
+        if not len(assignment.indices(pool)):
+            raise StageInputError(
+                f"the {pool} pool is empty: the collect run {collect.name} has "
+                f"{int(manifest['labeled'].sum())} labeled frames; raise collect.labeled_target "
+                "or lower split.eval_size / val_size / train_size"
+            )
+    threshold = math.inf if s.near_dup_threshold is None else s.near_dup_threshold  # inf: check off
+    eval_rows_before = assignment.indices("eval")
+    eval_dups = drop_eval_near_duplicates(assignment, manifest, embeddings, threshold)
+    mining_rows_before = assignment.indices("mining")
+    mining_dups = drop_mining_near_duplicates(assignment, embeddings, threshold)
+    for pool, before, dups in (("eval", eval_rows_before, eval_dups), ("mining", mining_rows_before, mining_dups)):
+        if len(before) and not len(assignment.indices(pool)):
+            raise StageInputError(
+                f"every {pool} frame has a near-duplicate above split.near_dup_threshold="
+                f"{s.near_dup_threshold} (median nearest cosine "
+                f"{float(np.median(dups.best_similarity)):.3f}): the embeddings of {embed.name} do not "
+                "tell frames apart (random-init weights?); embed with pretrained weights or raise "
+                "the threshold"
+            )
+    pools = pool_tables(manifest, assignment)
+    holdout = check_video_holdout(pools)
+    if not holdout["ok"]:  # a bug, not a data problem: never write a leaking split
+        raise RuntimeError(f"split: video hold-out violated: {holdout}")
+
+    with StageRun(cfg.runs_dir, "split", config_dict(cfg), cfg.seed, fp,
+                  inputs={"collect": str(collect.path), "embed": str(embed.path)}) as run:
+        for pool, table in pools.items():
+            table.to_parquet(run.dir / f"{pool}_pool.parquet", index=False)
+        excluded = manifest.iloc[assignment.indices(EXCLUDED)][["name", "video", *SLICE]]
+        excluded = excluded.assign(reason=assignment.reason[assignment.indices(EXCLUDED)].astype(str))
+        excluded.to_parquet(run.dir / "excluded.parquet", index=False)
+        _write_json(run.dir / "eval_gt.json", eval_ground_truth(pools["eval"], boxes))
+        ref_rows = np.concatenate([assignment.indices("train"), assignment.indices("val")])
+        train_val_names = manifest["name"].to_numpy()[ref_rows]  # reference rows of eval_dups
+        leakage = {
+            **holdout,
+            "near_duplicates": {
+                "threshold": s.near_dup_threshold,
+                "train_val_vs_eval": _pairs_json(
+                    eval_dups, manifest["name"].to_numpy()[eval_rows_before], train_val_names),
+                "mining_vs_eval": _pairs_json(
+                    mining_dups, manifest["name"].to_numpy()[mining_rows_before],
+                    pools["eval"]["name"].to_numpy(), keep_pairs=False),
+            },
+        }
+        _write_json(run.dir / "leakage_check.json", leakage)
+        table = split_table(manifest, assignment.pool)
+        table.to_csv(run.dir / "split_table.csv", index=False)
+        eval_keys = [q.key for q in assignment.eval_quotas]
+        plot_split_distribution(table, run.dir / "split_distribution.png", eval_slices=eval_keys)
+
+        yolo = run.dir / "yolo"
+        export = {}
+        for split in ("train", "val"):
+            export[split] = export_split(pools[split], boxes, yolo, split,
+                                         progress=_progress(f"YOLO export: {split}", progress))
+            problems = check_export(yolo, split)
+            if problems:
+                raise RuntimeError(f"YOLO export of {split} is broken: {problems[:5]}")
+        write_dataset_yaml(yolo)
+        metrics = split_metrics(assignment, holdout, eval_dups, mining_dups, export, pools)
+        ref = run.commit(
+            outputs={
+                "train_pool": "train_pool.parquet",
+                "val_pool": "val_pool.parquet",
+                "eval_pool": "eval_pool.parquet",
+                "mining_pool": "mining_pool.parquet",
+                "excluded": "excluded.parquet",
+                "eval_gt": "eval_gt.json",
+                "leakage_check": "leakage_check.json",
+                "split_table": "split_table.csv",
+                "split_distribution": "split_distribution.png",
+                "yolo_dataset": f"yolo/{DATASET_YAML}",
+            },
+            metrics=metrics | {"near_dup_threshold": s.near_dup_threshold},
+        )
+    return _outcome(ref.path, ref.result(), skipped=False)
+
+
+def resolve_inputs(runs_dir: Path) -> tuple[RunRef, RunRef]:
+    """The newest collect and embed runs, checked to belong together.
+
+    Raises:
+        StageInputError: either run is missing, or the embed run embedded another
+            collect run (the message names both and says what to run).
+    """
+    try:
+        collect = resolve_input(runs_dir, "collect")
+        embed = resolve_input(runs_dir, "embed")
+    except RunLookupError as exc:
+        raise StageInputError(str(exc)) from None
+    embedded = embed.result().get("inputs", {}).get("collect")
+    if not embedded or Path(embedded).name != collect.name:
+        raise StageInputError(
+            f"the newest embed run {embed.name} embedded collect run {embedded!r}, but the newest "
+            f"collect run is {collect.name}: run `bddengine embed` (same --config) so the "
+            "embeddings match the frames"
+        )
+    return collect, embed
+
+
+def load_inputs(collect: RunRef, embed: RunRef) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Read the manifest, the boxes and the embeddings, checking that rows line up.
+
+    Returns:
+        The manifest (with an ``embedding_row`` column), the boxes, and the
+        embeddings as float32.
+
+    Raises:
+        StageInputError: a file is missing, or the embedding rows do not match
+            the manifest rows.
+    """
+    outputs = embed.result().get("outputs", {})
+    emb_path = embed.path / outputs.get("embeddings", EMBEDDINGS_FILE)
+    for path, todo in ((collect.path / "manifest.parquet", "bddengine collect"),
+                       (collect.path / "boxes.parquet", "bddengine collect"),
+                       (emb_path, "bddengine embed")):
+        if not path.is_file():
+            raise StageInputError(f"{path} is missing: re-run `{todo}` (same --config)")
+    manifest = pd.read_parquet(collect.path / "manifest.parquet")
+    boxes = pd.read_parquet(collect.path / "boxes.parquet")
+    embeddings = np.load(emb_path, mmap_mode="r")
+    if embeddings.ndim != 2 or embeddings.shape[0] != len(manifest):
+        raise StageInputError(
+            f"{emb_path} has shape {embeddings.shape} but {collect.name}/manifest.parquet has "
+            f"{len(manifest)} rows (one embedding per manifest row expected): re-run `bddengine embed`"
+        )
+    manifest = manifest.assign(embedding_row=np.arange(len(manifest), dtype=np.int64))
+    return manifest, boxes, np.asarray(embeddings, dtype=np.float32)
+
+
+def pool_tables(manifest: pd.DataFrame, assignment: PoolAssignment) -> dict[str, pd.DataFrame]:
+    """One frames table per pool; the mining pool without the columns that reveal labels."""
+    tables = {}
+    for pool in POOLS:
+        table = manifest.iloc[assignment.indices(pool)].reset_index(drop=True)
+        if pool == "mining":
+            table = table.drop(columns=[c for c in LABEL_COLUMNS if c in table.columns])
+        tables[pool] = table
+    return tables
+
+
+def eval_ground_truth(eval_pool: pd.DataFrame, boxes: pd.DataFrame) -> list[dict[str, Any]]:
+    """The eval pool's ground truth as BDD det_20 frames, for the BDD evaluator.
+
+    Ignored categories keep their raw name ("other person", ...) so the
+    evaluator treats them as ignore regions; other boxes use the mapped class
+    (legacy names such as "van" become "car"); crowd boxes keep ``crowd: true``.
+    Coordinates are the original pixels, unclipped.
+    """
+    wanted = boxes[boxes["name"].isin(set(eval_pool["name"]))]
+    by_frame = {n: g for n, g in wanted.groupby("name", sort=False)}
+    frames = []
+    for row in eval_pool.itertuples(index=False):
+        labels = []
+        group = by_frame.get(row.name)
+        if group is not None:
+            for j, b in enumerate(group.itertuples(index=False)):
+                ignored_category = b.raw_category in IGNORED_NAMES
+                labels.append({
+                    "id": str(b.label_id) if pd.notna(b.label_id) else f"{row.name}-{j}",
+                    "category": b.raw_category if ignored_category else b.category,
+                    "attributes": {
+                        "crowd": bool(b.ignored) and not ignored_category,
+                        "occluded": bool(b.occluded),
+                        "truncated": bool(b.truncated),
+                    },
+                    "box2d": {"x1": float(b.x1), "y1": float(b.y1), "x2": float(b.x2), "y2": float(b.y2)},
+                })
+        frames.append({
+            "name": row.name,
+            "attributes": {"weather": row.weather, "timeofday": row.timeofday, "scene": row.scene},
+            "labels": labels,
+        })
+    return frames
+
+
+def split_metrics(
+    assignment: PoolAssignment,
+    holdout: dict[str, Any],
+    eval_dups: NearDuplicates,
+    mining_dups: NearDuplicates,
+    export: dict[str, Any],
+    pools: dict[str, pd.DataFrame],
+) -> dict[str, Any]:
+    """The numbers result.json and the summary report."""
+    counts = assignment.counts()
+    quotas = assignment.eval_quotas
+    return {
+        "n_frames": {**counts},
+        "n_videos": holdout["videos_per_pool"],
+        "n_mining_with_gt": int(pools["mining"]["has_gt"].sum()),
+        "excluded_by_reason": assignment.excluded_by_reason(),
+        "holdout_ok": holdout["ok"],
+        "n_overlapping_videos": holdout["n_overlapping_videos"],
+        "near_dup_pairs_train_val_eval": eval_dups.n_pairs,
+        "near_dup_eval_dropped": int(eval_dups.query_rows().size),
+        "near_dup_pairs_mining_eval": mining_dups.n_pairs,
+        "near_dup_mining_dropped": int(mining_dups.query_rows().size),
+        "eval_slices": [q.to_dict() for q in quotas],
+        "eval_short_slices": sum(1 for q in quotas if q.allocated < q.planned),
+        "train_allocation": [a.to_dict() for a in assignment.train_allocation],
+        "val_allocation": [a.to_dict() for a in assignment.val_allocation],
+        "yolo": {split: stats.to_dict() for split, stats in export.items()},
+    }
+
+
+def plot_split_distribution(
+    table: pd.DataFrame, path: Path, *, eval_slices: list[tuple], n_slices: int = 24
+) -> Path:
+    """Chart each slice's share of train / val / eval / mining / excluded, and the pool sizes.
+
+    Panel (a): the ``n_slices`` largest slices, plus any eval slice not among
+    them, and one row for all others, as 100% stacked bars; the eval slices are
+    starred, the frame count is at the right.
+    Panel (b): frames per pool.
+
+    Args:
+        table: from `bddengine.pools.split_table`.
+        path: the PNG to write.
+        eval_slices: the eval pool's slices, starred in panel (a).
+        n_slices: slices drawn one by one.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; must precede pyplot
+    import matplotlib.pyplot as plt
+
+    columns = [*POOLS, EXCLUDED]
+    is_eval = np.array([k in set(eval_slices) for k in table[list(SLICE)].itertuples(index=False, name=None)],
+                       dtype=bool)
+    shown = (np.arange(len(table)) < n_slices) | is_eval  # every eval slice, however small
+    head = table[shown]
+    labels = [
+        f"{'* ' if e else ''}{r.weather} / {r.timeofday} / {r.scene}"
+        for r, e in zip(head.itertuples(), is_eval[shown], strict=True)
+    ]
+    rows = head[columns]
+    rest = table[~shown]
+    if len(rest):
+        rows = pd.concat([rows, rest[columns].sum().to_frame().T], ignore_index=True)
+        labels.append(f"all {len(rest)} other slices")
+    totals = rows.sum(axis=1).to_numpy()
+    shares = rows.to_numpy() / np.maximum(totals, 1)[:, None]
+
+    fig, (ax_a, ax_b) = plt.subplots(
+        1, 2, figsize=(15, max(6.0, 0.34 * len(labels) + 2)), gridspec_kw={"width_ratios": [2.6, 1]}
+    )
+    y = np.arange(len(labels))
+    left = np.zeros(len(labels))
+    for j, col in enumerate(columns):
+        ax_a.barh(y, shares[:, j], left=left, color=POOL_COLORS[col], label=col, edgecolor="white",
+                  linewidth=0.4)
+        left += shares[:, j]
+    for yi, total in zip(y, totals, strict=True):
+        ax_a.text(1.01, yi, f"{int(total):,}", va="center", fontsize=8.5)
+    ax_a.set_yticks(y, labels, fontsize=8.5)
+    ax_a.invert_yaxis()
+    ax_a.set_xlim(0, 1.09)
+    ax_a.set_xticks([0, 0.25, 0.5, 0.75, 1.0], ["0%", "25%", "50%", "75%", "100%"])
+    ax_a.set_xlabel("share of the slice's frames (frame count at right)")
+    ax_a.set_title("(a) Where each weather / timeofday / scene slice went  (* = eval slice)")
+    ax_a.legend(ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.06 if len(labels) > 20 else -0.1),
+                frameon=False)
+    ax_a.spines[["top", "right"]].set_visible(False)
+
+    sizes = table[columns].sum()
+    bars = ax_b.bar(columns, sizes.to_numpy(), color=[POOL_COLORS[c] for c in columns])
+    for bar, value in zip(bars, sizes.to_numpy(), strict=True):
+        ax_b.text(bar.get_x() + bar.get_width() / 2, value, f"{int(value):,}", ha="center", va="bottom",
+                  fontsize=9)
+    ax_b.set_ylabel("frames")
+    ax_b.set_title("(b) Frames per pool")
+    ax_b.set_ylim(0, max(float(sizes.max()), 1.0) * 1.12)
+    ax_b.spines[["top", "right"]].set_visible(False)
+    fig.suptitle(
+        f"Split: {int(sizes.sum()):,} frames in {len(table)} slices; eval balanced over "
+        f"{len(eval_slices)} slices, whole videos per pool",
+        fontsize=13, fontweight="bold",
+    )
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _pairs_json(
+    dups: NearDuplicates, query_names: np.ndarray, ref_names: np.ndarray, *, keep_pairs: bool = True
+) -> dict[str, Any]:
+    """Counts, and the most similar pairs (at most `MAX_PAIRS_IN_JSON`)."""
+    out: dict[str, Any] = {"n_pairs": dups.n_pairs, "n_frames_dropped": int(dups.query_rows().size)}
+    order = np.argsort(-dups.similarity, kind="stable")[:MAX_PAIRS_IN_JSON]
+    pairs = [
+        {"dropped": str(query_names[dups.query[i]]), "near": str(ref_names[dups.reference[i]]),
+         "cosine": round(float(dups.similarity[i]), 4)}
+        for i in order
+    ]
+    out["pairs" if keep_pairs else "examples"] = pairs
+    if dups.best_similarity.size:
+        out["max_cosine"] = round(float(np.max(dups.best_similarity)), 4)
+        out["median_nearest_cosine"] = round(float(np.median(dups.best_similarity)), 4)
+    return out
+
+
+def _progress(description: str, enabled: bool):
+    if not enabled:
+        return None
+    from rich.progress import track
+
+    return lambda rows: track(list(rows), description=description, transient=True)
+
+
+def _outcome(path: Path, result: dict, *, skipped: bool) -> StageOutcome:
+    m = result["metrics"]
+    n, v = m["n_frames"], m["n_videos"]
+    slices = m["eval_slices"]
+    finals = [q["final"] for q in slices]
+    short = [q for q in slices if q["allocated"] < q["planned"]]
+    balance = f"{len(slices)} slices x {min(finals, default=0)}-{max(finals, default=0)} frames"
+    if short:
+        balance += f" ({len(short)} short slice(s) gave all they had; the rest was redistributed)"
+    yolo = m["yolo"]
+    excluded = ", ".join(f"{k}: {c}" for k, c in m["excluded_by_reason"].items()) or "none"
+    return StageOutcome(
+        stage="split",
+        location=path,
+        skipped=skipped,
+        wrote=[
+            f"{path}/{{train,val,eval,mining}}_pool.parquet, excluded.parquet, eval_gt.json",
+            f"{path}/yolo/{DATASET_YAML} (+ images/, labels/ for train and val)",
+            f"{path}/leakage_check.json, split_table.csv, split_distribution.png",
+        ],
+        numbers={
+            "pools (frames)": " / ".join(f"{p} {n[p]:,}" for p in POOLS) + f" (excluded {n[EXCLUDED]:,})",
+            "videos per pool": " / ".join(f"{p} {v[p]:,}" for p in POOLS),
+            "mining frames with hidden GT": f"{m['n_mining_with_gt']:,}",
+            "video hold-out": "ok: no video in two pools" if m["holdout_ok"]
+            else f"LEAK: {m['n_overlapping_videos']} videos",
+            "near-duplicate threshold": m["near_dup_threshold"] if m["near_dup_threshold"] is not None
+            else "off (split.near_dup_threshold: null); the video hold-out still applies",
+            "near-duplicates (train/val vs eval)": f"{m['near_dup_pairs_train_val_eval']} pairs, "
+            f"{m['near_dup_eval_dropped']} eval frames dropped",
+            "near-duplicates (mining vs eval)": f"{m['near_dup_pairs_mining_eval']} pairs, "
+            f"{m['near_dup_mining_dropped']} mining frames dropped",
+            "eval balance": balance,
+            "excluded": excluded,
+            "YOLO targets": f"train {yolo['train']['n_boxes']:,} boxes on {yolo['train']['n_images']:,} "
+            f"images, val {yolo['val']['n_boxes']:,} on {yolo['val']['n_images']:,} "
+            f"({yolo['train']['n_ignored'] + yolo['val']['n_ignored']} ignored/crowd left out)",
+            "wall time (s)": result["wall_time_s"],
+        },
+        look_at=[
+            f"{path}/split_distribution.png (each slice's share per pool)",
+            f"{path}/split_table.csv",
+            f"{path}/leakage_check.json (hold-out and near-duplicates)",
+            f"{path}/yolo/{DATASET_YAML}",
+        ],
+        safe_to_delete=f"{path} (train, eval and mine read it: delete them with it)",
+    )
+
+
+def _write_json(path: Path, obj: object) -> None:
+    path.write_text(json.dumps(obj, indent=2, default=str) + "\n")
