@@ -87,3 +87,28 @@ def test_stale_tmp_of_dead_process_is_removed(tmp_path: Path) -> None:
     mine.mkdir()
     removed = clean_stale_tmp(tmp_path)
     assert dead in removed and not dead.exists() and mine.exists()
+
+
+def test_resumable_run_survives_interruption_and_resumes(tmp_path: Path) -> None:
+    from bddengine.runs import discard_resumable, find_resumable
+
+    with pytest.raises(KeyboardInterrupt):
+        with StageRun(tmp_path, "train", {}, 42, "fp1", iter=0, resumable=True) as r:
+            (r.dir / "last.pt").write_text("epoch 3")
+            raise KeyboardInterrupt
+    left = find_resumable(tmp_path, "train", "fp1", iter=0)
+    assert left is not None and (left / "last.pt").read_text() == "epoch 3"
+    assert find_resumable(tmp_path, "train", "other", iter=0) is None
+    assert find_resumable(tmp_path, "train", "fp1", iter=1) is None
+    clean_stale_tmp(tmp_path)  # a resumable folder is not stale
+    assert left.exists()
+    with StageRun(tmp_path, "train", {}, 42, "fp1", iter=0, resumable=True, resume_from=left) as r:
+        assert (r.dir / "last.pt").exists()
+        ref = r.commit(outputs={"w": "last.pt"}, metrics={})
+    assert ref.name == "01_train_iter0" and not (ref.path / ".resumable").exists()
+    assert find_resumable(tmp_path, "train", "fp1", iter=0) is None
+    with pytest.raises(RuntimeError):
+        with StageRun(tmp_path, "train", {}, 42, "fp2", iter=0, resumable=True):
+            raise RuntimeError("boom")
+    assert discard_resumable(tmp_path, "train", iter=0) == 1
+    assert find_resumable(tmp_path, "train", "fp2", iter=0) is None

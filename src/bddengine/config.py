@@ -125,6 +125,9 @@ class TrainConfig(_Model):
     workers: int = Field(2, ge=0)
     device: str = Field("auto", description="auto (GPU when present), cpu, 0, 0,1, ...")
     mosaic: float = Field(1.0, ge=0, le=1)
+    cache: Literal["ram", "disk", "none"] = Field(
+        "none", description="Cache decoded, resized images (ram: fastest on a CPU; none for big data)."
+    )
     amp: bool = True
     next_iter_init: Literal["previous", "model"] = Field(
         "model",

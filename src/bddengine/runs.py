@@ -29,6 +29,7 @@ import yaml
 RESULT_FILE = "result.json"
 CONFIG_FILE = "config.yaml"
 TMP_PREFIX = ".tmp_"
+RESUMABLE_MARKER = ".resumable"
 _RUN_RE = re.compile(r"^(?P<num>\d{2,})_(?P<stage>[a-z]+)(?:_iter(?P<iter>\d+))?(?:_(?P<tag>[a-z0-9-]+))?$")
 
 _VERSIONED_PACKAGES = (
@@ -170,6 +171,8 @@ def clean_stale_tmp(runs_dir: Path, max_age_s: float = 0.0) -> list[Path]:
     for entry in runs_dir.iterdir():
         if not entry.name.startswith(TMP_PREFIX) or not entry.is_dir():
             continue
+        if (entry / RESUMABLE_MARKER).is_file():
+            continue  # an interrupted training that `--resume` can pick up
         pid = _tmp_owner(entry)
         if pid is not None and pid != os.getpid() and _alive(pid):
             continue
@@ -204,7 +207,8 @@ class StageRun:
 
     Inside the ``with`` block, write artifacts under ``run.dir``. Call
     :meth:`commit` to write ``result.json`` and rename the folder into place; leaving
-    the block without committing (an exception, Ctrl-C) deletes the folder.
+    the block without committing (an exception, Ctrl-C) deletes the folder, unless
+    ``resumable`` is set: then the folder stays, marked, for a later ``resume_from``.
     """
 
     runs_dir: Path
@@ -215,6 +219,8 @@ class StageRun:
     iter: int | None = None
     tag: str | None = None
     inputs: dict[str, str] = field(default_factory=dict)
+    resumable: bool = False
+    resume_from: Path | None = None
     dir: Path = field(init=False)
     number: int = field(init=False)
     final: RunRef | None = field(init=False, default=None)
@@ -224,6 +230,10 @@ class StageRun:
     def __post_init__(self) -> None:
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         clean_stale_tmp(self.runs_dir)
+        if self.resume_from is not None:
+            self.number = int(self.resume_from.name[len(TMP_PREFIX):].split("_", 1)[0])
+            self.dir = self.resume_from
+            return
         self.number = max((r.number for r in _all_numbered(self.runs_dir)), default=0) + 1
         self.dir = self.runs_dir / f"{TMP_PREFIX}{self.run_name}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
 
@@ -237,14 +247,16 @@ class StageRun:
         return name
 
     def __enter__(self) -> StageRun:
-        self.dir.mkdir(parents=True)
+        self.dir.mkdir(parents=True, exist_ok=self.resume_from is not None)
         self._t0 = time.perf_counter()
         self._started = _now()
         (self.dir / CONFIG_FILE).write_text(yaml.safe_dump(self.config, sort_keys=False))
+        if self.resumable:
+            (self.dir / RESUMABLE_MARKER).write_text(self.fingerprint)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if self.final is None and self.dir.exists():
+        if self.final is None and self.dir.exists() and not self.resumable:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def commit(
@@ -284,6 +296,7 @@ class StageRun:
             "versions": package_versions(),
         }
         result.update(extra or {})
+        (self.dir / RESUMABLE_MARKER).unlink(missing_ok=True)
         (self.dir / RESULT_FILE).write_text(json.dumps(result, indent=2, default=str) + "\n")
         target = self.runs_dir / self.run_name
         while target.exists():  # another process took the number meanwhile
@@ -315,3 +328,37 @@ def find_same_run(
     if ref is not None and ref.result().get("fingerprint") == fingerprint:
         return ref
     return None
+
+
+def find_resumable(
+    runs_dir: Path, stage: str, fingerprint: str, *, iter: int | None = None, tag: str | None = None
+) -> Path | None:
+    """The newest interrupted (resumable) folder of this stage made with this fingerprint."""
+    if not runs_dir.is_dir():
+        return None
+    found = []
+    for entry in runs_dir.iterdir():
+        marker = entry / RESUMABLE_MARKER
+        if not entry.name.startswith(TMP_PREFIX) or not marker.is_file():
+            continue
+        ref = parse_run_name(Path(entry.name[len(TMP_PREFIX):].rsplit("_", 2)[0]))
+        if ref is None or (ref.stage, ref.iter, ref.tag) != (stage, iter, tag):
+            continue
+        if marker.read_text().strip() == fingerprint:
+            found.append((ref.number, entry))
+    return max(found)[1] if found else None
+
+
+def discard_resumable(runs_dir: Path, stage: str, *, iter: int | None = None, tag: str | None = None) -> int:
+    """Delete interrupted folders of this stage/iter/tag (a fresh run replaces them)."""
+    n = 0
+    if not runs_dir.is_dir():
+        return n
+    for entry in runs_dir.iterdir():
+        if not entry.name.startswith(TMP_PREFIX) or not (entry / RESUMABLE_MARKER).is_file():
+            continue
+        ref = parse_run_name(Path(entry.name[len(TMP_PREFIX):].rsplit("_", 2)[0]))
+        if ref is not None and (ref.stage, ref.iter, ref.tag) == (stage, iter, tag):
+            shutil.rmtree(entry, ignore_errors=True)
+            n += 1
+    return n

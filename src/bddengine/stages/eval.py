@@ -1,0 +1,307 @@
+"""Stage ``eval``: run the detector once over the eval pool, score it per slice.
+
+resolve split + train run -> predict the eval pool once (BDD-format preds.json) ->
+match predictions once (official BDD100K protocol) -> per-slice mAP@0.5 with
+bootstrap CIs for every weather x timeofday x scene slice and every marginal ->
+worst slice and its failure frames -> tables, charts, thumbnails -> result.json.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bddengine.bdd.categories import CLASSES, FRAME_ATTRIBUTES
+from bddengine.config import EngineConfig, config_dict, fingerprint
+from bddengine.evaluation import (
+    MatchCache,
+    build_match_cache,
+    evaluate_overall,
+    evaluate_slices,
+    per_frame_metrics,
+    slice_keys,
+)
+from bddengine.runs import RunRef, StageRun, find_same_run, parse_run_name, resolve_input
+from bddengine.stages import StageInputError, StageOutcome
+from bddengine.stages.train import ULTRA_DIR, resolve_device
+from bddengine.ultra import offline_ultralytics
+
+GROUPINGS: tuple[tuple[str, ...], ...] = (FRAME_ATTRIBUTES,) + tuple((a,) for a in FRAME_ATTRIBUTES)
+"""The full weather x timeofday x scene slices, then each marginal."""
+
+
+def run(
+    cfg: EngineConfig,
+    *,
+    iter: int = 0,
+    arm: str | None = None,
+    force: bool = False,
+    source: str | None = None,
+    progress: bool = True,
+) -> StageOutcome:
+    """Evaluate one iteration's detector on the eval pool.
+
+    Args:
+        cfg: the engine config (``eval`` section, ``seed``).
+        iter: the training iteration to evaluate.
+        arm: for iter > 0, the arm (mining strategy) of that training.
+        force: re-evaluate even when an identical run exists.
+        source: explicit train run (``--from``).
+        progress: show progress bars.
+    """
+    e = cfg.eval
+    tag = arm if iter > 0 else None
+    train = resolve_input(cfg.runs_dir, "train", explicit=source, iter=iter, tag=tag,
+                          hint=f"bddengine train --iter {iter}" + (f" --arm {arm}" if tag else ""))
+    split = parse_run_name(Path(train.result()["inputs"]["split"]))
+    if split is None or not split.path.is_dir():
+        raise StageInputError(f"{train.path}: its split run is gone; re-run `bddengine split`")
+    gt_path = split.path / "eval_gt.json"
+    pool_path = split.path / "eval_pool.parquet"
+    for p in (gt_path, pool_path):
+        if not p.is_file():
+            raise StageInputError(f"{p} missing: re-run `bddengine split --force`")
+    imgsz = e.imgsz or cfg.train.imgsz
+    fp = fingerprint(config_dict(e), imgsz, cfg.seed, train.name, str(split.path))
+    same = None if force else find_same_run(cfg.runs_dir, "eval", fp, iter=iter, tag=tag)
+    if same is not None:
+        return _outcome(same, skipped=True)
+
+    gt = json.loads(gt_path.read_text())
+    pool = pd.read_parquet(pool_path)
+    weights = train.path / ULTRA_DIR / "weights" / "best.pt"
+    inputs = {"train": str(train.path), "split": str(split.path), "eval_gt": str(gt_path)}
+    with StageRun(cfg.runs_dir, "eval", config_dict(cfg), cfg.seed, fp, iter=iter, tag=tag,
+                  inputs=inputs) as run:
+        preds = predict_frames(weights, pool["path"].tolist(), pool["name"].tolist(),
+                               imgsz=imgsz, conf=e.conf, iou=e.nms_iou, max_det=e.max_det,
+                               batch=e.batch, device=resolve_device(e.device), progress=progress)
+        (run.dir / "preds.json").write_text(json.dumps(preds))
+        cache = build_match_cache(gt, preds)
+        overall = evaluate_overall(cache)
+        table = slice_table(cache, gt, n_boot=e.n_boot, seed=cfg.seed, progress=progress)
+        worst = pick_worst(table, e.min_eval_frames)
+        frames = worst_slice_frames(gt, worst) if worst else []
+        per_frame = per_frame_metrics(cache, frames, score_threshold=e.failure_score)
+        failures = failure_frames(per_frame, gt, recall_below=e.failure_recall)
+        write_tables(run.dir, table)
+        (run.dir / "worst_slice.json").write_text(json.dumps(
+            {"slice": worst, "min_eval_frames": e.min_eval_frames, "per_frame": per_frame}, indent=2))
+        (run.dir / "failures.json").write_text(json.dumps(failures, indent=2))
+        (run.dir / "overall.json").write_text(json.dumps(overall, indent=2))
+        from bddengine.plots import plot_failures, plot_slice_map
+
+        plot_slice_map(table, run.dir / "slice_map50.png", worst=worst,
+                       min_frames=e.min_eval_frames, title=f"iter {iter} per-slice mAP@0.5")
+        by_name = {f["name"]: f for f in gt}
+        pool_paths = dict(zip(pool["name"], pool["path"], strict=True))
+        pred_by_name = {f["name"]: f for f in preds}
+        plot_failures(
+            [(pool_paths[f["name"]], by_name[f["name"]], pred_by_name.get(f["name"], {}), f)
+             for f in failures[:12]],
+            run.dir / "worst_slice_failures.png", score_threshold=e.failure_score,
+            title=_slice_name(worst) if worst else "no slice qualifies",
+        )
+        ref = run.commit(
+            outputs={
+                "preds": "preds.json",
+                "slice_table_csv": "slice_table.csv",
+                "slice_table_json": "slice_table.json",
+                "slice_table_md": "slice_table.md",
+                "worst_slice": "worst_slice.json",
+                "failures": "failures.json",
+                "overall": "overall.json",
+                "slice_chart": "slice_map50.png",
+                "failure_thumbnails": "worst_slice_failures.png",
+            },
+            metrics={
+                "n_frames": overall["n_frames"],
+                "map50": overall["map50"],
+                "map": overall["map"],
+                "ap50_per_class": overall["ap50_per_class"],
+                "n_slices": int((table["grouping"] == "slice").sum()),
+                "worst_slice": worst,
+                "n_failure_frames": len(failures),
+                "n_predictions": sum(len(f.get("labels", [])) for f in preds),
+            },
+        )
+    return _outcome(ref, skipped=False)
+
+
+def predict_frames(
+    weights: Path, paths: list[str], names: list[str], *, imgsz: int, conf: float, iou: float,
+    max_det: int, batch: int, device: str, progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Run the detector once over the frames; BDD-format prediction frames."""
+    from rich.progress import Progress
+    from ultralytics import YOLO
+
+    offline_ultralytics()
+    if not weights.is_file():
+        raise StageInputError(f"{weights} missing: re-run `bddengine train --force`")
+    model = YOLO(str(weights))
+    out: list[dict[str, Any]] = []
+    with Progress(disable=not progress, transient=True) as bar:
+        task = bar.add_task("predicting eval pool", total=len(paths))
+        for start in range(0, len(paths), batch):
+            chunk = paths[start:start + batch]
+            results = model.predict(chunk, imgsz=imgsz, conf=conf, iou=iou, max_det=max_det,
+                                    device=device, verbose=False, batch=len(chunk))
+            for name, res in zip(names[start:start + batch], results, strict=True):
+                out.append(result_to_frame(name, res))
+            bar.advance(task, len(chunk))
+    return out
+
+
+def result_to_frame(name: str, res: Any) -> dict[str, Any]:
+    """One ultralytics result -> a BDD prediction frame."""
+    boxes = res.boxes
+    xyxy = boxes.xyxy.cpu().numpy().tolist()
+    scores = boxes.conf.cpu().numpy().tolist()
+    cls = boxes.cls.cpu().numpy().astype(int).tolist()
+    labels = [
+        {"id": str(i), "category": CLASSES[c], "score": s,
+         "box2d": {"x1": b[0], "y1": b[1], "x2": b[2], "y2": b[3]}}
+        for i, (b, s, c) in enumerate(zip(xyxy, scores, cls, strict=True))
+    ]
+    return {"name": name, "labels": labels}
+
+
+def slice_table(cache: MatchCache, gt: list[dict], *, n_boot: int, seed: int,
+                progress: bool = False) -> pd.DataFrame:
+    """Every full slice and every marginal, one row each, plus the overall row.
+
+    Columns: grouping (``slice``, ``weather``, ``timeofday``, ``scene`` or
+    ``overall``), the three attributes (``*`` where a marginal does not fix one),
+    n_frames, map50, map, ci_lo, ci_hi, ``ap50/<class>`` and ``recall/<class>``.
+    Sorted ascending by mAP@0.5 within each grouping; full slices first.
+    """
+    rows = []
+    for attrs in GROUPINGS:
+        grouping = "slice" if len(attrs) > 1 else attrs[0]
+        results = evaluate_slices(cache, slice_keys(gt, attrs), n_boot=n_boot, seed=seed,
+                                  progress=progress)
+        for r in results:
+            rows.append(_row(grouping, r.key, r.n_frames, r.map50, r.map, r.ci95,
+                             r.ap50_per_class, r.recall_per_class))
+    all_frames = {f["name"]: {"all": "all"} for f in gt}
+    (total,) = evaluate_slices(cache, all_frames, n_boot=n_boot, seed=seed)
+    rows.append(_row("overall", {}, total.n_frames, total.map50, total.map, total.ci95,
+                     total.ap50_per_class, total.recall_per_class))
+    table = pd.DataFrame(rows)
+    order = {"slice": 0, "weather": 1, "timeofday": 2, "scene": 3, "overall": 4}
+    table["_g"] = table["grouping"].map(order)
+    table["_m"] = table["map50"].fillna(float("inf"))
+    return table.sort_values(["_g", "_m", "n_frames"], kind="mergesort").drop(columns=["_g", "_m"]) \
+        .reset_index(drop=True)
+
+
+def _row(grouping: str, key: dict, n: int, map50, map_, ci, ap50: dict, recall: dict) -> dict:
+    row: dict[str, Any] = {"grouping": grouping}
+    for a in FRAME_ATTRIBUTES:
+        row[a] = key.get(a, "*")
+    row.update({"n_frames": n, "map50": map50, "map": map_,
+                "ci_lo": ci[0] if ci else None, "ci_hi": ci[1] if ci else None})
+    row.update({f"ap50/{c}": ap50.get(c) for c in CLASSES})
+    row.update({f"recall/{c}": recall.get(c) for c in CLASSES})
+    return row
+
+
+def pick_worst(table: pd.DataFrame, min_frames: int) -> dict[str, Any] | None:
+    """argmin mAP@0.5 over full slices with at least ``min_frames`` frames."""
+    cands = table[(table["grouping"] == "slice") & (table["n_frames"] >= min_frames)
+                  & table["map50"].notna()]
+    if cands.empty:
+        return None
+    row = cands.loc[cands["map50"].idxmin()]
+    return {
+        "key": {a: row[a] for a in FRAME_ATTRIBUTES},
+        "n_frames": int(row["n_frames"]),
+        "map50": float(row["map50"]),
+        "ci95": [row["ci_lo"], row["ci_hi"]] if pd.notna(row["ci_lo"]) else None,
+    }
+
+
+def worst_slice_frames(gt: list[dict], worst: dict[str, Any]) -> list[str]:
+    """Names of the eval frames in the worst slice."""
+    keys = slice_keys(gt, FRAME_ATTRIBUTES)
+    return [name for name, key in keys.items() if key == worst["key"]]
+
+
+def failure_frames(per_frame: dict[str, dict], gt: list[dict], *, recall_below: float) -> list[dict]:
+    """Frames with AP@0.5 of 0 or recall under ``recall_below``, with their reasons.
+
+    Sorted worst first (lowest AP, then lowest recall).
+    """
+    gt_classes = {f["name"]: Counter(lab["category"] for lab in f.get("labels") or []) for f in gt}
+    out = []
+    for name, m in per_frame.items():
+        if m["ap50"] is None:
+            continue
+        reasons = []
+        if m["ap50"] == 0:
+            reasons.append("AP@0.5 is 0: no ground-truth box found at IoU 0.5")
+        if m["recall"] is not None and m["recall"] < recall_below:
+            reasons.append(f"recall {m['recall']:.2f} < {recall_below}: missed {m['fn']} of {m['n_gt']} boxes")
+        if not reasons:
+            continue
+        if m["fp"]:
+            reasons.append(f"{m['fp']} false positive(s) above the score threshold")
+        if m["n_pred"] == 0:
+            reasons.append("no detection above the score threshold")
+        out.append({"name": name, **m, "reasons": reasons,
+                    "gt_classes": dict(gt_classes.get(name, {}))})
+    return sorted(out, key=lambda f: (f["ap50"], f["recall"] if f["recall"] is not None else 1.0))
+
+
+def write_tables(out_dir: Path, table: pd.DataFrame) -> None:
+    """slice_table.csv / .json / .md (the markdown keeps the headline columns)."""
+    table.to_csv(out_dir / "slice_table.csv", index=False)
+    (out_dir / "slice_table.json").write_text(table.to_json(orient="records", indent=2))
+    cols = ["grouping", *FRAME_ATTRIBUTES, "n_frames", "map50", "ci_lo", "ci_hi", "map"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in table[cols].itertuples(index=False):
+        lines.append("| " + " | ".join(_fmt(v) for v in row) + " |")
+    (out_dir / "slice_table.md").write_text("\n".join(lines) + "\n")
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "" if pd.isna(v) else f"{v:.3f}"
+    return str(v)
+
+
+def _slice_name(s: dict[str, Any]) -> str:
+    return " / ".join(s["key"][a] for a in FRAME_ATTRIBUTES)
+
+
+def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
+    res = ref.result()
+    m = res["metrics"]
+    w = m["worst_slice"]
+    worst = (f"{_slice_name(w)}: mAP@0.5 {w['map50']:.3f} (95% CI {w['ci95'][0]:.3f}-{w['ci95'][1]:.3f}, "
+             f"{w['n_frames']} frames)" if w and w.get("ci95") else str(w))
+    return StageOutcome(
+        stage="eval",
+        location=ref.path,
+        skipped=skipped,
+        wrote=[f"{ref.path}/preds.json, slice_table.{{csv,json,md}}, worst_slice.json, failures.json"],
+        numbers={
+            "iteration": res["iter"],
+            "arm": res["tag"] or "-",
+            "eval frames": m["n_frames"],
+            "overall mAP@0.5 (BDD100K protocol)": f"{m['map50']:.4f}" if m["map50"] is not None else "n/a",
+            "overall mAP@0.5:0.95": f"{m['map']:.4f}" if m["map"] is not None else "n/a",
+            "slices scored": m["n_slices"],
+            "worst slice": worst,
+            "failure frames in it": m["n_failure_frames"],
+            "wall time (s)": res["wall_time_s"],
+        },
+        look_at=[f"{ref.path}/slice_map50.png", f"{ref.path}/worst_slice_failures.png",
+                 f"{ref.path}/slice_table.md"],
+        safe_to_delete=f"{ref.path} (then `bddengine eval --iter {res['iter']}` re-scores)",
+    )

@@ -1,0 +1,41 @@
+"""Keep ultralytics off the network: no weight, font or telemetry downloads mid-run.
+
+Weights are resolved locally by the train stage (with a clear error when missing).
+ultralytics also fetches Arial.ttf from GitHub while checking a dataset or drawing
+plots; offline that is a failing request each time, so the lookup is pointed at
+the copy in ultralytics' config folder or matplotlib's bundled DejaVu Sans.
+Set ``YOLO_OFFLINE=0`` to let ultralytics download as usual.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def local_font(font: str = "Arial.ttf") -> Path:
+    """A font file on disk: ultralytics' own copy if present, else matplotlib's DejaVu Sans."""
+    from matplotlib import font_manager
+    from ultralytics.utils import USER_CONFIG_DIR
+
+    own = USER_CONFIG_DIR / Path(font).name
+    if own.is_file():
+        return own
+    return Path(font_manager.findfont("DejaVu Sans"))
+
+
+def offline_ultralytics() -> bool:
+    """Switch ultralytics to offline mode unless the user set ``YOLO_OFFLINE=0``.
+
+    Returns:
+        True when offline mode is on.
+    """
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    if os.environ["YOLO_OFFLINE"].lower() in ("0", "false", "no"):
+        return False
+    import ultralytics.data.utils as data_utils
+    import ultralytics.utils.plotting as plotting
+
+    data_utils.check_font = local_font
+    plotting.check_font = local_font
+    return True
