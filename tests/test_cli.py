@@ -160,3 +160,9 @@ def test_score_names_an_unknown_prediction_frame(tmp_path: Path) -> None:
     bad.write_text(json.dumps(preds))
     result = runner.invoke(app, ["score", str(CONFORMANCE / "gt.json"), str(bad)])
     assert result.exit_code == 2 and "not-in-gt.jpg" in result.output
+
+
+def test_embed_model_flag_is_validated(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path / "c.yaml", tmp_path / "w", tmp_path / "runs")
+    result = runner.invoke(app, ["embed", "--config", str(cfg), "--model", "resnet"])
+    assert result.exit_code == 2 and "embed.model" in result.output

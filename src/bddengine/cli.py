@@ -116,12 +116,20 @@ ArmOpt = Annotated[
 
 
 @app.command()
-def embed(config: ConfigOpt = None, set_: SetOpt = None, force: ForceOpt = False) -> None:
+def embed(
+    model: Annotated[
+        str | None, typer.Option("--model", help="clip or dinov2 (overrides embed.model).")
+    ] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    force: ForceOpt = False,
+) -> None:
     """Embed every collected frame with CLIP ViT-B-32 (or DINOv2).
 
-    Example: bddengine embed --config configs/demo.yaml
+    Example: bddengine embed --config configs/demo.yaml --model clip
     """
-    _invoke("embed", config, set_, force=force)
+    overrides = list(set_ or []) + ([f"embed.model={model}"] if model else [])
+    _invoke("embed", config, overrides, force=force)
 
 
 @app.command()
