@@ -26,8 +26,10 @@ from pathlib import Path
 import orjson
 
 from bddengine.bdd.loader import frames_to_tables, load_label_file
+from bddengine.synth.attributes import SCENE_COUNTS, TIMEOFDAY_COUNTS, WEATHER_COUNTS
 
-# det_20 train box counts (docs/bdd100k-facts.md), as category weights.
+# det_20 train box counts (docs/bdd100k-facts.md), as category weights; frame attributes
+# follow the det_20 train counts the synthetic world uses.
 CATEGORY_WEIGHTS: dict[str, int] = {
     "car": 700_703,
     "traffic sign": 238_270,
@@ -42,30 +44,6 @@ CATEGORY_WEIGHTS: dict[str, int] = {
     "other person": 210,
     "train": 128,
     "trailer": 71,
-}
-WEATHER_WEIGHTS: dict[str, int] = {
-    "clear": 37_344,
-    "overcast": 8_770,
-    "undefined": 8_119,
-    "snowy": 5_549,
-    "rainy": 5_070,
-    "partly cloudy": 4_881,
-    "foggy": 130,
-}
-TIMEOFDAY_WEIGHTS: dict[str, int] = {
-    "daytime": 36_728,
-    "night": 27_971,
-    "dawn/dusk": 5_027,
-    "undefined": 137,
-}
-SCENE_WEIGHTS: dict[str, int] = {
-    "city street": 43_516,
-    "highway": 17_379,
-    "residential": 8_074,
-    "parking lot": 377,
-    "undefined": 361,
-    "tunnel": 129,
-    "gas stations": 27,
 }
 NO_LABELS_FRACTION = 137 / 69_863
 """Share of det_train frames with no ``labels`` key."""
@@ -84,9 +62,9 @@ def make_det20_frames(n_frames: int, boxes_per_frame: float, seed: int) -> list[
     """
     rng = random.Random(seed)
     cats, cat_w = list(CATEGORY_WEIGHTS), list(CATEGORY_WEIGHTS.values())
-    weathers, weather_w = list(WEATHER_WEIGHTS), list(WEATHER_WEIGHTS.values())
-    times, time_w = list(TIMEOFDAY_WEIGHTS), list(TIMEOFDAY_WEIGHTS.values())
-    scenes, scene_w = list(SCENE_WEIGHTS), list(SCENE_WEIGHTS.values())
+    weathers, weather_w = list(WEATHER_COUNTS), list(WEATHER_COUNTS.values())
+    times, time_w = list(TIMEOFDAY_COUNTS), list(TIMEOFDAY_COUNTS.values())
+    scenes, scene_w = list(SCENE_COUNTS), list(SCENE_COUNTS.values())
     label_id = 0
     frames = []
     for _ in range(n_frames):
