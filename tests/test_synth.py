@@ -10,12 +10,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageChops
 
 from bddengine.bdd.categories import ATTRIBUTE_VALUES, CLASSES, IGNORED_NAMES, UNDEFINED
-from bddengine.synth import SynthResult, generate_world
+from bddengine.synth import SynthResult, generate_world, placement
 from bddengine.synth import world as world_module
 from bddengine.synth.attributes import attribute_marginals, make_conditions, sample_conditions
+from bddengine.synth.draws import uniform
+from bddengine.synth.geometry import Camera
+from bddengine.synth.look import NOISE_LEVELS, Textures, _Sparse
+from bddengine.synth.scene import sample_layout
 from bddengine.synth.world import render_video
 
 W, H = 160, 90
@@ -200,3 +204,68 @@ def test_fog_hides_far_objects_from_the_labels() -> None:
         return n
 
     assert boxes("foggy") < boxes("clear")
+
+
+# The narrowest view make_camera draws: longest focal length, vanishing point off-centre.
+NARROW = Camera(width=640, height=360, f=0.8 * 640 * 1.06, cx=640 * 0.46, horizon=360 * 0.46)
+
+
+@pytest.mark.parametrize("z_max", [45.0, 55.0, 75.0])
+def test_wide_walk_band_leaves_a_depth_range(z_max: float) -> None:
+    """Regression: `ValueError: high - low < 0` in ``_people`` at demo size.
+
+    A parking lot's walk band spans 120 m; its ends are outside the image even at
+    the farthest depth people stand at, so the in-view depth range was empty.
+    """
+    layout = sample_layout("parking lot", NARROW, np.random.default_rng(0))
+    band = layout.walk_bands[0]
+    assert placement._x_in_view(layout, z_max) < band[1]  # the bad case is there
+    half = min(NARROW.cx, NARROW.width - NARROW.cx)
+    rng = np.random.default_rng(1)
+    for lo, hi in (band, (band[1] - 5.0, band[1]), (band[0], band[0] + 5.0)):
+        for _ in range(50):
+            x = placement._x_on_band(layout, (lo, hi), z_max, rng)
+            assert lo <= x <= hi or abs(x) == pytest.approx(placement._x_in_view(layout, z_max))
+            assert 0.9 * abs(x) * NARROW.f / half <= z_max * (1 + 1e-9)  # in view before z_max
+            z = rng.uniform(placement._z_in_view(layout, x, z_max), z_max)
+            assert abs(NARROW.u(x, z) - NARROW.cx) <= half / 0.9 * (1 + 1e-9)
+
+
+def test_parking_lot_people_stand_in_view() -> None:
+    for seed in range(150):
+        rng = np.random.default_rng(seed)
+        layout = sample_layout("parking lot", NARROW, rng)
+        things = placement.sample_things(layout, rng)
+        on_band = [th for th in things if th.kind in ("pedestrian", "other person")
+                   or (th.kind == "two-wheeler" and not th.data["ridden"])]
+        half = min(NARROW.cx, NARROW.width - NARROW.cx)
+        for th in on_band:
+            assert abs(NARROW.u(th.x, th.z) - NARROW.cx) <= half / 0.9 * (1 + 1e-9), (seed, th.kind, th.x, th.z)
+
+
+def test_uniform_draws_what_numpy_draws() -> None:
+    ours, numpy = np.random.default_rng(5), np.random.default_rng(5)
+    for low, high in [(0, 9), (-0.12, 0.12), (5.0, 10.0), (2.5, 2.5), (-60.0, 60.0)] * 20:
+        assert uniform(ours, low, high) == float(numpy.uniform(low, high))
+    assert ours.random() == numpy.random()  # the streams stay in step
+    with pytest.raises(ValueError, match="high - low < 0"):
+        uniform(ours, 1.0, 0.5)
+
+
+def test_rain_and_noise_change_pixels_as_pil_blends_do() -> None:
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    mask = rng.integers(0, 256, (24, 40), dtype=np.uint8)
+    mask[mask < 128] = 0
+    pasted = Image.fromarray(pixels)
+    pasted.paste((196, 200, 210), (0, 0), Image.fromarray(mask))
+    blended = pixels.copy()
+    _Sparse(mask).blend(blended, (196, 200, 210))
+    assert np.array_equal(blended, np.asarray(pasted))
+
+    textures = Textures(40, 24)
+    for level, (_, off) in NOISE_LEVELS.items():
+        up, down = textures.noise[level][int(np.random.default_rng(3).integers(8))]
+        noise = Image.fromarray((up.astype(np.int16) - down + off).astype(np.uint8))
+        expected = ImageChops.add(Image.fromarray(pixels), noise, 1.0, -off)
+        assert np.array_equal(textures.add_noise(pixels, level, np.random.default_rng(3)), np.asarray(expected))

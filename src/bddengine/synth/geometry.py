@@ -119,7 +119,9 @@ class Painter:
         # Filled polygons are most of the drawing: call the C drawer with cached inks,
         # which skips ImageDraw's per-call colour parsing (about half the cost).
         self._core = self.draw.draw
-        self._inks = shade.inks
+        self._inks = shade.inks.setdefault(image.mode, {})
+        self._z = math.nan  # depth of the last ink, and its haze step: shapes of one thing share a depth
+        self._haze_q = 0
         self._alpha_draw: ImageDraw.ImageDraw | None = None
         self.lw = max(1, round(cam.px))
 
@@ -132,15 +134,25 @@ class Painter:
 
     def ink(self, color: Color, z: float, glow: float = 0.0) -> int:
         # Same key as ``Shader.key``, inlined: this runs for every shape drawn.
-        sh = self.shade
-        haze_q = int(HAZE_STEPS * (sh.veil + (1.0 - sh.veil) * (1.0 - math.exp(-z * sh.inv_vis))))
-        key = (color, haze_q, -1 if glow == EMISSIVE else int(glow * GLOW_STEPS))
+        if z != self._z:
+            sh = self.shade
+            self._z = z
+            self._haze_q = int(HAZE_STEPS * (sh.veil + (1.0 - sh.veil) * (1.0 - math.exp(-z * sh.inv_vis))))
+        key = (color, self._haze_q, -1 if glow == EMISSIVE else int(glow * GLOW_STEPS))
         ink = self._inks.get(key)
         if ink is None:
+            if len(self._inks) >= 20_000:
+                self._inks.clear()  # the cache lives as long as the worker: keep it bounded
             ink = self._inks[key] = self._core.draw_ink(self.shade.color_of(key))
         return ink
 
     def poly(self, points: Sequence[Point], color: Color, z: float, glow: float = 0.0) -> None:
+        # ``ink`` inlined for the cached case: this is most of the drawing.
+        if z == self._z:
+            ink = self._inks.get((color, self._haze_q, -1 if glow == EMISSIVE else int(glow * GLOW_STEPS)))
+            if ink is not None:
+                self._core.draw_polygon(points, ink, 1)
+                return
         self._core.draw_polygon(points, self.ink(color, z, glow), 1)
 
     def rect(self, box: tuple[float, float, float, float], color: Color, z: float, glow: float = 0.0) -> None:

@@ -6,8 +6,9 @@ visibility), the sky, precipitation, sensor noise and sun glare. ``Shader`` turn
 a base colour at some depth into what the camera sees under that look: this is
 what makes objects in fog fade into gray with distance and objects at night dark
 unless a lamp is near. ``Textures`` are the per-worker precomputed layers (noise,
-rain streaks, snow flakes, glow sprites) that frames crop at random offsets, so the
-per-frame cost of an effect is a crop and one C-level blend.
+rain streaks, snow flakes, glow sprites) that frames pick at random offsets, so the
+per-frame cost of an effect is a few vectorised passes: noise as saturating uint8
+adds, rain and snow as a blend of only the pixels they cover.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ _TUNNEL_LIGHT = (0.62, 0.55, 0.42)
 _LAMP = (1.0, 0.8, 0.55)
 _VARIANTS = 8
 """Precomputed crops per texture layer (noise, rain, snow) that frames choose from."""
+NOISE_LEVELS: dict[int, tuple[float, int]] = {1: (2.0, 6), 2: (6.0, 18)}
+"""Sensor noise by ``Look.noise`` level: standard deviation and clip (grey levels)."""
 
 
 @dataclass(frozen=True)
@@ -210,6 +213,15 @@ def make_look(cond: VideoConditions, cam: Camera, rng: np.random.Generator) -> L
     )
 
 
+_INKS: dict[tuple, dict[str, dict[tuple, int]]] = {}
+
+
+def _shared_inks(shading: tuple) -> dict[str, dict[tuple, int]]:
+    if shading not in _INKS and len(_INKS) >= 256:
+        _INKS.clear()  # a handful of looks in practice; bounded all the same
+    return _INKS.setdefault(shading, {})
+
+
 class Shader:
     """Colour seen by the camera: base colour x light (+ local lamp light), then haze.
 
@@ -224,8 +236,10 @@ class Shader:
         self.haze = look.haze
         self.inv_vis = 1.0 / look.visibility
         self.veil = look.veil
-        self.inks: dict[tuple, int] = {}
-        """Drawing inks by ``key``, filled by ``Painter`` (shared by all frames of a video)."""
+        self.inks = _shared_inks((self.light, self.lamp, self.haze))
+        """Drawing inks by image mode, then by ``key``, filled by ``Painter``. A key's colour
+        depends on light, lamp and haze colour alone, so the inks are shared by all videos
+        of a worker with the same three (every video of a condition), not made per video."""
 
     def key(self, color: Color, z: float, glow: float) -> tuple[Color, int, int]:
         """Quantized shading inputs: haze share in ``HAZE_STEPS``, lamp light in ``GLOW_STEPS``.
@@ -270,30 +284,37 @@ class Textures:
     def __init__(self, width: int, height: int):
         rng = np.random.default_rng(0x5EED)
         self.width, self.height = width, height
-        # Layers a little larger than a frame: each frame crops at a random offset.
+        # Layers a little larger than a frame: each frame picks a crop at a random offset.
         tw, th = width + max(16, width // 8), height + max(16, height // 8)
         px = width / 640.0
-        self.noise_offset = {1: 6, 2: 18}
-        self.noise: dict[int, Image.Image] = {}
-        for level, sigma in ((1, 2.0), (2, 6.0)):
-            off = self.noise_offset[level]
+        # Sensor noise n - off (n in [0, 2 off]) as two uint8 parts, up and down, one of
+        # them 0 at every sample: adding it is a saturating add and a saturating subtract.
+        noise: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for level, (sigma, off) in NOISE_LEVELS.items():
             g = rng.standard_normal(size=(th, tw, 3), dtype=np.float32) * sigma
             g = g.clip(-off, off) + off
             if level == 2:
                 # Night sensor noise is partly luminance noise, common to all channels.
                 g = 0.5 * g + 0.5 * g[..., :1]
-            self.noise[level] = Image.fromarray(g.round().astype(np.uint8), "RGB")
-        self.rain = self._streaks(rng, tw, th, px)
-        self.snow = self._flakes(rng, tw, th, px)
+            n = g.round().astype(np.uint8)
+            noise[level] = (np.maximum(n, off) - np.uint8(off), np.uint8(off) - np.minimum(n, off))
+        rain = self._streaks(rng, tw, th, px)
+        snow = self._flakes(rng, tw, th, px)
         # Frame-sized crops made once: a frame picks one instead of cropping its own.
         offsets = [(int(rng.integers(0, tw - width + 1)), int(rng.integers(0, th - height + 1)))
                    for _ in range(_VARIANTS)]
-        self.variants: dict[str, list[Image.Image]] = {
-            name: [layer.crop((ox, oy, ox + width, oy + height)) for ox, oy in offsets]
-            for name, layer in (("noise1", self.noise[1]), ("noise2", self.noise[2]), ("rain", self.rain),
-                                ("snow", self.snow))
+        self.noise: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {
+            level: [(up[oy : oy + height, ox : ox + width], down[oy : oy + height, ox : ox + width])
+                    for ox, oy in offsets]
+            for level, (up, down) in noise.items()
+        }
+        self.precipitation: dict[str, list[_Sparse]] = {
+            name: [_Sparse(np.asarray(layer.crop((ox, oy, ox + width, oy + height)))) for ox, oy in offsets]
+            for name, layer in (("rain", rain), ("snow", snow))
         }
         self._glow: dict[tuple[int, int, int], Image.Image] = {}
+        self._tmp = np.empty((height, width, 3), np.uint8)
+        self._out = np.empty((height, width, 3), np.uint8)
 
     @staticmethod
     def _streaks(rng: np.random.Generator, tw: int, th: int, px: float) -> Image.Image:
@@ -337,10 +358,52 @@ class Textures:
             self._glow[key] = sprite
         return sprite
 
-    def pick(self, name: str, rng: np.random.Generator) -> Image.Image:
-        """One of the frame-sized crops of layer ``name`` (noise1, noise2, rain, snow)."""
-        options = self.variants[name]
-        return options[int(rng.integers(len(options)))]
+    def add_precipitation(self, pixels: np.ndarray, kind: str, color: Color, rng: np.random.Generator) -> None:
+        """Blend one of the ``kind`` ("rain", "snow") layers in ``color`` into ``pixels``, in place."""
+        options = self.precipitation[kind]
+        options[int(rng.integers(len(options)))].blend(pixels, color)
+
+    def add_noise(self, src: np.ndarray, level: int, rng: np.random.Generator) -> np.ndarray:
+        """``clip(src + noise)`` with one of the level's noise crops.
+
+        Returns a buffer of this object that the next call overwrites: copy it (as
+        ``Image.fromarray`` does) before then.
+        """
+        options = self.noise[level]
+        up, down = options[int(rng.integers(len(options)))]
+        tmp, out = self._tmp, self._out
+        np.minimum(src, down, out=tmp)
+        np.subtract(src, tmp, out=out)  # src - down, saturating at 0
+        np.subtract(255, out, out=tmp)
+        np.minimum(tmp, up, out=tmp)
+        np.add(out, tmp, out=out)  # + up, saturating at 255
+        return out
+
+
+class _Sparse:
+    """An alpha layer kept as its covered pixels only; blends exactly as ``Image.paste(color, mask)``."""
+
+    def __init__(self, alpha: np.ndarray):
+        covered = np.flatnonzero(alpha)
+        # One entry per covered byte of an RGB frame: 1-D gathers are much faster than rows of 3.
+        self.index = (covered[:, None] * 3 + np.arange(3)).ravel()
+        self.alpha = np.repeat(alpha.ravel()[covered].astype(np.uint16), 3)
+        self.inverse = np.uint16(255) - self.alpha
+        self._ink: dict[Color, np.ndarray] = {}
+
+    def blend(self, pixels: np.ndarray, color: Color) -> None:
+        ink = self._ink.get(color)
+        if ink is None:
+            # PIL's rounded division by 255: (t + (t >> 8)) >> 8 with t = a (255 - m) + c m + 128.
+            ink = self._ink[color] = self.alpha * np.tile(np.array(color, np.uint16), len(self.alpha) // 3) \
+                + np.uint16(128)
+        flat = pixels.reshape(-1)
+        t = flat[self.index].astype(np.uint16)
+        t *= self.inverse
+        t += ink
+        t += t >> 8
+        t >>= 8
+        flat[self.index] = t
 
 
 def make_glare(look: Look, cam: Camera) -> Image.Image | None:
@@ -348,12 +411,15 @@ def make_glare(look: Look, cam: Camera) -> Image.Image | None:
     if look.sun is None:
         return None
     su, sv = look.sun
-    ys, xs = np.mgrid[0 : cam.height, 0 : cam.width].astype(np.float32)
-    d2 = ((xs - su) ** 2 + (ys - sv) ** 2) / (0.22 * cam.width) ** 2
-    core = np.exp(-d2 * 6.0)
-    halo = np.exp(-d2 * 0.6) * 0.45
-    streak = np.exp(-((ys - sv) ** 2) / (0.01 * cam.height) ** 2 - np.abs(xs - su) / (0.5 * cam.width)) * 0.35
-    k = np.clip(core + halo + streak, 0.0, 1.0)
+    # Rows and columns as 1-D terms broadcast over the frame (same float32 values as a full grid).
+    dx = np.arange(cam.width, dtype=np.float32) - np.float32(su)
+    dy = np.arange(cam.height, dtype=np.float32)[:, None] - np.float32(sv)
+    d2 = (dx**2 + dy**2) / np.float32((0.22 * cam.width) ** 2)
+    k = np.exp(d2 * np.float32(-6.0))
+    k += np.exp(d2 * np.float32(-0.6)) * np.float32(0.45)
+    k += np.exp(-(dy**2) / np.float32((0.01 * cam.height) ** 2) - np.abs(dx) / np.float32(0.5 * cam.width)) \
+        * np.float32(0.35)
+    np.clip(k, 0.0, 1.0, out=k)
     tint = np.array([255, 214, 160] if look.dusk else [255, 246, 225], dtype=np.float32)
     return Image.fromarray((k[..., None] * tint).astype(np.uint8), "RGB")
 
@@ -361,18 +427,24 @@ def make_glare(look: Look, cam: Camera) -> Image.Image | None:
 def apply_frame_effects(
     image: Image.Image, look: Look, textures: Textures, glare: Image.Image | None, rng: np.random.Generator
 ) -> Image.Image:
-    """Precipitation, glare, fog softening and sensor noise, in that order."""
-    if look.precipitation == "rain":
-        image.paste(look.precip_color, (0, 0), textures.pick("rain", rng))
-    elif look.precipitation == "snow":
-        image.paste(look.precip_color, (0, 0), textures.pick("snow", rng))
-    if glare is not None:
-        image = ImageChops.screen(image, glare)
-    if look.blur > 1.0:
-        w, h = image.size
-        small = image.resize((round(w / look.blur), round(h / look.blur)), Image.Resampling.BILINEAR)
-        image = small.resize((w, h), Image.Resampling.BILINEAR)
-    if look.noise == 0:
-        return image
-    noise = textures.pick(f"noise{look.noise}", rng)
-    return ImageChops.add(image, noise, 1.0, -textures.noise_offset[look.noise])
+    """Precipitation, glare, fog softening and sensor noise, in that order.
+
+    Precipitation and noise work on a numpy copy of the frame (one conversion each
+    way, and none for a frame without either); glare and fog use PIL.
+    """
+    pixels = None
+    if look.precipitation is not None:
+        pixels = np.array(image)
+        textures.add_precipitation(pixels, look.precipitation, look.precip_color, rng)
+    if glare is not None or look.blur > 1.0:
+        if pixels is not None:
+            image, pixels = Image.fromarray(pixels), None
+        if glare is not None:
+            image = ImageChops.screen(image, glare)
+        if look.blur > 1.0:
+            w, h = image.size
+            small = image.resize((round(w / look.blur), round(h / look.blur)), Image.Resampling.BILINEAR)
+            image = small.resize((w, h), Image.Resampling.BILINEAR)
+    if look.noise:
+        pixels = textures.add_noise(np.asarray(image) if pixels is None else pixels, look.noise, rng)
+    return image if pixels is None else Image.fromarray(pixels)

@@ -68,6 +68,8 @@ class Drawn:
     thing: Thing
     boxes: list[Box]
     extent: tuple[float, float, float, float]
+    vehicle_box: tuple[float, float, float, float] | None
+    """``_vehicle_bbox`` of a vehicle that hides what is behind it (``_BOXY``), else None."""
 
 
 def _placed(things: list[Thing], t: float) -> list[tuple[float, float, Thing]]:
@@ -112,7 +114,8 @@ def draw_static(image: Image.Image, painter: Painter, things: list[Thing], ctx: 
     out = []
     for z, x, th in _placed(things, 0.0):
         boxes = _draw_one(image, painter, th, x, z, ctx)
-        out.append(Drawn(z, x, th, boxes, _extent(th, x, z, boxes, painter.cam)))
+        vehicle_box = _vehicle_bbox(th, x, z, painter.cam) if th.kind in _BOXY else None
+        out.append(Drawn(z, x, th, boxes, _extent(th, x, z, boxes, painter.cam), vehicle_box))
     return out
 
 
@@ -184,48 +187,72 @@ def _hidden_vehicles(items: list[tuple[float, int, object]], cam: Camera) -> set
     nearer boxes in ``_labels`` too, so skipping its drawing changes no label.
     """
     w, h = cam.width, cam.height
-    cover = np.zeros((h // _CELL + 2, w // _CELL + 2), dtype=bool)
+    cover = [0] * (h // _CELL + 2)  # one bit per cell: a row of cells is a Python int
     hidden: set[int] = set()
     for i in range(len(items) - 1, -1, -1):
         z, is_moving, item = items[i]
-        x, th = item if is_moving else (item.x, item.thing)  # type: ignore[misc, attr-defined]
-        open_share = _BOXY.get(th.kind)
-        if open_share is None:
-            continue
-        x1, y1, x2, y2 = _vehicle_bbox(th, x, z, cam)
+        if is_moving:
+            x, th = item  # type: ignore[misc]
+            open_share = _BOXY.get(th.kind)
+            if open_share is None:
+                continue
+            box = _vehicle_bbox(th, x, z, cam)
+        else:
+            box = item.vehicle_box  # type: ignore[attr-defined]
+            if box is None:
+                continue
+            open_share = _BOXY[item.thing.kind]  # type: ignore[attr-defined]
+        x1, y1, x2, y2 = box
         if x2 <= 0 or y2 <= 0 or x1 >= w or y1 >= h:
             hidden.add(i)
             continue
         x1, y1, x2, y2 = max(0.0, x1), max(0.0, y1), min(float(w), x2), min(float(h), y2)
-        if cover[int(y1) // _CELL : math.ceil(y2 / _CELL), int(x1) // _CELL : math.ceil(x2 / _CELL)].all():
+        if _covered(cover, int(y1) // _CELL, math.ceil(y2 / _CELL), int(x1) // _CELL, math.ceil(x2 / _CELL)):
             hidden.add(i)
             continue
         ym = y1 + 0.45 * (y2 - y1) if open_share else y1
         xa, xb = x1 + open_share * (x2 - x1), x2 - open_share * (x2 - x1)
-        cover[math.ceil(y1 / _CELL) : int(ym) // _CELL, math.ceil(xa / _CELL) : int(xb) // _CELL] = True
-        cover[math.ceil(ym / _CELL) : int(y2) // _CELL, math.ceil(x1 / _CELL) : int(x2) // _CELL] = True
+        _cover(cover, math.ceil(y1 / _CELL), int(ym) // _CELL, math.ceil(xa / _CELL), int(xb) // _CELL)
+        _cover(cover, math.ceil(ym / _CELL), int(y2) // _CELL, math.ceil(x1 / _CELL), int(x2) // _CELL)
     return hidden
+
+
+def _covered(cover: list[int], r0: int, r1: int, c0: int, c1: int) -> bool:
+    """Whether all cells of rows ``r0:r1``, columns ``c0:c1`` are covered (an empty range is)."""
+    if c1 <= c0:
+        return True
+    mask = ((1 << (c1 - c0)) - 1) << c0
+    return all(cover[r] & mask == mask for r in range(r0, r1))
+
+
+def _cover(cover: list[int], r0: int, r1: int, c0: int, c1: int) -> None:
+    """Mark the cells of rows ``r0:r1``, columns ``c0:c1`` covered."""
+    if c1 > c0:
+        mask = ((1 << (c1 - c0)) - 1) << c0
+        for r in range(r0, r1):
+            cover[r] |= mask
 
 
 def _labels(boxes: list[Box], cam: Camera, look: Look) -> list[dict]:
     w, h = cam.width, cam.height
+    fw, fh = float(w), float(h)
     s = _CELL  # a coarse id map is plenty for an "is it mostly covered" test
     idmap = np.full((h // s + 1, w // s + 1), -1, dtype=np.int32)
     clipped = []
     for i, b in enumerate(boxes):
-        x1, y1 = max(0.0, b.x1), max(0.0, b.y1)
-        x2, y2 = min(float(w), b.x2), min(float(h), b.y2)
-        clipped.append((x1, y1, x2, y2))
+        x1 = b.x1 if b.x1 > 0.0 else 0.0
+        y1 = b.y1 if b.y1 > 0.0 else 0.0
+        x2 = b.x2 if b.x2 < fw else fw
+        y2 = b.y2 if b.y2 < fh else fh
         if x2 - x1 < 1 or y2 - y1 < 1:
             continue
-        idmap[int(y1) // s : int(math.ceil(y2 / s)), int(x1) // s : int(math.ceil(x2 / s))] = i
+        idmap[int(y1) // s : math.ceil(y2 / s), int(x1) // s : math.ceil(x2 / s)] = i
+        if x2 - x1 >= MIN_BOX_PX and y2 - y1 >= MIN_BOX_PX:
+            clipped.append((i, b, x1, y1, x2, y2))
     counts = np.bincount(idmap.ravel() + 1, minlength=len(boxes) + 1)[1:]
     labels = []
-    for i, b in enumerate(boxes):
-        x1, y1, x2, y2 = clipped[i]
-        if x2 - x1 < MIN_BOX_PX or y2 - y1 < MIN_BOX_PX:
-            continue
-        area = (int(math.ceil(y2 / s)) - int(y1) // s) * (int(math.ceil(x2 / s)) - int(x1) // s)
+    for i, b, x1, y1, x2, y2 in clipped:
+        area = (math.ceil(y2 / s) - int(y1) // s) * (math.ceil(x2 / s) - int(x1) // s)
         visible = counts[i] / max(1, area)
         if visible < HIDDEN_BELOW:
             continue

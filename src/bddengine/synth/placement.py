@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from bddengine.synth.draws import uniform
 from bddengine.synth.geometry import Color
 from bddengine.synth.scene import Z_FAR, Layout
 from bddengine.synth.things import Thing
@@ -73,13 +74,13 @@ def _pick(rng: np.random.Generator, items: tuple) -> object:
 
 def _person_style(rng: np.random.Generator) -> dict:
     return {
-        "h": float(rng.uniform(1.55, 1.9)),
+        "h": uniform(rng, 1.55, 1.9),
         "shirt": _pick(rng, CLOTHES),
         "pants": _pick(rng, CLOTHES[:6] + ((60, 70, 110),)),
         "skin": _pick(rng, SKIN),
         "hair": _pick(rng, ((30, 24, 20), (70, 50, 30), (150, 120, 70), (110, 110, 110))),
         "umbrella": _pick(rng, ((20, 20, 24), (30, 60, 140), (160, 30, 40))),
-        "phase": float(rng.uniform(0, 2 * math.pi)),
+        "phase": uniform(rng, 0, 2 * math.pi),
         "walking": bool(rng.random() < 0.7),
         "helmet": _pick(rng, ((20, 20, 20), (230, 230, 230), (200, 30, 30), (30, 60, 160))),
         "helmet_on": bool(rng.random() < 0.5),
@@ -90,27 +91,27 @@ def _vehicle(kind: str, rng: np.random.Generator, front: bool, across: bool = Fa
     if kind == "car":
         style = rng.random()
         if style < 0.6:
-            w, ln, h = rng.uniform(1.72, 1.86), rng.uniform(4.2, 4.9), rng.uniform(1.38, 1.5)
+            w, ln, h = uniform(rng, 1.72, 1.86), uniform(rng, 4.2, 4.9), uniform(rng, 1.38, 1.5)
         elif style < 0.9:
-            w, ln, h = rng.uniform(1.85, 2.0), rng.uniform(4.5, 5.1), rng.uniform(1.65, 1.85)
+            w, ln, h = uniform(rng, 1.85, 2.0), uniform(rng, 4.5, 5.1), uniform(rng, 1.65, 1.85)
         else:
-            w, ln, h = rng.uniform(1.9, 2.05), rng.uniform(4.9, 5.4), rng.uniform(1.9, 2.1)
+            w, ln, h = uniform(rng, 1.9, 2.05), uniform(rng, 4.9, 5.4), uniform(rng, 1.9, 2.1)
         cab = (0.22, 0.78) if h > 1.8 else ((0.3, 0.8) if front else (0.2, 0.7))
         return {"w": float(w), "l": float(ln), "h": float(h), "color": _weighted(rng, CAR_COLORS), "front": front,
                 "across": across, "cabin": cab, "brake": bool(rng.random() < 0.25)}
     if kind == "truck":
-        return {"w": 2.5, "l": float(rng.uniform(7.0, 13.0)), "box_h": float(rng.uniform(3.3, 4.0)),
+        return {"w": 2.5, "l": uniform(rng, 7.0, 13.0), "box_h": uniform(rng, 3.3, 4.0),
                 "box_color": _pick(rng, TRUCK_BOX), "cab_color": _weighted(rng, CAR_COLORS[:6]), "front": front,
                 "logo": _pick(rng, ((200, 40, 40), (40, 80, 160), (30, 120, 60))) if rng.random() < 0.4 else None,
                 "brake": bool(rng.random() < 0.25)}
     if kind == "bus":
         col, band = _pick(rng, BUS_STYLES)  # type: ignore[misc]
-        return {"l": float(rng.uniform(10.5, 13.0)), "h": float(rng.uniform(3.0, 3.3)), "color": col, "band": band,
+        return {"l": uniform(rng, 10.5, 13.0), "h": uniform(rng, 3.0, 3.3), "color": col, "band": band,
                 "front": front, "brake": bool(rng.random() < 0.3)}
     if kind == "other vehicle":
         return {"color": _pick(rng, ((236, 180, 20), (220, 110, 20), (60, 130, 60), (200, 200, 196)))}
     if kind == "trailer":
-        return {"l": float(rng.uniform(3.5, 6.5)), "h": float(rng.uniform(2.0, 2.8)),
+        return {"l": uniform(rng, 3.5, 6.5), "h": uniform(rng, 2.0, 2.8),
                 "color": _pick(rng, ((220, 220, 216), (150, 150, 150), (130, 96, 60), (190, 190, 200)))}
     raise ValueError(kind)
 
@@ -161,16 +162,16 @@ def _choose(rng: np.random.Generator, mix: dict[str, float]) -> str:
 def _lane_traffic(layout: Layout, rng: np.random.Generator, out: list[Thing]) -> None:
     scene = layout.scene
     gap_lo, gap_hi = _LANE_GAP[scene]
-    mean_gap = float(rng.uniform(gap_lo, gap_hi))
+    mean_gap = uniform(rng, gap_lo, gap_hi)
     for lane in layout.lanes:
         front = lane.direction < 0
         if front:
-            speed = -float(rng.uniform(6.0, 14.0))
+            speed = -uniform(rng, 6.0, 14.0)
         elif abs(lane.x) < 1.0:
-            speed = float(rng.uniform(0.0, 2.0))
+            speed = uniform(rng, 0.0, 2.0)
         else:
             speed = float(rng.normal(0.0, 1.5))
-        z = float(rng.uniform(6.0, 14.0)) if abs(lane.x) < 1.0 else float(rng.uniform(2.5, 10.0))
+        z = uniform(rng, 6.0, 14.0) if abs(lane.x) < 1.0 else uniform(rng, 2.5, 10.0)
         if layout.tunnel_exit_z is not None:
             z_far = layout.tunnel_exit_z - 5
         else:
@@ -179,7 +180,7 @@ def _lane_traffic(layout: Layout, rng: np.random.Generator, out: list[Thing]) ->
             kind = _choose(rng, _LANE_MIX[scene])
             x = lane.x + float(rng.normal(0.0, 0.2))
             if kind == "moto":
-                d = _two_wheeler_data(rng, True, True, 1 if rng.random() < 0.5 else -1, float(rng.uniform(0.35, 0.6)))
+                d = _two_wheeler_data(rng, True, True, 1 if rng.random() < 0.5 else -1, uniform(rng, 0.35, 0.6))
                 out.append(Thing("two-wheeler", x, z + 1.0, 0.0, speed, d))
                 length = 2.2
             else:
@@ -196,7 +197,7 @@ def _lane_traffic(layout: Layout, rng: np.random.Generator, out: list[Thing]) ->
 
 def _parked(layout: Layout, rng: np.random.Generator, out: list[Thing]) -> None:
     lo, hi = _PARKED.get(layout.scene, (0.0, 0.0))
-    occ = float(rng.uniform(lo, hi))
+    occ = uniform(rng, lo, hi)
     for slot in layout.park_slots:
         if rng.random() >= occ:
             continue
@@ -207,7 +208,7 @@ def _parked(layout: Layout, rng: np.random.Generator, out: list[Thing]) -> None:
             z = slot.z - (0.5 * d["w"] if slot.across else 0.5 * d["l"])
         elif r < 0.995 and not slot.across:
             d = _vehicle("truck", rng, front=bool(rng.random() < 0.5))
-            d["l"] = float(rng.uniform(6.0, 7.5))
+            d["l"] = uniform(rng, 6.0, 7.5)
             kind = "truck"
             z = slot.z - 0.5 * d["l"]
         elif r < 0.998 and not slot.across:
@@ -222,11 +223,40 @@ def _parked(layout: Layout, rng: np.random.Generator, out: list[Thing]) -> None:
             out.append(Thing(kind, slot.x, z, 0.0, 0.0, d))
 
 
+_VIEW_MARGIN = 0.9
+"""A thing counts as in view from the depth where its centre is this share of the
+half-width past the image edge (so it may enter truncated)."""
+
+
 def _z_in_view(layout: Layout, x: float, z_max: float) -> float:
-    """Nearest depth (at most ``z_max``) at which something at lateral ``x`` is in the image."""
+    """Nearest depth (at most ``z_max``) at which something at lateral ``x`` is in the image.
+
+    For ``|x|`` beyond ``_x_in_view(layout, z_max)`` nothing up to ``z_max`` is in
+    view: draw ``x`` with ``_x_on_band`` so that never happens (the ``min`` only
+    absorbs rounding).
+    """
     cam = layout.cam
     half = min(cam.cx, cam.width - cam.cx)
-    return min(z_max, max(3.0, 0.9 * abs(x) * cam.f / half))
+    return min(z_max, max(3.0, _VIEW_MARGIN * abs(x) * cam.f / half))
+
+
+def _x_in_view(layout: Layout, z: float) -> float:
+    """Largest ``|x|`` that is in the image at depth ``z`` (the inverse of ``_z_in_view``)."""
+    cam = layout.cam
+    return z * min(cam.cx, cam.width - cam.cx) / (_VIEW_MARGIN * cam.f)
+
+
+def _x_on_band(layout: Layout, band: tuple[float, float], z_max: float, rng: np.random.Generator) -> float:
+    """Lateral position on a walk band, drawn from the part that is in view by depth ``z_max``.
+
+    A parking lot's band is 120 m wide: its ends are outside the image even at
+    ``z_max``, where no depth in ``[_z_in_view(x), z_max]`` exists. Both ends are
+    clamped into view, so the range is never empty (a band wholly off to one side
+    collapses to the image edge).
+    """
+    lim = _x_in_view(layout, z_max)
+    x0, x1 = band
+    return uniform(rng, min(max(x0, -lim), lim), min(max(x1, -lim), lim))
 
 
 def _people(layout: Layout, rng: np.random.Generator, out: list[Thing]) -> None:
@@ -234,53 +264,52 @@ def _people(layout: Layout, rng: np.random.Generator, out: list[Thing]) -> None:
     mean = _PEOPLE.get(scene, 0.0)
     bands = layout.walk_bands
     if bands:
-        for _ in range(int(rng.poisson(mean * float(rng.uniform(0.3, 1.7))))):
-            x0, x1 = bands[int(rng.integers(len(bands)))]
+        for _ in range(int(rng.poisson(mean * uniform(rng, 0.3, 1.7)))):
+            band = bands[int(rng.integers(len(bands)))]
             d = _person_style(rng)
-            vz = (1.0 if rng.random() < 0.5 else -1.0) * float(rng.uniform(0.9, 1.6)) if d["walking"] else 0.0
-            x = float(rng.uniform(x0, x1))
-            out.append(Thing("pedestrian", x, float(rng.uniform(_z_in_view(layout, x, 75.0), 75.0)), 0.0, vz, d))
+            vz = (1.0 if rng.random() < 0.5 else -1.0) * uniform(rng, 0.9, 1.6) if d["walking"] else 0.0
+            x = _x_on_band(layout, band, 75.0, rng)
+            out.append(Thing("pedestrian", x, uniform(rng, _z_in_view(layout, x, 75.0), 75.0), 0.0, vz, d))
     if layout.crossing is not None:
         za, zb = layout.crossing
         xl, xr = layout.road
         for _ in range(int(rng.poisson(0.7))):
             d = _person_style(rng)
             d["walking"] = True
-            out.append(Thing("pedestrian", float(rng.uniform(xl, xr)), float(rng.uniform(za, zb)),
+            out.append(Thing("pedestrian", uniform(rng, xl, xr), uniform(rng, za, zb),
                              (1.0 if rng.random() < 0.5 else -1.0) * 1.3, 0.0, d))
         if rng.random() < 0.08 and bands:
             # A group waiting at the corner: labelled as one crowd box.
             x0, x1 = bands[int(rng.integers(len(bands)))]
-            xc = float(rng.uniform(x0, x1))
+            xc = uniform(rng, x0, x1)
             members = []
             for _ in range(int(rng.integers(4, 10))):
                 pd = _person_style(rng)
-                members.append((float(rng.uniform(-1.6, 1.6)), float(rng.uniform(0.0, 2.5)), pd))
+                members.append((uniform(rng, -1.6, 1.6), uniform(rng, 0.0, 2.5), pd))
             members.sort(key=lambda m: -m[1])
             out.append(Thing("crowd", xc, za - 1.0, 0.0, 0.0, {"members": members}))
     if bands and scene in ("city street", "residential") and rng.random() < 0.015:
-        x0, x1 = bands[int(rng.integers(len(bands)))]
-        x = float(rng.uniform(x0, x1))
-        out.append(Thing("other person", x, float(rng.uniform(_z_in_view(layout, x, 45.0), 45.0)), 0.0, 0.0,
+        x = _x_on_band(layout, bands[int(rng.integers(len(bands)))], 45.0, rng)
+        out.append(Thing("other person", x, uniform(rng, _z_in_view(layout, x, 45.0), 45.0), 0.0, 0.0,
                          _person_style(rng)))
     # Two-wheelers: parked bicycles on sidewalks, cyclists at the road edge, parked motorcycles.
     if bands and scene in ("city street", "residential", "parking lot", "gas stations"):
         xl, xr = layout.road
         for _ in range(int(rng.poisson(0.25 if scene == "city street" else 0.12))):
-            x0, x1 = bands[int(rng.integers(len(bands)))]
-            d = _two_wheeler_data(rng, False, False, 1 if rng.random() < 0.5 else -1, float(rng.uniform(0.7, 1.0)))
-            x = float(rng.uniform(x0, x1))
-            out.append(Thing("two-wheeler", x, float(rng.uniform(_z_in_view(layout, x, 55.0), 55.0)), 0.0, 0.0, d))
+            band = bands[int(rng.integers(len(bands)))]
+            d = _two_wheeler_data(rng, False, False, 1 if rng.random() < 0.5 else -1, uniform(rng, 0.7, 1.0))
+            x = _x_on_band(layout, band, 55.0, rng)
+            out.append(Thing("two-wheeler", x, uniform(rng, _z_in_view(layout, x, 55.0), 55.0), 0.0, 0.0, d))
         for _ in range(int(rng.poisson(0.07 if scene == "city street" else 0.05))):
             x = xr - 0.8 if rng.random() < 0.7 else xl + 0.8
             heading = 1 if x > 0 else -1
-            d = _two_wheeler_data(rng, False, True, heading, float(rng.uniform(0.3, 0.55)))
-            out.append(Thing("two-wheeler", x, float(rng.uniform(5.0, 60.0)), 0.0, float(rng.uniform(-1.0, 2.0)), d))
+            d = _two_wheeler_data(rng, False, True, heading, uniform(rng, 0.3, 0.55))
+            out.append(Thing("two-wheeler", x, uniform(rng, 5.0, 60.0), 0.0, uniform(rng, -1.0, 2.0), d))
         for _ in range(int(rng.poisson(0.04))):
-            x0, x1 = bands[int(rng.integers(len(bands)))]
-            d = _two_wheeler_data(rng, True, False, 1 if rng.random() < 0.5 else -1, float(rng.uniform(0.6, 1.0)))
-            x = float(rng.uniform(x0, x1))
-            out.append(Thing("two-wheeler", x, float(rng.uniform(_z_in_view(layout, x, 45.0), 45.0)), 0.0, 0.0, d))
+            band = bands[int(rng.integers(len(bands)))]
+            d = _two_wheeler_data(rng, True, False, 1 if rng.random() < 0.5 else -1, uniform(rng, 0.6, 1.0))
+            x = _x_on_band(layout, band, 45.0, rng)
+            out.append(Thing("two-wheeler", x, uniform(rng, _z_in_view(layout, x, 45.0), 45.0), 0.0, 0.0, d))
 
 
 def _light(x: float, y: float, z: float, facing: str, state: str, mount: str,
@@ -299,31 +328,31 @@ def _traffic_lights(layout: Layout, rng: np.random.Generator, out: list[Thing]) 
     if layout.intersection is not None:
         za, zb = layout.intersection
     else:
-        za = float(rng.uniform(25.0, 80.0))
-        zb = za + float(rng.uniform(10.0, 15.0))
+        za = uniform(rng, 25.0, 80.0)
+        zb = za + uniform(rng, 10.0, 15.0)
     same = [ln for ln in layout.lanes if ln.direction > 0]
     # Mast-arm heads over our lanes (and over the oncoming ones, seen from the back) at the far
     # side of the intersection.
     for ln in same[: int(rng.integers(1, len(same) + 1))] + same[:1] * int(rng.random() < 0.5):
-        out.append(_light(ln.x + float(rng.uniform(-1.0, 1.0)), float(rng.uniform(5.0, 5.8)), zb + 1.0,
+        out.append(_light(ln.x + uniform(rng, -1.0, 1.0), uniform(rng, 5.0, 5.8), zb + 1.0,
                           "front", state, "mast", xr + 1.0))
     for ln in [ln for ln in layout.lanes if ln.direction < 0][:1]:
         if rng.random() < 0.6:
-            out.append(_light(ln.x, float(rng.uniform(5.0, 5.8)), za - 1.0, "back", state, "mast", xl - 1.0))
+            out.append(_light(ln.x, uniform(rng, 5.0, 5.8), za - 1.0, "back", state, "mast", xl - 1.0))
     # Post-mounted heads at the near and far right corners, and one on the far left.
-    out.append(_light(xr + 1.2, float(rng.uniform(2.6, 3.2)), za - 1.0, "front", state, "pole"))
+    out.append(_light(xr + 1.2, uniform(rng, 2.6, 3.2), za - 1.0, "front", state, "pole"))
     if rng.random() < 0.7:
-        out.append(_light(xl - 1.2, float(rng.uniform(2.6, 3.2)), zb + 1.0, "front", state, "pole"))
+        out.append(_light(xl - 1.2, uniform(rng, 2.6, 3.2), zb + 1.0, "front", state, "pole"))
     if rng.random() < 0.6:
-        out.append(_light(xl - 1.2, float(rng.uniform(2.6, 3.2)), za - 1.0, "back", state, "pole"))
+        out.append(_light(xl - 1.2, uniform(rng, 2.6, 3.2), za - 1.0, "back", state, "pole"))
     if rng.random() < 0.5:
-        out.append(_light(xr + 1.2, float(rng.uniform(4.6, 5.2)), zb + 1.5, "side", state, "pole"))
+        out.append(_light(xr + 1.2, uniform(rng, 4.6, 5.2), zb + 1.5, "side", state, "pole"))
     # A second intersection further down the road.
     if rng.random() < 0.5:
-        z2 = zb + float(rng.uniform(50.0, 100.0))
+        z2 = zb + uniform(rng, 50.0, 100.0)
         state2 = _choose(rng, {"red": 0.45, "green": 0.45, "yellow": 0.1})
         for ln in same[:1]:
-            out.append(_light(ln.x, float(rng.uniform(5.0, 5.8)), z2, "front", state2, "mast", xr + 1.0))
+            out.append(_light(ln.x, uniform(rng, 5.0, 5.8), z2, "front", state2, "mast", xr + 1.0))
         out.append(_light(xr + 1.2, 3.0, z2 - 12.0, "front", state2, "pole"))
 
 
@@ -348,22 +377,22 @@ _SIGN_SIZE: dict[str, tuple[float, float]] = {
 def _signs(layout: Layout, rng: np.random.Generator, out: list[Thing]) -> None:
     scene = layout.scene
     left, right = layout.sign_sides
-    n = int(rng.poisson(_SIGNS.get(scene, 1.0) * float(rng.uniform(0.4, 1.6))))
+    n = int(rng.poisson(_SIGNS.get(scene, 1.0) * uniform(rng, 0.4, 1.6)))
     for _ in range(n):
         kind = _choose(rng, _SIGN_KINDS[scene])
         w, h = _SIGN_SIZE[kind]
-        scale = float(rng.uniform(0.85, 1.2))
+        scale = uniform(rng, 0.85, 1.2)
         x = right if rng.random() < 0.65 else left
         x += float(rng.normal(0.0, 0.3))
-        z = float(rng.uniform(_z_in_view(layout, x, 110.0), 110.0))
+        z = uniform(rng, _z_in_view(layout, x, 110.0), 110.0)
         if kind == "guide":
-            w *= float(rng.uniform(0.8, 1.4))
+            w *= uniform(rng, 0.8, 1.4)
             x += 1.5 if x > 0 else -1.5
-        y = float(rng.uniform(2.0, 2.9)) + 0.5 * h * scale
+        y = uniform(rng, 2.0, 2.9) + 0.5 * h * scale
         if kind == "guide":
             y = 3.0 + h
         d = {"kind": kind, "w": w * scale, "h": h * scale, "y": y, "pole": True, "second_pole": kind == "guide",
-             "squash": float(rng.uniform(0.65, 1.0)), "round": bool(rng.random() < 0.5)}
+             "squash": uniform(rng, 0.65, 1.0), "round": bool(rng.random() < 0.5)}
         out.append(Thing("traffic sign", x, z, 0.0, 0.0, d))
         if kind in ("speed", "warning", "info") and rng.random() < 0.2:
             # A second plate on the same pole.
@@ -372,8 +401,8 @@ def _signs(layout: Layout, rng: np.random.Generator, out: list[Thing]) -> None:
     for zg in layout.gantries:
         same = [ln for ln in layout.lanes if ln.direction > 0]
         for ln in same[: int(rng.integers(1, len(same) + 1))]:
-            w = float(rng.uniform(2.6, 3.4))
-            d = {"kind": "guide", "w": w, "h": float(rng.uniform(1.6, 2.2)), "y": 6.3, "pole": False,
+            w = uniform(rng, 2.6, 3.4)
+            d = {"kind": "guide", "w": w, "h": uniform(rng, 1.6, 2.2), "y": 6.3, "pole": False,
                  "squash": 1.0}
             out.append(Thing("traffic sign", ln.x, zg - 0.2, 0.0, 0.0, d))
     if layout.intersection is not None and rng.random() < 0.7:
@@ -386,11 +415,11 @@ def _trains(layout: Layout, rng: np.random.Generator, out: list[Thing]) -> None:
     if layout.rail_x is None or rng.random() >= 0.3:
         return
     front = bool(rng.random() < 0.5)
-    d = {"car_l": float(rng.uniform(16.0, 22.0)), "cars": int(rng.integers(2, 5)),
+    d = {"car_l": uniform(rng, 16.0, 22.0), "cars": int(rng.integers(2, 5)),
          "color": _pick(rng, ((220, 220, 216), (200, 60, 40), (60, 90, 150), (236, 190, 40))),
          "stripe": _pick(rng, ((30, 30, 30), (40, 90, 170), (200, 40, 40))), "front": front}
-    speed = -float(rng.uniform(3.0, 10.0)) if front else float(rng.uniform(0.0, 6.0))
-    out.append(Thing("train", layout.rail_x, float(rng.uniform(8.0, 50.0)), 0.0, speed, d))
+    speed = -uniform(rng, 3.0, 10.0) if front else uniform(rng, 0.0, 6.0)
+    out.append(Thing("train", layout.rail_x, uniform(rng, 8.0, 50.0), 0.0, speed, d))
 
 
 def sample_things(layout: Layout, rng: np.random.Generator) -> list[Thing]:

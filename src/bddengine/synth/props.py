@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bddengine.synth.geometry import EMISSIVE, Color, Face, Painter
+from bddengine.synth.geometry import EMISSIVE, Z_MIN, Camera, Color, Face, Painter
 from bddengine.synth.look import Look
 
 
@@ -25,6 +25,16 @@ class Prop:
 
     def draw(self, p: Painter, look: Look, glows: list[tuple[float, float, float, float, Color, float]]) -> None:
         raise NotImplementedError
+
+
+def _z_in_view(cam: Camera, x: float) -> float:
+    """Depth from which the plane at lateral ``x`` is in the image (beyond a pixel of margin).
+
+    Nearer than this, anything drawn in that plane lies wholly left or right of the
+    image, so skipping it changes no pixel.
+    """
+    edge = -1.0 - cam.cx if x < 0 else cam.width + 1.0 - cam.cx
+    return cam.f * x / edge if x else 0.0
 
 
 def _segments(z0: float, z1: float) -> list[tuple[float, float]]:
@@ -70,7 +80,10 @@ class Building(Prop):
         night = look.night or look.tunnel
         # Windows are drawn where they are at least ~2 px wide on the receding facade.
         z_win = math.sqrt(cam.f * abs(x) * 1.1 / 2.0) if x else 0.0
+        z_in = _z_in_view(cam, x)
         for za, zb in _segments(self.z0, self.z1):
+            if max(zb + 0.55, Z_MIN) < z_in:  # (window columns reach 0.55 m past the segment)
+                continue  # this part of the facade is left or right of the image
             zm = 0.5 * (za + zb)
             p.poly(face.quad(za, zb, 0.0, self.height), self.color, zm)
             p.poly(face.quad(za, zb, self.height - 0.5, self.height), _mul(self.color, 0.7), zm)

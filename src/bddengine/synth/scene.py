@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from bddengine.synth.draws import uniform
 from bddengine.synth.geometry import Camera, Color, Painter
 from bddengine.synth.look import Look, Shader, Textures
 from bddengine.synth.props import (
@@ -147,9 +148,9 @@ def make_camera(width: int, height: int, rng: np.random.Generator) -> Camera:
     return Camera(
         width=width,
         height=height,
-        f=0.8 * width * float(rng.uniform(0.94, 1.06)),
-        cx=width * (0.5 + float(rng.uniform(-0.04, 0.04))),
-        horizon=height * float(rng.uniform(0.42, 0.5)),
+        f=0.8 * width * uniform(rng, 0.94, 1.06),
+        cx=width * (0.5 + uniform(rng, -0.04, 0.04)),
+        horizon=height * uniform(rng, 0.42, 0.5),
     )
 
 
@@ -181,7 +182,7 @@ def _dashes(x: float, width: float, dash: float, gap: float, phase: float,
 def _lane_markings(layout: Layout, left: float, right: float, rng: np.random.Generator) -> None:
     """Edge lines, dashed lines between lanes of one direction, double yellow between directions."""
     g = layout.ground
-    phase = float(rng.uniform(0, 9))
+    phase = uniform(rng, 0, 9)
     g.append(("white", _strip(left + 0.15, left + 0.3)))
     g.append(("white", _strip(right - 0.3, right - 0.15)))
     lanes = sorted(layout.lanes, key=lambda ln: ln.x)
@@ -197,23 +198,23 @@ def _lane_markings(layout: Layout, left: float, right: float, rng: np.random.Gen
 
 def _trees(rng: np.random.Generator, x_range: tuple[float, float], z0: float, z1: float, spacing: float,
            props: list[Prop], scale: float = 1.0) -> None:
-    z = z0 + float(rng.uniform(0, spacing))
+    z = z0 + uniform(rng, 0, spacing)
     greens = ((62, 98, 46), (74, 110, 52), (56, 88, 50), (86, 112, 60))
     while z < z1:
-        h = float(rng.uniform(5.0, 10.0)) * scale
+        h = uniform(rng, 5.0, 10.0) * scale
         blobs = tuple(
-            (float(rng.uniform(-0.12, 0.12)), float(rng.uniform(-0.05, 0.15)), float(rng.uniform(0.18, 0.3)))
+            (uniform(rng, -0.12, 0.12), uniform(rng, -0.05, 0.15), uniform(rng, 0.18, 0.3))
             for _ in range(3)
         )
-        props.append(Tree(float(rng.uniform(*x_range)), z, h, _pick(rng, greens), blobs))  # type: ignore[arg-type]
-        z += spacing * float(rng.uniform(0.6, 1.6))
+        props.append(Tree(uniform(rng, *x_range), z, h, _pick(rng, greens), blobs))  # type: ignore[arg-type]
+        z += spacing * uniform(rng, 0.6, 1.6)
 
 
 def _buildings(rng: np.random.Generator, x: float, side: int, gaps: list[tuple[float, float]],
                props: list[Prop], tall: bool) -> None:
     z = 0.5
     while z < 260.0:
-        length = float(rng.uniform(8.0, 28.0))
+        length = uniform(rng, 8.0, 28.0)
         z1 = z + length
         blocked = next((g for g in gaps if z1 > g[0] and z < g[1]), None)
         if blocked is not None:
@@ -222,24 +223,24 @@ def _buildings(rng: np.random.Generator, x: float, side: int, gaps: list[tuple[f
             else:
                 z = blocked[1]
                 continue
-        height = float(rng.uniform(7.0, 34.0 if tall else 14.0))
+        height = uniform(rng, 7.0, 34.0 if tall else 14.0)
         color = _pick(rng, BUILDING_COLORS)
         glass = _pick(rng, ((62, 76, 92), (110, 128, 148), (48, 56, 64), (90, 100, 96)))
         shop = _pick(rng, ((150, 40, 40), (40, 90, 150), (60, 120, 70), (200, 160, 50), (30, 30, 34))) \
             if rng.random() < 0.5 else None
-        props.append(Building(x + side * float(rng.uniform(0, 1.5)), z, z1, height, side, color, glass,  # type: ignore[arg-type]
-                              float(rng.uniform(2.4, 3.6)), rng.random(24), shop))  # type: ignore[arg-type]
-        z = z1 + (float(rng.uniform(0.5, 6.0)) if rng.random() < 0.25 else 0.0)
+        props.append(Building(x + side * uniform(rng, 0, 1.5), z, z1, height, side, color, glass,  # type: ignore[arg-type]
+                              uniform(rng, 2.4, 3.6), rng.random(24), shop))  # type: ignore[arg-type]
+        z = z1 + (uniform(rng, 0.5, 6.0) if rng.random() < 0.25 else 0.0)
 
 
 def _streetlights(rng: np.random.Generator, xs: list[tuple[float, float]], spacing: float, layout: Layout,
                   height: float = 8.5) -> None:
     for x, arm in xs:
-        z = float(rng.uniform(4.0, spacing))
+        z = uniform(rng, 4.0, spacing)
         while z < 200.0:
             layout.props.append(StreetLight(x, z, height, arm))
             layout.streetlights.append((x + arm, height, z))
-            z += spacing * float(rng.uniform(0.9, 1.1))
+            z += spacing * uniform(rng, 0.9, 1.1)
 
 
 def _skyline(rng: np.random.Generator, cam: Camera, hills: bool) -> Silhouette:
@@ -247,13 +248,13 @@ def _skyline(rng: np.random.Generator, cam: Camera, hills: bool) -> Silhouette:
     u = -5.0
     if hills:
         n = 12
-        hs = np.cumsum(rng.normal(0, 0.012, n)) + float(rng.uniform(0.02, 0.07))
+        hs = np.cumsum(rng.normal(0, 0.012, n)) + uniform(rng, 0.02, 0.07)
         for i in range(n):
             pts.append((cam.width * i / (n - 1), float(max(0.005, hs[i]))))
         return Silhouette(pts, (92, 112, 104), 1500.0)
     while u < cam.width + 5:
-        w = float(rng.uniform(0.02, 0.07)) * cam.width
-        h = float(rng.uniform(0.02, 0.14))
+        w = uniform(rng, 0.02, 0.07) * cam.width
+        h = uniform(rng, 0.02, 0.14)
         pts += [(u, h), (u + w, h)]
         u += w
     return Silhouette(pts, (120, 124, 134), 900.0)
@@ -265,9 +266,9 @@ def _layout_city(cam: Camera, rng: np.random.Generator) -> Layout:
     lanes, left, right, center = _road_lanes(rng, n_same, n_opp)
     park = 2.4 if rng.random() < 0.7 else 0.0
     left, right = left - park, right + park
-    walk = float(rng.uniform(3.0, 5.0))
-    inter = (float(rng.uniform(22.0, 70.0)), 0.0)
-    inter = (inter[0], inter[0] + float(rng.uniform(11.0, 16.0)))
+    walk = uniform(rng, 3.0, 5.0)
+    inter = (uniform(rng, 22.0, 70.0), 0.0)
+    inter = (inter[0], inter[0] + uniform(rng, 11.0, 16.0))
     lay = Layout("city street", cam, lanes, (left, right), [(left - walk, left - 0.4), (right + 0.4, right + walk)],
                  [], [], crossing=(inter[0] - 3.5, inter[0] - 0.5), intersection=inter,
                  sign_sides=(left - 0.6, right + 0.6), ground_base="sidewalk")
@@ -288,14 +289,14 @@ def _layout_city(cam: Camera, rng: np.random.Generator) -> Layout:
     # Road markings past the intersection are the same lines; cover them with the cross road.
     g.append(("road", [(-90.0, inter[0] - 0.3), (90.0, inter[0] - 0.3), (90.0, inter[1]), (-90.0, inter[1])]))
     if park:
-        for zc in np.arange(float(rng.uniform(4, 9)), inter[0] - 6, 6.2):
+        for zc in np.arange(uniform(rng, 4, 9), inter[0] - 6, 6.2):
             lay.park_slots += [ParkSlot(left + 1.2, float(zc), False), ParkSlot(right - 1.2, float(zc), False)]
         for zc in np.arange(inter[1] + 4, 150, 6.2):
             lay.park_slots += [ParkSlot(left + 1.2, float(zc), False), ParkSlot(right - 1.2, float(zc), False)]
     gaps = [inter]
     _buildings(rng, left - walk, -1, gaps, lay.props, tall=True)
     _buildings(rng, right + walk, 1, gaps, lay.props, tall=True)
-    _streetlights(rng, [(left - 0.6, 1.6), (right + 0.6, -1.6)], float(rng.uniform(25, 40)), lay)
+    _streetlights(rng, [(left - 0.6, 1.6), (right + 0.6, -1.6)], uniform(rng, 25, 40), lay)
     if rng.random() < 0.4:
         _trees(rng, (left - 1.6, left - 1.0), 5, 150, 14, lay.props, 0.8)
         _trees(rng, (right + 1.0, right + 1.6), 5, 150, 14, lay.props, 0.8)
@@ -308,19 +309,19 @@ def _layout_city(cam: Camera, rng: np.random.Generator) -> Layout:
 def _layout_highway(cam: Camera, rng: np.random.Generator) -> Layout:
     n_same = int(rng.integers(2, 5))
     lanes, left, right, center = _road_lanes(rng, n_same, 0)
-    median = float(rng.uniform(2.0, 8.0))
+    median = uniform(rng, 2.0, 8.0)
     n_opp = int(rng.integers(2, 4))
     opp_right = left - median
     lanes += [Lane(opp_right - (j + 0.5) * LANE_W, -1) for j in range(n_opp)]
     opp_left = opp_right - n_opp * LANE_W
-    shoulder = float(rng.uniform(2.0, 3.5))
+    shoulder = uniform(rng, 2.0, 3.5)
     lay = Layout("highway", cam, lanes, (opp_left, right), [], [], [],
                  sign_sides=(opp_left - 1.5, right + shoulder + 1.2), ground_base="grass")
     g = lay.ground
     g.append(("dirt", _strip(right, right + shoulder + 1.5)))
     g.append(("road", _strip(left - 0.8, right + shoulder)))
     g.append(("road", _strip(opp_left - 1.5, opp_right + 0.8)))
-    phase = float(rng.uniform(0, 9))
+    phase = uniform(rng, 0, 9)
     g.append(("yellow", _strip(left + 0.07, left + 0.23)))  # US: yellow on the left edge, white on the right
     g.append(("white", _strip(right - 0.23, right - 0.07)))
     for i in range(1, n_same):
@@ -333,14 +334,14 @@ def _layout_highway(cam: Camera, rng: np.random.Generator) -> Layout:
     lay.props.append(Rail(mid, 0.85, (190, 188, 180), solid=True))
     lay.props.append(Rail(right + shoulder + 0.3, 0.8, (170, 172, 176), solid=False))
     if rng.random() < 0.35:
-        lay.props.append(Wall(right + shoulder + 4.0, float(rng.uniform(3.0, 5.0)), (172, 166, 150), 2.0, 400.0))
+        lay.props.append(Wall(right + shoulder + 4.0, uniform(rng, 3.0, 5.0), (172, 166, 150), 2.0, 400.0))
     else:
         _trees(rng, (right + shoulder + 8, right + shoulder + 30), 10, 300, 22, lay.props)
     _trees(rng, (opp_left - 30, opp_left - 8), 10, 300, 26, lay.props)
     if rng.random() < 0.6:
-        _streetlights(rng, [(mid, 2.2), (mid, -2.2)], float(rng.uniform(40, 60)), lay, height=11.0)
+        _streetlights(rng, [(mid, 2.2), (mid, -2.2)], uniform(rng, 40, 60), lay, height=11.0)
     for _ in range(int(rng.integers(0, 2)) + (1 if rng.random() < 0.5 else 0)):
-        z = float(rng.uniform(45.0, 150.0))
+        z = uniform(rng, 45.0, 150.0)
         lay.gantries.append(z)
         lay.props.append(Gantry(left - 0.5, right + shoulder, z))
     if rng.random() < 0.03:
@@ -364,25 +365,25 @@ def _layout_residential(cam: Camera, rng: np.random.Generator) -> Layout:
     g.append(("sidewalk", _strip(left - 4.5, left - 2.5)))
     g.append(("sidewalk", _strip(right + 2.5, right + 4.5)))
     if rng.random() < 0.5:
-        for q in _dashes(center, 0.12, 3.0, 6.0, float(rng.uniform(0, 6))):
+        for q in _dashes(center, 0.12, 3.0, 6.0, uniform(rng, 0, 6)):
             g.append(("yellow", q))
-    for zc in np.arange(float(rng.uniform(3, 8)), 120, 6.5):
+    for zc in np.arange(uniform(rng, 3, 8), 120, 6.5):
         lay.park_slots += [ParkSlot(left + 1.1, float(zc), False), ParkSlot(right - 1.1, float(zc), False)]
     for side, x in ((-1, left - 9.0), (1, right + 9.0)):
-        z = float(rng.uniform(0, 8))
+        z = uniform(rng, 0, 8)
         while z < 180:
-            length = float(rng.uniform(9.0, 14.0))
-            xh = x + side * float(rng.uniform(0, 4))
-            lay.props.append(House(xh, z, z + length, float(rng.uniform(3.0, 6.2)), side,
+            length = uniform(rng, 9.0, 14.0)
+            xh = x + side * uniform(rng, 0, 4)
+            lay.props.append(House(xh, z, z + length, uniform(rng, 3.0, 6.2), side,
                                    _pick(rng, HOUSE_COLORS), _pick(rng, ROOF_COLORS), bool(rng.random() < 0.5)))  # type: ignore[arg-type]
             g.append(("concrete", [(x - side * 6.6, z + 2), (xh, z + 2), (xh, z + 5), (x - side * 6.6, z + 5)]))
-            z += length + float(rng.uniform(6.0, 14.0))
+            z += length + uniform(rng, 6.0, 14.0)
     _trees(rng, (left - 2.3, left - 0.8), 3, 160, 13, lay.props)
     _trees(rng, (right + 0.8, right + 2.3), 3, 160, 13, lay.props)
     _trees(rng, (left - 30, left - 16), 6, 200, 12, lay.props, 1.2)
     _trees(rng, (right + 16, right + 30), 6, 200, 12, lay.props, 1.2)
     if rng.random() < 0.7:
-        _streetlights(rng, [(right + 1.0, -1.2)], float(rng.uniform(35, 55)), lay, height=7.0)
+        _streetlights(rng, [(right + 1.0, -1.2)], uniform(rng, 35, 55), lay, height=7.0)
     return lay
 
 
@@ -391,7 +392,7 @@ def _layout_parking(cam: Camera, rng: np.random.Generator) -> Layout:
     lay = Layout("parking lot", cam, lanes, (-4.8, 1.6), [(-60.0, 60.0)], [], [], ground_base="road",
                  sign_sides=(-10.0, 8.0))
     g = lay.ground
-    z_store = float(rng.uniform(70.0, 110.0))
+    z_store = uniform(rng, 70.0, 110.0)
     rows = []
     for x_aisle in (0.0, -20.0, 20.0):
         for side in (-1, 1):
@@ -406,10 +407,10 @@ def _layout_parking(cam: Camera, rng: np.random.Generator) -> Layout:
             z += 2.7
         g.append(("white", [(x0, 4.0), (x0 + 0.12, 4.0), (x0 + 0.12, z), (x0, z)]))
     g.append(("concrete", [(-80, z_store - 6), (80, z_store - 6), (80, z_store), (-80, z_store)]))
-    lay.props.append(Storefront(-40.0, 45.0, z_store, float(rng.uniform(7.0, 11.0)), _pick(rng, BUILDING_COLORS),  # type: ignore[arg-type]
+    lay.props.append(Storefront(-40.0, 45.0, z_store, uniform(rng, 7.0, 11.0), _pick(rng, BUILDING_COLORS),  # type: ignore[arg-type]
                                 _pick(rng, ((170, 40, 40), (40, 80, 160), (230, 180, 40)))))  # type: ignore[arg-type]
     light_xs = [(x, 1.2) for x in (-11.0, 11.0)] + [(x, -1.2) for x in (-11.0, 11.0)]
-    _streetlights(rng, light_xs, float(rng.uniform(28, 40)), lay, height=10.0)
+    _streetlights(rng, light_xs, uniform(rng, 28, 40), lay, height=10.0)
     _trees(rng, (-45, -35), 5, z_store - 10, 15, lay.props)
     _trees(rng, (35, 45), 5, z_store - 10, 15, lay.props)
     lay.props.append(_skyline(rng, cam, hills=True))
@@ -419,14 +420,14 @@ def _layout_parking(cam: Camera, rng: np.random.Generator) -> Layout:
 def _layout_tunnel(cam: Camera, rng: np.random.Generator) -> Layout:
     n_same = int(rng.integers(2, 4))
     lanes, left, right, center = _road_lanes(rng, n_same, 0 if rng.random() < 0.6 else 1)
-    exit_z = float(rng.uniform(120.0, 320.0))
+    exit_z = uniform(rng, 120.0, 320.0)
     lay = Layout("tunnel", cam, lanes, (left, right), [], [], [], sign_sides=(left - 0.9, right + 0.9),
                  ground_base="road_dark", tunnel_exit_z=exit_z)
     g = lay.ground
     g.append(("concrete", _strip(left - 1.2, left)))
     g.append(("concrete", _strip(right, right + 1.2)))
     _lane_markings(lay, left, right, rng)
-    lay.props.append(TunnelShell(left - 1.2, right + 1.2, float(rng.uniform(5.2, 6.5)), exit_z))
+    lay.props.append(TunnelShell(left - 1.2, right + 1.2, uniform(rng, 5.2, 6.5), exit_z))
     return lay
 
 
@@ -438,10 +439,10 @@ def _layout_gas(cam: Camera, rng: np.random.Generator) -> Layout:
                  ground_base="grass")
     g = lay.ground
     g.append(("road", _strip(left, right)))
-    z0 = float(rng.uniform(9.0, 20.0))
-    z1 = z0 + float(rng.uniform(14.0, 20.0))
+    z0 = uniform(rng, 9.0, 20.0)
+    z1 = z0 + uniform(rng, 14.0, 20.0)
     xa = edge + side * 4.5
-    xb = xa + side * float(rng.uniform(13.0, 18.0))
+    xb = xa + side * uniform(rng, 13.0, 18.0)
     g.append(("concrete", [(edge, z0 - 8), (xb + side * 12, z0 - 8), (xb + side * 12, z1 + 14), (edge, z1 + 14)]))
     _lane_markings(lay, left, right, rng)
     band = _pick(rng, ((200, 30, 36), (30, 140, 60), (30, 70, 170), (240, 190, 30)))
@@ -488,12 +489,15 @@ def _ground_color(kind: str, look: Look) -> Color:
 def paste_glows(image: Image.Image, textures: Textures, glows: list) -> None:
     """Blend soft light sprites ``(u, v, rx, ry, color, strength)`` onto an image."""
     w, h = image.size
+    image.load()
+    core = image.im  # the C image: Image.paste's argument handling costs more than blending a small sprite
     for u, v, rx, ry, color, strength in glows:
         rx_i, ry_i = max(1, int(rx)), max(1, int(ry))
         x0, y0 = int(u) - rx_i, int(v) - ry_i
         if x0 > w or y0 > h or x0 + 2 * rx_i < 0 or y0 + 2 * ry_i < 0 or rx_i > 4 * w:
             continue
-        image.paste(color, (x0, y0), textures.glow(rx_i, ry_i, strength))
+        sprite = textures.glow(rx_i, ry_i, strength)
+        core.paste(color, (x0, y0, x0 + sprite.width, y0 + sprite.height), sprite.im)
 
 
 def add_glows(image: Image.Image, textures: Textures, glows: list) -> Image.Image:
@@ -572,9 +576,9 @@ def _clouds(image: Image.Image, look: Look, rng: np.random.Generator, hz: int) -
     d = ImageDraw.Draw(mask)
     n = int(3 + 30 * look.clouds)
     for _ in range(n):
-        cx, cy = float(rng.uniform(-0.1, 1.1)) * qw, float(rng.uniform(0.0, 0.85)) * qh
-        rx = float(rng.uniform(0.04, 0.14)) * qw
-        ry = rx * float(rng.uniform(0.25, 0.45))
+        cx, cy = uniform(rng, -0.1, 1.1) * qw, uniform(rng, 0.0, 0.85) * qh
+        rx = uniform(rng, 0.04, 0.14) * qw
+        ry = rx * uniform(rng, 0.25, 0.45)
         for _ in range(4):
             ox, oy = float(rng.normal(0, rx * 0.5)), float(rng.normal(0, ry * 0.4))
             d.ellipse((cx + ox - rx, cy + oy - ry, cx + ox + rx, cy + oy + ry), fill=int(rng.integers(150, 230)))
