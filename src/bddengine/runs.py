@@ -154,6 +154,11 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def write_json(path: Path, obj: object) -> None:
+    """Write an artifact as indented JSON (paths and other objects as strings)."""
+    path.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+
+
 def folder_bytes(path: Path) -> int:
     """Total size of the files under ``path``."""
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
@@ -297,13 +302,13 @@ class StageRun:
         }
         result.update(extra or {})
         (self.dir / RESUMABLE_MARKER).unlink(missing_ok=True)
-        (self.dir / RESULT_FILE).write_text(json.dumps(result, indent=2, default=str) + "\n")
+        write_json(self.dir / RESULT_FILE, result)
         target = self.runs_dir / self.run_name
         while target.exists():  # another process took the number meanwhile
             self.number += 1
             target = self.runs_dir / self.run_name
             result["run"] = self.run_name
-            (self.dir / RESULT_FILE).write_text(json.dumps(result, indent=2, default=str) + "\n")
+            write_json(self.dir / RESULT_FILE, result)
         os.rename(self.dir, target)
         self.final = parse_run_name(target)
         assert self.final is not None

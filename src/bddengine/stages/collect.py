@@ -8,7 +8,6 @@ mirror into FiftyOne -> result.json.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ from bddengine.bdd.loader import (
 )
 from bddengine.config import EngineConfig, config_dict, fingerprint
 from bddengine.pools import stratum_allocation, take_by_video
-from bddengine.runs import StageRun, find_same_run
+from bddengine.runs import StageRun, find_same_run, write_json
 from bddengine.sampling import BucketAllocation
 from bddengine.slices import plot_slice_distribution, slice_index, write_slice_index
 from bddengine.stages import StageInputError, StageOutcome
@@ -84,9 +83,9 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
         manifest.to_parquet(run.dir / "manifest.parquet", index=False)
         boxes.to_parquet(run.dir / "boxes.parquet", index=False)
         provenance = data_provenance(cfg.data.root, label_paths, join.to_dict())
-        _write_json(run.dir / "data_provenance.json", provenance)
-        _write_json(run.dir / "malformed.json", malformed.to_dict())
-        _write_json(run.dir / "allocation.json", {
+        write_json(run.dir / "data_provenance.json", provenance)
+        write_json(run.dir / "malformed.json", malformed.to_dict())
+        write_json(run.dir / "allocation.json", {
             pool_name: [a.to_dict() for a in allocs] for pool_name, allocs in allocations.items()
         })
         index = slice_index(manifest)
@@ -323,7 +322,3 @@ def _outcome(path: Path, result: dict, *, skipped: bool) -> StageOutcome:
 def _file_stat(path: Path) -> list[int]:
     st = path.stat()
     return [st.st_size, st.st_mtime_ns]
-
-
-def _write_json(path: Path, obj: object) -> None:
-    path.write_text(json.dumps(obj, indent=2, default=str) + "\n")

@@ -8,7 +8,6 @@ eval ground truth, the YOLO dataset, the split table and chart -> result.json.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from bddengine.pools import (
     drop_mining_near_duplicates,
     split_table,
 )
-from bddengine.runs import RunLookupError, RunRef, StageRun, find_same_run, resolve_input
+from bddengine.runs import RunLookupError, RunRef, StageRun, find_same_run, resolve_input, write_json
 from bddengine.stages import StageInputError, StageOutcome
 from bddengine.yolo_export import DATASET_YAML, check_export, export_split, write_dataset_yaml
 
@@ -110,7 +109,7 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
         excluded = manifest.iloc[assignment.indices(EXCLUDED)][["name", "video", *SLICE]]
         excluded = excluded.assign(reason=assignment.reason[assignment.indices(EXCLUDED)].astype(str))
         excluded.to_parquet(run.dir / "excluded.parquet", index=False)
-        _write_json(run.dir / "eval_gt.json", eval_ground_truth(pools["eval"], boxes))
+        write_json(run.dir / "eval_gt.json", eval_ground_truth(pools["eval"], boxes))
         ref_rows = np.concatenate([assignment.indices("train"), assignment.indices("val")])
         train_val_names = manifest["name"].to_numpy()[ref_rows]  # reference rows of eval_dups
         leakage = {
@@ -124,7 +123,7 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
                     pools["eval"]["name"].to_numpy(), keep_pairs=False),
             },
         }
-        _write_json(run.dir / "leakage_check.json", leakage)
+        write_json(run.dir / "leakage_check.json", leakage)
         table = split_table(manifest, assignment.pool)
         table.to_csv(run.dir / "split_table.csv", index=False)
         eval_keys = [q.key for q in assignment.eval_quotas]
@@ -439,7 +438,3 @@ def _outcome(path: Path, result: dict, *, skipped: bool) -> StageOutcome:
         ],
         safe_to_delete=f"{path} (train, eval and mine read it: delete them with it)",
     )
-
-
-def _write_json(path: Path, obj: object) -> None:
-    path.write_text(json.dumps(obj, indent=2, default=str) + "\n")
