@@ -114,6 +114,19 @@ ArmOpt = Annotated[
     typer.Option("--arm", help="Mining strategy whose auto-labels iteration N > 0 uses (e.g. prototype)."),
 ]
 
+StrategyOpt = Annotated[
+    str | None,
+    typer.Option("--strategy", help="prototype, random or random-slice (overrides mine.strategy)."),
+]
+EmbeddingOpt = Annotated[
+    str | None,
+    typer.Option("--embedding", help="embed (curate-stage vectors) or detector (overrides mine.embedding)."),
+]
+SeedOpt = Annotated[
+    int | None,
+    typer.Option("--seed", help="Training seed (default: config seed); another seed gets its own run."),
+]
+
 
 @app.command()
 def embed(
@@ -146,6 +159,7 @@ def train(
     iter_: IterOpt = 0,
     arm: ArmOpt = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted training.")] = False,
+    seed: SeedOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     force: ForceOpt = False,
@@ -155,13 +169,15 @@ def train(
 
     Example: bddengine train --iter 0 --config configs/demo.yaml
     """
-    _invoke("train", config, set_, iter=iter_, arm=arm, resume=resume, force=force, source=source)
+    _invoke("train", config, set_, iter=iter_, arm=arm, seed=seed, resume=resume, force=force,
+            source=source)
 
 
 @app.command("eval")
 def eval_(
     iter_: IterOpt = 0,
     arm: ArmOpt = None,
+    seed: SeedOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     force: ForceOpt = False,
@@ -171,34 +187,52 @@ def eval_(
 
     Example: bddengine eval --iter 0 --config configs/demo.yaml
     """
-    _invoke("eval", config, set_, iter=iter_, arm=arm, force=force, source=source)
+    _invoke("eval", config, set_, iter=iter_, arm=arm, seed=seed, force=force, source=source)
 
 
 @app.command()
-def mine(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+def mine(
+    iter_: IterOpt = 0,
+    strategy: StrategyOpt = None,
+    embedding: EmbeddingOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    force: ForceOpt = False,
+    source: FromOpt = None,
+) -> None:
     """Mine unlabeled frames like the worst slice's failures (embedding k-NN).
 
-    Example: bddengine mine --config configs/demo.yaml
+    Example: bddengine mine --config configs/demo.yaml --strategy prototype
     """
-    _invoke("mine", config, set_)
+    overrides = list(set_ or [])
+    overrides += [f"mine.strategy={strategy}"] if strategy else []
+    overrides += [f"mine.embedding={embedding}"] if embedding else []
+    _invoke("mine", config, overrides, iter=iter_, force=force, source=source)
 
 
 @app.command()
-def autolabel(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+def autolabel(
+    iter_: IterOpt = 0,
+    arm: ArmOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    force: ForceOpt = False,
+    source: FromOpt = None,
+) -> None:
     """Auto-label the mined frames and route boxes to accept / review / drop.
 
-    Example: bddengine autolabel --config configs/demo.yaml
+    Example: bddengine autolabel --config configs/demo.yaml --arm prototype
     """
-    _invoke("autolabel", config, set_)
+    _invoke("autolabel", config, set_, iter=iter_, arm=arm, force=force, source=source)
 
 
 @app.command()
-def report(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+def report(config: ConfigOpt = None, set_: SetOpt = None, force: ForceOpt = False) -> None:
     """Write the case study: per-slice deltas with paired bootstrap CIs.
 
     Example: bddengine report --config configs/demo.yaml
     """
-    _invoke("report", config, set_)
+    _invoke("report", config, set_, force=force)
 
 
 @app.command()

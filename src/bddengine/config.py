@@ -154,6 +154,128 @@ class EvalConfig(_Model):
     failure_score: float = Field(0.25, ge=0, le=1, description="Score threshold for per-frame recall.")
 
 
+STRATEGIES: tuple[str, ...] = ("prototype", "random", "random-slice")
+"""Mining strategies; each is one arm of the retraining comparison."""
+
+
+class MineConfig(_Model):
+    """k-NN mining of the unlabeled pool for frames like the worst slice's failures."""
+
+    strategy: Literal["prototype", "random", "random-slice"] = Field(
+        "prototype", description="prototype (k-NN), random (uniform), random-slice (metadata filter)."
+    )
+    embedding: Literal["embed", "detector"] = Field(
+        "embed", description="embed: the curate-stage CLIP/DINOv2 vectors; detector: pooled "
+        "backbone features of the iteration's own detector (ultralytics embed)."
+    )
+    k: int = Field(100, ge=1, description="Frames to mine (the label budget of one arm).")
+    exact_max_pool: int = Field(
+        1_000_000, ge=1, description="Pool size above which an approximate index replaces exact search."
+    )
+    approximate_index: Literal["hnsw", "ivf"] = Field("hnsw", description="Index used above exact_max_pool.")
+    near_dup_threshold: float | None = Field(
+        0.95, gt=0, le=1, description="Drop mined frames this cosine-similar to an eval frame (null: off)."
+    )
+    batch: int = Field(16, ge=1, description="Detector batch for `embedding: detector`.")
+    device: str = "auto"
+
+
+class AutolabelConfig(_Model):
+    """Labeling of the mined frames and the accept / review / drop pyramid."""
+
+    labeler: Literal["grounded", "detector", "oracle"] = Field(
+        "grounded", description="grounded (YOLO-World / YOLOE prompts), detector (any ultralytics "
+        "checkpoint or the iteration's own), oracle (hidden GT: a human labeling vendor)."
+    )
+    grounded_model: str = Field("yolov8x-worldv2.pt", description="YOLO-World or YOLOE weights file.")
+    sam_model: str | None = Field(None, description="SAM 2 weights (e.g. sam2_b.pt) to refine boxes; null: off.")
+    detector_model: str = Field(
+        "iter", description="`iter`: the iteration's own detector; else an ultralytics .pt file."
+    )
+    class_map: dict[str, str] | None = Field(
+        None, description="Detector class name -> BDD class (default: the COCO -> BDD map)."
+    )
+    tta: bool = Field(False, description="Test-time augmentation for the detector labeler.")
+    imgsz: int | None = Field(None, ge=32, description="Labeler inference size (default: train.imgsz).")
+    conf: float = Field(0.05, ge=0, le=1, description="Lowest score the labeler returns.")
+    accept: float = Field(0.5, ge=0, le=1, description="Boxes scoring at least this are accepted.")
+    drop: float = Field(0.25, ge=0, le=1, description="Boxes scoring below this are dropped; between: review.")
+    per_class: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, description="Per-class [drop, accept] thresholds overriding the two above."
+    )
+    usd_per_frame: float = Field(0.50, ge=0, description="Human labeling price per frame.")
+    usd_per_frame_range: tuple[float, float] = Field((0.25, 1.50), description="Quoted price range.")
+    usd_per_box: float = Field(0.0, ge=0, description="Extra human price per box.")
+    usd_per_gpu_hour: float = Field(1.50, ge=0, description="Compute price for auto-labeling.")
+    target_precision: float = Field(0.9, gt=0, le=1, description="Precision at which to state the skippable share.")
+    batch: int = Field(16, ge=1)
+    device: str = "auto"
+
+    @model_validator(mode="after")
+    def _check_thresholds(self) -> AutolabelConfig:
+        if self.drop > self.accept:
+            raise ValueError(f"drop ({self.drop}) must not exceed accept ({self.accept})")
+        for name, (lo, hi) in self.per_class.items():
+            if lo > hi:
+                raise ValueError(f"per_class.{name}: drop {lo} exceeds accept {hi}")
+        return self
+
+
+class ReportConfig(_Model):
+    """The case study: per-slice deltas with paired bootstrap CIs."""
+
+    out_dir: Path | None = Field(
+        None, description="Where figures/ and case_study/ go (default: the parent of runs_dir)."
+    )
+    n_boot: int = Field(1000, ge=100, description="Paired bootstrap resamples for each delta's CI.")
+    pdf: bool = True
+    html: bool = True
+
+
+class FlywheelConfig(_Model):
+    """What `bddengine flywheel` runs after iteration 0."""
+
+    arms: list[str] = Field(
+        default_factory=lambda: list(STRATEGIES),
+        description="Retraining arms: a strategy, optionally `-detector` for detector embeddings.",
+    )
+    seeds: int = Field(1, ge=1, description="Trainings per arm (seed, seed+1, ...) for seed variance.")
+
+    @model_validator(mode="after")
+    def _check_arms(self) -> FlywheelConfig:
+        for arm in self.arms:
+            parse_arm(arm)
+        if len(set(self.arms)) != len(self.arms):
+            raise ValueError(f"arms repeats a name: {self.arms}")
+        return self
+
+
+def parse_arm(arm: str) -> tuple[str, str]:
+    """``prototype`` -> (prototype, embed); ``prototype-detector`` -> (prototype, detector)."""
+    strategy, embedding = arm, "embed"
+    if arm.endswith("-detector"):
+        strategy, embedding = arm[: -len("-detector")], "detector"
+    if strategy not in STRATEGIES:
+        raise ValueError(
+            f"arm {arm!r}: strategy must be one of {list(STRATEGIES)}, optionally with -detector"
+        )
+    return strategy, embedding
+
+
+def train_tag(iter: int, arm: str | None, seed: int | None, base_seed: int) -> str | None:
+    """The run tag of a training (and its eval): the arm for N > 0, plus ``-seed<S>`` for
+    any seed other than the config's."""
+    tag = arm if iter > 0 else None
+    if seed is not None and seed != base_seed:
+        tag = f"{tag}-seed{seed}" if tag else f"seed{seed}"
+    return tag
+
+
+def arm_name(strategy: str, embedding: str) -> str:
+    """The run tag of one arm: the strategy, plus ``-detector`` for detector embeddings."""
+    return strategy if embedding == "embed" else f"{strategy}-detector"
+
+
 class FiftyOneConfig(_Model):
     """Mirror of the run folders into a persistent FiftyOne dataset."""
 
@@ -174,6 +296,10 @@ class EngineConfig(_Model):
     split: SplitConfig = SplitConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    mine: MineConfig = MineConfig()
+    autolabel: AutolabelConfig = AutolabelConfig()
+    report: ReportConfig = ReportConfig()
+    flywheel: FlywheelConfig = FlywheelConfig()
     fiftyone: FiftyOneConfig = FiftyOneConfig()
 
     @model_validator(mode="after")

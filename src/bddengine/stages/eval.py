@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from bddengine.bdd.categories import CLASSES, FRAME_ATTRIBUTES
-from bddengine.config import EngineConfig, config_dict, fingerprint
+from bddengine.config import EngineConfig, config_dict, fingerprint, train_tag
 from bddengine.evaluation import (
     MatchCache,
     build_match_cache,
@@ -39,6 +39,7 @@ def run(
     *,
     iter: int = 0,
     arm: str | None = None,
+    seed: int | None = None,
     force: bool = False,
     source: str | None = None,
     progress: bool = True,
@@ -49,14 +50,16 @@ def run(
         cfg: the engine config (``eval`` section, ``seed``).
         iter: the training iteration to evaluate.
         arm: for iter > 0, the arm (mining strategy) of that training.
+        seed: the training seed, when not the config's (see ``train --seed``).
         force: re-evaluate even when an identical run exists.
         source: explicit train run (``--from``).
         progress: show progress bars.
     """
     e = cfg.eval
-    tag = arm if iter > 0 else None
+    tag = train_tag(iter, arm, seed, cfg.seed)
     train = resolve_input(cfg.runs_dir, "train", explicit=source, iter=iter, tag=tag,
-                          hint=f"bddengine train --iter {iter}" + (f" --arm {arm}" if tag else ""))
+                          hint=f"bddengine train --iter {iter}" + (f" --arm {arm}" if arm else "")
+                          + (f" --seed {seed}" if seed is not None else ""))
     split = parse_run_name(Path(train.result()["inputs"]["split"]))
     if split is None or not split.path.is_dir():
         raise StageInputError(f"{train.path}: its split run is gone; re-run `bddengine split`")

@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from bddengine.bdd.categories import CLASSES
-from bddengine.config import EngineConfig, config_dict, fingerprint
+from bddengine.config import EngineConfig, config_dict, fingerprint, train_tag
 from bddengine.runs import (
     RunRef,
     StageRun,
@@ -37,6 +37,7 @@ def run(
     *,
     iter: int = 0,
     arm: str | None = None,
+    seed: int | None = None,
     resume: bool = False,
     force: bool = False,
     source: str | None = None,
@@ -48,6 +49,7 @@ def run(
         cfg: the engine config (``train`` section, ``seed``).
         iter: 0 trains on the train pool; N > 0 adds iteration N-1's accepted auto-labels.
         arm: for N > 0, the mining strategy whose auto-labels to add (e.g. ``prototype``).
+        seed: training seed (default ``cfg.seed``); another seed gets its own run tag.
         resume: continue an interrupted training of the same config from ``last.pt``.
         force: re-train even when an identical run exists.
         source: explicit split run (``--from``).
@@ -59,13 +61,14 @@ def run(
     if iter > 0:
         autolabel = resolve_input(
             cfg.runs_dir, "autolabel", iter=iter - 1, tag=arm,
-            hint=f"bddengine autolabel --iter {iter - 1}" + (f" --strategy {arm}" if arm else ""),
+            hint=f"bddengine autolabel --iter {iter - 1}" + (f" --arm {arm}" if arm else ""),
         )
     init = initial_weights(cfg, iter)
     epochs = t.next_iter_epochs if (iter > 0 and t.next_iter_epochs) else t.epochs
-    fp = fingerprint(config_dict(t), cfg.seed, iter, arm, split.name,
+    seed = cfg.seed if seed is None else seed
+    fp = fingerprint(config_dict(t), seed, iter, arm, split.name,
                      autolabel.name if autolabel else None, str(init))
-    tag = arm if iter > 0 else None
+    tag = train_tag(iter, arm, seed, cfg.seed)
     same = None if force else find_same_run(cfg.runs_dir, "train", fp, iter=iter, tag=tag)
     if same is not None:
         return _outcome(same, skipped=True)
@@ -78,12 +81,12 @@ def run(
         discard_resumable(cfg.runs_dir, "train", iter=iter, tag=tag)
 
     inputs = {"split": str(split.path)} | ({"autolabel": str(autolabel.path)} if autolabel else {})
-    with StageRun(cfg.runs_dir, "train", config_dict(cfg), cfg.seed, fp, iter=iter, tag=tag,
+    with StageRun(cfg.runs_dir, "train", config_dict(cfg), seed, fp, iter=iter, tag=tag,
                   inputs=inputs | {"init_weights": str(init)}, resumable=True,
                   resume_from=resume_dir) as run:
         data_yaml = write_dataset_yaml(run.dir / "dataset.yaml", split, autolabel)
         counts = count_images(data_yaml)
-        fit(run.dir, init, data_yaml, t, epochs=epochs, seed=cfg.seed, resume=resume_dir is not None)
+        fit(run.dir, init, data_yaml, t, epochs=epochs, seed=seed, resume=resume_dir is not None)
         curves = read_curves(run.dir / ULTRA_DIR / "results.csv")
         ref = run.commit(
             outputs={
@@ -218,7 +221,7 @@ def fit(run_dir: Path, init: Path | str, data_yaml: Path, t, *, epochs: int, see
         amp=t.amp,
         seed=seed,
         deterministic=True,
-        project=str(run_dir),
+        project=str(run_dir.resolve()),  # a relative project lands under ultralytics' runs/detect/
         name=ULTRA_DIR,
         exist_ok=True,
         plots=True,
