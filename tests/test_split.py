@@ -94,6 +94,29 @@ def test_eval_pool_balanced_over_top_slices() -> None:
     assert frames["labeled"].to_numpy()[a.indices("eval")].all()
 
 
+def test_eval_include_adds_a_rare_slice_and_skips_too_small_ones() -> None:
+    frames = make_frames()  # foggy: 3 videos x 2 frames, at most 6 labeled
+    a = assign_pools(frames, eval_size=40, eval_top_slices=2, val_size=10, train_size=60,
+                     min_per_bucket=2, seed=1, eval_include=[{"weather": "rainy"}, {"weather": "foggy"}],
+                     eval_include_min=7)
+    assert [q.key for q in a.eval_quotas] == [SLICES[0][0], SLICES[1][0], ("rainy", "night", "residential")]
+    eval_rows = frames.iloc[a.indices("eval")]
+    assert (eval_rows["weather"] == "rainy").sum() >= 10
+    assert not (eval_rows["weather"] == "foggy").any()
+
+
+def test_included_slices_match_patterns_and_reject_unknown_attributes() -> None:
+    from bddengine.pools import included_slices
+
+    per = {("clear", "day", "city"): 50, ("foggy", "day", "city"): 20, ("foggy", "night", "hwy"): 3}
+    assert included_slices(per, [{"weather": "foggy"}], 5) == [("foggy", "day", "city")]
+    assert included_slices(per, [{"weather": "foggy", "scene": "hwy"}], 1) == [("foggy", "night", "hwy")]
+    assert included_slices(per, [{"weather": "foggy"}], 1, exclude=[("foggy", "day", "city")]) == [
+        ("foggy", "night", "hwy")]
+    with pytest.raises(ValueError, match="wether"):
+        included_slices(per, [{"wether": "foggy"}], 1)
+
+
 def test_eval_short_slice_gives_all_and_rest_is_redistributed() -> None:
     short_key = ("rainy", "night", "residential")
     frames = make_frames(

@@ -269,3 +269,32 @@ def test_rain_and_noise_change_pixels_as_pil_blends_do() -> None:
         noise = Image.fromarray((up.astype(np.int16) - down + off).astype(np.uint8))
         expected = ImageChops.add(Image.fromarray(pixels), noise, 1.0, -off)
         assert np.array_equal(textures.add_noise(pixels, level, np.random.default_rng(3)), np.asarray(expected))
+
+
+def test_weather_boost_raises_the_share_of_a_rare_condition() -> None:
+    from bddengine.synth.attributes import _weather_time_joint
+
+    pairs, base = _weather_time_joint()
+    _, boosted = _weather_time_joint({"foggy": 30})
+    share = lambda p: sum(q for (w, _), q in zip(pairs, p, strict=True) if w == "foggy")  # noqa: E731
+    assert share(base) < 0.003 and 0.04 < share(boosted) < 0.07
+    assert abs(boosted.sum() - 1) < 1e-12
+    with pytest.raises(ValueError, match="sunny"):
+        _weather_time_joint({"sunny": 2})
+
+
+def test_synth_stage_regenerates_a_world_made_with_other_parameters(tmp_path: Path) -> None:
+    from bddengine.config import load_config
+    from bddengine.stages import synth as synth_stage
+
+    cfg_args = [f"data.root={tmp_path / 'w'}", "synth.n_train=4", "synth.n_val=2", "synth.width=96",
+                "synth.height=54", "synth.workers=1"]
+    cfg = load_config(Path("configs/smoke.yaml"), cfg_args)
+    first = synth_stage.run(cfg, progress=False)
+    assert not first.skipped
+    assert synth_stage.run(cfg, progress=False).skipped  # same parameters: nothing to do
+    boosted = load_config(Path("configs/smoke.yaml"), [*cfg_args, "synth.weather_boost={foggy: 50}"])
+    again = synth_stage.run(boosted, progress=False)
+    assert not again.skipped
+    meta = json.loads((tmp_path / "w" / "synth_meta.json").read_text())
+    assert meta["params"]["weather_boost"] == {"foggy": 50}

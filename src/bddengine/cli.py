@@ -17,7 +17,7 @@ from rich.table import Table
 
 from bddengine.config import ConfigError, EngineConfig, load_config
 from bddengine.runs import RunLookupError
-from bddengine.stages import STAGE_BY_NAME, STAGES, NotImplementedStageError, StageInputError, StageOutcome
+from bddengine.stages import STAGE_BY_NAME, NotImplementedStageError, StageInputError, StageOutcome
 
 app = typer.Typer(
     name="bddengine",
@@ -290,22 +290,77 @@ def _pct(v: float | None) -> str:
 
 
 @app.command()
-def flywheel(config: ConfigOpt = None, set_: SetOpt = None, force: ForceOpt = False) -> None:
-    """Run every stage of one flywheel turn in order.
+def flywheel(
+    arms: Annotated[
+        str | None, typer.Option("--arms", help="Comma list of retraining arms (overrides flywheel.arms).")
+    ] = None,
+    seeds: Annotated[
+        int | None, typer.Option("--seeds", help="Trainings per arm for seed variance (overrides flywheel.seeds).")
+    ] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """Run every stage of one flywheel turn in order, every arm, ending with the report.
 
-    Example: bddengine flywheel --config configs/demo.yaml
+    Example: bddengine flywheel --config configs/demo.yaml --arms prototype,random --seeds 2
+    """
+    import time
+
+    from bddengine.flywheel import plan_turn
+
+    overrides = list(set_ or [])
+    overrides += [f"flywheel.arms=[{arms}]"] if arms else []
+    overrides += [f"flywheel.seeds={seeds}"] if seeds else []
+    cfg = _load(config, overrides)
+    steps = plan_turn(cfg, force=force)
+    timings: list[tuple[str, float, bool]] = []
+    start = time.perf_counter()
+    for i, step in enumerate(steps, 1):
+        console.rule(f"[bold]{i}/{len(steps)} {step.title()}")
+        t0 = time.perf_counter()
+        try:
+            out = _run_stage(step.stage, step.cfg, **step.kwargs)
+        except KNOWN_ERRORS as exc:
+            _fail(f"flywheel stopped at {step.title()}: {exc}")
+        print_outcome(out)
+        timings.append((step.title(), time.perf_counter() - t0, out.skipped))
+    table = Table("step", "wall time", "", title=f"flywheel turn: {time.perf_counter() - start:.0f} s")
+    for title, secs, skipped in timings:
+        table.add_row(title, f"{secs:.1f} s", "up to date" if skipped else "")
+    console.print(table)
+
+
+@app.command("app")
+def app_command(
+    run: Annotated[
+        str | None,
+        typer.Option("--run", help="Open on this run's view: an eval run's worst slice (e.g. 05_eval_iter0), "
+                     "a mine run's mined frames, an autolabel run's review queue."),
+    ] = None,
+    port: Annotated[int, typer.Option("--port", help="Port to serve the App on.")] = 5151,
+    address: Annotated[
+        str, typer.Option("--address", help="Address to serve on (0.0.0.0 to share on the network).")
+    ] = "127.0.0.1",
+    remote: Annotated[bool, typer.Option("--remote", help="Remote session: print the URL, open no browser.")] = False,
+    sync: Annotated[
+        bool, typer.Option("--sync", help="Rebuild the FiftyOne dataset from the run folders and report it all.")
+    ] = False,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Open the FiftyOne App on the runs: slices, worst slice, mined frames, review queues.
+
+    Example: bddengine app --config configs/demo.yaml --run 05_eval_iter0
     """
     cfg = _load(config, set_)
-    for stage in STAGES:
-        if stage.name == "synth" and not cfg.data.synthetic:
-            continue
-        console.rule(f"[bold]{stage.name}")
-        kwargs = {"force": force} if stage.implemented else {}
-        try:
-            out = _run_stage(stage.name, cfg, **kwargs)
-        except KNOWN_ERRORS as exc:
-            _fail(f"flywheel stopped at {stage.name}: {exc}")
-        print_outcome(out)
+    from bddengine.app import AppError, launch
+
+    try:
+        launch(cfg, run=run, port=port, address=address, remote=remote, full_sync=sync,
+               echo=lambda line: console.print(line, highlight=False, soft_wrap=True, markup=False))
+    except (AppError, *KNOWN_ERRORS) as exc:
+        _fail(str(exc))
 
 
 def main() -> None:  # pragma: no cover - console-script entry point

@@ -115,6 +115,8 @@ def assign_pools(
     train_size: int,
     min_per_bucket: int,
     seed: int,
+    eval_include: Sequence[Mapping[str, str]] = (),
+    eval_include_min: int = 1,
 ) -> PoolAssignment:
     """Assign every frame to eval, val, train, mining or excluded, whole videos at a time.
 
@@ -129,6 +131,9 @@ def assign_pools(
             slice columns.
         eval_size: labeled frames in the eval pool.
         eval_top_slices: the eval pool covers this many most common slices.
+        eval_include: attribute patterns (``{"weather": "foggy"}``) whose slices the eval
+            pool also covers, however rare: the operational conditions that must be measured.
+        eval_include_min: an included slice needs at least this many labeled frames.
         val_size: labeled frames in the val pool.
         train_size: labeled frames in the train pool.
         min_per_bucket: train floor per weather x timeofday bucket; the val
@@ -151,6 +156,7 @@ def assign_pools(
     # eval: equal shares over the most common slices of the labeled frames
     top = top_slices(frames[labeled], eval_top_slices)
     per_slice = Counter(slice_keys[i] for i in np.flatnonzero(labeled))
+    top += included_slices(per_slice, eval_include, eval_include_min, exclude=top)
     available = [per_slice[k] for k in top]
     planned, allocated = eval_quotas(available, eval_size)
     free = labeled & _unheld(videos, held)
@@ -193,6 +199,32 @@ def assign_pools(
         train_allocation=allocations["train"],
         val_allocation=allocations["val"],
     )
+
+
+def included_slices(
+    per_slice: Mapping[Key, int], patterns: Sequence[Mapping[str, str]], min_frames: int, *,
+    exclude: Sequence[Key] = (),
+) -> list[Key]:
+    """Slices matching any attribute pattern, with at least ``min_frames`` frames, most common first.
+
+    Args:
+        per_slice: frames per (weather, timeofday, scene) slice.
+        patterns: e.g. ``[{"weather": "foggy"}, {"timeofday": "night", "weather": "snowy"}]``.
+        min_frames: smaller slices are left out (too few frames to score).
+        exclude: slices already chosen.
+    """
+    for pat in patterns:
+        unknown = set(pat) - set(SLICE)
+        if unknown:
+            raise ValueError(f"eval_include pattern {dict(pat)}: unknown attribute(s) {sorted(unknown)}; "
+                             f"use {list(SLICE)}")
+    chosen = set(exclude)
+    out = [
+        key for key, n in sorted(per_slice.items(), key=lambda kv: (-kv[1], kv[0]))
+        if n >= min_frames and key not in chosen
+        and any(all(key[SLICE.index(a)] == v for a, v in pat.items()) for pat in patterns)
+    ]
+    return out
 
 
 def top_slices(frames: pd.DataFrame, k: int) -> list[Key]:

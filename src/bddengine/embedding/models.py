@@ -70,22 +70,25 @@ def weights_ref(pretrained: str | None) -> tuple[str | None, str | None]:
     return pretrained, None
 
 
-def requested_model(family: str, arch: str, pretrained: str | None, *, seed: int) -> dict[str, Any]:
+def requested_model(
+    family: str, arch: str, pretrained: str | None, *, seed: int, image_size: int | None = None
+) -> dict[str, Any]:
     """The model id as far as the config decides it, known without loading anything.
 
     Two runs whose requests are equal produce interchangeable vectors; this is what
     the stage fingerprints and matches cached vectors on.
     """
     ref, stamp = weights_ref(pretrained)
-    return {
+    request = {
         "family": family, "arch": arch, "pretrained": ref, "checkpoint": stamp,
         "random_init": pretrained is None, "seed": seed if pretrained is None else None,
         "preprocess": PREPROCESS,
     }
+    return request | ({"image_size": image_size} if image_size is not None else {})
 
 
 def load_encoder(
-    family: str, arch: str, pretrained: str | None, *, seed: int = 0
+    family: str, arch: str, pretrained: str | None, *, seed: int = 0, image_size: int | None = None
 ) -> tuple[nn.Module, EncoderSpec]:
     """Build an image encoder in eval mode on the CPU.
 
@@ -94,6 +97,8 @@ def load_encoder(
         arch: open_clip architecture (``ViT-B-32``) or timm name (``vit_small_patch14_dinov2``).
         pretrained: a pretrained tag, a local checkpoint path, or None for random init.
         seed: seeds the random init (only used when ``pretrained`` is None).
+        image_size: CLIP input size override (None: the architecture's); pretrained
+            position embeddings are resized by open_clip.
 
     Returns:
         The encoder (``[B, 3, S, S]`` -> ``[B, dim]``, not yet normalised) and its spec.
@@ -107,7 +112,7 @@ def load_encoder(
     if pretrained is None:
         torch.manual_seed(seed)
     if family == "clip":
-        model, spec = _load_clip(arch, pretrained)
+        model, spec = _load_clip(arch, pretrained, image_size)
     elif family == "dinov2":
         model, spec = _load_dinov2(arch, pretrained)
     else:
@@ -117,7 +122,7 @@ def load_encoder(
     return model.eval().requires_grad_(False), spec
 
 
-def _load_clip(arch: str, pretrained: str | None) -> tuple[nn.Module, EncoderSpec]:
+def _load_clip(arch: str, pretrained: str | None, image_size: int | None = None) -> tuple[nn.Module, EncoderSpec]:
     import open_clip
 
     if arch not in open_clip.list_models():
@@ -138,7 +143,8 @@ def _load_clip(arch: str, pretrained: str | None) -> tuple[nn.Module, EncoderSpe
     quick_gelu = bool(tag_cfg.get("quick_gelu")) and not open_clip.get_model_config(arch).get("quick_gelu")
 
     def create() -> nn.Module:
-        return open_clip.create_model(arch, pretrained=pretrained, force_quick_gelu=quick_gelu)
+        return open_clip.create_model(arch, pretrained=pretrained, force_quick_gelu=quick_gelu,
+                                      force_image_size=image_size)
 
     try:
         model = _build(create, from_hub=pretrained is not None and checkpoint is None)

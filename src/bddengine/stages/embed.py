@@ -65,7 +65,8 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
     frames = stat_frames(manifest["name"].tolist(), manifest["path"].tolist())
     frames_sha = frame_list_hash(frames)
     arch = e.clip_arch if e.model == "clip" else e.dinov2_arch
-    request = requested_model(e.model, arch, e.pretrained, seed=cfg.seed)
+    image_size = e.image_size if e.model == "clip" else None
+    request = requested_model(e.model, arch, e.pretrained, seed=cfg.seed, image_size=image_size)
     fp = fingerprint(request, frames_sha, e.dtype, collect.name)
     same = None if force else find_same_run(cfg.runs_dir, "embed", fp)
     if same is not None:
@@ -77,7 +78,8 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
     load_s = 0.0
     if not reuse.found.all():  # load the model before any folder exists: missing weights fail here
         t0 = time.perf_counter()
-        model, spec = load_encoder(e.model, arch, e.pretrained, seed=cfg.seed)
+        model, spec = load_encoder(e.model, arch, e.pretrained, seed=cfg.seed,
+                                   image_size=image_size)
         load_s = time.perf_counter() - t0
         model_id = spec.model_id()
         if reuse.vectors.shape[1] != spec.dim:  # nothing cached

@@ -71,6 +71,8 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
         manifest,
         eval_size=s.eval_size,
         eval_top_slices=s.eval_top_slices,
+        eval_include=s.eval_include,
+        eval_include_min=s.eval_include_min,
         val_size=s.val_size,
         train_size=s.train_size,
         min_per_bucket=s.min_per_bucket,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from bddengine.config import EngineConfig
 from bddengine.stages import StageInputError, StageOutcome
 from bddengine.synth import generate_world
@@ -23,7 +26,10 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
             "generate the synthetic world with --config configs/demo.yaml"
         )
     meta = root / "synth_meta.json"
-    if meta.is_file() and not force:
+    wanted = {"n_train": s.n_train, "n_val": s.n_val, "width": s.width, "height": s.height,
+              "frames_per_video": s.frames_per_video, "seed": cfg.seed, "jpeg_quality": s.jpeg_quality,
+              "weather_boost": dict(sorted(s.weather_boost.items()))}
+    if meta.is_file() and not force and _same_params(meta, wanted):
         return StageOutcome(
             stage="synth",
             location=root,
@@ -40,8 +46,9 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
         frames_per_video=s.frames_per_video,
         seed=cfg.seed,
         jpeg_quality=s.jpeg_quality,
+        weather_boost=s.weather_boost,
         workers=s.workers,
-        overwrite=force,
+        overwrite=force or meta.is_file(),  # a world made with other parameters is regenerated
         progress=progress,
     )
     return StageOutcome(
@@ -63,3 +70,13 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
         look_at=[f"a few frames in {root}/images/100k/train/"],
         safe_to_delete=f"{root} (then re-run `bddengine synth`)",
     )
+
+
+def _same_params(meta: Path, wanted: dict) -> bool:
+    """True when the world on disk was generated with these parameters (workers aside)."""
+    try:
+        params = json.loads(meta.read_text())["params"]
+    except (OSError, ValueError, KeyError):
+        return False
+    params.setdefault("weather_boost", {})
+    return all(params.get(k) == v for k, v in wanted.items())

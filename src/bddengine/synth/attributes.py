@@ -99,8 +99,12 @@ def attribute_marginals() -> dict[str, dict[str, float]]:
     return out
 
 
-def _weather_time_joint() -> tuple[list[tuple[str, str]], np.ndarray]:
-    """Joint distribution of (weather, timeofday) with the table's marginals."""
+def _weather_time_joint(weather_boost: dict[str, float] | None = None) -> tuple[list[tuple[str, str]], np.ndarray]:
+    """Joint distribution of (weather, timeofday) with the table's marginals.
+
+    ``weather_boost`` multiplies the probability of the named weather values (then
+    renormalises): a small world can hold enough of a rare condition to evaluate it.
+    """
     marg = attribute_marginals()
     weathers = list(ATTRIBUTE_VALUES["weather"])
     times = list(ATTRIBUTE_VALUES["timeofday"])
@@ -114,8 +118,17 @@ def _weather_time_joint() -> tuple[list[tuple[str, str]], np.ndarray]:
     joint[iu, inight] += shift
     joint[ic, iday] += shift
     joint[ic, inight] -= shift
+    for name, factor in (weather_boost or {}).items():
+        if name not in weathers or factor < 0:
+            raise ValueError(f"weather_boost: {name!r}: {factor} (expected one of {weathers}, factor >= 0)")
+        joint[weathers.index(name), :] *= factor
     pairs = [(w, t) for w in weathers for t in times]
     return pairs, joint.ravel() / joint.sum()
+
+
+def weather_time_cdf(weather_boost: dict[str, float] | None = None) -> np.ndarray:
+    """Cumulative distribution over ``(weather, timeofday)`` pairs, for `sample_conditions`."""
+    return np.cumsum(_weather_time_joint(weather_boost)[1])
 
 
 _PAIRS, _PAIR_P = _weather_time_joint()
@@ -133,7 +146,7 @@ def _choose(u: float, weights: dict[str, float]) -> str:
     return keys[_index(np.cumsum([weights[k] for k in keys]), u)]
 
 
-def sample_conditions(rng: np.random.Generator) -> VideoConditions:
+def sample_conditions(rng: np.random.Generator, pair_cdf: np.ndarray | None = None) -> VideoConditions:
     """Draw the attributes of one video.
 
     Weather and time of day follow a joint whose marginals are the det_20 train
@@ -141,11 +154,12 @@ def sample_conditions(rng: np.random.Generator) -> VideoConditions:
 
     Args:
         rng: the video's generator; the same number of draws is consumed whatever the outcome.
+        pair_cdf: weather x timeofday distribution from `weather_time_cdf` (default: BDD's).
 
     Returns:
         The video's label values and look.
     """
-    weather, timeofday = _PAIRS[_index(_PAIR_CDF, rng.random())]
+    weather, timeofday = _PAIRS[_index(_PAIR_CDF if pair_cdf is None else pair_cdf, rng.random())]
     scene = _SCENES[_index(_SCENE_CDF, rng.random())]
     u_weather, u_time, u_scene = rng.random(3)  # always drawn: the stream does not depend on labels
     look_weather, look_time, look_scene = weather, timeofday, scene

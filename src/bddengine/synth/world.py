@@ -15,6 +15,7 @@ written to a temporary sibling and renamed into place when complete.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import multiprocessing
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bddengine.synth.attributes import VideoConditions, sample_conditions
+from bddengine.synth.attributes import VideoConditions, sample_conditions, weather_time_cdf
 from bddengine.synth.geometry import Painter
 from bddengine.synth.look import Shader, Textures, apply_frame_effects, make_glare, make_look
 from bddengine.synth.objects import draw_static, is_static, render_things
@@ -75,6 +76,7 @@ class _Settings:
     height: int
     seed: int
     jpeg_quality: int
+    weather_boost: tuple[tuple[str, float], ...] = ()
 
 
 def _hex_name(rng: np.random.Generator) -> str:
@@ -155,7 +157,7 @@ def _render_job(args: tuple[_Settings, _Job]) -> list[dict]:
     rngs = video_streams(st.seed, job.split, job.index)
     video_name = _hex_name(rngs["names"])
     frame_names = [_hex_name(rngs["names"]) for _ in range(job.n_frames)]
-    cond = sample_conditions(rngs["conditions"])
+    cond = sample_conditions(rngs["conditions"], _pair_cdf(st.weather_boost))
     image_dir = Path(st.out_dir) / "images" / "100k" / job.split
     records = []
     frames = render_video(cond, width=st.width, height=st.height, n_frames=job.n_frames,
@@ -175,6 +177,11 @@ def _render_job(args: tuple[_Settings, _Job]) -> list[dict]:
             record["labels"] = labels
         records.append(record)
     return records
+
+
+@functools.lru_cache(maxsize=4)
+def _pair_cdf(weather_boost: tuple[tuple[str, float], ...]) -> np.ndarray | None:
+    return weather_time_cdf(dict(weather_boost)) if weather_boost else None
 
 
 def _plan(n_train: int, n_val: int, frames_per_video: int) -> list[_Job]:
@@ -204,7 +211,8 @@ def _validate(n_train: int, n_val: int, width: int, height: int, frames_per_vide
 
 def generate_world(root: Path, *, n_train: int, n_val: int, width: int = 640, height: int = 360,
                    frames_per_video: int = 3, seed: int = 42, jpeg_quality: int = 90,
-                   workers: int | None = None, overwrite: bool = False, progress: bool = True) -> SynthResult:
+                   weather_boost: dict[str, float] | None = None, workers: int | None = None,
+                   overwrite: bool = False, progress: bool = True) -> SynthResult:
     """Write a synthetic BDD100K-format detection dataset under ``root``.
 
     Example:
@@ -221,6 +229,8 @@ def generate_world(root: Path, *, n_train: int, n_val: int, width: int = 640, he
             frames of a video share ``videoName``, scene and attributes.
         seed: same seed and parameters give byte-identical labels and images.
         jpeg_quality: JPEG quality of the images.
+        weather_boost: multiply the share of these weather values (e.g. ``{"foggy": 30}``)
+            so that a small world holds enough of a rare condition; the default is BDD's shares.
         workers: processes to render with (default: all CPUs).
         overwrite: replace an existing non-empty ``root`` (atomically).
         progress: show a progress bar.
@@ -233,6 +243,8 @@ def generate_world(root: Path, *, n_train: int, n_val: int, width: int = 640, he
         ValueError: a parameter is out of range (all such problems are listed).
     """
     _validate(n_train, n_val, width, height, frames_per_video, jpeg_quality, workers)
+    boost = tuple(sorted((weather_boost or {}).items()))
+    weather_time_cdf(dict(boost))  # raises on an unknown weather value before anything is written
     root = Path(root)
     if root.exists():
         if not root.is_dir():
@@ -246,7 +258,7 @@ def generate_world(root: Path, *, n_train: int, n_val: int, width: int = 640, he
         for split in SPLITS:
             (tmp / "images" / "100k" / split).mkdir(parents=True)
         (tmp / "labels" / "det_20").mkdir(parents=True)
-        settings = _Settings(str(tmp), width, height, seed, jpeg_quality)
+        settings = _Settings(str(tmp), width, height, seed, jpeg_quality, boost)
         jobs = _plan(n_train, n_val, frames_per_video)
         # Label files are numbered and encoded as videos arrive, while the workers still render.
         files = {s: _LabelFile() for s in SPLITS}
@@ -265,6 +277,7 @@ def generate_world(root: Path, *, n_train: int, n_val: int, width: int = 640, he
             "version": GENERATOR_VERSION,
             "params": {"n_train": n_train, "n_val": n_val, "width": width, "height": height,
                        "frames_per_video": frames_per_video, "seed": seed, "jpeg_quality": jpeg_quality,
+                       "weather_boost": dict(boost),
                        "workers": workers or os.cpu_count()},
             "seed": seed,
             "counts": {"frames": n_frames, "videos": len(jobs), "boxes": n_boxes,
