@@ -55,6 +55,11 @@ class SynthConfig(_Model):
     height: int = Field(360, ge=36)
     frames_per_video: int = Field(3, ge=1)
     jpeg_quality: int = Field(90, ge=10, le=100)
+    weather_boost: dict[str, float] = Field(
+        default_factory=dict,
+        description="Multiply these weather values' BDD share (e.g. foggy: 30) so a small world "
+        "holds enough of a rare condition to evaluate and mine it.",
+    )
     workers: int | None = Field(None, ge=1)
 
 
@@ -81,6 +86,9 @@ class EmbedConfig(_Model):
         "checkpoint path, or null for random init (recorded in result.json).",
     )
     dinov2_arch: str = Field("vit_small_patch14_dinov2", description="timm DINOv2 model name.")
+    image_size: int | None = Field(
+        None, ge=32, description="CLIP input size override (null: the architecture's, 224)."
+    )
     batch_size: int = Field(64, ge=1)
     workers: int = Field(2, ge=0, description="DataLoader worker processes decoding JPEGs.")
     device: str = Field("auto", description="auto (GPU when present), cpu, cuda, cuda:1, ...")
@@ -93,6 +101,12 @@ class SplitConfig(_Model):
     train_size: int = Field(2500, ge=1, description="Labeled frames in the train pool.")
     eval_size: int = Field(500, ge=1, description="Labeled frames in the eval pool.")
     eval_top_slices: int = Field(20, ge=1, description="Eval pool covers the N most common slices.")
+    eval_include: list[dict[Literal["weather", "timeofday", "scene"], str]] = Field(
+        default_factory=list,
+        description="Attribute patterns whose slices the eval pool also covers however rare, "
+        "e.g. [{weather: foggy}]: operational conditions that must be measured.",
+    )
+    eval_include_min: int = Field(15, ge=1, description="Labeled frames an included slice needs.")
     val_size: int = Field(
         250, ge=1, description="Labeled frames ultralytics validates on while training (same every iter)."
     )
@@ -215,9 +229,18 @@ class AutolabelConfig(_Model):
     def _check_thresholds(self) -> AutolabelConfig:
         if self.drop > self.accept:
             raise ValueError(f"drop ({self.drop}) must not exceed accept ({self.accept})")
+        from bddengine.bdd.categories import CLASSES
+
         for name, (lo, hi) in self.per_class.items():
+            if name not in CLASSES:
+                raise ValueError(f"per_class.{name}: not a BDD class; use one of {list(CLASSES)}")
             if lo > hi:
                 raise ValueError(f"per_class.{name}: drop {lo} exceeds accept {hi}")
+        for name, target in (self.class_map or {}).items():
+            if target not in CLASSES:
+                raise ValueError(f"class_map.{name}: {target!r} is not a BDD class; use one of {list(CLASSES)}")
+        if self.usd_per_frame_range[0] > self.usd_per_frame_range[1]:
+            raise ValueError(f"usd_per_frame_range {list(self.usd_per_frame_range)}: low exceeds high")
         return self
 
 
@@ -228,8 +251,14 @@ class ReportConfig(_Model):
         None, description="Where figures/ and case_study/ go (default: the parent of runs_dir)."
     )
     n_boot: int = Field(1000, ge=100, description="Paired bootstrap resamples for each delta's CI.")
-    pdf: bool = True
-    html: bool = True
+    marginals: bool = Field(
+        False, description="Also score each weather / timeofday / scene marginal in the headline table."
+    )
+    template: Path | None = Field(
+        None, description="Case-study template (default: case_study_template.md at the repository root)."
+    )
+    pdf: bool = Field(True, description="Also write case_study_v1.pdf (fpdf2).")
+    html: bool = Field(True, description="Also write case_study_v1.html (one self-contained page).")
 
 
 class FlywheelConfig(_Model):
@@ -239,11 +268,15 @@ class FlywheelConfig(_Model):
         default_factory=lambda: list(STRATEGIES),
         description="Retraining arms: a strategy, optionally `-detector` for detector embeddings.",
     )
+    mine_only: list[str] = Field(
+        default_factory=list,
+        description="Arms that are mined (for the mining-precision comparison) but not retrained.",
+    )
     seeds: int = Field(1, ge=1, description="Trainings per arm (seed, seed+1, ...) for seed variance.")
 
     @model_validator(mode="after")
     def _check_arms(self) -> FlywheelConfig:
-        for arm in self.arms:
+        for arm in [*self.arms, *self.mine_only]:
             parse_arm(arm)
         if len(set(self.arms)) != len(self.arms):
             raise ValueError(f"arms repeats a name: {self.arms}")

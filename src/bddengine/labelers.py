@@ -1,0 +1,342 @@
+"""The pluggable labelers of ``bddengine autolabel``.
+
+Each labeler turns frames (``name``, ``path``, ``width``, ``height``) into boxes
+``{"category", "score", "box2d": {"x1", "y1", "x2", "y2"}}`` in pixels of the original
+image, one list per frame name:
+
+- `OracleLabeler`: the frame's hidden ground truth (a human labeling vendor);
+- `UltralyticsLabeler`: any ultralytics detector with a map from its class names to
+  the BDD classes; the ``detector`` labeler (a COCO checkpoint or the iteration's own
+  detector) and the ``grounded`` labeler (YOLO-World / YOLOE prompted with the BDD
+  class names, optionally refined by SAM 2) are both built on it.
+
+Weights are never downloaded: a missing file is a `StageInputError` naming the file
+and where to put it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from bddengine.bdd.categories import CLASSES
+from bddengine.stages import StageInputError
+
+Box = dict[str, Any]
+Frame = dict[str, Any]
+
+GROUNDED_PROMPT = ("car . truck . bus . pedestrian . bicycle . motorcycle . traffic light . "
+                   "traffic sign . train . rider")
+"""The open-vocabulary prompt: the BDD classes, ``.``-separated (Grounding DINO style)."""
+
+COCO_TO_BDD: dict[str, str] = {
+    "person": "pedestrian",
+    "car": "car",
+    "truck": "truck",
+    "bus": "bus",
+    "train": "train",
+    "motorcycle": "motorcycle",
+    "bicycle": "bicycle",
+    "traffic light": "traffic light",
+    "stop sign": "traffic sign",
+}
+"""COCO class name -> BDD class; every other COCO class is dropped."""
+
+WEIGHTS_URL = "https://github.com/ultralytics/assets/releases"
+CLIP_PACKAGE = "git+https://github.com/ultralytics/CLIP.git"
+NMS_IOU = 0.7
+MAX_DET = 300
+
+
+class Labeler(Protocol):
+    """Anything that labels frames."""
+
+    name: str
+    trusts_empty: bool
+    """True when a frame without boxes is known to be empty (a human looked)."""
+
+    def label(self, frames: Sequence[Frame], *, progress: bool = True) -> dict[str, list[Box]]:
+        """Boxes per frame name, for every frame."""
+        ...
+
+
+# --- oracle --------------------------------------------------------------------------------------
+
+
+def gt_frames(boxes: pd.DataFrame, names: Sequence[str]) -> dict[str, list[Box]]:
+    """Hidden ground truth of ``names`` from ``boxes.parquet`` rows, ignored regions included.
+
+    Returns:
+        ``{name: [{"category", "box2d", "ignored"}, ...]}`` for every name (``[]`` when
+        the frame has no box).
+    """
+    out: dict[str, list[Box]] = {name: [] for name in names}
+    rows = boxes[boxes["name"].isin(out)]
+    for name, cat, x1, y1, x2, y2, ign in rows[["name", "category", "x1", "y1", "x2", "y2", "ignored"]] \
+            .itertuples(index=False, name=None):
+        out[name].append({"category": cat, "box2d": {"x1": float(x1), "y1": float(y1), "x2": float(x2),
+                                                     "y2": float(y2)}, "ignored": bool(ign)})
+    return out
+
+
+@dataclass
+class OracleLabeler:
+    """The hidden ground truth, standing in for a human labeling vendor.
+
+    Returns every non-ignored ground-truth box with score 1.0; a frame without such
+    boxes is truly empty.
+    """
+
+    gt: Mapping[str, list[Box]]
+    name: str = "oracle"
+    trusts_empty: bool = True
+
+    def label(self, frames: Sequence[Frame], *, progress: bool = True) -> dict[str, list[Box]]:
+        """The ground truth of each frame.
+
+        Raises:
+            StageInputError: a frame has no hidden ground truth.
+        """
+        missing = [f["name"] for f in frames if f["name"] not in self.gt]
+        if missing:
+            raise StageInputError(
+                f"oracle labeler: no hidden ground truth for {len(missing)} frame(s), e.g. {missing[0]}; "
+                "use autolabel.labeler=detector or grounded for frames without labels")
+        return {
+            f["name"]: [{"category": g["category"], "score": 1.0, "box2d": dict(g["box2d"])}
+                        for g in self.gt[f["name"]] if not g.get("ignored")]
+            for f in frames
+        }
+
+
+# --- ultralytics ---------------------------------------------------------------------------------
+
+
+def prompt_classes(prompt: str = GROUNDED_PROMPT) -> list[str]:
+    """``"car . truck . traffic light"`` -> ``["car", "truck", "traffic light"]``."""
+    return [p.strip() for p in prompt.split(".") if p.strip()]
+
+
+def default_class_map(model_names: Sequence[str]) -> dict[str, str]:
+    """Identity when the model already speaks BDD classes, else the COCO -> BDD map."""
+    if set(model_names) <= set(CLASSES):
+        return {c: c for c in model_names}
+    return dict(COCO_TO_BDD)
+
+
+def check_class_map(class_map: Mapping[str, str], key: str = "autolabel.class_map") -> dict[str, str]:
+    """The map, checked: every target is a BDD class.
+
+    Raises:
+        StageInputError: a target outside `CLASSES`, naming the key.
+    """
+    bad = {k: v for k, v in class_map.items() if v not in CLASSES}
+    if bad:
+        k, v = next(iter(bad.items()))
+        raise StageInputError(f"{key}.{k}={v!r}: not a BDD class; use one of {list(CLASSES)}")
+    return dict(class_map)
+
+
+def _np(x: Any) -> np.ndarray:
+    return x.cpu().numpy() if hasattr(x, "cpu") else np.asarray(x)
+
+
+def result_to_boxes(res: Any, names: Sequence[str], class_map: Mapping[str, str]) -> list[Box]:
+    """One ultralytics result -> BDD boxes; classes outside ``class_map`` are dropped.
+
+    Args:
+        res: an ultralytics ``Results`` (``boxes.xyxy``, ``boxes.conf``, ``boxes.cls``).
+        names: the model's class names by index.
+        class_map: model class name -> BDD class.
+    """
+    b = res.boxes
+    out = []
+    for (x1, y1, x2, y2), score, cls in zip(_np(b.xyxy).tolist(), _np(b.conf).tolist(),
+                                            _np(b.cls).astype(int).tolist(), strict=True):
+        category = class_map.get(names[cls])
+        if category is None:
+            continue
+        out.append({"category": category, "score": float(score),
+                    "box2d": {"x1": x1, "y1": y1, "x2": x2, "y2": y2}})
+    return out
+
+
+def mask_box(mask: np.ndarray) -> tuple[float, float, float, float] | None:
+    """The tight pixel box ``(x1, y1, x2, y2)`` around a boolean mask; None when empty."""
+    ys, xs = np.nonzero(mask)
+    if xs.size == 0:
+        return None
+    return float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
+
+
+Refiner = Callable[[str, list[Box]], list[Box]]
+
+
+@dataclass
+class UltralyticsLabeler:
+    """An ultralytics detector whose class names map onto the BDD classes.
+
+    Attributes:
+        model: a loaded ultralytics model (anything with ``predict``).
+        names: the model's class names by index.
+        class_map: model class name -> BDD class (others dropped).
+        name: the labeler's name (``detector`` or ``grounded``).
+        refine: optional ``(image path, boxes) -> boxes`` (SAM 2 tight boxes).
+    """
+
+    model: Any
+    names: Sequence[str]
+    class_map: Mapping[str, str]
+    name: str = "detector"
+    imgsz: int = 640
+    conf: float = 0.05
+    batch: int = 16
+    device: str = "cpu"
+    augment: bool = False
+    refine: Refiner | None = None
+    trusts_empty: bool = field(default=False, init=False)
+
+    def label(self, frames: Sequence[Frame], *, progress: bool = True) -> dict[str, list[Box]]:
+        """Predict every frame once (in batches) and map the classes."""
+        from rich.progress import Progress
+
+        out: dict[str, list[Box]] = {}
+        with Progress(disable=not progress, transient=True) as bar:
+            task = bar.add_task(f"labeling with {self.name}", total=len(frames))
+            for start in range(0, len(frames), self.batch):
+                chunk = frames[start:start + self.batch]
+                paths = [str(f["path"]) for f in chunk]
+                results = self.model.predict(paths, imgsz=self.imgsz, conf=self.conf, iou=NMS_IOU,
+                                             max_det=MAX_DET, device=self.device, augment=self.augment,
+                                             verbose=False, batch=len(chunk))
+                for f, path, res in zip(chunk, paths, results, strict=True):
+                    boxes = result_to_boxes(res, self.names, self.class_map)
+                    out[f["name"]] = self.refine(path, boxes) if self.refine and boxes else boxes
+                bar.advance(task, len(chunk))
+        return out
+
+
+def sam_refiner(sam: Any, device: str) -> Refiner:
+    """Refine boxes with SAM box prompts: each box becomes the tight box of its mask.
+
+    A box whose mask comes back empty keeps its detector box.
+    """
+    def refine(path: str, boxes: list[Box]) -> list[Box]:
+        prompts = [[b["box2d"][k] for k in ("x1", "y1", "x2", "y2")] for b in boxes]
+        (res,) = sam.predict(path, bboxes=prompts, device=device, verbose=False)
+        masks = _np(res.masks.data).astype(bool) if res.masks is not None else []
+        out = []
+        for box, mask in zip(boxes, list(masks) + [None] * (len(boxes) - len(masks)), strict=True):
+            tight = mask_box(mask) if mask is not None else None
+            out.append(box if tight is None else
+                       {**box, "box2d": dict(zip(("x1", "y1", "x2", "y2"), tight, strict=True))})
+        return out
+
+    return refine
+
+
+# --- weights, resolved locally -------------------------------------------------------------------
+
+
+def weights_dir() -> Path:
+    """ultralytics' weights folder (``yolo settings weights_dir``)."""
+    from ultralytics.utils import SETTINGS
+
+    return Path(SETTINGS["weights_dir"])
+
+
+def resolve_weights(model: str, key: str, *, folder: Path | None = None) -> Path:
+    """Find a weights file at the path given or in ultralytics' weights folder.
+
+    Args:
+        model: a path or a file name such as ``yolov8x-worldv2.pt``.
+        key: the config key that named it, for the message.
+        folder: the weights folder (default: ultralytics' ``weights_dir``).
+
+    Raises:
+        StageInputError: not found; the message names the file, both places looked at
+            and where to download it.
+    """
+    path = Path(model).expanduser()
+    if path.is_file():
+        return path.resolve()
+    folder = weights_dir() if folder is None else folder
+    if (folder / path.name).is_file():
+        return (folder / path.name).resolve()
+    raise StageInputError(
+        f"{key}={model}: weights file not found (looked at {path.resolve()} and "
+        f"{(folder / path.name).resolve()}). Download {path.name} from {WEIGHTS_URL} and put it "
+        f"at one of those paths, or set {key} to its path")
+
+
+def text_encoder_problem(kind: str, *, folder: Path, text_model: str = "mobileclip:blt",
+                         clip_importable: bool | None = None) -> str | None:
+    """What is missing for ``set_classes`` to embed the prompts offline, or None.
+
+    YOLO-World embeds prompts with OpenAI CLIP ViT-B/32 (the ``clip`` package and
+    ``<weights_dir>/clip/ViT-B-32.pt``); YOLOE with MobileCLIP (``mobileclip_blt.ts``
+    or ``mobileclip2_b.ts`` in the weights folder or the working directory).
+
+    Args:
+        kind: ``world`` or ``yoloe``.
+        folder: ultralytics' weights folder.
+        text_model: YOLOE's ``text_model`` (``mobileclip:blt``, ``mobileclip2:b``, ``clip:ViT-B/32``).
+        clip_importable: whether ``import clip`` works (default: try it).
+    """
+    if kind == "world" or text_model.startswith("clip:"):
+        if clip_importable is None:
+            try:
+                import clip  # noqa: F401
+                clip_importable = True
+            except ImportError:
+                clip_importable = False
+        if not clip_importable:
+            return (f"the prompts are embedded with OpenAI CLIP, whose package is not installed: "
+                    f"pip install {CLIP_PACKAGE}")
+        file = folder / "clip" / "ViT-B-32.pt"
+        if not file.is_file():
+            return (f"the prompts are embedded with CLIP ViT-B/32: put ViT-B-32.pt (from "
+                    f"https://openaipublic.azureedge.net/clip/models/) at {file.resolve()}")
+        return None
+    name = "mobileclip2_b.ts" if text_model.startswith("mobileclip2") else "mobileclip_blt.ts"
+    if (folder / name).is_file() or Path(name).is_file():
+        return None
+    return (f"the prompts are embedded with MobileCLIP: download {name} from {WEIGHTS_URL} and put it "
+            f"at {(folder / name).resolve()}")
+
+
+def load_grounded(model_path: Path, classes: Sequence[str], *, folder: Path | None = None,
+                  loader: Callable[[str], Any] | None = None) -> Any:
+    """Load YOLO-World / YOLOE weights and set the prompt classes.
+
+    Args:
+        model_path: a local YOLO-World or YOLOE weights file.
+        classes: the prompt classes (`prompt_classes`).
+        folder: the weights folder holding the text encoder (default: ultralytics').
+        loader: builds the model from a path (default: ``ultralytics.YOLO``).
+
+    Raises:
+        StageInputError: not an open-vocabulary model, or its text encoder is missing.
+    """
+    if loader is None:
+        from ultralytics import YOLO
+
+        loader = YOLO
+    model = loader(str(model_path))
+    kind = type(model).__name__
+    if kind not in ("YOLOWorld", "YOLOE"):
+        raise StageInputError(
+            f"autolabel.grounded_model={model_path}: a {kind} model, not YOLO-World or YOLOE; "
+            "use a *-world*.pt or yoloe-*.pt file (or autolabel.labeler=detector)")
+    problem = text_encoder_problem(
+        "world" if kind == "YOLOWorld" else "yoloe", folder=weights_dir() if folder is None else folder,
+        text_model=getattr(getattr(model, "model", None), "text_model", "mobileclip:blt"))
+    if problem:
+        raise StageInputError(f"autolabel.labeler=grounded ({model_path.name}): {problem}")
+    model.set_classes(list(classes))
+    return model
