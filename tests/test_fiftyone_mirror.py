@@ -1,14 +1,169 @@
 import json
 import os
+import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from bddengine.cli import app
-from bddengine.fiftyone_mirror import detections_by_frame, slice_tags
+from bddengine.config import EngineConfig
+from bddengine.evaluation import build_match_cache, per_frame_metrics
+from bddengine.fiftyone_mirror import (
+    EvalNames,
+    SyncReport,
+    collect_of,
+    detections_by_frame,
+    match_eval_boxes,
+    plan_slots,
+    run_label,
+    slice_tags,
+    slug,
+    view_for_run,
+)
+from bddengine.runs import list_runs, parse_run_name
 from conftest import fiftyone_reachable, write_config
+
+W, H = 100, 50
+SLICE = {"weather": "rainy", "timeofday": "night", "scene": "highway"}
+FRAMES = [  # name, pool, labeled, weather, timeofday, scene
+    ("e1.jpg", "eval", True, *SLICE.values()),
+    ("e2.jpg", "eval", True, *SLICE.values()),
+    ("t1.jpg", "train", True, "clear", "daytime", "city street"),
+    ("v1.jpg", "val", True, "clear", "dawn/dusk", "city street"),
+    ("m1.jpg", "mining", False, "rainy", "night", "highway"),
+    ("m2.jpg", "mining", False, "clear", "daytime", "city street"),
+]
+GT_BOXES = [  # name, label_id, category, raw category, ignored, x1, y1, x2, y2
+    ("e1.jpg", "1", "car", "car", False, 10, 10, 30, 30),
+    ("e1.jpg", "2", "pedestrian", "pedestrian", False, 50, 10, 60, 40),
+    ("e2.jpg", "5", "truck", "truck", False, 0, 0, 20, 20),
+    ("e2.jpg", "6", "car", "other vehicle", True, 40, 0, 60, 20),
+    ("t1.jpg", "9", "car", "car", False, 5, 5, 25, 25),
+    ("v1.jpg", "10", "bus", "bus", False, 5, 5, 45, 35),
+]
+PREDS = [
+    {"name": "e1.jpg", "labels": [
+        {"category": "car", "score": 0.9, "box2d": {"x1": 11, "y1": 11, "x2": 30, "y2": 30}},        # TP
+        {"category": "car", "score": 0.8, "box2d": {"x1": 70, "y1": 10, "x2": 90, "y2": 30}},        # FP
+        {"category": "pedestrian", "score": 0.1, "box2d": {"x1": 50, "y1": 10, "x2": 60, "y2": 40}},  # under 0.25
+    ]},
+    {"name": "e2.jpg", "labels": [
+        {"category": "car", "score": 0.7, "box2d": {"x1": 40, "y1": 0, "x2": 60, "y2": 20}},  # on the ignored box
+    ]},
+]
+
+
+def box2d(x1, y1, x2, y2) -> dict:
+    return {"x1": x1, "y1": y1, "x2": x2, "y2": y2}
+
+
+def eval_gt() -> list[dict]:
+    out = []
+    for name, *_ in [f for f in FRAMES if f[1] == "eval"]:
+        labels = [{"id": lid, "category": raw, "attributes": {"crowd": False}, "box2d": box2d(*xy)}
+                  for n, lid, _, raw, _, *xy in GT_BOXES if n == name]
+        out.append({"name": name, "attributes": dict(SLICE), "labels": labels})
+    return out
+
+
+def _commit(run: Path, stage: str, inputs: dict, config: dict | None = None, **files) -> Path:
+    run.mkdir(parents=True)
+    for name, obj in files.items():
+        (run / name.replace("__", ".")).write_text(json.dumps(obj))
+    (run / "config.yaml").write_text(yaml.safe_dump(config or {}))
+    ref = parse_run_name(run)
+    (run / "result.json").write_text(json.dumps({
+        "stage": stage, "run": run.name, "iter": ref.iter, "tag": ref.tag, "status": "complete",
+        "fingerprint": f"fp-{run.name}", "inputs": {k: str(v) for k, v in inputs.items()}, "metrics": {},
+    }))
+    return run
+
+
+def make_runs(runs: Path, *, images: Path | None = None) -> Path:
+    """A hand-made flywheel: collect, embed, split, eval, mine and autolabel of 6 frames."""
+    collect = runs / "01_collect"
+    collect.mkdir(parents=True)
+    img = images or runs.parent / "images"
+    pd.DataFrame([{"name": n, "path": str(img / n), "split": "train", "video": f"vid-{n[:2]}", "weather": w,
+                   "timeofday": t, "scene": s, "labeled": lab, "width": W, "height": H}
+                  for n, _, lab, w, t, s in FRAMES]).to_parquet(collect / "manifest.parquet")
+    pd.DataFrame([{"name": n, "label_id": lid, "category": c, "raw_category": raw, "ignored": ign,
+                   "x1": float(x1), "y1": float(y1), "x2": float(x2), "y2": float(y2)}
+                  for n, lid, c, raw, ign, x1, y1, x2, y2 in GT_BOXES]).to_parquet(collect / "boxes.parquet")
+    _commit_existing(collect, "collect", {})
+    embed = runs / "02_embed"
+    embed.mkdir()
+    pd.DataFrame({"name": [f[0] for f in FRAMES]}).to_parquet(embed / "frames.parquet")
+    np.save(embed / "embeddings.npy", np.random.default_rng(0).normal(size=(len(FRAMES), 8)).astype(np.float32))
+    (embed / "config.yaml").write_text(yaml.safe_dump({"embed": {"model": "clip"}}))
+    _commit_existing(embed, "embed", {"collect": collect})
+    split = runs / "03_split"
+    split.mkdir()
+    for pool in ("train", "val", "eval", "mining"):
+        pd.DataFrame({"name": [f[0] for f in FRAMES if f[1] == pool]}).to_parquet(split / f"{pool}_pool.parquet")
+    (split / "eval_gt.json").write_text(json.dumps(eval_gt()))
+    _commit_existing(split, "split", {"collect": collect, "embed": embed})
+    write_eval(runs / "04_eval_iter0", split, runs / "00_train_iter0")
+    _commit(runs / "05_mine_iter0_prototype", "mine", {"eval": runs / "04_eval_iter0", "split": split},
+            mined__json={"arm": "prototype", "strategy": "prototype", "frames": [
+                {"name": "m2.jpg", "rank": 1, "similarity": 0.9, "matches_slice": False},
+                {"name": "m1.jpg", "rank": 2, "similarity": 0.8, "matches_slice": True}]})
+    review = {"category": "car", "score": 0.4, "route": "review", "box2d": box2d(1, 1, 11, 11)}
+    _commit(runs / "06_autolabel_iter0_prototype", "autolabel", {"mine": runs / "05_mine_iter0_prototype"},
+            autolabels__json=[
+                {"name": "m2.jpg", "labels": [
+                    {"category": "car", "score": 0.9, "route": "accept", "box2d": box2d(20, 20, 40, 40)}, review]},
+                {"name": "m1.jpg", "labels": [
+                    {"category": "bus", "score": 0.1, "route": "drop", "box2d": box2d(0, 0, 5, 5)}]}],
+            review_queue__json=[{"name": "m2.jpg", "path": "m2.jpg", "n_review": 1, "boxes": [review]}])
+    return runs
+
+
+def _commit_existing(run: Path, stage: str, inputs: dict) -> None:
+    (run / "result.json").write_text(json.dumps({
+        "stage": stage, "run": run.name, "iter": None, "tag": None, "status": "complete",
+        "fingerprint": f"fp-{run.name}", "inputs": {k: str(v) for k, v in inputs.items()}, "metrics": {}}))
+
+
+def write_eval(run: Path, split: Path, train: Path, preds: list[dict] | None = None) -> Path:
+    """An eval run whose worst_slice.json counts come from bddengine's evaluator."""
+    preds = PREDS if preds is None else preds
+    gt = eval_gt()
+    per_frame = per_frame_metrics(build_match_cache(gt, preds), [f["name"] for f in gt], score_threshold=0.25)
+    failures = [{"name": n, **m} for n, m in per_frame.items() if m["recall"] is not None and m["recall"] < 0.3]
+    return _commit(run, "eval", {"train": train, "split": split, "eval_gt": split / "eval_gt.json"},
+                   config={"eval": {"failure_score": 0.25}}, preds__json=preds, failures__json=failures,
+                   worst_slice__json={"slice": {"key": SLICE, "n_frames": 2, "map50": 0.3},
+                                      "per_frame": per_frame})
+
+
+def mirror_config(tmp_path: Path, runs: Path) -> EngineConfig:
+    return EngineConfig.model_validate({
+        "name": "t", "runs_dir": str(runs),
+        "fiftyone": {"enabled": True, "dataset_prefix": f"bddengine-test-{os.getpid()}-{tmp_path.name}"}})
+
+
+@pytest.fixture
+def mirrored(tmp_path: Path):
+    """A hand-made run tree synced into a throwaway dataset; deleted afterwards."""
+    import fiftyone as fo
+
+    from bddengine.fiftyone_mirror import sync_runs
+
+    runs = make_runs(tmp_path / "runs")
+    cfg = mirror_config(tmp_path, runs)
+    report = sync_runs(cfg)
+    yield cfg, report, fo.load_dataset(report.dataset)
+    for name in fo.list_datasets():
+        if name.startswith(cfg.fiftyone.dataset_prefix):
+            fo.delete_dataset(name)
+
+
+# --- pure pieces -------------------------------------------------------------------------
 
 
 def test_relative_boxes_and_tags() -> None:
@@ -19,6 +174,70 @@ def test_relative_boxes_and_tags() -> None:
     assert dets[0]["bounding_box"] == pytest.approx([10 / 64, 20 / 36, 20 / 64, 40 / 36])
     assert dets[1] == {"label": "pedestrian", "bounding_box": [0.0, 0.0, 1.0, 1.0], "iscrowd": True}
     assert slice_tags("foggy", "night", "highway") == ["weather:foggy", "timeofday:night", "scene:highway"]
+    with_ids = detections_by_frame(boxes.assign(label_id=["7", "8"]), {"a": (64, 36)})["a"]
+    assert [d["label_id"] for d in with_ids] == ["7", "8"]
+
+
+def test_names_and_view_slugs() -> None:
+    assert slug("clear-dawn/dusk-city street") == "clear-dawn-dusk-city-street"
+    ev = parse_run_name(Path("07_eval_iter1_random-slice"))
+    assert run_label(ev) == "iter1-random-slice"
+    names = EvalNames(run_label(ev))
+    assert names.pred_field == "pred_iter1_random_slice" and names.counts[0] == "eval_iter1_random_slice_tp"
+    assert names.worst_tag == "worst-slice/iter1-random-slice"
+    assert run_label(parse_run_name(Path("05_eval_iter0"))) == "iter0"
+    assert run_label(parse_run_name(Path("08_mine_iter0_prototype"))) == "prototype"
+    assert run_label(parse_run_name(Path("12_mine_iter1_prototype"))) == "iter1-prototype"
+    assert view_for_run(ev) == "worst-slice-iter1-random-slice"
+    assert view_for_run(parse_run_name(Path("09_autolabel_iter0_random-slice"))) == \
+        "autolabel-review-queue-random-slice"
+
+
+def test_box_marks_agree_with_bddengine_evaluator() -> None:
+    gt = eval_gt()
+    marks = match_eval_boxes(gt, PREDS, score_threshold=0.25)
+    e1, e2 = marks["e1.jpg"], marks["e2.jpg"]
+    assert e1.pred == ["tp", "fp", "tp"]  # the 0.1 pedestrian matches, but counts only above 0.25
+    assert e1.gt == {"1": "tp", "2": "fn"}
+    assert (e1.tp, e1.fp, e1.fn) == (1, 1, 1)
+    assert e2.pred == ["ignored"] and e2.gt == {"5": "fn", "6": "ignored"}
+    assert (e2.tp, e2.fp, e2.fn) == (0, 0, 1)
+    official = per_frame_metrics(build_match_cache(gt, PREDS), ["e1.jpg", "e2.jpg"], score_threshold=0.25)
+    for name, m in marks.items():
+        assert (m.tp, m.fp, m.fn) == (official[name]["tp"], official[name]["fp"], official[name]["fn"])
+    low = match_eval_boxes(gt, PREDS, score_threshold=0.0)["e1.jpg"]
+    assert (low.tp, low.fp, low.fn) == (2, 1, 0) and low.gt["2"] == "tp"
+
+
+def test_lineage_and_plan(tmp_path: Path) -> None:
+    runs = make_runs(tmp_path / "runs")
+    refs = list_runs(runs)
+    assert collect_of(next(r for r in refs if r.stage == "autolabel"), runs) == "01_collect"
+    write_eval(runs / "07_eval_iter0", runs / "03_split", runs / "00_train_iter0")  # a re-run of eval iter 0
+    shutil.copytree(runs / "01_collect", runs / "08_collect")
+    (runs / "08_collect" / "result.json").write_text(
+        (runs / "01_collect" / "result.json").read_text().replace("01_collect", "08_collect"))
+    refs = list_runs(runs)
+    lineage = {r.name: collect_of(r, runs) for r in refs}
+    plan, skipped = plan_slots(refs, "01_collect", lineage, {"02_embed": "clip"})
+    assert plan["eval:iter0"].name == "07_eval_iter0"  # the newest run of a slot wins
+    assert set(plan) == {"embed:clip", "split", "eval:iter0", "mine:prototype", "autolabel:prototype"}
+    assert skipped == []
+    plan8, skipped8 = plan_slots(refs, "08_collect", lineage, {})
+    assert plan8 == {} and any("belongs to 01_collect" in s for s in skipped8)
+
+
+def test_report_lines_never_hide_a_mismatch() -> None:
+    rep = SyncReport(dataset="d", collect="01_collect", mirrored=["a"], unchanged=["b"],
+                     removed=["pred_iter1 (from 07_eval_iter1: its run folder no longer exists)"],
+                     mismatches=["dataset d had 3 samples"])
+    short = rep.lines(verbose=False)
+    assert any("removed: pred_iter1" in line for line in short)
+    assert any("MISMATCH: dataset d had 3 samples" in line for line in short)
+    assert not any("unchanged: b" in line for line in short) and not rep.ok
+
+
+# --- against a real FiftyOne database ---------------------------------------------------------
 
 
 @pytest.mark.fiftyone
@@ -47,3 +266,123 @@ def test_collect_mirrors_into_fiftyone(tiny_world: Path, tmp_path: Path) -> None
         assert ds.match_tags(tag).count() == int((manifest["weather"] == first["weather"]).sum())
     finally:
         fo.delete_dataset(name)
+
+
+@pytest.mark.fiftyone
+@pytest.mark.skipif(not fiftyone_reachable(), reason="no MongoDB for FiftyOne (CI starts one)")
+def test_sync_mirrors_every_stage(mirrored) -> None:
+    from fiftyone import ViewField as F
+
+    cfg, report, ds = mirrored
+    assert report.ok, report.mismatches
+    assert report.rebuilt and len(report.mirrored) == 5 and not report.removed
+    assert len(ds) == len(FRAMES)
+    # embed: vectors, similarity index, 2-D map
+    assert {"clip_sim", "clip_viz"} <= set(ds.list_brain_runs())
+    assert ds.exists("clip_embedding").count() == len(FRAMES)
+    # split
+    assert ds.match_tags("pool:eval").count() == 2 and ds.count_values("pool")["mining"] == 2
+    # eval: predictions with per-box marks, per-frame counts from bddengine's matching
+    e1 = ds.one(F("frame_name") == "e1.jpg")
+    assert [d.confidence for d in e1.pred_iter0.detections] == [0.9, 0.8, 0.1]
+    assert [d.eval_iter0 for d in e1.pred_iter0.detections] == ["tp", "fp", "tp"]
+    assert e1.pred_iter0.detections[0].bounding_box == pytest.approx([0.11, 0.22, 0.19, 0.38])
+    assert (e1.eval_iter0_tp, e1.eval_iter0_fp, e1.eval_iter0_fn) == (1, 1, 1)
+    assert {d.label_id: d.eval_iter0 for d in e1.ground_truth.detections} == {"1": "tp", "2": "fn"}
+    assert ds.exists("pred_iter0").count() == 2  # eval-pool samples only
+    assert ds.match_tags("worst-slice").count() == 2 and ds.match_tags("worst-slice/iter0").count() == 2
+    assert ds.match_tags("worst-slice-failure").values("frame_name") == ["e2.jpg"]
+    # mine and autolabel
+    assert ds.match_tags("mined/prototype").sort_by("mined_prototype_rank").values("frame_name") == \
+        ["m2.jpg", "m1.jpg"]
+    m2 = ds.one(F("frame_name") == "m2.jpg")
+    assert [d.route for d in m2.autolabel_prototype.detections] == ["accept", "review"]
+    assert ds.match_tags("review/prototype").values("frame_name") == ["m2.jpg"]
+    # where each field came from
+    slots = ds.info["bddengine_mirror"]["slots"]
+    assert slots["eval:iter0"]["run"] == "04_eval_iter0" and "pred_iter0" in slots["eval:iter0"]["fields"]
+    assert ds.info["bddengine_runs"]["mine_prototype"] == "05_mine_iter0_prototype"
+
+
+@pytest.mark.fiftyone
+@pytest.mark.skipif(not fiftyone_reachable(), reason="no MongoDB for FiftyOne (CI starts one)")
+def test_saved_views(mirrored) -> None:
+    cfg, report, ds = mirrored
+    views = set(ds.list_saved_views())
+    assert views == set(report.views)
+    assert {"slice-rainy-night-highway", "slice-clear-dawn-dusk-city-street", "worst-slice",
+            "worst-slice-failures", "worst-slice-iter0", "mined-prototype",
+            "autolabel-review-queue-prototype", "eval-pool", "train-pool"} <= views
+    assert all(v == slug(v) for v in views)  # names are their own URL slugs
+    worst = ds.load_saved_view("worst-slice")
+    assert worst.count() == 2
+    assert worst.count("pred_iter0.detections") == 3  # of 4: the 0.1-score box is filtered out
+    assert ds.load_saved_view("worst-slice-failures").values("frame_name") == ["e2.jpg"]
+    assert ds.load_saved_view("mined-prototype").values("frame_name") == ["m2.jpg", "m1.jpg"]
+    review = ds.load_saved_view("autolabel-review-queue-prototype")
+    assert review.count() == 1 and review.count("autolabel_prototype.detections") == 2
+    assert ds.load_saved_view("eval-pool").count() == 2
+    colors = {f["path"]: f["colorByAttribute"] for f in ds.app_config.color_scheme.fields}
+    assert colors == {"pred_iter0": "eval_iter0", "ground_truth": "eval_iter0", "autolabel_prototype": "route"}
+
+
+@pytest.mark.fiftyone
+@pytest.mark.skipif(not fiftyone_reachable(), reason="no MongoDB for FiftyOne (CI starts one)")
+def test_rerun_replaces_and_deleted_run_is_removed(mirrored) -> None:
+    from bddengine.fiftyone_mirror import mirror_run, sync_runs
+
+    cfg, _, ds = mirrored
+    runs = Path(cfg.runs_dir)
+    again = sync_runs(cfg)
+    assert again.mirrored == [] and len(again.unchanged) == 5 and again.rebuilt is None
+    # a re-run of eval iter 0 with other predictions replaces the field, not appends
+    only_car = [PREDS[0] | {"labels": PREDS[0]["labels"][:1]}]
+    ref = parse_run_name(write_eval(runs / "07_eval_iter0", runs / "03_split", runs / "00_train_iter0", only_car))
+    rep = mirror_run(cfg, ref)
+    assert [m.split(":")[0] for m in rep.mirrored] == ["07_eval_iter0"]
+    ds.reload()
+    assert ds.count("pred_iter0.detections") == 1
+    assert ds.info["bddengine_mirror"]["slots"]["eval:iter0"]["run"] == "07_eval_iter0"
+    # a second eval run gets its own field; deleting its folder removes it on the next sync
+    write_eval(runs / "08_eval_iter1_prototype", runs / "03_split", runs / "00_train_iter1_prototype")
+    sync_runs(cfg)
+    ds.reload()
+    assert ds.has_field("pred_iter1_prototype") and ds.has_saved_view("worst-slice-iter1-prototype")
+    assert ds.match_tags("worst-slice").count() == 2  # the newest eval run owns the plain tags
+    shutil.rmtree(runs / "08_eval_iter1_prototype")
+    shutil.rmtree(runs / "06_autolabel_iter0_prototype")
+    rep = sync_runs(cfg)
+    ds.reload()
+    assert not ds.has_field("pred_iter1_prototype") and not ds.has_field("autolabel_prototype")
+    assert not ds.has_saved_view("worst-slice-iter1-prototype")
+    assert ds.match_tags("review/prototype").count() == 0
+    assert any("pred_iter1_prototype" in r and "no longer exists" in r for r in rep.removed)
+    assert any("autolabel_prototype" in r for r in rep.removed)
+    assert ds.has_field("pred_iter0") and ds.match_tags("worst-slice").count() == 2
+
+
+@pytest.mark.fiftyone
+@pytest.mark.skipif(not fiftyone_reachable(), reason="no MongoDB for FiftyOne (CI starts one)")
+def test_mismatches_are_reported(mirrored) -> None:
+    import fiftyone as fo
+    from fiftyone import ViewField as F
+
+    from bddengine.fiftyone_mirror import sync_runs
+
+    cfg, _, ds = mirrored
+    ds.set_values("stray", [1] * len(ds))
+    ds.delete_samples(ds.match(F("frame_name") == "t1.jpg"))
+    rep = sync_runs(cfg)
+    assert any("had 5 samples" in m for m in rep.mismatches), rep.mismatches
+    assert rep.rebuilt and len(rep.mirrored) == 5  # rebuilt from the run folders
+    ds = fo.load_dataset(rep.dataset)
+    assert len(ds) == len(FRAMES) and not ds.has_field("stray")
+    ds.set_values("stray", [1] * len(ds))
+    runs = Path(cfg.runs_dir)  # and an eval run whose predictions name a frame the split never had
+    bad = write_eval(runs / "09_eval_iter2", runs / "03_split", runs / "00_train_iter2")
+    (bad / "preds.json").write_text(json.dumps([{"name": "zzz.jpg", "labels": []}]))
+    rep = sync_runs(cfg)
+    assert any("'stray'" in m for m in rep.mismatches) and not rep.ok
+    assert any(m.startswith("09_eval_iter2: not mirrored") and "zzz.jpg" in m for m in rep.mismatches)
+    assert any("MISMATCH" in line for line in rep.lines(verbose=False))
+    assert not ds.has_field("pred_iter2") and ds.has_field("pred_iter0")

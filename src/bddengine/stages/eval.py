@@ -132,7 +132,12 @@ def run(
                 "n_predictions": sum(len(f.get("labels", [])) for f in preds),
             },
         )
-    return _outcome(ref, skipped=False)
+    out = _outcome(ref, skipped=False)
+    if cfg.fiftyone.enabled:  # after commit: a mirror problem never fails the run, it is printed
+        from bddengine.fiftyone_mirror import try_mirror_run
+
+        out.look_at.append(try_mirror_run(cfg, ref))
+    return out
 
 
 def predict_frames(
