@@ -1,0 +1,577 @@
+"""Stage ``mine``: pick ``k`` unlabeled frames like the worst slice's failures.
+
+resolve the eval run of iteration N -> its train and split runs -> the split's embed
+and collect runs -> fingerprint (no-op when unchanged) -> the worst slice, its
+failure frames and failed classes -> exclusions (videos held by train/val/eval,
+near-duplicates of eval frames) -> vectors (curate-stage embeddings, or the
+detector's pooled backbone features, reused across arms) -> strategy (prototype
+k-NN with FAISS, random, random-slice) -> mined.json, mining precision against the
+mining pool's base rate (hidden ground truth), thumbnail grid -> result.json.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bddengine.bdd.categories import FRAME_ATTRIBUTES
+from bddengine.config import EngineConfig, arm_name, config_dict, fingerprint
+from bddengine.mining import (
+    REASON_NEAR_DUP,
+    exclusion_masks,
+    failed_classes,
+    failure_prototype,
+    gt_classes_by_frame,
+    knn_search,
+    l2_normalize,
+    lift,
+    mine_random,
+    mine_random_slice,
+    nearest_similarity,
+    precision_block,
+    slice_caption,
+    slice_mask,
+)
+from bddengine.runs import RunRef, StageRun, find_same_run, list_runs, parse_run_name, resolve_input, write_json
+from bddengine.stages import StageInputError, StageOutcome
+
+POOL_FILES: dict[str, str] = {p: f"{p}_pool.parquet" for p in ("train", "val", "eval", "mining")}
+EMBEDDINGS_FILE = "embeddings.npy"
+DETECTOR_FILE = "detector_embeddings.npy"
+DETECTOR_NAMES_FILE = "detector_embedding_names.json"
+GRID_FILE = "mined_frames_grid.png"
+GRID_MAX = 100
+GREEN, RED = (40, 170, 70), (215, 40, 40)
+
+
+@dataclass
+class MineInputs:
+    """Everything the stage reads, loaded and checked.
+
+    Attributes:
+        eval, train, split, embed, collect: the input runs.
+        worst: the worst slice's key (weather, timeofday, scene).
+        slice_row: the worst slice's row of the eval's slice table.
+        failure_names: the worst slice's failure frames (eval pool names).
+        pools: pool name -> its table.
+        embeddings: the embed run's vectors (memory-mapped).
+        boxes: the collect run's boxes (hidden ground truth of the mining pool).
+    """
+
+    eval: RunRef
+    train: RunRef
+    split: RunRef
+    embed: RunRef
+    collect: RunRef
+    worst: dict[str, str]
+    slice_row: dict[str, Any]
+    failure_names: list[str]
+    pools: dict[str, pd.DataFrame] = field(repr=False)
+    embeddings: np.ndarray = field(repr=False)
+    boxes: pd.DataFrame = field(repr=False)
+
+
+def run(
+    cfg: EngineConfig,
+    *,
+    iter: int = 0,
+    force: bool = False,
+    source: str | None = None,
+    progress: bool = True,
+) -> StageOutcome:
+    """Mine ``mine.k`` frames of the mining pool for iteration ``iter``'s worst slice.
+
+    Args:
+        cfg: the engine config (``mine``, ``seed``, ``eval.imgsz``/``train.imgsz`` for
+            detector embeddings).
+        iter: the iteration whose evaluation is mined for.
+        force: re-mine even when an identical run exists.
+        source: explicit eval run (``--from``).
+        progress: show a progress bar while embedding frames with the detector.
+
+    Raises:
+        RunLookupError: no eval run of this iteration.
+        StageInputError: an input run or file is missing, no slice qualified as the
+            worst, the mining pool is empty (or every frame is excluded), or the
+            embeddings do not match the pools.
+    """
+    m = cfg.mine
+    arm = arm_name(m.strategy, m.embedding)
+    ev = resolve_input(cfg.runs_dir, "eval", explicit=source, iter=iter, tag=None,
+                       hint=f"bddengine eval --iter {iter}")
+    iter = ev.iter if ev.iter is not None else iter  # --from names the iteration
+    train, split, embed, collect = upstream_runs(cfg.runs_dir, ev)
+    imgsz = cfg.eval.imgsz or cfg.train.imgsz
+    fp = fingerprint(config_dict(m), cfg.seed, iter, *(_id(r) for r in (ev, train, split, embed, collect)),
+                     imgsz if m.embedding == "detector" else None)
+    same = None if force else find_same_run(cfg.runs_dir, "mine", fp, iter=iter, tag=arm)
+    if same is not None:
+        return _outcome(same, skipped=True)
+
+    inp = load_inputs(ev, train, split, embed, collect)
+    mining = inp.pools["mining"].reset_index(drop=True)
+    eval_pool = inp.pools["eval"].reset_index(drop=True)
+    threshold = m.near_dup_threshold
+    eval_sim = None
+    if threshold is not None:  # on the curate-stage vectors, whatever the arm's embedding
+        eval_sim = nearest_similarity(l2_normalize(inp.embeddings[mining["embedding_row"].to_numpy()]),
+                                      l2_normalize(inp.embeddings[eval_pool["embedding_row"].to_numpy()]))
+    held = {p: set(inp.pools[p]["video"].astype(str)) for p in ("train", "val", "eval")}
+    masks = exclusion_masks(mining, held, eval_sim, threshold)
+    excluded = np.zeros(len(mining), dtype=bool)
+    for mask in masks.values():
+        excluded |= mask
+    eligible = mining[~excluded].reset_index(drop=True)
+    if eligible.empty:
+        raise StageInputError(
+            f"every one of the {len(mining)} frames of {split.name}/mining_pool.parquet is excluded "
+            f"({_counts(masks)}): lower mine.near_dup_threshold (or set it to null), or re-run "
+            "`bddengine split` with a larger collect.unlabeled_target"
+        )
+    proto_rows, proto_source = prototype_frames(eval_pool, inp.failure_names, inp.worst)
+
+    with StageRun(cfg.runs_dir, "mine", config_dict(cfg), cfg.seed, fp, iter=iter, tag=arm,
+                  inputs={r.stage: str(r.path) for r in (ev, train, split, embed, collect)}) as run:
+        detector: dict[str, Any] | None = None
+        if m.strategy == "prototype":
+            need = pd.concat([eval_pool.iloc[proto_rows], eligible], ignore_index=True)
+        else:
+            order = (mine_random(len(eligible), m.k, cfg.seed) if m.strategy == "random"
+                     else mine_random_slice(eligible, inp.worst, m.k, cfg.seed))
+            need = pd.concat([eval_pool.iloc[proto_rows], eligible.iloc[order]], ignore_index=True)
+        if m.embedding == "embed":
+            vectors = l2_normalize(inp.embeddings[need["embedding_row"].to_numpy()])
+        else:
+            vectors, detector = detector_vectors(cfg, train, need, imgsz=imgsz, progress=progress)
+            np.save(run.dir / DETECTOR_FILE, vectors)
+            write_json(run.dir / DETECTOR_NAMES_FILE, need["name"].tolist())
+        n_proto = len(proto_rows)
+        prototype = failure_prototype(vectors[:n_proto])
+        np.save(run.dir / "prototype.npy", prototype)
+        search: dict[str, Any] = {"index_type": None, "index_build_s": None, "search_s": None,
+                                  "recall_at_k": None, "n_recall_queries": 0}  # random strategies search nothing
+        if m.strategy == "prototype":
+            knn = knn_search(vectors[n_proto:], prototype[None, :], m.k, exact_max_pool=m.exact_max_pool,
+                             approximate=m.approximate_index, seed=cfg.seed)
+            order, similarity = knn.ids[0], knn.scores[0].astype(float)
+            search = {"index_type": knn.index_type, "index_build_s": round(knn.build_s, 4),
+                      "search_s": round(knn.search_s, 4), "recall_at_k": knn.recall,
+                      "n_recall_queries": knn.n_recall_queries}
+        else:
+            similarity = (vectors[n_proto:] @ prototype).astype(float)  # cosine, for comparison only
+        mined = eligible.iloc[order].reset_index(drop=True)
+        failed = failed_classes(inp.slice_row)
+        doc = mined_document(mined, similarity, arm=arm, strategy=m.strategy, embedding=m.embedding,
+                             iter=iter, k=m.k, worst=inp.worst, failed=failed)
+        write_json(run.dir / "mined.json", doc)
+        gt = gt_classes_by_frame(inp.boxes[inp.boxes["name"].isin(mining["name"])])
+        blocks = {"mined": precision_block(mined, inp.worst, gt, failed),
+                  "base_rate": precision_block(mining, inp.worst, gt, failed),
+                  "base_rate_eligible": precision_block(eligible, inp.worst, gt, failed)}
+        lifts = lift(blocks["mined"], blocks["base_rate"])
+        precision = {  # headline numbers first (flat), then every share per block
+            "n_mined": len(mined), "k": m.k,
+            "slice_precision": blocks["mined"]["slice_match"],
+            "slice_base_rate": blocks["base_rate"]["slice_match"], "slice_lift": lifts["slice_match"],
+            "failed_class_precision": blocks["mined"]["has_failed_class"],
+            "failed_class_base_rate": blocks["base_rate"]["has_failed_class"],
+            "failed_class_lift": lifts["has_failed_class"],
+            "worst_slice": inp.worst, "failed_classes": failed, **blocks, "lift": lifts,
+        }
+        write_json(run.dir / "mining_precision.json", precision)
+        plot_mined_grid(doc["frames"][:GRID_MAX], run.dir / GRID_FILE,
+                        title=f"iter {iter} {arm}: top {min(len(mined), GRID_MAX)} of {len(mined)} mined; "
+                        f"green = {' / '.join(inp.worst[a] for a in FRAME_ATTRIBUTES)}, red = other slice")
+        outputs = {"mined": "mined.json", "mining_precision": "mining_precision.json",
+                   "prototype": "prototype.npy", "grid": GRID_FILE}
+        if detector is not None:
+            outputs |= {"detector_embeddings": DETECTOR_FILE, "detector_embedding_names": DETECTOR_NAMES_FILE}
+        ref = run.commit(
+            outputs=outputs,
+            metrics={
+                "n_mined": len(mined),
+                "k": m.k,
+                "short_of_k": len(mined) < m.k,
+                "worst_slice": inp.worst,
+                "worst_slice_map50": inp.slice_row.get("map50"),
+                "failed_classes": failed,
+                "prototype_source": proto_source,
+                "n_prototype_frames": n_proto,
+                "precision": _shares(blocks["mined"]),
+                "base_rate": _shares(blocks["base_rate"]),
+                "base_rate_eligible": _shares(blocks["base_rate_eligible"]),
+                "lift": precision["lift"],
+                "n_mining_pool": len(mining),
+                "n_eligible": len(eligible),
+                "n_slice_eligible": int(slice_mask(eligible, inp.worst).sum()),
+                "excluded": _counts(masks) | {"any": int(excluded.sum())},
+                "near_dup_threshold": threshold,
+                "mean_similarity": float(np.mean(similarity[: len(mined)])) if len(mined) else None,
+                **search,
+            },
+            extra={"arm": arm, "strategy": m.strategy, "embedding": m.embedding, "detector": detector},
+        )
+    return _outcome(ref, skipped=False)
+
+
+def upstream_runs(runs_dir: Path, ev: RunRef) -> tuple[RunRef, RunRef, RunRef, RunRef]:
+    """The train and split runs an eval run read, and the embed and collect runs of that split.
+
+    Raises:
+        StageInputError: a run named in a ``result.json`` is gone.
+    """
+    train = _named_input(runs_dir, ev, "train")
+    split = _named_input(runs_dir, ev, "split")
+    return train, split, _named_input(runs_dir, split, "embed"), _named_input(runs_dir, split, "collect")
+
+
+def _named_input(runs_dir: Path, ref: RunRef, stage: str) -> RunRef:
+    recorded = ref.result().get("inputs", {}).get(stage)
+    for path in ([Path(recorded), runs_dir / Path(recorded).name] if recorded else []):
+        found = parse_run_name(path)
+        if found is not None and (path / "result.json").is_file():
+            return found
+    raise StageInputError(
+        f"{ref.path}/result.json names {stage} run {recorded!r}, which is gone: re-run "
+        f"`bddengine {stage}` and the stages after it"
+    )
+
+
+def _id(ref: RunRef) -> tuple[str, str | None]:
+    return ref.name, ref.result().get("fingerprint")
+
+
+def load_inputs(ev: RunRef, train: RunRef, split: RunRef, embed: RunRef, collect: RunRef) -> MineInputs:
+    """Read and check the eval's worst slice, the pools, the embeddings and the hidden boxes.
+
+    Raises:
+        StageInputError: a file is missing, the worst slice is null, the mining pool
+            is empty, or the pools index rows the embeddings do not have.
+    """
+    emb_path = embed.path / embed.result().get("outputs", {}).get("embeddings", EMBEDDINGS_FILE)
+    files = {
+        "worst": (ev.path / "worst_slice.json", f"bddengine eval --iter {ev.iter} --force"),
+        "failures": (ev.path / "failures.json", f"bddengine eval --iter {ev.iter} --force"),
+        "table": (ev.path / "slice_table.json", f"bddengine eval --iter {ev.iter} --force"),
+        **{p: (split.path / f, "bddengine split --force") for p, f in POOL_FILES.items()},
+        "embeddings": (emb_path, "bddengine embed --force"),
+        "boxes": (collect.path / "boxes.parquet", "bddengine collect --force"),
+    }
+    for path, todo in files.values():
+        if not path.is_file():
+            raise StageInputError(f"{path} is missing: re-run `{todo}` (same --config)")
+    worst_doc = json.loads(files["worst"][0].read_text())
+    worst = worst_doc.get("slice")
+    if not worst:
+        raise StageInputError(
+            f"{files['worst'][0]}: no worst slice (\"slice\": null): no slice of the eval pool has "
+            f"eval.min_eval_frames={worst_doc.get('min_eval_frames', 'N')} frames or more. "
+            "Lower eval.min_eval_frames or raise split.eval_size, then re-run `bddengine split` and the "
+            "stages after it"
+        )
+    key = {a: str(worst["key"][a]) for a in FRAME_ATTRIBUTES}
+    table = json.loads(files["table"][0].read_text())
+    rows = [r for r in table if r.get("grouping") == "slice" and all(str(r.get(a)) == key[a] for a in key)]
+    if not rows:
+        raise StageInputError(f"{files['table'][0]} has no row for the worst slice {key}: re-run "
+                              f"`bddengine eval --iter {ev.iter} --force`")
+    pools = {p: pd.read_parquet(files[p][0]) for p in POOL_FILES}
+    if pools["mining"].empty:
+        raise StageInputError(
+            f"{files['mining'][0]} is empty: nothing to mine. Raise collect.unlabeled_target, then re-run "
+            "`bddengine collect`, `embed` and `split`"
+        )
+    embeddings = np.load(emb_path, mmap_mode="r")
+    for p, pool in pools.items():
+        if "embedding_row" not in pool:
+            raise StageInputError(f"{files[p][0]} has no embedding_row column: re-run `bddengine split --force`")
+        top = int(pool["embedding_row"].max()) if len(pool) else -1
+        if embeddings.ndim != 2 or top >= embeddings.shape[0]:
+            raise StageInputError(
+                f"{emb_path} has shape {embeddings.shape} but {files[p][0]} indexes row {top}: the "
+                f"embeddings are not the ones {split.name} was made with; re-run `bddengine split --force`"
+            )
+    failures = json.loads(files["failures"][0].read_text())
+    names = [f["name"] for f in failures]
+    unknown = sorted(set(names) - set(pools["eval"]["name"]))
+    if unknown:
+        raise StageInputError(f"{files['failures'][0]} names frames not in {files['eval'][0]} "
+                              f"(e.g. {unknown[:3]}): re-run `bddengine eval --iter {ev.iter} --force`")
+    return MineInputs(ev, train, split, embed, collect, key, rows[0], names, pools, embeddings,
+                      pd.read_parquet(files["boxes"][0]))
+
+
+def prototype_frames(eval_pool: pd.DataFrame, failure_names: list[str], worst: dict[str, str]) -> tuple[
+        np.ndarray, str]:
+    """Eval-pool rows the prototype is built from, and a sentence saying which.
+
+    The failure frames; when the worst slice had none, all of its frames.
+
+    Raises:
+        StageInputError: neither exists in the eval pool.
+    """
+    if failure_names:
+        wanted = set(failure_names)
+        return np.flatnonzero(eval_pool["name"].isin(wanted).to_numpy()), "failure frames"
+    rows = np.flatnonzero(slice_mask(eval_pool, worst))
+    if not len(rows):
+        raise StageInputError(f"the eval pool has no frame of the worst slice {worst}: re-run "
+                              "`bddengine eval --force`")
+    return rows, "all worst-slice frames (the worst slice has no failure frames)"
+
+
+def mined_document(
+    mined: pd.DataFrame, similarity: np.ndarray | None, *, arm: str, strategy: str, embedding: str,
+    iter: int, k: int, worst: dict[str, str], failed: list[str],
+) -> dict[str, Any]:
+    """``mined.json``: the arm, the worst slice, and the mined frames in rank order."""
+    matches = slice_mask(mined, worst)
+    frames = []
+    for i, row in enumerate(mined.itertuples(index=False)):
+        sim = None if similarity is None or i >= len(similarity) else float(similarity[i])
+        frames.append({
+            "name": str(row.name), "path": str(row.path), "video": str(row.video),
+            **{a: str(getattr(row, a)) for a in FRAME_ATTRIBUTES},
+            "rank": i + 1, "similarity": None if sim is None or math.isnan(sim) else round(sim, 6),
+            "matches_slice": bool(matches[i]),
+        })
+    return {"arm": arm, "strategy": strategy, "embedding": embedding, "iter": iter, "k": k,
+            "worst_slice": dict(worst), "failed_classes": list(failed), "frames": frames}
+
+
+def detector_vectors(
+    cfg: EngineConfig, train: RunRef, frames: pd.DataFrame, *, imgsz: int, progress: bool
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """Pooled backbone features of the iteration's detector for ``frames``, L2-normalised.
+
+    Vectors an earlier mine run stored for the same train run, image size and layer
+    are reused by frame name; only the rest is computed.
+
+    Returns:
+        ``[len(frames), D]`` float32 and a record for result.json (train run, layer,
+        image size, how many were computed and reused, and from where).
+
+    Raises:
+        StageInputError: the detector's weights are missing.
+    """
+    from bddengine.stages.train import ULTRA_DIR, resolve_device
+
+    weights = train.path / ULTRA_DIR / "weights" / "best.pt"
+    if not weights.is_file():
+        raise StageInputError(f"{weights} missing: re-run `bddengine train --iter {train.iter} --force`, "
+                              "or mine with --embedding embed")
+    model, layer = _load_detector(weights)
+    names = frames["name"].astype(str).tolist()
+    train_id = f"{train.name}@{train.result().get('finished_at')}"  # a re-made run may reuse the name
+    cached, source = find_detector_cache(cfg.runs_dir, train_id, imgsz, layer, names)
+    todo = [i for i, n in enumerate(names) if n not in cached]
+    t0 = time.perf_counter()
+    fresh = embed_with_detector(model, layer, frames["path"].astype(str).iloc[todo].tolist(), imgsz=imgsz,
+                                batch=cfg.mine.batch, device=resolve_device(cfg.mine.device),
+                                progress=progress) if todo else None
+    seconds = time.perf_counter() - t0
+    dim = fresh.shape[1] if fresh is not None else len(next(iter(cached.values())))
+    out = np.zeros((len(names), dim), dtype=np.float32)
+    for i, name in enumerate(names):
+        if name in cached:
+            out[i] = cached[name]
+    if fresh is not None:
+        out[todo] = fresh
+    record = {"train": train.name, "train_id": train_id, "weights": str(weights), "layer": layer,
+              "imgsz": imgsz, "dim": dim, "n_computed": len(todo), "n_reused": len(names) - len(todo),
+              "reused_from": source, "seconds": round(seconds, 3)}
+    return l2_normalize(out), record
+
+
+def _load_detector(weights: Path) -> tuple[Any, int]:
+    """The YOLO model and the index of its last backbone layer (SPPF on YOLOv8)."""
+    from bddengine.ultra import offline_ultralytics
+
+    offline_ultralytics()
+    from ultralytics import YOLO
+
+    model = YOLO(str(weights))
+    spec = getattr(model.model, "yaml", None) or {}
+    layer = len(spec["backbone"]) - 1 if spec.get("backbone") else len(model.model.model) - 2
+    return model, layer
+
+
+def embed_with_detector(
+    model: Any, layer: int, paths: list[str], *, imgsz: int, batch: int, device: str, progress: bool
+) -> np.ndarray:
+    """``model.embed`` over ``paths`` in batches: ``[N, D]`` float32, in order (not normalised)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    rows: list[np.ndarray] = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=not progress, transient=True) as bar:
+        task = bar.add_task(f"detector embeddings (layer {layer})", total=len(paths))
+        for start in range(0, len(paths), batch):
+            chunk = paths[start:start + batch]
+            feats = model.embed(chunk, imgsz=imgsz, device=device, batch=len(chunk), verbose=False,
+                                embed=[layer])
+            rows.extend(f.detach().float().cpu().numpy().reshape(-1) for f in feats)
+            bar.advance(task, len(chunk))
+    return np.stack(rows).astype(np.float32)
+
+
+def find_detector_cache(
+    runs_dir: Path, train_id: str, imgsz: int, layer: int, names: list[str]
+) -> tuple[dict[str, np.ndarray], str | None]:
+    """Detector vectors of ``names`` stored by the newest mine run of the same detector.
+
+    Returns:
+        name -> vector for the names found (empty when no run matches), and that run's name.
+    """
+    wanted = set(names)
+    for ref in reversed(list_runs(runs_dir)):
+        if ref.stage != "mine":
+            continue
+        det = ref.result().get("detector") or {}
+        if (det.get("train_id"), det.get("imgsz"), det.get("layer")) != (train_id, imgsz, layer):
+            continue
+        try:
+            stored = json.loads((ref.path / DETECTOR_NAMES_FILE).read_text())
+            vectors = np.load(ref.path / DETECTOR_FILE, mmap_mode="r")
+        except (OSError, ValueError):
+            continue  # a damaged run is simply not a cache
+        if vectors.ndim != 2 or len(stored) != len(vectors):
+            continue
+        found = {n: np.asarray(vectors[i]) for i, n in enumerate(stored) if n in wanted}
+        if found:
+            return found, ref.name
+    return {}, None
+
+
+def plot_mined_grid(frames: list[dict[str, Any]], path: Path, *, title: str, cols: int = 10) -> Path:
+    """Thumbnails of the mined frames in rank order, outlined green (slice match) or red.
+
+    Each is captioned with its rank and abbreviated ``weather/timeofday/scene``.
+    """
+    from PIL import Image, ImageDraw
+
+    tw, th, cap, border, pad, head = 192, 108, 16, 4, 4, 28
+    n = max(1, len(frames))
+    cols = min(cols, n)
+    rows = math.ceil(n / cols)
+    cw, ch = tw + 2 * border + pad, th + 2 * border + cap + pad
+    sheet = Image.new("RGB", (max(cols * cw + pad, 640), rows * ch + head + pad), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = _font(12)
+    draw.text((pad, 6), title, fill="black", font=_font(14))
+    if not frames:
+        draw.text((pad, head + 10), "no frames mined", fill="black", font=font)
+    for i, f in enumerate(frames):
+        x, y = pad + (i % cols) * cw, head + (i // cols) * ch
+        color = GREEN if f["matches_slice"] else RED
+        draw.rectangle([x, y, x + tw + 2 * border - 1, y + th + 2 * border - 1], fill=color)
+        try:
+            with Image.open(f["path"]) as im:
+                im.draft("RGB", (tw * 2, th * 2))  # JPEG: decode at a reduced scale
+                thumb = im.convert("RGB").resize((tw, th))
+        except OSError:
+            thumb = Image.new("RGB", (tw, th), (90, 90, 90))
+        sheet.paste(thumb, (x + border, y + border))
+        sim = f"  {f['similarity']:.2f}" if f.get("similarity") is not None else ""
+        draw.text((x, y + th + 2 * border + 1), f"#{f['rank']} {slice_caption(f)}{sim}", fill=color, font=font)
+    sheet.save(path)
+    return path
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        from matplotlib import font_manager
+
+        return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
+    except (ImportError, OSError, ValueError):
+        return ImageFont.load_default()
+
+
+def _counts(masks: dict[str, np.ndarray]) -> dict[str, int]:
+    return {reason: int(mask.sum()) for reason, mask in masks.items()}
+
+
+def _shares(block: dict[str, Any]) -> dict[str, Any]:
+    return {k: block[k] for k in ("slice_match", *FRAME_ATTRIBUTES, "has_failed_class", "n_frames")}
+
+
+def _mined_line(n: int, k: int, scope: str) -> str:
+    if n == 0:
+        return f"NONE of k={k}: the mining pool has no eligible frame{scope}; this arm adds no frames"
+    if n < k:
+        return f"{n} of k={k} (only {n} eligible frames{scope}: took them all)"
+    return f"{n} of k={k}"
+
+
+def _pct(v: float | None) -> str:
+    return "n/a" if v is None else f"{100 * v:.1f}%"
+
+
+def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
+    res = ref.result()
+    m = res["metrics"]
+    p, b, lf = m["precision"], m["base_rate"], m["lift"]
+    worst = " / ".join(m["worst_slice"][a] for a in FRAME_ATTRIBUTES)
+    lift_s = lambda key: f" (lift {lf[key]:.1f}x)" if lf.get(key) is not None else ""  # noqa: E731
+    excluded = ", ".join(f"{k}: {v}" for k, v in m["excluded"].items() if k != "any") or "none"
+    scope = " of the worst slice" if res["strategy"] == "random-slice" else ""
+    numbers: dict[str, Any] = {}
+    near_dup = m["excluded"].get(REASON_NEAR_DUP, 0)
+    if near_dup > m["n_mining_pool"] / 2:
+        numbers["WARNING"] = (f"{near_dup} of {m['n_mining_pool']} mining frames are near-duplicates of eval "
+                              f"frames at cosine > {m['near_dup_threshold']}: embeddings that cannot tell frames "
+                              "apart (random-init?) do this; set mine.near_dup_threshold: null to turn it off")
+    numbers |= {
+        "iteration / arm": f"{res['iter']} / {res['arm']} (strategy {res['strategy']}, "
+                           f"embedding {res['embedding']})",
+        "worst slice": worst + (f" (mAP@0.5 {m['worst_slice_map50']:.3f})"
+                                if m.get("worst_slice_map50") is not None else ""),
+        "prototype from": f"{m['n_prototype_frames']} {m['prototype_source']}",
+        "mined": _mined_line(m["n_mined"], m["k"], scope),
+        "mining pool": f"{m['n_mining_pool']:,} frames, {m['n_eligible']:,} eligible "
+                       f"({m['n_slice_eligible']:,} of the worst slice)",
+        "excluded": f"{m['excluded']['any']} ({excluded})",
+        "slice precision vs base rate": f"{_pct(p['slice_match'])} vs {_pct(b['slice_match'])}"
+                                        + lift_s("slice_match"),
+        "per attribute (weather / time / scene)": " / ".join(
+            f"{_pct(p[a])} vs {_pct(b[a])}" for a in FRAME_ATTRIBUTES),
+        "frames with a failed class": (f"{_pct(p['has_failed_class'])} vs {_pct(b['has_failed_class'])}"
+                                       + lift_s("has_failed_class")
+                                       + f"  (failed: {', '.join(m['failed_classes']) or 'none'})"),
+    }
+    if m.get("index_type"):
+        search = f"{m['index_type']}, build {m['index_build_s']:.3f} s, search {m['search_s']:.4f} s"
+        if m.get("recall_at_k") is not None:
+            search += f", recall@k {m['recall_at_k']:.3f} vs exact ({m['n_recall_queries']} queries)"
+        numbers["k-NN index"] = search
+    det = res.get("detector")
+    if det:
+        numbers["detector embeddings"] = (f"layer {det['layer']} of {det['train']} at {det['imgsz']} px: "
+                                          f"{det['n_computed']} computed, {det['n_reused']} reused"
+                                          + (f" from {det['reused_from']}" if det["reused_from"] else ""))
+    numbers["wall time (s)"] = res["wall_time_s"]
+    wrote = [f"{ref.path}/mined.json, mining_precision.json, prototype.npy, {GRID_FILE}"]
+    if det:
+        wrote.append(f"{ref.path}/{DETECTOR_FILE}, {DETECTOR_NAMES_FILE}")
+    flags = f"--iter {res['iter']} --strategy {res['strategy']} --embedding {res['embedding']}"
+    return StageOutcome(
+        stage="mine",
+        location=ref.path,
+        skipped=skipped,
+        wrote=wrote,
+        numbers=numbers,
+        look_at=[f"{ref.path}/{GRID_FILE} (green: matches the worst slice)",
+                 f"{ref.path}/mining_precision.json"],
+        safe_to_delete=f"{ref.path} (then `bddengine mine {flags}` re-mines; autolabel reads it, "
+                       "so delete its autolabel run too)",
+    )
+
