@@ -125,7 +125,7 @@ def time_naive_pycocotools_per_slice(
     return time.perf_counter() - start, map50
 
 
-def ultralytics_comparison(n_frames: int, boot: int, seed: int, workdir: Path) -> tuple[float, float, float, int]:
+def ultralytics_comparison(n_frames: int, boot: int, seed: int, workdir: Path) -> dict[str, float]:
     """Ours vs the naive route on real images, side by side.
 
     Generates ``n_frames`` synthetic frames (320x180) with random attributes (60+
@@ -136,8 +136,9 @@ def ultralytics_comparison(n_frames: int, boot: int, seed: int, workdir: Path) -
     - naive: ``model.val()`` once per slice on that slice's frames (no CI).
 
     Returns:
-        (seconds of the one detector run, seconds of scoring every slice with CIs,
-        seconds of the naive route, number of slices).
+        Seconds of: the one detector run (``detect``), one overall COCOeval of its
+        predictions (``overall``), the match cache (``cache``), every slice with CIs
+        from the cache (``slices``), the naive route (``naive``); and ``n_slices``.
     """
     import yaml
     from ultralytics import YOLO
@@ -176,9 +177,13 @@ def ultralytics_comparison(n_frames: int, boot: int, seed: int, workdir: Path) -
     preds = predict_frames(weights, paths, [f["name"] for f in gt], imgsz=320, conf=0.001, iou=0.7,
                            max_det=100, batch=16, device="cpu", progress=False)
     detect_s = time.perf_counter() - start
+    overall_s = time_overall(gt, preds)
     start = time.perf_counter()
-    slices = evaluate_slices(build_match_cache(gt, preds), keys, n_boot=boot)
-    score_s = time.perf_counter() - start
+    cache = build_match_cache(gt, preds)
+    cache_s = time.perf_counter() - start
+    start = time.perf_counter()
+    slices = evaluate_slices(cache, keys, n_boot=boot)
+    slices_s = time.perf_counter() - start
 
     members: dict[tuple, list[str]] = {}
     for name, key in keys.items():
@@ -194,7 +199,8 @@ def ultralytics_comparison(n_frames: int, boot: int, seed: int, workdir: Path) -
         model.val(data=str(data), imgsz=320, batch=16, conf=0.001, iou=0.7, device="cpu", plots=False,
                   verbose=False, project=str(workdir / "val"), name=f"s{i}", exist_ok=True)
     naive_s = time.perf_counter() - start
-    return detect_s, score_s, naive_s, len(slices)
+    return {"detect": detect_s, "overall": overall_s, "cache": cache_s, "slices": slices_s, "naive": naive_s,
+            "n_slices": len(slices)}
 
 
 def _weights(attribute: str) -> np.ndarray:
@@ -250,15 +256,20 @@ def main(argv: list[str] | None = None) -> int:
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
-            detect_s, score_s, naive_s, n = ultralytics_comparison(
-                args.ultralytics_frames, args.boot, args.seed, Path(tmp))
-        print(f"\non {args.ultralytics_frames} synthetic images, {n} slices, from-scratch YOLOv8n at 320 px:")
-        print(f"detector run once over all frames (eval does this anyway): {detect_s:8.2f} s")
-        print(f"ours: match cache + all slices with {args.boot}-resample CIs:   {score_s:8.2f} s")
-        print(f"naive: ultralytics model.val() once per slice (no CI):     {naive_s:8.2f} s")
-        print(f"ratio naive / ours (slice evaluation): {naive_s / score_s:.1f}x  (goal >= 20x)")
-        print(f"ratio naive / (detector once + ours):  {naive_s / (detect_s + score_s):.1f}x")
-        ok = ok and naive_s >= 20 * score_s
+            t = ultralytics_comparison(args.ultralytics_frames, args.boot, args.seed, Path(tmp))
+        one_eval = t["detect"] + t["overall"]
+        ours = t["cache"] + t["slices"]
+        print(f"\non {args.ultralytics_frames} synthetic images, {t['n_slices']} slices, "
+              "from-scratch YOLOv8n at 320 px (100 low-score boxes per image: the worst case for matching):")
+        print(f"one overall evaluation: detector once + COCOeval:        {one_eval:8.2f} s"
+              f"  ({t['detect']:.2f} + {t['overall']:.2f})")
+        print(f"ours, every slice: match cache + {args.boot}-resample CIs:    {ours:8.2f} s"
+              f"  ({t['cache']:.2f} + {t['slices']:.2f})")
+        print(f"naive: ultralytics model.val() once per slice (no CI):   {t['naive']:8.2f} s")
+        print(f"ratio all slices / one overall evaluation: {ours / one_eval:.2f}x  (goal <= 2x)")
+        print(f"ratio naive / ours, scoring every slice: {t['naive'] / ours:.1f}x  (goal >= 20x)")
+        print(f"ratio naive / (one overall evaluation + ours): {t['naive'] / (one_eval + ours):.1f}x")
+        ok = ok and t["naive"] >= 20 * ours
     return 0 if ok else 1
 
 

@@ -298,3 +298,20 @@ def test_synth_stage_regenerates_a_world_made_with_other_parameters(tmp_path: Pa
     assert not again.skipped
     meta = json.loads((tmp_path / "w" / "synth_meta.json").read_text())
     assert meta["params"]["weather_boost"] == {"foggy": 50}
+
+
+def test_classes_keeps_some_labels_and_turns_other_objects_into_ignored_regions(tmp_path: Path) -> None:
+    from bddengine.synth.world import restrict_labels
+
+    labels = [{"category": c, "box2d": {}} for c in
+              ("car", "bus", "rider", "traffic sign", "traffic light", "pedestrian", "trailer")]
+    kept = [lab["category"] for lab in restrict_labels(labels, ("car", "pedestrian"))]
+    assert kept == ["car", "other vehicle", "other person", "pedestrian", "trailer"]
+
+    generate_world(tmp_path / "w", n_train=12, n_val=0, width=160, height=90, frames_per_video=2, seed=3,
+                   workers=1, progress=False, classes=["car", "pedestrian"])
+    frames = json.loads((tmp_path / "w/labels/det_20/det_train.json").read_text())
+    cats = {lab["category"] for f in frames for lab in f.get("labels", [])}
+    assert "car" in cats and cats <= {"car", "pedestrian", "other vehicle", "other person", "trailer"}
+    with pytest.raises(ValueError, match="bike"):
+        generate_world(tmp_path / "x", n_train=2, n_val=0, classes=["bike"], progress=False)

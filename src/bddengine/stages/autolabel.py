@@ -150,7 +150,12 @@ def run(
             },
             extra={"yolo_export": yolo},
         )
-    return _outcome(ref, skipped=False)
+    out = _outcome(ref, skipped=False)
+    if cfg.fiftyone.enabled:  # after commit: a mirror problem never fails the run, it is printed
+        from bddengine.fiftyone_mirror import try_mirror_run
+
+        out.look_at.append(try_mirror_run(cfg, ref))
+    return out
 
 
 def _mine_hint(iter: int, arm: str) -> str:

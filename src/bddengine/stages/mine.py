@@ -218,7 +218,12 @@ def run(
             },
             extra={"arm": arm, "strategy": m.strategy, "embedding": m.embedding, "detector": detector},
         )
-    return _outcome(ref, skipped=False)
+    out = _outcome(ref, skipped=False)
+    if cfg.fiftyone.enabled:  # after commit: a mirror problem never fails the run, it is printed
+        from bddengine.fiftyone_mirror import try_mirror_run
+
+        out.look_at.append(try_mirror_run(cfg, ref))
+    return out
 
 
 def upstream_runs(runs_dir: Path, ev: RunRef) -> tuple[RunRef, RunRef, RunRef, RunRef]:

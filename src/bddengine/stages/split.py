@@ -156,7 +156,12 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
             },
             metrics=metrics | {"near_dup_threshold": s.near_dup_threshold},
         )
-    return _outcome(ref.path, ref.result(), skipped=False)
+    out = _outcome(ref.path, ref.result(), skipped=False)
+    if cfg.fiftyone.enabled:  # after commit: a mirror problem never fails the run, it is printed
+        from bddengine.fiftyone_mirror import try_mirror_run
+
+        out.look_at.append(try_mirror_run(cfg, ref))
+    return out
 
 
 def resolve_inputs(runs_dir: Path) -> tuple[RunRef, RunRef]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bddengine.bdd.categories import CLASSES
 from bddengine.config import EngineConfig
 from bddengine.stages import StageInputError, StageOutcome
 from bddengine.synth import generate_world
@@ -28,7 +29,8 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
     meta = root / "synth_meta.json"
     wanted = {"n_train": s.n_train, "n_val": s.n_val, "width": s.width, "height": s.height,
               "frames_per_video": s.frames_per_video, "seed": cfg.seed, "jpeg_quality": s.jpeg_quality,
-              "weather_boost": dict(sorted(s.weather_boost.items()))}
+              "weather_boost": dict(sorted(s.weather_boost.items())),
+              "classes": [c for c in CLASSES if c in s.classes] if s.classes else None}
     if meta.is_file() and not force and _same_params(meta, wanted):
         return StageOutcome(
             stage="synth",
@@ -47,6 +49,7 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
         seed=cfg.seed,
         jpeg_quality=s.jpeg_quality,
         weather_boost=s.weather_boost,
+        classes=s.classes,
         workers=s.workers,
         overwrite=force or meta.is_file(),  # a world made with other parameters is regenerated
         progress=progress,
@@ -79,4 +82,5 @@ def _same_params(meta: Path, wanted: dict) -> bool:
     except (OSError, ValueError, KeyError):
         return False
     params.setdefault("weather_boost", {})
+    params.setdefault("classes", None)
     return all(params.get(k) == v for k, v in wanted.items())

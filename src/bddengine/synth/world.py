@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bddengine.bdd.categories import CLASSES, IGNORED_NAMES
 from bddengine.synth.attributes import VideoConditions, sample_conditions, weather_time_cdf
 from bddengine.synth.geometry import Painter
 from bddengine.synth.look import Shader, Textures, apply_frame_effects, make_glare, make_look
@@ -77,6 +78,7 @@ class _Settings:
     seed: int
     jpeg_quality: int
     weather_boost: tuple[tuple[str, float], ...] = ()
+    classes: tuple[str, ...] | None = None
 
 
 def _hex_name(rng: np.random.Generator) -> str:
@@ -173,10 +175,33 @@ def _render_job(args: tuple[_Settings, _Job]) -> list[dict]:
             "attributes": cond.label_attributes(),
             "timestamp": TIMESTAMP0_MS + int(round(k * FRAME_INTERVAL_S * 1000)),
         }
+        if st.classes is not None:
+            labels = restrict_labels(labels, st.classes)
         if labels:  # det_20 omits "labels" on frames without boxes
             record["labels"] = labels
         records.append(record)
     return records
+
+
+_PEOPLE = frozenset({"pedestrian", "rider"})
+_DRAWN_ONLY = frozenset({"traffic light", "traffic sign"})
+
+
+def restrict_labels(labels: list[dict], classes: tuple[str, ...]) -> list[dict]:
+    """Keep the labels of ``classes``; other objects stay in the image as ignored regions.
+
+    A person of a dropped class becomes ``other person`` and a vehicle ``other
+    vehicle`` (BDD100K's ignored categories: detections on them are neither right
+    nor wrong); dropped traffic lights and signs are simply not labelled.
+    """
+    out = []
+    for lab in labels:
+        cat = lab["category"]
+        if cat in classes or cat in IGNORED_NAMES:
+            out.append(lab)
+        elif cat not in _DRAWN_ONLY:
+            out.append({**lab, "category": "other person" if cat in _PEOPLE else "other vehicle"})
+    return out
 
 
 @functools.lru_cache(maxsize=4)
@@ -211,7 +236,8 @@ def _validate(n_train: int, n_val: int, width: int, height: int, frames_per_vide
 
 def generate_world(root: Path, *, n_train: int, n_val: int, width: int = 640, height: int = 360,
                    frames_per_video: int = 3, seed: int = 42, jpeg_quality: int = 90,
-                   weather_boost: dict[str, float] | None = None, workers: int | None = None,
+                   weather_boost: dict[str, float] | None = None, classes: list[str] | None = None,
+                   workers: int | None = None,
                    overwrite: bool = False, progress: bool = True) -> SynthResult:
     """Write a synthetic BDD100K-format detection dataset under ``root``.
 
@@ -231,6 +257,8 @@ def generate_world(root: Path, *, n_train: int, n_val: int, width: int = 640, he
         jpeg_quality: JPEG quality of the images.
         weather_boost: multiply the share of these weather values (e.g. ``{"foggy": 30}``)
             so that a small world holds enough of a rare condition; the default is BDD's shares.
+        classes: label only these of the 10 classes (default: all); other people and
+            vehicles become ignored regions, other lights and signs go unlabelled.
         workers: processes to render with (default: all CPUs).
         overwrite: replace an existing non-empty ``root`` (atomically).
         progress: show a progress bar.
@@ -244,6 +272,10 @@ def generate_world(root: Path, *, n_train: int, n_val: int, width: int = 640, he
     """
     _validate(n_train, n_val, width, height, frames_per_video, jpeg_quality, workers)
     boost = tuple(sorted((weather_boost or {}).items()))
+    unknown = sorted(set(classes or ()) - set(CLASSES))
+    if unknown:
+        raise ValueError(f"generate_world: classes {unknown} are not BDD classes; use some of {list(CLASSES)}")
+    kept = None if classes is None else tuple(c for c in CLASSES if c in classes)
     weather_time_cdf(dict(boost))  # raises on an unknown weather value before anything is written
     root = Path(root)
     if root.exists():
@@ -258,7 +290,7 @@ def generate_world(root: Path, *, n_train: int, n_val: int, width: int = 640, he
         for split in SPLITS:
             (tmp / "images" / "100k" / split).mkdir(parents=True)
         (tmp / "labels" / "det_20").mkdir(parents=True)
-        settings = _Settings(str(tmp), width, height, seed, jpeg_quality, boost)
+        settings = _Settings(str(tmp), width, height, seed, jpeg_quality, boost, kept)
         jobs = _plan(n_train, n_val, frames_per_video)
         # Label files are numbered and encoded as videos arrive, while the workers still render.
         files = {s: _LabelFile() for s in SPLITS}
@@ -277,7 +309,7 @@ def generate_world(root: Path, *, n_train: int, n_val: int, width: int = 640, he
             "version": GENERATOR_VERSION,
             "params": {"n_train": n_train, "n_val": n_val, "width": width, "height": height,
                        "frames_per_video": frames_per_video, "seed": seed, "jpeg_quality": jpeg_quality,
-                       "weather_boost": dict(boost),
+                       "weather_boost": dict(boost), "classes": list(kept) if kept else None,
                        "workers": workers or os.cpu_count()},
             "seed": seed,
             "counts": {"frames": n_frames, "videos": len(jobs), "boxes": n_boxes,
