@@ -37,11 +37,11 @@ STAGES: tuple[Stage, ...] = (
     Stage("eval", ("split", "train"), "NN_eval_iterK/: preds.json, slice table, worst slice",
           "Evaluate mAP@0.5 per slice with bootstrap CIs.", True),
     Stage("mine", ("eval", "embed", "split"), "NN_mine_iterK_<strategy>/: mined.json",
-          "Mine frames like the worst slice's failures.", False),
+          "Mine frames like the worst slice's failures.", True),
     Stage("autolabel", ("mine",), "NN_autolabel_iterK_<strategy>/: accepted YOLO labels",
-          "Auto-label the mined frames.", False),
+          "Auto-label the mined frames.", True),
     Stage("report", ("eval",), "outputs/case_study/case_study_v1.md, figures",
-          "Write the case study with per-slice deltas.", False),
+          "Write the case study with per-slice deltas.", True),
 )
 
 STAGE_BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES}

@@ -1,0 +1,144 @@
+"""What the report read from the run folders, and small helpers every section uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from bddengine.config import EngineConfig, parse_arm
+from bddengine.report.headline import worst_rows
+from bddengine.report.inputs import FlywheelRuns
+from bddengine.report.tables import NA, fmt_ci, fmt_delta, fmt_map, is_num, key_label
+from bddengine.runs import RunRef
+
+
+@dataclass
+class ArmFacts:
+    """What the report knows about one arm."""
+
+    arm: str
+    missing: list[str]
+    notes: list[str] = field(default_factory=list)
+    mine_run: str | None = None
+    autolabel_run: str | None = None
+    mined: dict[str, Any] | None = None
+    mining_numbers: dict[str, Any] | None = None
+    quality: dict[str, Any] | None = None
+    autolabel_metrics: dict[str, Any] | None = None
+    seeds: list[int] = field(default_factory=list)
+    mine_only: bool = False
+
+
+@dataclass
+class ReportData:
+    """Everything the stage read, for the section builders."""
+
+    cfg: EngineConfig
+    runs: FlywheelRuns
+    results: dict[str, dict[str, Any]]
+    slice_index: dict[str, Any] | None
+    eval0_table: list[dict[str, Any]]
+    worst: dict[str, Any] | None
+    failures: list[dict[str, Any]]
+    headline: pd.DataFrame
+    arms_compared: list[str]
+    arms: dict[str, ArmFacts]
+    mining_pool_n: int | None
+    mining_pool_in_worst: int | None
+    figures: dict[str, str | None]
+    figure_sources: dict[str, str]
+    architecture_renderer: str
+    config_yaml: str
+    config_sha256: str
+    config_source: str
+    provenance: dict[str, Any] | None
+    generated_at: str
+    n_boot: int
+    min_frames: int
+
+    @property
+    def arms_missing(self) -> list[str]:
+        """Retraining arms without a usable iteration-1 eval (mining-only arms are not missing)."""
+        return [a for a, f in self.arms.items() if a not in self.arms_compared and not f.mine_only]
+
+    def result(self, ref: RunRef | None) -> dict[str, Any]:
+        """A run's result.json ({} for a missing run)."""
+        return self.results.get(ref.name, {}) if ref is not None else {}
+
+    @property
+    def overall0(self) -> dict[str, Any]:
+        """The iteration-0 overall row of the slice table."""
+        return next((r for r in self.eval0_table if r.get("grouping") == "overall"), {})
+
+
+def worst_label(d: ReportData) -> str:
+    """The worst slice as ``weather / timeofday / scene`` (n/a without one)."""
+    return key_label(d.worst["key"]) if d.worst else NA
+
+
+def mined_k(d: ReportData) -> int | None:
+    """Frames mined per arm (the largest over the mine runs), None without any."""
+    ks = [len(f.mined.get("frames") or []) for f in d.arms.values() if f.mined]
+    return max(ks) if ks else None
+
+
+def arm_commands(arm: str, seeds: list[int], base_seed: int, config: str) -> list[str]:
+    """The commands that build one arm: mine, autolabel, then train and eval iteration 1 per seed."""
+    try:
+        strategy, embedding = parse_arm(arm)
+    except ValueError:
+        strategy, embedding = arm, "embed"
+    mine = f"bddengine mine --strategy {strategy}" + (" --embedding detector" if embedding == "detector" else "")
+    out = [f"{mine} --config {config}", f"bddengine autolabel --arm {arm} --config {config}"]
+    for s in seeds or [base_seed]:
+        seed = "" if s == base_seed else f" --seed {s}"
+        out.append(f"bddengine train --iter 1 --arm {arm}{seed} --config {config}")
+        out.append(f"bddengine eval --iter 1 --arm {arm}{seed} --config {config}")
+    return out
+
+
+def worst_delta_rows(d: ReportData) -> list[dict[str, Any]]:
+    """The headline rows of the worst slice, one per compared arm."""
+    rows = worst_rows(d.headline)
+    return [r for _, r in rows.iterrows() if r["arm"] is not None and not pd.isna(r["arm"])]
+
+
+def delta_sentence(r: dict[str, Any]) -> str:
+    """One headline row in words: iter 0 -> iter 1, the delta, its CI and what the CI says."""
+    verdict = ("the CI excludes 0" if bool(r["ci_excludes_0"])
+               else "the CI includes 0: not distinguishable from no change")
+    seeds = f", mean of {int(r['n_seeds'])} seeds" if int(r["n_seeds"]) > 1 else ""
+    return (f"**{r['arm']}**: {fmt_map(r['map50_iter0'])} → {fmt_map(r['map50_iter1'])}, "
+            f"Δ {fmt_delta(r['delta'])} (95% CI {fmt_ci(r['ci_lo'], r['ci_hi'])}{seeds}); {verdict}")
+
+
+def arm_labeler(f: ArmFacts) -> str | None:
+    """The labeler an arm's autolabel run recorded."""
+    for src in (f.quality or {}, f.autolabel_metrics or {}):
+        if isinstance(src.get("labeler"), str):
+            return src["labeler"]
+    return None
+
+
+def labeler(d: ReportData) -> str:
+    """The labeler(s) of the autolabel runs (``grounded``, or ``grounded (prototype), oracle (random)``)."""
+    found = {a: who for a, f in d.arms.items() if (who := arm_labeler(f))}
+    if len(set(found.values())) > 1:
+        return ", ".join(f"{who} ({a})" for a, who in found.items())
+    return next(iter(found.values()), d.cfg.autolabel.labeler)
+
+
+def wall_time(d: ReportData, ref: RunRef | None) -> float | None:
+    """A run's recorded ``wall_time_s`` (None when missing)."""
+    w = d.result(ref).get("wall_time_s")
+    return float(w) if is_num(w) else None
+
+
+def cost_of(f: ArmFacts) -> dict[str, Any] | None:
+    """An arm's cost table: quality.json's ``cost``, else the autolabel metrics' ``cost``."""
+    for src in (f.quality or {}, f.autolabel_metrics or {}):
+        if isinstance(src.get("cost"), dict):
+            return src["cost"]
+    return None

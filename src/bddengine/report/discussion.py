@@ -1,0 +1,299 @@
+"""The discussion sections: the turn at 100M frames, its limitations, how to reproduce it."""
+
+from __future__ import annotations
+
+from bddengine.report.data import (
+    ReportData,
+    arm_commands,
+    arm_labeler,
+    cost_of,
+    mined_k,
+    wall_time,
+    worst_delta_rows,
+)
+from bddengine.report.headline import worst_rows
+from bddengine.report.tables import (
+    NA,
+    fmt_bytes,
+    fmt_ci,
+    fmt_delta,
+    fmt_int,
+    fmt_map,
+    fmt_seconds,
+    fmt_usd,
+    is_num,
+    md_table,
+    plural,
+)
+
+TARGET_FRAMES = 100_000_000
+"""The scale of the discussion: 1000x BDD100K's 100k frames."""
+
+
+def scale_discussion(d: ReportData) -> str:
+    """What the turn costs at 100M frames, extrapolated from this run's wall times."""
+    c = d.result(d.runs.collect).get("metrics") or {}
+    n = c.get("n_frames")
+    if not is_num(n) or n <= 0:
+        return "The collect run's frame count is missing, so nothing can be extrapolated."
+    factor = TARGET_FRAMES / n
+    emb = d.result(d.runs.embed)
+    em = emb.get("metrics") or {}
+    dim = em.get("embedding_dim") or emb.get("embedding_dim")
+    dtype_bytes = 2 if (em.get("dtype") or emb.get("dtype")) == "float16" else 4
+    rows = []
+    main = [("collect", d.runs.collect), ("embed", d.runs.embed), ("split", d.runs.split),
+            ("train iter 0", d.runs.train0), ("eval iter 0", d.runs.eval0)]
+    for arm, f in d.arms.items():
+        if arm in d.arms_compared or f.mine_run:
+            refs = d.runs.arms[arm]
+            main += [(f"mine ({arm})", refs.mine), (f"autolabel ({arm})", refs.autolabel)]
+            if refs.train:
+                main.append((f"train iter 1 ({arm})", refs.train[min(refs.train)]))
+            break  # one arm shows the per-arm cost
+    total = 0.0
+    for label, ref in main:
+        w = wall_time(d, ref)
+        if w is None:
+            continue
+        total += w
+        rows.append([label, fmt_seconds(w), fmt_seconds(w * factor)])
+    rows.append(["**one turn, one arm**", f"**{fmt_seconds(total)}**", f"**{fmt_seconds(total * factor)}**"])
+    device = (d.result(d.runs.train0).get("metrics") or {}).get("device", NA)
+    lines = [
+        f"This run collected {fmt_int(n)} frames; 100M frames (1000× BDD100K's 100k) is {factor:,.0f}× more. "
+        f"If every stage's input grows by that factor and the work stays linear on the same hardware "
+        f"(training device: {device}), the measured wall times become:",
+        "",
+        md_table(["stage", "this run", f"×{factor:,.0f} (100M frames)"], rows),
+        "",
+        "What changes at that scale:",
+        "",
+    ]
+    if is_num(dim):
+        gb = TARGET_FRAMES * dim * dtype_bytes / 1e9
+        lines.append(
+            f"- **Index.** {fmt_int(dim)}-d {('float16' if dtype_bytes == 2 else 'float32')} embeddings of 100M "
+            f"frames take {gb:,.0f} GB before any index overhead, and one exact k-NN query costs 100M × {dim} "
+            f"multiply-adds. Above `mine.exact_max_pool` ({fmt_int(d.cfg.mine.exact_max_pool)} frames) the miner "
+            f"switches to an approximate `{d.cfg.mine.approximate_index}` index; at 100M even that needs the "
+            f"vectors compressed (product quantisation, tens of bytes per frame) and the index sharded over "
+            f"machines." + _search_note(d))
+    emb_w = wall_time(d, d.runs.embed)
+    rate = em.get("frames_per_s")
+    if not is_num(rate) and emb_w and is_num(em.get("n_frames")):
+        rate = em["n_frames"] / emb_w
+    if is_num(rate) and rate > 0:
+        lines.append(
+            f"- **Compute.** Embedding ran at {rate:,.0f} frames/s here ({em.get('device', NA)}); 100M frames need "
+            f"{fmt_seconds(TARGET_FRAMES / rate)} at that rate, so embedding becomes a batch job on many GPUs, "
+            f"run once per frame and cached by content hash (as the embed stage already reuses vectors).")
+    k = mined_k(d)
+    a = d.cfg.autolabel
+    if k:
+        k_big = k * factor
+        text = (f"- **Labeling cost.** A label budget that grows with the pool ({fmt_int(k)} → {fmt_int(k_big)} "
+                f"frames per arm) costs {fmt_usd(k_big * a.usd_per_frame)} by hand at {fmt_usd(a.usd_per_frame)} "
+                f"per frame; labeling all 100M frames would cost {fmt_usd(TARGET_FRAMES * a.usd_per_frame)}.")
+        costs = [c for f in d.arms.values() if (c := cost_of(f)) and not c.get("human_labeler")]
+        c = costs[0] if costs else None
+        if c and is_num(c.get("n_frames")) and c["n_frames"] and is_num(c.get("usd_human_review")) \
+                and is_num(c.get("usd_compute")):
+            per_frame = (c["usd_human_review"] + c["usd_compute"]) / c["n_frames"]
+            text += (f" This run's auto-labeling with human review of the uncertain boxes cost {fmt_usd(per_frame)} "
+                     f"per mined frame, {fmt_usd(per_frame * k_big)} for the grown budget.")
+        text += (" Mining for the worst slice and sending humans only the uncertain boxes keeps the bill "
+                 "proportional to the failures, not to the fleet.")
+        lines.append(text)
+    w = d.worst or {}
+    ci = w.get("ci95") or [None, None]
+    if is_num(ci[0]) and is_num(ci[1]) and ci[1] > ci[0] and w.get("n_frames"):
+        width = ci[1] - ci[0]
+        need = w["n_frames"] * (width / 0.02) ** 2
+        lines.append(
+            f"- **Evaluation.** The worst slice's 95% CI is {width:.3f} wide on {fmt_int(w['n_frames'])} frames; a "
+            f"CI about 0.02 wide needs roughly {fmt_int(need)} frames of that slice (width shrinks with "
+            f"1/√n), so the eval pool must grow per slice, not only in total.")
+    return "\n".join(lines)
+
+
+def _search_note(d: ReportData) -> str:
+    """What this run's k-NN search did, from the mine runs' metrics."""
+    for arm in d.runs.arms.values():
+        m = d.result(arm.mine).get("metrics") or {}
+        if m.get("index_type") and is_num(m.get("search_s")):
+            text = (f" This run searched {fmt_int(m.get('n_eligible'))} frames with a `{m['index_type']}` index in "
+                    f"{m['search_s']:.3f} s")
+            if is_num(m.get("recall_at_k")):
+                text += f" (recall@k {m['recall_at_k']:.3f} against exact search)"
+            return text + "."
+    return ""
+
+
+def limitations(d: ReportData) -> str:
+    """At least six limitations, each with the number from this run that makes it concrete."""
+    items = []
+    w = d.worst or {}
+    ci = w.get("ci95") or [None, None]
+    if d.worst:
+        width = (ci[1] - ci[0]) if (is_num(ci[0]) and is_num(ci[1])) else None
+        items.append(
+            f"**Small worst slice.** The worst slice has {fmt_int(w.get('n_frames'))} eval frames; its iteration-0 "
+            f"mAP@0.5 of {fmt_map(w.get('map50'))} has a 95% CI of {fmt_ci(ci[0], ci[1], signed=False)}"
+            + (f" ({width:.3f} wide)" if width is not None else "") + ". A slice this small can be "
+            "the worst partly by chance; it was picked as the minimum of many noisy estimates.")
+    else:
+        items.append(f"**No worst slice.** No slice reached {d.min_frames} eval frames, so the turn had no target.")
+    seeds = {a: len(f.seeds) for a, f in d.arms.items() if a in d.arms_compared}
+    if seeds and max(seeds.values()) > 1:
+        spread = worst_rows(d.headline)
+        parts = [f"{r['arm']} {fmt_delta(r['delta_min'])} … {fmt_delta(r['delta_max'])}"
+                 for _, r in spread.iterrows() if int(r["n_seeds"]) > 1]
+        items.append(
+            f"**Few seeds.** Training seeds per arm: {', '.join(f'{a} {n}' for a, n in seeds.items())}. On the worst "
+            f"slice the per-seed deltas span {'; '.join(parts)}; with this few seeds the seed-to-seed variance is "
+            f"itself poorly estimated.")
+    else:
+        items.append(
+            f"**One training seed per arm** ({', '.join(seeds) or 'no arm trained'}). The paired bootstrap CI "
+            f"covers the sampling of eval frames only, not the randomness of training: a second seed can move a "
+            f"slice's mAP by as much as a small delta. Run `flywheel.seeds: 3` (or `train --seed`) to measure it.")
+    rows = worst_delta_rows(d)
+    if rows:
+        parts = [f"{r['arm']} {fmt_ci(r['ci_lo'], r['ci_hi'])} "
+                 f"({'excludes' if bool(r['ci_excludes_0']) else 'includes'} 0)" for r in rows]
+        widths = [r["ci_hi"] - r["ci_lo"] for r in rows if is_num(r["ci_lo"]) and is_num(r["ci_hi"])]
+        items.append(
+            f"**Uncertainty of the headline delta.** Worst-slice Δ 95% CIs: {'; '.join(parts)}"
+            + (f"; up to {max(widths):.3f} wide" if widths else "") + ". An arm whose CI includes 0 has not "
+            "been shown to help, and overlapping CIs between arms do not rank them.")
+    else:
+        items.append("**No iteration 1.** No arm has an iteration-1 eval, so this report cannot say whether the "
+                     "flywheel helped; it documents iteration 0 only.")
+    n_tests = int(((d.headline["grouping"] == "slice") & d.headline["arm"].notna()).sum())
+    if n_tests:
+        n_sig = int((d.headline["ci_excludes_0"].astype(bool) & (d.headline["grouping"] == "slice")).sum())
+        items.append(
+            f"**Many comparisons.** {n_tests} (slice, arm) deltas are tested at 95%; about {0.05 * n_tests:.1f} "
+            f"of them would exclude 0 by chance alone even if nothing changed ({n_sig} do). Only the worst "
+            f"slice was the pre-registered target.")
+    if d.cfg.data.synthetic:
+        items.append(
+            "**Synthetic data.** The frames come from the procedural world of `bddengine synth`, not from "
+            "BDD100K cameras: textures, lighting and object shapes are simpler, so absolute mAP values and the size "
+            "of any gain do not transfer to real driving data; the pipeline, protocol and statistics do.")
+    else:
+        n = (d.result(d.runs.collect).get("metrics") or {}).get("n_frames")
+        items.append(f"**A subset of BDD100K.** {fmt_int(n)} collected frames out of 100k; rare slices hold "
+                     f"few frames.")
+    emb = d.result(d.runs.embed)
+    em = emb.get("metrics") or {}
+    model = emb.get("model") or {}
+    if em.get("random_init") or emb.get("random_init") or (model and model.get("pretrained") is None):
+        items.append(
+            f"**Random-init embeddings.** The embed run used a randomly initialised {model.get('arch', 'encoder')} "
+            f"(`pretrained: null`): its vectors carry low-level image statistics, not semantics, so k-NN mining "
+            f"in that space is closer to colour/brightness matching than to finding similar scenes, and the "
+            f"near-duplicate check was off. Mining precision above is measured, not assumed.")
+    else:
+        items.append(f"**Embedding choice.** Mining used {model.get('arch', NA)} ({model.get('pretrained', NA)}) "
+                     f"embeddings only; other encoders were not compared.")
+    t0 = d.result(d.runs.train0)
+    ep0 = (t0.get("metrics") or {}).get("epochs")
+    ep1 = sorted({(d.results.get(r.name, {}).get("metrics") or {}).get("epochs")
+                  for arm in d.runs.arms.values() for r in arm.train.values()} - {None})
+    init = (t0.get("inputs") or {}).get("init_weights", d.cfg.train.model)
+    scratch = str(init).endswith(".yaml")
+    items.append(
+        f"**Short training.** Iteration 0 trained {plural(ep0, 'epoch')} "
+        f"{'from scratch (' + str(init) + ')' if scratch else 'from ' + str(init)}"
+        + (f"; iteration 1 trained {' / '.join(str(e) for e in ep1)} epoch{'' if ep1 == [1] else 's'}"
+           if ep1 else "")
+        + ". Far from convergence, part of any delta is simply more training, which is why the random arms "
+        "(same extra frames and epochs, no targeting) are the comparison that matters.")
+    who = {a: arm_labeler(f) for a, f in d.arms.items() if arm_labeler(f)}
+    machine = {a: w for a, w in who.items() if w != "oracle"}
+    if who and not machine:
+        items.append("**Oracle labels.** The labeler was the hidden ground truth (a stand-in for a human "
+                     "vendor), so label noise, the main risk of auto-labeling, is not part of the measured delta.")
+    elif machine:
+        names = ", ".join(f"{a}: {w}" for a, w in machine.items())
+        oracle_arms = [a for a in who if a not in machine]
+        text = (f"**Label noise.** Iteration 1 trained on machine labels ({names}); their errors (section 7) are "
+                f"part of the delta. Only accepted boxes were trained on: review-queue boxes were left out, not "
+                f"corrected by a human.")
+        if oracle_arms:
+            text += (f" {', '.join(oracle_arms)} used oracle labels instead, so the arms differ in label quality "
+                     f"as well as in which frames they mined.")
+        items.append(text)
+    else:
+        items.append(f"**No labels measured.** No autolabel run was found, so the quality of the labels that "
+                     f"iteration 1 would train on (labeler `{d.cfg.autolabel.labeler}`) is unknown.")
+    eval_n = d.overall0.get("n_frames")
+    n_sl = len({r for r in d.headline.loc[d.headline["grouping"] == "slice", "slice"]})
+    total_sl = len([r for r in d.eval0_table if r.get("grouping") == "slice"])
+    items.append(
+        f"**Eval coverage.** {fmt_int(eval_n)} eval frames over {total_sl} slices; {n_sl} slices have at least "
+        f"{d.min_frames} frames and enter the headline table, the other {total_sl - n_sl} are too small to score "
+        f"reliably, and slices absent from the eval pool are not measured at all.")
+    missing = d.arms_missing
+    if missing:
+        items.append(f"**Missing arms.** {', '.join(missing)} had no usable iteration-1 eval; the comparison is "
+                     f"between {', '.join(d.arms_compared) or 'no arms'} only.")
+    return "\n".join(f"{i}. {text}" for i, text in enumerate(items, 1))
+
+
+def reproduction(d: ReportData) -> str:
+    """Config, seeds, versions, data hashes and the exact commands."""
+    config = d.config_source
+    lines = [
+        f"**Config.** `{config}` (SHA-256 of the resolved config below: `{d.config_sha256}`).",
+        "",
+        "```yaml",
+        d.config_yaml.rstrip(),
+        "```",
+        "",
+    ]
+    seeds = [f"config seed {d.cfg.seed} (splits, sampling, bootstrap)"]
+    for arm, f in d.arms.items():
+        if f.seeds:
+            seeds.append(f"{arm}: training seeds {', '.join(str(s) for s in f.seeds)}")
+    seeds.append(f"eval bootstrap {d.cfg.eval.n_boot} resamples; report paired bootstrap {d.n_boot} resamples, "
+                 f"seeded with {d.cfg.seed} and the slice")
+    lines += ["**Seeds.** " + "; ".join(seeds) + ".", ""]
+    versions = d.result(d.runs.eval0).get("versions") or {}
+    if versions:
+        lines += ["**Package versions** (from `" + d.runs.eval0.name + "/result.json`):", "",
+                  md_table(["package", "version"], [[k, v] for k, v in versions.items()], align="ll")]
+        differ = sorted({r.name for r in d.runs.ordered() if d.result(r).get("versions") not in (None, versions)})
+        lines.append("\nEvery run recorded the same versions." if not differ else
+                     f"\nRuns with other versions: {', '.join(differ)}.")
+        lines.append("")
+    prov = d.provenance or {}
+    files = prov.get("label_files") or {}
+    if files:
+        lines += ["**Label files** (from the collect run's `data_provenance.json`):", "",
+                  md_table(["split", "path", "SHA-256", "size"],
+                           [[s, f"`{v.get('path', NA)}`", f"`{v.get('sha256', NA)}`", fmt_bytes(v.get("bytes"))]
+                            for s, v in files.items()], align="lllr"), ""]
+    else:
+        lines += ["**Label files:** the collect run has no `data_provenance.json`.", ""]
+    lines += ["**Commands**, in order:", "", "```bash", *commands(d), "```", "",
+              f"or in one go: `bddengine flywheel --config {config}` (runs the stages in registry order; an "
+              f"unchanged stage is recognised by its fingerprint and skipped)."]
+    return "\n".join(lines)
+
+
+def commands(d: ReportData) -> list[str]:
+    """The commands that rebuild every run this report read."""
+    c = d.config_source
+    out = []
+    if d.cfg.data.synthetic:
+        out.append(f"bddengine synth --config {c}")
+    out += [f"bddengine collect --config {c}", f"bddengine embed --config {c}", f"bddengine split --config {c}",
+            f"bddengine train --iter 0 --config {c}", f"bddengine eval --iter 0 --config {c}"]
+    for arm, f in d.arms.items():
+        if f.mine_run or f.seeds:
+            out += arm_commands(arm, f.seeds, d.cfg.seed, c)
+    out.append(f"bddengine report --config {c}")
+    return out

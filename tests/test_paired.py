@@ -1,0 +1,107 @@
+"""Paired bootstrap of the mAP@0.5 delta between two detectors on the same frames."""
+
+import copy
+import json
+import random
+
+import numpy as np
+import pytest
+
+from bddengine.evaluation import build_match_cache, evaluate_overall
+from bddengine.evaluation.paired import paired_bootstrap, paired_bootstrap_many
+from bddengine.evaluation.slices import score_frames
+from conftest import CONFORMANCE
+
+
+@pytest.fixture(scope="module")
+def detectors():
+    """The conformance GT with three detectors: the reference one, a jittered one, a near-perfect one."""
+    gt = json.loads((CONFORMANCE / "gt.json").read_text())
+    preds = json.loads((CONFORMANCE / "pred.json").read_text())
+    rng = random.Random(1)
+    jittered = copy.deepcopy(preds)
+    for frame in jittered:
+        for lab in frame.get("labels") or []:
+            b = lab["box2d"]
+            dx, dy = rng.uniform(-6, 6), rng.uniform(-6, 6)
+            b.update(x1=b["x1"] + dx, x2=b["x2"] + dx, y1=b["y1"] + dy, y2=b["y2"] + dy)
+            lab["score"] = lab["score"] * rng.uniform(0.5, 1.0)
+    perfect = [{"name": f["name"], "labels": [
+        {"id": lab["id"], "category": lab["category"], "score": 0.99, "box2d": dict(lab["box2d"])}
+        for lab in f.get("labels") or [] if "box2d" in lab]} for f in gt]
+    return gt, {
+        "ref": build_match_cache(gt, preds),
+        "jittered": build_match_cache(gt, jittered),
+        "perfect": build_match_cache(gt, perfect),
+    }
+
+
+def _map50(cache, names):
+    return score_frames(cache, np.sort(cache.frame_indices(names)), {}, n_boot=0).map50
+
+
+def test_point_estimate_is_the_independent_difference(detectors) -> None:
+    gt, c = detectors
+    names = [f["name"] for f in gt]
+    d = paired_bootstrap(c["ref"], c["jittered"], names, n_boot=50, seed=3)
+    assert d.delta == _map50(c["jittered"], names) - _map50(c["ref"], names)
+    # ... and, over all frames, the official evaluator's numbers
+    official = evaluate_overall(c["jittered"])["map50"] - evaluate_overall(c["ref"])["map50"]
+    assert d.delta == pytest.approx(official, abs=1e-12)
+    subset = names[::3]
+    s = paired_bootstrap(c["ref"], c["jittered"], subset, n_boot=0)
+    assert s.delta == _map50(c["jittered"], subset) - _map50(c["ref"], subset)
+    assert s.ci95 is None and s.n_frames == len(subset)
+
+
+def test_identical_detectors_give_a_zero_ci(detectors) -> None:
+    gt, c = detectors
+    names = [f["name"] for f in gt][:60]
+    d = paired_bootstrap(c["ref"], c["ref"], names, n_boot=200, seed=42)
+    assert d.delta == 0.0 and d.ci95 == (0.0, 0.0) and not d.excludes_zero
+
+
+def test_seeded_and_reproducible(detectors) -> None:
+    gt, c = detectors
+    names = [f["name"] for f in gt]
+    key = {"weather": "rainy"}
+    a = paired_bootstrap(c["ref"], c["jittered"], names, n_boot=100, seed=7, key=key)
+    b = paired_bootstrap(c["ref"], c["jittered"], list(reversed(names)), n_boot=100, seed=7, key=key)
+    other = paired_bootstrap(c["ref"], c["jittered"], names, n_boot=100, seed=8, key=key)
+    assert a.ci95 == b.ci95  # frame order does not matter, the seed does
+    assert a.ci95 != other.ci95
+    assert a.ci95[0] <= a.delta <= a.ci95[1]
+
+
+def test_clearly_better_detector_excludes_zero(detectors) -> None:
+    gt, c = detectors
+    names = [f["name"] for f in gt]
+    d = paired_bootstrap(c["ref"], c["perfect"], names, n_boot=200, seed=42)
+    assert d.delta > 0.3 and d.ci95[0] > 0 and d.excludes_zero
+    worse = paired_bootstrap(c["perfect"], c["ref"], names, n_boot=200, seed=42)
+    assert worse.delta == pytest.approx(-d.delta) and worse.ci95[1] < 0
+
+
+def test_paired_ci_is_narrower_than_unpaired(detectors) -> None:
+    """The reason for pairing: the shared frame difficulty cancels."""
+    gt, c = detectors
+    names = [f["name"] for f in gt]
+    d = paired_bootstrap(c["ref"], c["jittered"], names, n_boot=300, seed=42)
+    a = score_frames(c["ref"], np.sort(c["ref"].frame_indices(names)), {}, n_boot=300, seed=1).ci95
+    b = score_frames(c["jittered"], np.sort(c["jittered"].frame_indices(names)), {}, n_boot=300, seed=2).ci95
+    unpaired_width = np.hypot(a[1] - a[0], b[1] - b[0])
+    assert d.ci95[1] - d.ci95[0] < unpaired_width
+
+
+def test_many_seeds_average_and_guard_gt(detectors) -> None:
+    gt, c = detectors
+    names = [f["name"] for f in gt][:80]
+    one = paired_bootstrap(c["ref"], c["jittered"], names, n_boot=100, seed=5)
+    twice = paired_bootstrap_many(c["ref"], [c["jittered"], c["jittered"]], names, n_boot=100, seed=5)
+    assert twice.delta == pytest.approx(one.delta) and twice.ci95 == pytest.approx(one.ci95)
+    mixed = paired_bootstrap_many(c["ref"], [c["jittered"], c["perfect"]], names, n_boot=0)
+    assert mixed.deltas[0] == pytest.approx(one.delta)
+    assert mixed.delta == pytest.approx(np.mean(mixed.deltas))
+    other_gt = build_match_cache(gt[:50], [])
+    with pytest.raises(ValueError, match="same ground truth"):
+        paired_bootstrap(c["ref"], other_gt, names[:10])
