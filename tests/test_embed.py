@@ -327,7 +327,7 @@ def test_embeddings_mirrored_with_similarity_index(tiny_arch: str, world: Path, 
     ds = fo.load_dataset(name)
     try:
         assert ds.has_brain_run("clip_sim") and ds.has_brain_run("clip_viz")
-        assert ds.info["bddengine_runs"]["embed"] == out.location.name
+        assert ds.info["bddengine_runs"]["embed_clip"] == out.location.name  # one slot per embedding model
         emb = np.load(out.location / "embeddings.npy")
         names = pd.read_parquet(out.location / "frames.parquet")["name"].tolist()
         sample = ds.first()

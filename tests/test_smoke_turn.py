@@ -13,32 +13,61 @@ from conftest import fiftyone_reachable
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_smoke_turn(tmp_path: Path) -> None:
+TURN = [
+    "01_collect", "02_embed", "03_split", "04_train_iter0", "05_eval_iter0",
+    "06_mine_iter0_prototype", "07_mine_iter0_random", "08_mine_iter0_random-slice",
+    "09_autolabel_iter0_prototype", "10_train_iter1_prototype", "11_eval_iter1_prototype",
+    "12_autolabel_iter0_random", "13_train_iter1_random", "14_eval_iter1_random", "15_report",
+]
+
+
+def test_smoke_turn(tmp_path: Path, monkeypatch) -> None:
+    """`bddengine flywheel` on the smoke config, with its relative paths, from a fresh folder."""
+    from bddengine.report.casestudy import find_placeholders
+
+    monkeypatch.chdir(tmp_path)
     cfg = yaml.safe_load((REPO / "configs" / "smoke.yaml").read_text())
-    cfg["data"]["root"] = str(tmp_path / "world")
-    cfg["runs_dir"] = str(tmp_path / "runs")
+    assert not Path(cfg["runs_dir"]).is_absolute()  # relative paths are what users run with
     cfg["fiftyone"]["enabled"] = fiftyone_reachable()
     cfg["fiftyone"]["dataset_prefix"] = f"bddengine-test-{tmp_path.name}"
+    cfg["report"]["template"] = str(REPO / "case_study_template.md")
     path = tmp_path / "smoke.yaml"
     path.write_text(yaml.safe_dump(cfg))
     runner = CliRunner()
-    for args in (["synth"], ["collect"], ["embed"], ["split"], ["train", "--iter", "0"], ["eval", "--iter", "0"]):
-        result = runner.invoke(app, [*args, "--config", str(path)])
-        assert result.exit_code == 0, f"{args}: {result.output}"
-    runs = sorted(p.name for p in (tmp_path / "runs").iterdir())
-    assert runs == ["01_collect", "02_embed", "03_split", "04_train_iter0", "05_eval_iter0"]
+    result = runner.invoke(app, ["flywheel", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "flywheel turn" in result.output  # the closing table of step times
+    runs_dir = tmp_path / cfg["runs_dir"]
+    runs = sorted(p.name for p in runs_dir.iterdir())
+    assert runs == TURN
+    assert not (tmp_path / "runs").exists()  # nothing lands in ultralytics' own runs/ folder
     for run in runs:
-        res = json.loads((tmp_path / "runs" / run / "result.json").read_text())
+        res = json.loads((runs_dir / run / "result.json").read_text())
         assert res["status"] == "complete" and res["seed"] == 42 and res["wall_time_s"] >= 0
 
-    manifest = pd.read_parquet(tmp_path / "runs/01_collect/manifest.parquet")
+    out = runs_dir.parent
+    study = out / "case_study" / "case_study_v1.md"
+    text = study.read_text()
+    assert find_placeholders(text) == []
+    assert "prototype" in text and "random" in text
+    for name in ("case_study_v1.html", "case_study_v1.pdf"):
+        assert (out / "case_study" / name).stat().st_size > 1000, name
+    for fig in ("slice_distribution.png", "slice_delta.png", "worst_slice_failures.png",
+                "mined_frames_grid.png", "autolabel_pr.png", "architecture.png"):
+        assert (out / "figures" / fig).is_file(), fig
+    mined = json.loads((runs_dir / "06_mine_iter0_prototype/mined.json").read_text())
+    assert mined["strategy"] == "prototype" and 0 < len(mined["frames"]) <= cfg["mine"]["k"]
+    train1 = json.loads((runs_dir / "10_train_iter1_prototype/result.json").read_text())
+    assert train1["metrics"]["n_autolabel_images"] > 0  # the oracle's labels reached iteration 1
+
+    manifest = pd.read_parquet(runs_dir / "01_collect/manifest.parquet")
     assert len(manifest) == 50
-    emb = json.loads((tmp_path / "runs/02_embed/result.json").read_text())
+    emb = json.loads((runs_dir / "02_embed/result.json").read_text())
     assert emb["random_init"] is True
-    train = tmp_path / "runs/04_train_iter0"
+    train = runs_dir / "04_train_iter0"
     assert (train / "ultralytics/weights/best.pt").is_file() and (train / "ultralytics/results.csv").is_file()
-    ev = tmp_path / "runs/05_eval_iter0"
-    gt = json.loads((tmp_path / "runs/03_split/eval_gt.json").read_text())
+    ev = runs_dir / "05_eval_iter0"
+    gt = json.loads((runs_dir / "03_split/eval_gt.json").read_text())
     preds = json.loads((ev / "preds.json").read_text())
     assert sorted(f["name"] for f in preds) == sorted(f["name"] for f in gt)
     table = pd.read_csv(ev / "slice_table.csv")
@@ -53,7 +82,7 @@ def test_smoke_turn(tmp_path: Path) -> None:
     assert again.exit_code == 0 and "up to date" in again.output
     # the scorer users run on their own predictions agrees with eval
     out = tmp_path / "score.json"
-    scored = runner.invoke(app, ["score", str(tmp_path / "runs/03_split/eval_gt.json"), str(ev / "preds.json"),
+    scored = runner.invoke(app, ["score", str(runs_dir / "03_split/eval_gt.json"), str(ev / "preds.json"),
                                  "--n-boot", "0", "--json", str(out)])
     assert scored.exit_code == 0, scored.output
     doc = json.loads(out.read_text())

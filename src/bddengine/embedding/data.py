@@ -49,6 +49,8 @@ def load_frame(path: str, size: int, mean: np.ndarray, std: np.ndarray) -> np.nd
             chw = np.ascontiguousarray(np.asarray(im).transpose(2, 0, 1))  # uint8: cheap to move
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageDecodeError(f"cannot decode {path}: {exc}") from None
+    except ImportError:  # ultralytics' patched Image.open tries an optional HEIF plugin first
+        raise ImageDecodeError(f"cannot decode {path}: not an image PIL can read") from None
     out = chw.astype(np.float32)
     out *= (1.0 / (255.0 * std))[:, None, None]  # (x / 255 - mean) / std as one multiply-add
     out += (-mean / std)[:, None, None]
