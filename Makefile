@@ -15,14 +15,19 @@ $(BIN)/bddengine: pyproject.toml
 
 install: $(BIN)/bddengine  ## create .venv and install bddengine with its dependencies
 
-demo: install  ## generate the synthetic world and run a full flywheel turn on it
-	$(BIN)/bddengine flywheel --config configs/demo.yaml
+# FiftyOne needs MongoDB: `pip install fiftyone` brings one; an offline machine may have
+# the shared helper that starts a local mongod.
+MONGO_HELPER := ../shared/tools/mongod-for-fiftyone.sh
+WITH_MONGO := if [ -z "$$FIFTYONE_DATABASE_URI" ] && [ -f $(MONGO_HELPER) ]; then eval "$$(PYTHON=$(CURDIR)/$(BIN)/python bash $(MONGO_HELPER) start)"; fi; export FIFTYONE_DO_NOT_TRACK=true;
+
+demo: install  ## generate the synthetic world and run a full flywheel turn on it (~25 min on 2 CPU cores)
+	@$(WITH_MONGO) $(BIN)/bddengine flywheel --config configs/demo.yaml
 
 flywheel: install  ## a full turn on real BDD100K under data/bdd100k/ (configs/default.yaml)
-	$(BIN)/bddengine flywheel --config $(CONFIG)
+	@$(WITH_MONGO) $(BIN)/bddengine flywheel --config $(CONFIG)
 
 smoke: install  ## a full turn on the 50-frame fixture
-	$(BIN)/bddengine flywheel --config configs/smoke.yaml
+	@$(WITH_MONGO) $(BIN)/bddengine flywheel --config configs/smoke.yaml
 
 test: install  ## the test suite (slow tests excluded)
 	$(BIN)/pytest -q -m "not slow"
