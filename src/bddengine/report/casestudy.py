@@ -269,7 +269,7 @@ def stage_output(ref: RunRef, result: dict[str, Any], facts: ArmFacts | None = N
         return " · ".join(f"{k} {fmt_int(v)}" for k, v in n.items()) or NA
     if ref.stage == "train":
         extra = m.get("n_autolabel_images")
-        more = f" + {fmt_int(extra)} auto-labeled" if is_num(extra) and extra else ""
+        more = f" ({fmt_int(extra)} of them auto-labeled)" if is_num(extra) and extra else ""
         return (f"{plural(m.get('epochs'), 'epoch')} on {fmt_int(m.get('n_train_images'))} images{more} "
                 f"({m.get('device', NA)})")
     if ref.stage == "eval":
