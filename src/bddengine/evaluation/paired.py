@@ -12,18 +12,13 @@ scored with `average_precision` exactly as the per-slice CI of `evaluate_slices`
 
 from __future__ import annotations
 
-import json
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from bddengine.evaluation.ap import average_precision
 from bddengine.evaluation.cache import IGNORED, TP, MatchCache
-from bddengine.evaluation.slices import score_frames
-
-_DRAW_ELEMENTS = 1 << 22  # resample rows x frames drawn at a time
+from bddengine.evaluation.slices import resample_counts, resampled_map50, score_frames, slice_rng
 
 
 @dataclass
@@ -117,7 +112,7 @@ def paired_bootstrap_many(
     if n_boot > 0 and frames.size:
         at50_a = _at50(cache_a, frames)
         at50_b = [_at50(c, frames) for c in caches_b]
-        boot = _paired_deltas(at50_a, at50_b, frames.size, n_boot, _rng(seed, key))
+        boot = _paired_deltas(at50_a, at50_b, frames.size, n_boot, slice_rng(seed, key))
         boot = boot[np.isfinite(boot)]
         if boot.size:
             ci95 = (float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5)))
@@ -156,29 +151,8 @@ def _paired_deltas(
 ) -> np.ndarray:
     """mean_s(mapB_s) - mapA on each of ``n_boot`` shared resamples; NaN without GT."""
     out = np.full(n_boot, np.nan)
-    rows = max(1, _DRAW_ELEMENTS // n)
-    for lo in range(0, n_boot, rows):
-        b = min(rows, n_boot - lo)
-        draws = rng.integers(0, n, size=(b, n))
-        counts = np.bincount((draws + (np.arange(b) * n)[:, None]).ravel(), minlength=b * n).reshape(b, n)
-        map_a = _map50(at50_a, counts)
-        map_b = np.mean([_map50(at50, counts) for at50 in at50_b], axis=0)
-        out[lo : lo + b] = map_b - map_a
+    for lo, counts in resample_counts(n, n_boot, rng):
+        map_a = resampled_map50(at50_a, counts)
+        map_b = np.mean([resampled_map50(at50, counts) for at50 in at50_b], axis=0)
+        out[lo : lo + counts.shape[0]] = map_b - map_a
     return out
-
-
-def _map50(at50: list[tuple[np.ndarray, np.ndarray, np.ndarray]], counts: np.ndarray) -> np.ndarray:
-    """Mean AP@0.5 over the classes with GT in each resample (as `_bootstrap_map50`)."""
-    per_class = np.full((len(at50), counts.shape[0]), np.nan)
-    for j, (is_tp, frame, n_gt) in enumerate(at50):
-        per_class[j] = average_precision(is_tp, frame, counts, n_gt)[0]
-    valid = np.isfinite(per_class)
-    n_valid = valid.sum(axis=0)
-    total = np.where(valid, per_class, 0.0).sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n_valid > 0, total / n_valid, np.nan)
-
-
-def _rng(seed: int, key: dict[str, str]) -> np.random.Generator:
-    tag = zlib.crc32(json.dumps(key, sort_keys=True).encode())
-    return np.random.default_rng([seed, tag])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -154,7 +154,7 @@ def score_frames(
 
     ci95 = None
     if at50 and n_boot > 0:
-        boot = _bootstrap_map50(at50, n, n_boot, _slice_rng(seed, key))
+        boot = _bootstrap_map50(at50, n, n_boot, slice_rng(seed, key))
         boot = boot[np.isfinite(boot)]
         if boot.size:
             ci95 = (float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5)))
@@ -174,14 +174,35 @@ def _bootstrap_map50(
     at50: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]], n: int, n_boot: int, rng: np.random.Generator
 ) -> np.ndarray:
     """mAP@0.5 of ``n_boot`` resamples (with replacement) of the n frames; NaN without GT."""
-    per_class = np.full((len(at50), n_boot), np.nan)
+    out = np.full(n_boot, np.nan)
+    for lo, counts in resample_counts(n, n_boot, rng):
+        out[lo : lo + counts.shape[0]] = resampled_map50([(t, f, g) for _, t, f, g in at50], counts)
+    return out
+
+
+def resample_counts(n: int, n_boot: int, rng: np.random.Generator) -> Iterator[tuple[int, np.ndarray]]:
+    """Bootstrap resamples of n frames as ``(first row, counts[b, n])`` blocks.
+
+    ``counts[r, i]`` is how often frame i is drawn in resample ``first + r``; the
+    blocks keep ``b x n`` draws within a fixed memory budget.
+    """
     rows = max(1, _DRAW_ELEMENTS // n)
     for lo in range(0, n_boot, rows):
         b = min(rows, n_boot - lo)
         draws = rng.integers(0, n, size=(b, n))
-        counts = np.bincount((draws + (np.arange(b) * n)[:, None]).ravel(), minlength=b * n).reshape(b, n)
-        for j, (_, is_tp, frame, n_gt) in enumerate(at50):
-            per_class[j, lo : lo + b] = average_precision(is_tp, frame, counts, n_gt)[0]
+        yield lo, np.bincount((draws + (np.arange(b) * n)[:, None]).ravel(), minlength=b * n).reshape(b, n)
+
+
+def resampled_map50(at50: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], counts: np.ndarray) -> np.ndarray:
+    """Mean AP@0.5 over the classes with GT, per resample (rows of ``counts``); NaN without GT.
+
+    Args:
+        at50: per class with GT, ``(is_tp, frame, n_gt)`` of its scored detections at IoU 0.5.
+        counts: ``[b, n]`` draw counts from `resample_counts`.
+    """
+    per_class = np.full((len(at50), counts.shape[0]), np.nan)
+    for j, (is_tp, frame, n_gt) in enumerate(at50):
+        per_class[j] = average_precision(is_tp, frame, counts, n_gt)[0]
     valid = np.isfinite(per_class)
     n_valid = valid.sum(axis=0)
     total = np.where(valid, per_class, 0.0).sum(axis=0)
@@ -189,7 +210,9 @@ def _bootstrap_map50(
         return np.where(n_valid > 0, total / n_valid, np.nan)
 
 
-def _slice_rng(seed: int, key: dict[str, str]) -> np.random.Generator:
+def slice_rng(seed: int, key: dict[str, str]) -> np.random.Generator:
+    """The resampling generator of one slice: seeded by ``seed`` and the slice key, so a
+    slice's draws do not depend on which other slices are scored."""
     tag = zlib.crc32(json.dumps(key, sort_keys=True).encode())
     return np.random.default_rng([seed, tag])
 
