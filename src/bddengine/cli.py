@@ -17,7 +17,7 @@ from rich.table import Table
 
 from bddengine.config import ConfigError, EngineConfig, load_config
 from bddengine.runs import RunLookupError
-from bddengine.stages import STAGE_BY_NAME, NotImplementedStageError, StageInputError, StageOutcome
+from bddengine.stages import STAGE_BY_NAME, StageInputError, StageOutcome
 
 app = typer.Typer(
     name="bddengine",
@@ -41,7 +41,7 @@ FromOpt = Annotated[
     str | None, typer.Option("--from", help="Read this run folder instead of the newest one.")
 ]
 
-KNOWN_ERRORS = (ConfigError, RunLookupError, StageInputError, NotImplementedStageError)
+KNOWN_ERRORS = (ConfigError, RunLookupError, StageInputError)
 
 
 def _load(config: Path | None, overrides: list[str] | None) -> EngineConfig:
@@ -74,10 +74,7 @@ def print_outcome(out: StageOutcome) -> None:
 
 
 def _run_stage(name: str, cfg: EngineConfig, **kwargs) -> StageOutcome:
-    stage = STAGE_BY_NAME[name]
-    if not stage.implemented:
-        raise NotImplementedStageError(f"`bddengine {name}`: not implemented yet")
-    module = importlib.import_module(f"bddengine.stages.{name}")
+    module = importlib.import_module(f"bddengine.stages.{STAGE_BY_NAME[name].name}")
     return module.run(cfg, **kwargs)
 
 

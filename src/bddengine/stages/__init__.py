@@ -20,28 +20,27 @@ class Stage:
     reads: tuple[str, ...]
     writes: str
     summary: str
-    implemented: bool
 
 
 STAGES: tuple[Stage, ...] = (
     Stage("synth", (), "the synthetic world under data.root (BDD100K det_20 layout)",
-          "Generate the synthetic driving world.", True),
+          "Generate the synthetic driving world."),
     Stage("collect", (), "NN_collect/: manifest.parquet, boxes.parquet, slice index, chart",
-          "Collect frames stratified by weather x timeofday.", True),
+          "Collect frames stratified by weather x timeofday."),
     Stage("embed", ("collect",), "NN_embed/: embeddings.npy aligned to the manifest",
-          "Embed every collected frame (CLIP / DINOv2).", True),
+          "Embed every collected frame (CLIP / DINOv2)."),
     Stage("split", ("collect", "embed"), "NN_split/: train / eval / mining pools, YOLO export",
-          "Split into train, slice-balanced eval and mining pools.", True),
+          "Split into train, slice-balanced eval and mining pools."),
     Stage("train", ("split", "autolabel"), "NN_train_iterK/: YOLOv8 weights and curves",
-          "Train the detector for one iteration.", True),
+          "Train the detector for one iteration."),
     Stage("eval", ("split", "train"), "NN_eval_iterK/: preds.json, slice table, worst slice",
-          "Evaluate mAP@0.5 per slice with bootstrap CIs.", True),
-    Stage("mine", ("eval", "embed", "split"), "NN_mine_iterK_<strategy>/: mined.json",
-          "Mine frames like the worst slice's failures.", True),
-    Stage("autolabel", ("mine",), "NN_autolabel_iterK_<strategy>/: accepted YOLO labels",
-          "Auto-label the mined frames.", True),
-    Stage("report", ("eval",), "outputs/case_study/case_study_v1.md, figures",
-          "Write the case study with per-slice deltas.", True),
+          "Evaluate mAP@0.5 per slice with bootstrap CIs."),
+    Stage("mine", ("eval", "embed", "split"), "NN_mine_iterK_<arm>/: mined.json, mining precision",
+          "Mine frames like the worst slice's failures."),
+    Stage("autolabel", ("mine",), "NN_autolabel_iterK_<arm>/: accepted YOLO labels, review queue",
+          "Auto-label the mined frames."),
+    Stage("report", ("eval", "mine", "autolabel"), "outputs/case_study/case_study_v1.md, figures",
+          "Write the case study with per-slice deltas."),
 )
 
 STAGE_BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES}
@@ -49,10 +48,6 @@ STAGE_BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES}
 
 class StageInputError(RuntimeError):
     """A stage's input data is missing or unusable; the message says what to do."""
-
-
-class NotImplementedStageError(RuntimeError):
-    """The stage exists in the flywheel but is not built yet."""
 
 
 @dataclass
