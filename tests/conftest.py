@@ -26,6 +26,27 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+TINY_CLIP = "bddtest-tiny-vit"
+TINY_CLIP_CFG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 224, "layers": 2, "width": 64, "patch_size": 32, "head_width": 32},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_arch(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Register a 2-layer ViT with open_clip so random-init encoding takes milliseconds."""
+    import json
+
+    import open_clip
+
+    path = tmp_path_factory.mktemp("openclip") / f"{TINY_CLIP}.json"
+    path.write_text(json.dumps(TINY_CLIP_CFG))
+    open_clip.add_model_config(path)
+    return TINY_CLIP
+
+
 def write_config(path: Path, root: Path, runs: Path, name: str = "test", **sections: dict) -> Path:
     """A small YAML config pointing at a world and a runs folder."""
     import yaml

@@ -339,26 +339,17 @@ K = 10
 
 
 @pytest.fixture(scope="module")
-def turn(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def turn(tiny_world: Path, tiny_clip_arch: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """collect -> embed -> split -> train (1 epoch, imgsz 64) -> eval, and a mine run written here."""
-    import open_clip
-
     from bddengine.config import load_config
     from bddengine.stages import collect, embed, split, train
     from bddengine.stages import eval as eval_stage
     from conftest import write_config
 
     tmp = tmp_path_factory.mktemp("autolabel")
-    arch = tmp / "bddtest-autolabel-vit.json"  # a 2-layer ViT: random-init encoding in milliseconds
-    arch.write_text(json.dumps({
-        "embed_dim": 32,
-        "vision_cfg": {"image_size": 224, "layers": 2, "width": 64, "patch_size": 32, "head_width": 32},
-        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1},
-    }))
-    open_clip.add_model_config(arch)
     path = write_config(
         tmp / "c.yaml", tiny_world, tmp / "runs",
-        embed={"clip_arch": arch.stem, "pretrained": None, "workers": 0, "batch_size": 16},
+        embed={"clip_arch": tiny_clip_arch, "pretrained": None, "workers": 0, "batch_size": 16},
         split={"train_size": 14, "eval_size": 6, "eval_top_slices": 3, "val_size": 4,
                "min_per_bucket": 1, "near_dup_threshold": 1.0},
         train={"model": "yolov8n.yaml", "epochs": 1, "imgsz": 64, "batch": 4, "workers": 0,

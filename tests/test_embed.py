@@ -1,6 +1,6 @@
 """The embed stage: alignment, norms, determinism, no-op re-runs, vector reuse, weights errors.
 
-The stage tests use a tiny random-init open_clip architecture registered here
+The stage tests use a tiny random-init open_clip architecture registered in conftest.py
 (2 layers, width 64), so they exercise the real open_clip / DataLoader path in
 seconds; no pretrained weights are needed (or reachable) anywhere.
 """
@@ -31,25 +31,15 @@ from bddengine.embedding import (
     stat_frames,
 )
 from bddengine.stages import StageInputError, collect, embed
-from conftest import fiftyone_reachable, write_config
+from conftest import TINY_CLIP, fiftyone_reachable, write_config
 
-TINY = "bddtest-tiny-vit"
-TINY_CFG = {
-    "embed_dim": 32,
-    "vision_cfg": {"image_size": 224, "layers": 2, "width": 64, "patch_size": 32, "head_width": 32},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1},
-}
+TINY = TINY_CLIP
 
 
 @pytest.fixture(scope="module")
-def tiny_arch(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """Register a 2-layer ViT with open_clip so random-init encoding takes milliseconds."""
-    import open_clip
-
-    path = tmp_path_factory.mktemp("openclip") / f"{TINY}.json"
-    path.write_text(json.dumps(TINY_CFG))
-    open_clip.add_model_config(path)
-    return TINY
+def tiny_arch(tiny_clip_arch: str) -> str:
+    """The shared 2-layer ViT (conftest), registered with open_clip."""
+    return tiny_clip_arch
 
 
 @pytest.fixture()

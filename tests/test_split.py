@@ -455,23 +455,14 @@ def test_stage_refuses_embeddings_that_cannot_tell_frames_apart(tmp_path: Path) 
         split_stage.run(_cfg(tmp_path / "runs"), progress=False)
 
 
-def test_stage_on_real_collect_and_embed_runs(tiny_world: Path, tmp_path: Path) -> None:
-    import open_clip
-
+def test_stage_on_real_collect_and_embed_runs(tiny_world: Path, tiny_clip_arch: str, tmp_path: Path) -> None:
     from bddengine.config import load_config
     from bddengine.stages import collect, embed
     from conftest import write_config
 
-    arch = tmp_path / "bddtest-split-vit.json"  # a 2-layer ViT: random-init encoding in milliseconds
-    arch.write_text(json.dumps({
-        "embed_dim": 32,
-        "vision_cfg": {"image_size": 224, "layers": 2, "width": 64, "patch_size": 32, "head_width": 32},
-        "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1},
-    }))
-    open_clip.add_model_config(arch)
     path = write_config(
         tmp_path / "c.yaml", tiny_world, tmp_path / "runs",
-        embed={"clip_arch": arch.stem, "pretrained": None, "workers": 0, "batch_size": 16},
+        embed={"clip_arch": tiny_clip_arch, "pretrained": None, "workers": 0, "batch_size": 16},
         # this test is about the hand-over between stages; random-init embeddings cannot tell
         # frames apart, so near-duplicates are switched off (they are tested on planted vectors)
         split={"train_size": 14, "eval_size": 6, "eval_top_slices": 3, "val_size": 4,

@@ -35,8 +35,9 @@ def use_every_core() -> int:
     """
     import ultralytics.utils.torch_utils as torch_utils
 
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    torch_utils.NUM_THREADS = max(1, n)
+    from bddengine.embedding.encode import cpu_count
+
+    torch_utils.NUM_THREADS = cpu_count()
     return torch_utils.NUM_THREADS
 
 

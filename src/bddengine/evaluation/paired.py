@@ -17,8 +17,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bddengine.evaluation.cache import IGNORED, TP, MatchCache
-from bddengine.evaluation.slices import resample_counts, resampled_map50, score_frames, slice_rng
+from bddengine.evaluation.cache import MatchCache
+from bddengine.evaluation.slices import (
+    classes_with_gt,
+    resample_counts,
+    resampled_map50,
+    score_frames,
+    scored_at,
+    slice_rng,
+)
 
 
 @dataclass
@@ -129,17 +136,8 @@ def _check_same_gt(a: MatchCache, b: MatchCache) -> None:
 
 def _at50(cache: MatchCache, frames: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per class with GT in ``frames``: (is_tp, local frame column, n_gt) at IoU 0.5."""
-    out = []
-    for k, matches in enumerate(cache.classes):
-        n_gt = cache.n_gt[k, frames]
-        if not n_gt.any():
-            continue
-        pos = matches.positions(frames)
-        local = np.searchsorted(frames, matches.frame[pos])
-        state = matches.state[0, pos]
-        scored = state != IGNORED
-        out.append((state[scored] == TP, local[scored], n_gt))
-    return out
+    return [(*scored_at(matches, pos, local, 0), n_gt)
+            for _, matches, pos, local, n_gt in classes_with_gt(cache, frames)]
 
 
 def _paired_deltas(

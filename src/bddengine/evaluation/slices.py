@@ -19,7 +19,7 @@ from rich.progress import track
 
 from bddengine.bdd.categories import CLASSES, UNDEFINED
 from bddengine.evaluation.ap import average_precision
-from bddengine.evaluation.cache import IGNORED, TP, MatchCache
+from bddengine.evaluation.cache import IGNORED, TP, ClassMatches, MatchCache
 
 _DRAW_ELEMENTS = 1 << 22  # resample rows x frames drawn at a time
 
@@ -136,16 +136,9 @@ def score_frames(
     ap = np.full((len(CLASSES), n_thr), np.nan)
     recall50 = np.full(len(CLASSES), np.nan)
     at50: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []  # (class, is_tp, frame, n_gt)
-    for k, matches in enumerate(cache.classes):
-        n_gt = cache.n_gt[k, frames]
-        if not n_gt.any():
-            continue
-        pos = matches.positions(frames)
-        local = np.searchsorted(frames, matches.frame[pos])
+    for k, matches, pos, local, n_gt in classes_with_gt(cache, frames):
         for t in range(n_thr):
-            state = matches.state[t, pos]
-            scored = state != IGNORED
-            is_tp, frame = state[scored] == TP, local[scored]
+            is_tp, frame = scored_at(matches, pos, local, t)
             ap_t, rec_t = average_precision(is_tp, frame, once, n_gt)
             ap[k, t] = ap_t[0]
             if t == 0:
@@ -168,6 +161,26 @@ def score_frames(
         ap50_per_class={c: _num(ap[k, 0]) for k, c in enumerate(CLASSES)},
         recall_per_class={c: _num(recall50[k]) for k, c in enumerate(CLASSES)},
     )
+
+
+def classes_with_gt(
+    cache: MatchCache, frames: np.ndarray
+) -> Iterator[tuple[int, ClassMatches, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per class with ground truth in ``frames`` (sorted frame indices): its index, its
+    matches, their positions within ``frames``, their local frame columns, and n_gt per frame."""
+    for k, matches in enumerate(cache.classes):
+        n_gt = cache.n_gt[k, frames]
+        if not n_gt.any():
+            continue
+        pos = matches.positions(frames)
+        yield k, matches, pos, np.searchsorted(frames, matches.frame[pos]), n_gt
+
+
+def scored_at(matches: ClassMatches, pos: np.ndarray, local: np.ndarray, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(is_tp, frame)`` of the detections at IoU threshold index ``t``, ignored ones left out."""
+    state = matches.state[t, pos]
+    scored = state != IGNORED
+    return state[scored] == TP, local[scored]
 
 
 def _bootstrap_map50(
