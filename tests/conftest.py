@@ -26,6 +26,21 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def conformance_dir() -> Path:
+    """The real BDD100K conformance case (shared/ beside the checkout).
+
+    A user's fresh clone has no shared/: its tests skip and say why. CI lays shared/
+    beside the checkout, so there a missing case fails instead of hiding the conformance tests.
+    """
+    if not (CONFORMANCE / "gt.json").is_file():
+        msg = f"BDD100K conformance case not found at {CONFORMANCE} (it ships in shared/ beside the repository)"
+        if os.environ.get("CI"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return CONFORMANCE
+
+
 TINY_CLIP = "bddtest-tiny-vit"
 TINY_CLIP_CFG = {
     "embed_dim": 32,

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from bddengine.cli import app
 from bddengine.stages import STAGES
-from conftest import CONFORMANCE, write_config
+from conftest import write_config
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]
@@ -100,12 +100,12 @@ def test_synth_then_collect_end_to_end(tmp_path: Path) -> None:
     assert json.loads((runs / "03_collect/result.json").read_text())["seed"] == 7
 
 
-def test_collect_reads_the_real_bdd_conformance_file(tmp_path: Path) -> None:
+def test_collect_reads_the_real_bdd_conformance_file(tmp_path: Path, conformance_dir: Path) -> None:
     """gt.json is a real BDD100K label file without frame attributes."""
     root = tmp_path / "bdd"
     (root / "labels").mkdir(parents=True)
-    shutil.copy(CONFORMANCE / "gt.json", root / "labels" / "gt.json")
-    frames = json.loads((CONFORMANCE / "gt.json").read_text())
+    shutil.copy(conformance_dir / "gt.json", root / "labels" / "gt.json")
+    frames = json.loads((conformance_dir / "gt.json").read_text())
     img_dir = root / "images" / "100k" / "val"
     img_dir.mkdir(parents=True)
     from PIL import Image
@@ -130,13 +130,13 @@ def test_collect_reads_the_real_bdd_conformance_file(tmp_path: Path) -> None:
     assert set(boxes["name"]) <= set(manifest.loc[manifest["has_gt"], "name"])
 
 
-def test_score_reproduces_the_official_numbers(tmp_path: Path) -> None:
+def test_score_reproduces_the_official_numbers(tmp_path: Path, conformance_dir: Path) -> None:
     out = tmp_path / "s.json"
-    result = runner.invoke(app, ["score", str(CONFORMANCE / "gt.json"), str(CONFORMANCE / "pred.json"),
+    result = runner.invoke(app, ["score", str(conformance_dir / "gt.json"), str(conformance_dir / "pred.json"),
                                  "--n-boot", "50", "--json", str(out)])
     assert result.exit_code == 0, result.output
     doc = json.loads(out.read_text())
-    expected = json.loads((CONFORMANCE / "expected.json").read_text())
+    expected = json.loads((conformance_dir / "expected.json").read_text())
     assert doc["protocol"] == "bdd100k-det"
     assert abs(doc["overall"]["map50"] - expected["AP50"] / 100) < 1e-6
     assert abs(doc["overall"]["map"] - expected["AP"] / 100) < 1e-6
@@ -145,12 +145,12 @@ def test_score_reproduces_the_official_numbers(tmp_path: Path) -> None:
     assert "55.32" in result.output
 
 
-def test_score_names_an_unknown_prediction_frame(tmp_path: Path) -> None:
-    preds = json.loads((CONFORMANCE / "pred.json").read_text())
+def test_score_names_an_unknown_prediction_frame(tmp_path: Path, conformance_dir: Path) -> None:
+    preds = json.loads((conformance_dir / "pred.json").read_text())
     preds.append({"name": "not-in-gt.jpg", "labels": []})
     bad = tmp_path / "p.json"
     bad.write_text(json.dumps(preds))
-    result = runner.invoke(app, ["score", str(CONFORMANCE / "gt.json"), str(bad)])
+    result = runner.invoke(app, ["score", str(conformance_dir / "gt.json"), str(bad)])
     assert result.exit_code == 2 and "not-in-gt.jpg" in result.output
 
 

@@ -10,16 +10,15 @@ from bddengine.runs import RunRef
 from bddengine.stages import StageInputError
 from bddengine.stages.eval import failure_frames, pick_worst, slice_table, write_tables
 from bddengine.stages.train import resolve_model, write_dataset_yaml
-from conftest import CONFORMANCE
 
 WEATHER = ["clear", "rainy", "foggy"]
 TIME = ["daytime", "night"]
 
 
 @pytest.fixture(scope="module")
-def scored():
-    gt = json.loads((CONFORMANCE / "gt.json").read_text())
-    preds = json.loads((CONFORMANCE / "pred.json").read_text())
+def scored(conformance_dir: Path):
+    gt = json.loads((conformance_dir / "gt.json").read_text())
+    preds = json.loads((conformance_dir / "pred.json").read_text())
     rng = random.Random(0)
     for f in gt:
         f["attributes"] = {"weather": rng.choice(WEATHER), "timeofday": rng.choice(TIME), "scene": "highway"}

@@ -25,13 +25,11 @@ from bddengine.evaluation.cache import IGNORED, TP
 from bddengine.evaluation.coco import AREA_ALL, frames_to_coco, official_scores, run_cocoeval
 from bddengine.evaluation.slices import score_frames
 
-CONFORMANCE = Path(__file__).resolve().parents[1].parent / "shared" / "conformance" / "bdd100k-det-eval"
-
 
 @pytest.fixture(scope="module")
-def conformance() -> tuple[list[dict], list[dict]]:
-    gt = json.loads((CONFORMANCE / "gt.json").read_text())
-    pred = json.loads((CONFORMANCE / "pred.json").read_text())
+def conformance(conformance_dir: Path) -> tuple[list[dict], list[dict]]:
+    gt = json.loads((conformance_dir / "gt.json").read_text())
+    pred = json.loads((conformance_dir / "pred.json").read_text())
     return gt, pred
 
 
@@ -60,8 +58,8 @@ def _close(a: float | None, b: float | None, tol: float) -> bool:
 # --- conformance with the official evaluator -------------------------------------------------
 
 
-def test_overall_matches_official_summary(cache) -> None:
-    expected = json.loads((CONFORMANCE / "expected.json").read_text())
+def test_overall_matches_official_summary(cache, conformance_dir: Path) -> None:
+    expected = json.loads((conformance_dir / "expected.json").read_text())
     overall = evaluate_overall(cache)
     assert overall["n_frames"] == 202
     assert abs(overall["map"] * 100 - expected["AP"]) < 1e-6
@@ -77,8 +75,8 @@ def test_overall_matches_official_summary(cache) -> None:
             assert abs(got * 100 - want) < 1e-6, name
 
 
-def test_per_class_table_matches_official_table(cache) -> None:
-    expected = json.loads((CONFORMANCE / "expected_table.json").read_text())
+def test_per_class_table_matches_official_table(cache, conformance_dir: Path) -> None:
+    expected = json.loads((conformance_dir / "expected_table.json").read_text())
     overall = evaluate_overall(cache)
     rows = dict(overall["table"], OVERALL=overall["summary"])
     assert set(rows) == set(expected)

@@ -3,6 +3,7 @@
 import copy
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,14 +11,13 @@ import pytest
 from bddengine.evaluation import build_match_cache, evaluate_overall
 from bddengine.evaluation.paired import paired_bootstrap, paired_bootstrap_many
 from bddengine.evaluation.slices import score_frames
-from conftest import CONFORMANCE
 
 
 @pytest.fixture(scope="module")
-def detectors():
+def detectors(conformance_dir: Path):
     """The conformance GT with three detectors: the reference one, a jittered one, a near-perfect one."""
-    gt = json.loads((CONFORMANCE / "gt.json").read_text())
-    preds = json.loads((CONFORMANCE / "pred.json").read_text())
+    gt = json.loads((conformance_dir / "gt.json").read_text())
+    preds = json.loads((conformance_dir / "pred.json").read_text())
     rng = random.Random(1)
     jittered = copy.deepcopy(preds)
     for frame in jittered:

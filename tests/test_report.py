@@ -28,7 +28,6 @@ from bddengine.slices import plot_slice_distribution, slice_index, write_slice_i
 from bddengine.stages import STAGES, StageInputError
 from bddengine.stages import report as report_stage
 from bddengine.stages.eval import failure_frames, pick_worst, slice_table, worst_slice_frames, write_tables
-from conftest import CONFORMANCE
 
 REPO = Path(__file__).resolve().parents[1]
 WEATHER = ["clear", "rainy", "foggy"]
@@ -89,12 +88,12 @@ def _png(path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def turn(tmp_path_factory: pytest.TempPathFactory):
+def turn(tmp_path_factory: pytest.TempPathFactory, conformance_dir: Path):
     """A runs folder: collect, embed, split, train/eval iter 0, arms prototype (2 seeds) and random."""
     root = tmp_path_factory.mktemp("turn")
     runs = root / "runs"
-    gt = json.loads((CONFORMANCE / "gt.json").read_text())
-    preds0 = json.loads((CONFORMANCE / "pred.json").read_text())
+    gt = json.loads((conformance_dir / "gt.json").read_text())
+    preds0 = json.loads((conformance_dir / "pred.json").read_text())
     for f in preds0:  # the 8 best boxes per frame keep COCO matching quick
         f["labels"] = sorted(f["labels"], key=lambda lab: -lab["score"])[:8]
     rng = random.Random(0)
