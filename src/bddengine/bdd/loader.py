@@ -45,6 +45,7 @@ from bddengine.bdd.validate import (  # noqa: F401  (the reasons and the report 
     BAD_FRAME,
     BAD_LABEL,
     BAD_LABELS,
+    BAD_TIMESTAMP,
     DUPLICATE_NAME,
     EMPTY_BOX,
     MAX_EXAMPLES,
@@ -408,7 +409,12 @@ def _scan_frames(
         video = record.get("videoName")
         scan.videos.append(video if type(video) is str and video else name.rsplit(".", 1)[0])
         timestamp = record.get("timestamp")
-        scan.timestamps.append(timestamp if type(timestamp) is int and -_INT64 <= timestamp < _INT64 else None)
+        if type(timestamp) is int and -_INT64 <= timestamp < _INT64:
+            scan.timestamps.append(timestamp)
+        else:
+            scan.timestamps.append(None)
+            if timestamp is not None:
+                report.add(BAD_TIMESTAMP, file=file, frame=name, detail=_short_repr(timestamp))
 
         attrs = record.get("attributes")
         if type(attrs) is dict:
@@ -429,12 +435,10 @@ def _scan_frames(
         scan.scene.append(scene)
 
         labels = record.get("labels")
-        if not labels:
-            # No "labels" key, null or []: a frame without boxes is valid.
-            continue
         if type(labels) is not list:
-            report.add(BAD_LABELS, file=file, frame=name, detail=type(labels).__name__)
-            continue
+            if labels is not None:  # {} or "" is not "no boxes": it is not a list of labels
+                report.add(BAD_LABELS, file=file, frame=name, detail=type(labels).__name__)
+            continue  # no "labels" key or null: a frame without boxes is valid
         for label in labels:
             try:
                 raw = label["category"]
@@ -459,6 +463,8 @@ def _scan_frames(
                 _report_bad_label(report, file, name, label)
                 continue
             label_attrs = label.get("attributes")
+            if label_attrs is not None and type(label_attrs) is not dict:
+                read_flags(label_attrs, file=file, frame=name, label_id=label.get("id"))  # raises
             if type(label_attrs) is dict:
                 occluded = label_attrs.get("occluded", False)
                 truncated = label_attrs.get("truncated", False)
@@ -521,7 +527,7 @@ def _safe_floats(values: list[float] | np.ndarray) -> np.ndarray:
     try:
         return np.fromiter(values, dtype=np.float64, count=len(values))
     except OverflowError:
-        return np.array([v if -1e308 < v < 1e308 else math.copysign(math.inf, v) for v in values],
+        return np.array([v if -1e308 < v < 1e308 else (math.inf if v > 0 else -math.inf) for v in values],
                         dtype=np.float64)
 
 
@@ -559,7 +565,7 @@ def _boxes_table(scan: _Scan) -> pd.DataFrame:
         label_ids = _strings(scan.box_id)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         # det_20 ids are strings; older files use ints. Keep one column type.
-        label_ids = _strings([v if v is None or type(v) is str else _short_repr(v) for v in scan.box_id])
+        label_ids = _strings([v if v is None or type(v) is str else _id_text(v) for v in scan.box_id])
     # name and category are lookups by index: arrow's take is ~20x faster than
     # building 1.3M Python string references into a new column.
     frame_names = pa.array(scan.names, type=pa.large_string())
@@ -672,6 +678,14 @@ def _bad_attribute(report: MalformedReport, file: str, frame: str, key: str, val
     else:
         report.add(UNKNOWN_ATTRIBUTE_VALUE, file=file, frame=frame, detail=f"{key}={_short_repr(value)}")
     return UNDEFINED
+
+
+def _id_text(value: object) -> str:
+    """A non-string label id as text (an int too long for str() keeps its type name)."""
+    try:
+        return str(value)
+    except ValueError:
+        return f"<{type(value).__name__}>"
 
 
 def _short_repr(value: object) -> str:

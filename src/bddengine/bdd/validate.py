@@ -145,6 +145,7 @@ MISSING_NAME = "missing frame name"
 DUPLICATE_NAME = "duplicate frame name"
 BAD_LABELS = "labels is not a list"
 BAD_LABEL = "bad label record"
+BAD_TIMESTAMP = "timestamp is not an integer"
 MISSING_BOX = "missing box2d"
 NON_NUMERIC_BOX = "non-numeric box2d"
 EMPTY_BOX = "empty or inverted box2d"
@@ -201,8 +202,14 @@ def read_flags(attributes: Any, *, file: str, frame: str, label_id: Any) -> tupl
     Raises:
         LabelFileError: a flag holds a value that is not a bool in pydantic's reading.
     """
-    if type(attributes) is not dict:
+    if attributes is None:
         return False, False, False, False
+    if type(attributes) is not dict:
+        raise LabelFileError(
+            f"{file}: frame {frame!r}, label {_short(label_id)}: attributes is {_short(attributes)}, "
+            "not a mapping; write it like {\"occluded\": false, \"truncated\": false, \"crowd\": false}, "
+            "then run again."
+        )
     out = []
     for key in FLAG_KEYS:
         value = attributes.get(key, False)
@@ -345,11 +352,10 @@ def _labels(
     record: dict[str, Any], report: MalformedReport, file: str, name: str, predictions: bool
 ) -> list[dict[str, Any]]:
     labels = record.get("labels")
-    if not labels:
-        return []  # no "labels" key, null or []: a frame without boxes is valid
     if type(labels) is not list:
-        report.add(BAD_LABELS, file=file, frame=name, detail=type(labels).__name__)
-        return []
+        if labels is not None:  # {} or "" is not "no boxes": it is not a list of labels
+            report.add(BAD_LABELS, file=file, frame=name, detail=type(labels).__name__)
+        return []  # no "labels" key or null: a frame without boxes is valid
     out = []
     for label in labels:
         if type(label) is not dict:
