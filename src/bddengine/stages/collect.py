@@ -266,7 +266,7 @@ def image_size(path: str) -> tuple[tuple[int, int], str | None]:
     except (OSError, SyntaxError, ValueError) as exc:
         return (0, 0), f"cannot read the image header: {exc}"
     except ImportError:  # ultralytics' patched Image.open tries an optional HEIF plugin first
-        return (0, 0), "not an image PIL can read"
+        return (0, 0), "cannot read the image header: not an image PIL can read"
     return (width, height), None
 
 
