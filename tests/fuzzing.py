@@ -327,3 +327,58 @@ class Fuzzer:
             out["score-PRED"] = judge(lambda: score_numbers(self.gt_path, path), self.score_base,
                                       same=m.same, file=path)
         return out
+
+
+class CollectStage:
+    """The whole ``collect`` stage on a small BDD100K-layout world, for the fuzz driver.
+
+    Slower than `collect_numbers` (it writes a run folder each time), so the test
+    suite uses the parsing path and the driver can add this one: it also checks
+    that a failed collect leaves no run folder behind.
+    """
+
+    def __init__(self, folder: Path, gt: list[dict]):
+        from PIL import Image
+
+        from bddengine.config import EngineConfig
+
+        self.root = folder / "bdd"
+        images = self.root / "images" / "100k" / "train"
+        images.mkdir(parents=True)
+        (self.root / "labels").mkdir()
+        for frame in gt:
+            Image.new("RGB", (1280, 720), (90, 90, 90)).save(images / frame["name"], quality=50)
+        self.runs = folder / "runs"
+        self.cfg = EngineConfig.model_validate({
+            "runs_dir": str(self.runs),
+            "data": {"root": str(self.root), "label_files": {"train": "labels/det_train.json"}},
+            "collect": {"splits": ["train"], "labeled_target": 10, "unlabeled_target": 10,
+                        "min_per_bucket": 0, "drop_undefined": False},
+            "fiftyone": {"enabled": False},
+        })
+        self.base = self._numbers(_dump(gt))[0]
+
+    def _numbers(self, text: bytes) -> tuple[tuple[pd.DataFrame, pd.DataFrame], int]:
+        from bddengine.stages import collect
+
+        (self.root / "labels" / "det_train.json").write_bytes(text)
+        before = set(self.runs.iterdir()) if self.runs.is_dir() else set()
+        try:
+            out = collect.run(self.cfg, force=True, progress=False)
+        except BaseException:
+            after = set(self.runs.iterdir()) if self.runs.is_dir() else set()
+            if after != before:
+                raise AssertionError(f"a failed collect left {sorted(p.name for p in after - before)}") from None
+            raise
+        malformed = json.loads((out.location / "malformed.json").read_text())
+        bad_images = json.loads((out.location / "bad_images.json").read_text())
+        counted = (malformed["total"] + sum(malformed["notes"].values()) + malformed["non_detection_labels"]
+                   + len(bad_images))
+        manifest = pd.read_parquet(out.location / "manifest.parquet").drop(columns="path")
+        boxes = pd.read_parquet(out.location / "boxes.parquet").drop(columns="label_id")
+        return (manifest, boxes), counted
+
+    def run(self, gt_bytes: bytes, m: Mutation) -> tuple[str, str]:
+        """The stage's outcome on one mutated GT file."""
+        path = self.root / "labels" / "det_train.json"
+        return judge(lambda: self._numbers(gt_bytes), self.base, same=m.same, file=path)

@@ -274,3 +274,12 @@ def test_bad_or_absent_devices_are_refused(device: str, monkeypatch) -> None:
         resolve_device(device, "eval.device")
     assert resolve_device("cpu", "eval.device") == "cpu"
     assert resolve_device("auto", "eval.device") == "cpu"
+
+
+def test_split_names_a_pool_smaller_than_asked() -> None:
+    from bddengine.stages.split import _short_pools
+
+    line = _short_pools({"train": 7, "val": 250, "eval": 500}, {"train": 1000, "val": 250, "eval": 500})
+    assert line == {"short of the requested size": "train 7 of 1,000 (split.train_size): the collect run has "
+                    "too few labeled frames in reach (raise collect.labeled_target or lower the size)"}
+    assert _short_pools({"train": 1000, "val": 250, "eval": 500}, {"train": 1000, "val": 250, "eval": 500}) == {}
