@@ -146,9 +146,12 @@ def test_unusable_images_are_skipped_and_listed(tmp_path: Path) -> None:
                              "path": [str(good), str(tiny), str(empty), str(cut)]})
     kept, bad = add_image_sizes(manifest)
     assert kept["name"].tolist() == ["good", "tiny"]
+    trailer = tmp_path / "trailer.jpg"  # a whole JPEG with more than 4 KiB after its end marker
+    trailer.write_bytes(good.read_bytes() + bytes(8000))
+    assert add_image_sizes(pd.DataFrame({"name": ["t"], "path": [str(trailer)]}))[1] == []
     assert kept[["width", "height"]].values.tolist() == [[64, 36], [1, 1]]
     assert {b["name"]: b["reason"].split(":")[0] for b in bad} == {
-        "empty": "cannot read the image header", "cut": "truncated JPEG (no end-of-image marker)"}
+        "empty": "cannot read the image header", "cut": "truncated JPEG (no end-of-image marker; decoding says"}
 
 
 def test_boxes_are_clipped_to_their_image_and_counted() -> None:
@@ -221,8 +224,8 @@ def test_score_prints_the_checks(tmp_path: Path) -> None:
     g, p = _gt_pred(tmp_path, [*GT, {"labels": []}], PRED)
     result = runner.invoke(app, ["score", str(g), str(p), "--by", "weather", "--n-boot", "0"])
     assert result.exit_code == 0, result.output
-    assert "gt checks: 1 left out (missing frame name: 1)" in result.output
-    assert "pred checks: nothing left out" in result.output
+    assert "gt checks: 1 problem(s) counted (missing frame name: 1)" in result.output
+    assert "pred checks: no problem counted (every record accepted)" in result.output
 
 
 def test_an_unexpected_error_is_one_paragraph_unless_debug(tmp_path: Path, monkeypatch) -> None:

@@ -337,7 +337,7 @@ def print_score(doc: dict) -> None:
         if checks["non_detection_labels"]:
             counts["non-detection label (skipped)"] = checks["non_detection_labels"]
         what = "; ".join(f"{k}: {v}" for k, v in counts.items()) or "every record accepted"
-        left = f"{checks['total']} left out" if checks["total"] else "nothing left out"
+        left = f"{checks['total']} problem(s) counted" if checks["total"] else "no problem counted"
         console.print(_printable(f"{role} checks: {left} ({what})"), highlight=False, soft_wrap=True,
                       markup=False)
     if any(c["total"] or c["notes"] for c in doc.get("checks", {}).values()) and "checks" in doc:

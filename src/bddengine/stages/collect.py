@@ -257,17 +257,28 @@ def image_size(path: str) -> tuple[tuple[int, int], str | None]:
             is_jpeg = im.format == "JPEG"
         if width < 1 or height < 1:
             return (0, 0), f"image size {width}x{height}"
-        if is_jpeg:
-            with open(path, "rb") as f:
-                f.seek(max(0, Path(path).stat().st_size - _TAIL_BYTES))
-                # in JPEG data an 0xFF byte is always stuffed or a marker, so FFD9 is the end
-                if JPEG_EOI not in f.read():
-                    return (0, 0), "truncated JPEG (no end-of-image marker)"
+        if is_jpeg and not _has_jpeg_end(path):
+            # no end marker near the end: truncated, or a trailer after it; only decoding tells
+            try:
+                with Image.open(path) as im:
+                    im.load()
+            except (OSError, SyntaxError, ValueError) as exc:
+                return (0, 0), f"truncated JPEG (no end-of-image marker; decoding says: {exc})"
     except (OSError, SyntaxError, ValueError) as exc:
         return (0, 0), f"cannot read the image header: {exc}"
     except ImportError:  # ultralytics' patched Image.open tries an optional HEIF plugin first
         return (0, 0), "cannot read the image header: not an image PIL can read"
     return (width, height), None
+
+
+def _has_jpeg_end(path: str) -> bool:
+    """Whether the file's last 4 KiB hold the JPEG end-of-image marker (FFD9).
+
+    In JPEG data an 0xFF byte is always stuffed or a marker, so FFD9 there is the end.
+    """
+    with open(path, "rb") as f:
+        f.seek(max(0, Path(path).stat().st_size - _TAIL_BYTES))
+        return JPEG_EOI in f.read()
 
 
 def clip_to_images(
