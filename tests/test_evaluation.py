@@ -283,7 +283,7 @@ def test_score_files_document(conformance, tmp_path: Path) -> None:
     (tmp_path / "pred.json").write_text(json.dumps(pred))
     doc = score_files(tmp_path / "gt.json", tmp_path / "pred.json", by=["weather"], n_boot=200)
     assert doc["protocol"] == PROTOCOL
-    assert set(doc) == {"protocol", "overall", "slices"}
+    assert set(doc) == {"protocol", "overall", "slices", "official", "checks"}  # issue 14 adds the last two
     assert set(doc["overall"]) == {"n_frames", "map50", "map", "ap50_per_class"}
     assert doc["overall"]["n_frames"] == 60
     assert doc["overall"]["ap50_per_class"]["train"] is None

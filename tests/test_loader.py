@@ -180,17 +180,18 @@ def test_malformed_report_counts_every_reason(frames: list[dict]) -> None:
         loader.NAN_BOX: 1,
         loader.UNKNOWN_CATEGORY: 1,
         loader.MISSING_ATTRIBUTES: 1,
-        loader.UNKNOWN_ATTRIBUTE_VALUE: 1,  # weather "sunny"; a missing scene is fine
+        loader.UNKNOWN_ATTRIBUTE_VALUE: 1,  # weather "sunny"
+        loader.MISSING_ATTRIBUTE: 1,  # the missing scene key is counted (issue 14), not silently undefined
     }
     assert report.non_detection == 1
-    assert report.total == 7
+    assert report.total == 8
     unknown = [e for e in report.examples if e.reason == loader.UNKNOWN_CATEGORY]
     assert unknown[0].label_id == "10"
     assert unknown[0].frame == "aaaaaaaa-00000001.jpg"
     assert unknown[0].file == "det.json"
     assert "hovercraft" in unknown[0].detail
     as_json = json.loads(json.dumps(report.to_dict()))
-    assert as_json["total"] == 7
+    assert as_json["total"] == 8
 
 
 def test_bad_frames_and_duplicates_are_counted_not_kept() -> None:

@@ -6,8 +6,10 @@ a clear message and a non-zero exit. No logic lives here.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from bddengine.bdd.validate import LabelFileError
 from bddengine.config import ConfigError, EngineConfig, load_config
 from bddengine.runs import RunLookupError
 from bddengine.stages import STAGE_BY_NAME, StageInputError, StageOutcome
@@ -41,20 +44,61 @@ FromOpt = Annotated[
     str | None, typer.Option("--from", help="Read this run folder instead of the newest one.")
 ]
 
-KNOWN_ERRORS = (ConfigError, RunLookupError, StageInputError)
+KNOWN_ERRORS = (ConfigError, RunLookupError, StageInputError, LabelFileError)
+
+_debug = {"on": False}
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an error.")] = False,
+) -> None:
+    """A data engine for driving perception: one full turn of the BDD100K data flywheel."""
+    _debug["on"] = debug
+
+
+@contextlib.contextmanager
+def _errors(prefix: str = "") -> Iterator[None]:
+    """Known errors become one paragraph and exit 2; anything else too, unless --debug."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except KNOWN_ERRORS as exc:
+        if _debug["on"]:
+            raise
+        _fail(prefix + str(exc))
+    except Exception as exc:
+        if _debug["on"]:
+            raise
+        _fail(f"{prefix}unexpected {type(exc).__name__}: {exc}. This is a bddengine bug, not your input: "
+              "re-run with --debug for the traceback and report it with the command you ran.")
 
 
 def _load(config: Path | None, overrides: list[str] | None) -> EngineConfig:
     try:
-        return load_config(config, overrides or [])
+        cfg = load_config(config, overrides or [])
     except ConfigError as exc:
         _fail(str(exc))
         raise  # unreachable; keeps type checkers happy
+    if cfg.runs_dir.exists() and not cfg.runs_dir.is_dir():
+        _fail(f"runs_dir={cfg.runs_dir} is a file, not a folder: point runs_dir at a folder "
+              "(it is created if missing), or move the file away.")
+    return cfg
 
 
 def _fail(message: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {_printable(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def _printable(text: str) -> str:
+    """The message with anything a terminal cannot print (a lone surrogate) escaped."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def print_outcome(out: StageOutcome) -> None:
@@ -80,10 +124,8 @@ def _run_stage(name: str, cfg: EngineConfig, **kwargs) -> StageOutcome:
 
 def _invoke(name: str, config: Path | None, overrides: list[str] | None, **kwargs) -> None:
     cfg = _load(config, overrides)
-    try:
+    with _errors():
         out = _run_stage(name, cfg, **kwargs)
-    except KNOWN_ERRORS as exc:
-        _fail(str(exc))
     print_outcome(out)
 
 
@@ -239,34 +281,44 @@ def score(
     by: Annotated[str, typer.Option(help="Comma list of frame attributes that define slices.")] = (
         "weather,timeofday,scene"
     ),
-    min_frames: Annotated[int, typer.Option("--min-frames", help="Leave out smaller slices.")] = 1,
-    n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples per slice CI.")] = 1000,
+    min_frames: Annotated[int, typer.Option("--min-frames", help="Leave out smaller slices (1 or more).")] = 1,
+    n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples per slice CI (0: none).")] = 1000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 42,
+    on_duplicate: Annotated[
+        str, typer.Option("--on-duplicate", help="A frame listed twice: error, last (keep the last record, "
+                          "as the official evaluator does) or merge (keep every record's labels).")
+    ] = "error",
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the result here.")] = None,
 ) -> None:
     """Score any BDD-format predictions against BDD labels, overall and per slice.
 
     Example: bddengine score det_val.json preds.json --by weather,timeofday --json scores.json
     """
-    from bddengine.bdd.loader import LabelFileError
+    from bddengine.bdd.validate import ON_DUPLICATE
     from bddengine.evaluation import UnknownFrameError, score_files
+    from bddengine.evaluation.score import ScoreError
 
     attrs = [a.strip() for a in by.split(",") if a.strip()]
-    if not attrs:
-        _fail("--by needs at least one frame attribute, e.g. --by weather")
-    try:
-        doc = score_files(gt, pred, by=attrs, min_frames=min_frames, n_boot=n_boot, seed=seed)
-    except (LabelFileError, UnknownFrameError) as exc:
-        _fail(str(exc))
+    if on_duplicate not in ON_DUPLICATE:
+        _fail(f"--on-duplicate {on_duplicate}: use one of {', '.join(ON_DUPLICATE)}.")
+    if json_out is not None and json_out.is_dir():
+        _fail(f"--json {json_out} is a folder: give a file name, e.g. --json {json_out / 'scores.json'}.")
+    with _errors():
+        try:
+            doc = score_files(gt, pred, by=attrs, min_frames=min_frames, n_boot=n_boot, seed=seed,
+                              on_duplicate=on_duplicate)  # type: ignore[arg-type]
+        except (ScoreError, UnknownFrameError) as exc:
+            _fail(str(exc))
     print_score(doc)
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(doc, indent=2) + "\n")
+        with _errors(f"cannot write --json {json_out}: "):
+            json_out.parent.mkdir(parents=True, exist_ok=True)
+            json_out.write_text(json.dumps(doc, indent=2) + "\n")
         console.print(f"wrote {json_out}")
 
 
 def print_score(doc: dict) -> None:
-    """The overall numbers and the slice table, worst first."""
+    """The overall numbers, the slice table (worst first) and what the label checks left out."""
     o = doc["overall"]
     console.print(f"[bold]{doc['protocol']}[/]: {o['n_frames']} frames, "
                   f"mAP@0.5 {_pct(o['map50'])}, mAP@0.5:0.95 {_pct(o['map'])}")
@@ -280,6 +332,16 @@ def print_score(doc: dict) -> None:
         ci = "-" if r["ci95"] is None else f"{_pct(r['ci95'][0])}-{_pct(r['ci95'][1])}"
         slices.add_row(" / ".join(r["key"].values()), str(r["n_frames"]), _pct(r["map50"]), ci, _pct(r["map"]))
     console.print(slices)
+    for role, checks in doc.get("checks", {}).items():
+        counts = {**checks["counts"], **checks["notes"]}
+        if checks["non_detection_labels"]:
+            counts["non-detection label (skipped)"] = checks["non_detection_labels"]
+        what = "; ".join(f"{k}: {v}" for k, v in counts.items()) or "every record accepted"
+        left = f"{checks['total']} problem(s) counted" if checks["total"] else "no problem counted"
+        console.print(_printable(f"{role} checks: {left} ({what})"), highlight=False, soft_wrap=True,
+                      markup=False)
+    if any(c["total"] or c["notes"] for c in doc.get("checks", {}).values()) and "checks" in doc:
+        console.print("  examples of each are under \"checks\" in the --json output", highlight=False)
 
 
 def _pct(v: float | None) -> str:
@@ -316,10 +378,8 @@ def flywheel(
     for i, step in enumerate(steps, 1):
         console.rule(f"[bold]{i}/{len(steps)} {step.title()}")
         t0 = time.perf_counter()
-        try:
+        with _errors(f"flywheel stopped at {step.title()}: "):
             out = _run_stage(step.stage, step.cfg, **step.kwargs)
-        except KNOWN_ERRORS as exc:
-            _fail(f"flywheel stopped at {step.title()}: {exc}")
         print_outcome(out)
         timings.append((step.title(), time.perf_counter() - t0, out.skipped))
     table = Table("step", "wall time", "", title=f"flywheel turn: {time.perf_counter() - start:.0f} s")

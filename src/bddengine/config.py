@@ -28,6 +28,26 @@ class ConfigError(ValueError):
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, data: Any) -> Any:
+        """``true`` is not a size: pydantic's lax mode would read it as 1."""
+        if isinstance(data, dict):
+            for key, value in data.items():
+                info = cls.model_fields.get(key)
+                if type(value) is bool and info is not None and _is_number(info.annotation):
+                    raise ValueError(f"{key}: {str(value).lower()} is a boolean, not a number; give a number")
+        return data
+
+
+def _is_number(annotation: Any) -> bool:
+    """int, float, or one of them or None; never a type that also takes a bool."""
+    args = getattr(annotation, "__args__", None)
+    if args:
+        kinds = set(args) - {type(None)}
+        return bool(kinds) and kinds <= {int, float}
+    return annotation in (int, float)
+
 
 class DataConfig(_Model):
     """Where the BDD100K-layout dataset lives."""
@@ -365,19 +385,33 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ConfigError(f"--set {text!r}: expected key.path=value, e.g. --set seed=7")
     key, raw = text.split("=", 1)
-    parts = [p for p in key.strip().split(".") if p]
-    if not parts:
+    parts = [p.strip() for p in key.strip().split(".")]
+    if not key.strip():
         raise ConfigError(f"--set {text!r}: empty key")
+    if not all(parts):
+        raise ConfigError(f"--set {text!r}: the key {key.strip()!r} has an empty part; "
+                          "write it like --set split.train_size=1000")
     return parts, yaml.safe_load(raw) if raw.strip() else None
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``key.path=value`` overrides to a raw config mapping (in place)."""
+    """Apply ``key.path=value`` overrides to a raw config mapping (in place).
+
+    A key inside a mapping the file does not set starts from the default of that
+    mapping, so ``--set data.label_files.train=x`` keeps the default ``val`` entry.
+    """
+    defaults: dict[str, Any] | None = None
     for text in overrides:
         parts, value = parse_override(text)
-        node = raw
+        node, default = raw, None
+        if len(parts) > 1 and defaults is None:
+            defaults = json.loads(EngineConfig().model_dump_json())
+        default = defaults
         for part in parts[:-1]:
-            child = node.setdefault(part, {})
+            default = default.get(part) if isinstance(default, dict) else None
+            if part not in node:
+                node[part] = dict(default) if isinstance(default, dict) else {}
+            child = node[part]
             if not isinstance(child, dict):
                 raise ConfigError(f"--set {text!r}: {part!r} is not a section")
             node = child

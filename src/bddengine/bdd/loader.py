@@ -19,7 +19,6 @@ import gc
 import json
 import math
 import os
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,29 +41,35 @@ from bddengine.bdd.categories import (
     column_name,
     map_category,
 )
+from bddengine.bdd.validate import (  # noqa: F401  (the reasons and the report are part of this module's API)
+    BAD_FRAME,
+    BAD_LABEL,
+    BAD_LABELS,
+    BAD_TIMESTAMP,
+    DUPLICATE_NAME,
+    EMPTY_BOX,
+    MAX_EXAMPLES,
+    MISSING_ATTRIBUTE,
+    MISSING_ATTRIBUTES,
+    MISSING_BOX,
+    MISSING_NAME,
+    NAN_BOX,
+    NON_FINITE_BOX,
+    NON_NUMERIC_BOX,
+    UNKNOWN_ATTRIBUTE_VALUE,
+    UNKNOWN_CATEGORY,
+    LabelFileError,
+    MalformedExample,
+    MalformedReport,
+    box_problem,
+    parse_flag,
+    read_flags,
+)
 
 IMAGE_BUNDLES: tuple[str, ...] = ("100k", "10k")
 """Image bundles, in priority order: a name found in both keeps its 100k path."""
 
 IMAGE_SPLITS: tuple[str, ...] = ("train", "val", "test")
-
-MAX_EXAMPLES = 20
-"""How many malformed examples a report keeps (the counts are always complete)."""
-
-# Malformed reasons. They are keys of `MalformedReport.counts` and of result.json,
-# so they are plain sentences rather than enum members.
-BAD_FRAME = "bad frame record"
-MISSING_NAME = "missing frame name"
-DUPLICATE_NAME = "duplicate frame name"
-BAD_LABELS = "labels is not a list"
-BAD_LABEL = "bad label record"
-MISSING_BOX = "missing box2d"
-NON_NUMERIC_BOX = "non-numeric box2d"
-EMPTY_BOX = "empty or inverted box2d"
-NAN_BOX = "NaN box2d"
-UNKNOWN_CATEGORY = "unknown category"
-MISSING_ATTRIBUTES = "missing attributes"
-UNKNOWN_ATTRIBUTE_VALUE = "unknown attribute value"
 
 FRAME_COLUMNS: tuple[str, ...] = (
     "name",
@@ -96,6 +101,7 @@ BOX_COLUMNS: tuple[str, ...] = (
 
 # int and float only: bool is a subclass of int but `true` is not a coordinate.
 _NUMBER_TYPES = frozenset((int, float))
+_INT64 = 2**63
 
 # raw category -> (class id, ignored); built once from categories.py so the hot
 # loop does one dict lookup per label instead of calling map_category.
@@ -104,81 +110,6 @@ _CATEGORY_TABLE: dict[str, tuple[int, bool]] = {
     for raw in (*CLASSES, *LEGACY_NAMES, *IGNORED_NAMES)
     if (mapped := map_category(raw)) is not None
 }
-
-
-class LabelFileError(ValueError):
-    """A label file that cannot be read: missing, not JSON, or not a list of frames."""
-
-
-@dataclass(frozen=True)
-class MalformedExample:
-    """One malformed item, kept so a person can find it in the label file."""
-
-    file: str
-    frame: str | None
-    label_id: str | None
-    reason: str
-    detail: str = ""
-
-
-@dataclass
-class MalformedReport:
-    """Counts of malformed items by reason, with up to `MAX_EXAMPLES` examples.
-
-    `non_detection` counts labels that are not detection labels at all (no box2d
-    and a category outside the task, such as "lane" or "drivable area" poly2d
-    labels in older releases): they are skipped by design, not errors.
-    """
-
-    counts: Counter[str] = field(default_factory=Counter)
-    examples: list[MalformedExample] = field(default_factory=list)
-    non_detection: int = 0
-
-    @property
-    def total(self) -> int:
-        """Number of malformed items over all reasons."""
-        return sum(self.counts.values())
-
-    def add(
-        self,
-        reason: str,
-        *,
-        file: str,
-        frame: str | None,
-        label_id: str | None = None,
-        detail: str = "",
-    ) -> None:
-        """Count one malformed item and keep it as an example while there is room."""
-        self.counts[reason] += 1
-        if len(self.examples) < MAX_EXAMPLES:
-            self.examples.append(MalformedExample(file, frame, label_id, reason, detail))
-
-    def merge(self, other: MalformedReport) -> MalformedReport:
-        """Return a new report with the counts and examples of both."""
-        merged = MalformedReport(
-            counts=self.counts + other.counts,
-            examples=(self.examples + other.examples)[:MAX_EXAMPLES],
-            non_detection=self.non_detection + other.non_detection,
-        )
-        return merged
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, for result.json."""
-        return {
-            "total": self.total,
-            "counts": dict(sorted(self.counts.items())),
-            "non_detection_labels": self.non_detection,
-            "examples": [
-                {
-                    "file": e.file,
-                    "frame": e.frame,
-                    "label_id": e.label_id,
-                    "reason": e.reason,
-                    "detail": e.detail,
-                }
-                for e in self.examples
-            ],
-        }
 
 
 @dataclass(frozen=True)
@@ -262,22 +193,45 @@ def load_label_file(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         with _gc_paused():
             frames = orjson.loads(data)
     except orjson.JSONDecodeError as err:
-        # orjson rejects the NaN/Infinity literals that Python's json writes; such
-        # a file is readable, and its NaN boxes are counted by frames_to_tables.
-        try:
-            with _gc_paused():
-                frames = json.loads(data)
-        except ValueError:
-            raise LabelFileError(
-                f"label file {path} is not valid JSON ({err}). The file may be truncated "
-                "or corrupted: download or unzip it again."
-            ) from None
+        # orjson rejects the NaN/Infinity literals that Python's json writes, numbers
+        # beyond the float range and nesting deeper than 1024; such a file may still be
+        # readable, and its bad boxes are counted by frames_to_tables.
+        frames = _load_slow(path, data, err)
     if not isinstance(frames, list):
         raise LabelFileError(
             f"label file {path} holds a JSON {type(frames).__name__}, expected a list "
             "of frame records (the det_20 format). Check that this is a det_20 "
             "detection label file."
         )
+    return frames
+
+
+def _load_slow(path: Path, data: bytes, err: Exception) -> Any:
+    """Python's json, for what orjson refuses; every way it can fail is a LabelFileError."""
+    try:
+        with _gc_paused():
+            frames = json.loads(data)
+    except RecursionError:
+        raise LabelFileError(
+            f"label file {path} nests its JSON too deeply to read (a det_20 file nests 4 levels). "
+            "The file is not a det_20 label file, or it is corrupted: download or unzip it again."
+        ) from None
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        raise LabelFileError(
+            f"label file {path} is not valid JSON ({err}). The file may be truncated "
+            "or corrupted: download or unzip it again."
+        ) from None
+    try:
+        # a lone UTF-16 surrogate escape ("\\ud800") reads into a str that cannot be written out
+        json.dumps(frames, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise LabelFileError(
+            f"label file {path} holds a \\u escape that is not a character (a lone UTF-16 "
+            f"surrogate, {exc.object[exc.start:exc.end].encode('unicode_escape').decode()}): fix the "
+            "string (frame names and categories must be valid Unicode), then run again."
+        ) from None
+    except (RecursionError, ValueError):
+        pass  # deep nesting inside a valid document: frames_to_tables counts the bad records
     return frames
 
 
@@ -439,7 +393,7 @@ def _scan_frames(
             continue
         name = record.get("name")
         if type(name) is not str or not name:
-            report.add(MISSING_NAME, file=file, frame=None, detail=repr(name)[:80])
+            report.add(MISSING_NAME, file=file, frame=None, detail=_short_repr(name))
             continue
         if name in seen:
             report.add(DUPLICATE_NAME, file=file, frame=name, detail="later record skipped")
@@ -455,13 +409,18 @@ def _scan_frames(
         video = record.get("videoName")
         scan.videos.append(video if type(video) is str and video else name.rsplit(".", 1)[0])
         timestamp = record.get("timestamp")
-        scan.timestamps.append(timestamp if type(timestamp) is int else None)
+        if type(timestamp) is int and -_INT64 <= timestamp < _INT64:
+            scan.timestamps.append(timestamp)
+        else:
+            scan.timestamps.append(None)
+            if timestamp is not None:
+                report.add(BAD_TIMESTAMP, file=file, frame=name, detail=_short_repr(timestamp))
 
         attrs = record.get("attributes")
         if type(attrs) is dict:
-            weather = attrs.get("weather", UNDEFINED)
-            timeofday = attrs.get("timeofday", UNDEFINED)
-            scene = attrs.get("scene", UNDEFINED)
+            weather = attrs.get("weather", _MISSING)
+            timeofday = attrs.get("timeofday", _MISSING)
+            scene = attrs.get("scene", _MISSING)
             if type(weather) is not str or weather not in allowed_weather:
                 weather = _bad_attribute(report, file, name, "weather", weather)
             if type(timeofday) is not str or timeofday not in allowed_timeofday:
@@ -476,12 +435,10 @@ def _scan_frames(
         scan.scene.append(scene)
 
         labels = record.get("labels")
-        if not labels:
-            # No "labels" key, null or []: a frame without boxes is valid.
-            continue
         if type(labels) is not list:
-            report.add(BAD_LABELS, file=file, frame=name, detail=type(labels).__name__)
-            continue
+            if labels is not None:  # {} or "" is not "no boxes": it is not a list of labels
+                report.add(BAD_LABELS, file=file, frame=name, detail=type(labels).__name__)
+            continue  # no "labels" key or null: a frame without boxes is valid
         for label in labels:
             try:
                 raw = label["category"]
@@ -506,10 +463,26 @@ def _scan_frames(
                 _report_bad_label(report, file, name, label)
                 continue
             label_attrs = label.get("attributes")
+            if label_attrs is not None and type(label_attrs) is not dict:
+                read_flags(label_attrs, file=file, frame=name, label_id=label.get("id"))  # raises
             if type(label_attrs) is dict:
-                add_occluded(label_attrs.get("occluded") is True)
-                add_truncated(label_attrs.get("truncated") is True)
-                add_ignored(ignored or label_attrs.get("crowd") is True)
+                occluded = label_attrs.get("occluded", False)
+                truncated = label_attrs.get("truncated", False)
+                crowd = label_attrs.get("crowd", False)
+                if (
+                    (occluded is not True and occluded is not False)
+                    or (truncated is not True and truncated is not False)
+                    or (crowd is not True and crowd is not False)
+                    or "ignored" in label_attrs
+                ):
+                    # strings, 0/1 and the `ignored` flag: the official pydantic reading (or an error)
+                    crowd, flag_ignored, occluded, truncated = read_flags(
+                        label_attrs, file=file, frame=name, label_id=label.get("id")
+                    )
+                    crowd = crowd or flag_ignored
+                add_occluded(occluded)
+                add_truncated(truncated)
+                add_ignored(ignored or crowd)
             else:
                 add_occluded(False)
                 add_truncated(False)
@@ -522,7 +495,40 @@ def _scan_frames(
             add_x2(x2)
             add_y2(y2)
             add_id(label.get("id"))
+    _drop_non_finite(scan, report, file)
     return scan
+
+
+def _drop_non_finite(scan: _Scan, report: MalformedReport, file: str) -> None:
+    """Count and drop boxes with an infinite coordinate (or an int beyond the float range).
+
+    Only a file read by Python's json (see `load_label_file`) can hold them, so the
+    check is one vectorized pass; the hot loop stays free of it.
+    """
+    coords = [_safe_floats(c) for c in (scan.box_x1, scan.box_y1, scan.box_x2, scan.box_y2)]
+    finite = np.isfinite(coords[0]) & np.isfinite(coords[1]) & np.isfinite(coords[2]) & np.isfinite(coords[3])
+    scan.box_x1, scan.box_y1, scan.box_x2, scan.box_y2 = coords
+    if finite.all():
+        return
+    for i in np.flatnonzero(~finite):
+        box = tuple(float(c[i]) for c in coords)
+        label_id = scan.box_id[i]
+        report.add(NON_FINITE_BOX, file=file, frame=scan.names[scan.box_frame[i]],
+                   label_id=None if label_id is None else str(label_id), detail=repr(box)[:80])
+    keep = np.flatnonzero(finite)
+    for name in ("box_frame", "box_class", "box_ignored", "box_raw", "box_occluded", "box_truncated", "box_id"):
+        values = getattr(scan, name)
+        setattr(scan, name, [values[i] for i in keep])
+    scan.box_x1, scan.box_y1, scan.box_x2, scan.box_y2 = (c[keep] for c in coords)
+
+
+def _safe_floats(values: list[float] | np.ndarray) -> np.ndarray:
+    """float64 array of the values; an int beyond the float range becomes +-inf."""
+    try:
+        return np.fromiter(values, dtype=np.float64, count=len(values))
+    except OverflowError:
+        return np.array([v if -1e308 < v < 1e308 else (math.inf if v > 0 else -math.inf) for v in values],
+                        dtype=np.float64)
 
 
 def _frames_table(scan: _Scan, source_split: str) -> pd.DataFrame:
@@ -559,7 +565,7 @@ def _boxes_table(scan: _Scan) -> pd.DataFrame:
         label_ids = _strings(scan.box_id)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         # det_20 ids are strings; older files use ints. Keep one column type.
-        label_ids = _strings([v if v is None or type(v) is str else str(v) for v in scan.box_id])
+        label_ids = _strings([v if v is None or type(v) is str else _id_text(v) for v in scan.box_id])
     # name and category are lookups by index: arrow's take is ~20x faster than
     # building 1.3M Python string references into a new column.
     frame_names = pa.array(scan.names, type=pa.large_string())
@@ -627,20 +633,14 @@ def _report_bad_label(report: MalformedReport, file: str, frame: str, label: Any
             # e.g. "lane" or "drivable area" poly2d labels: not part of detection.
             report.non_detection += 1
         else:
-            report.add(UNKNOWN_CATEGORY, file=file, frame=frame, label_id=label_id, detail=repr(raw)[:80])
+            report.add(UNKNOWN_CATEGORY, file=file, frame=frame, label_id=label_id, detail=_short_repr(raw))
         return
     if type(box) is not dict:
-        report.add(MISSING_BOX, file=file, frame=frame, label_id=label_id, detail=repr(box)[:80])
+        report.add(MISSING_BOX, file=file, frame=frame, label_id=label_id, detail=_short_repr(box))
         return
     coords = tuple(box.get(k) for k in ("x1", "y1", "x2", "y2"))
-    detail = repr(coords)[:80]
-    if not all(type(v) in _NUMBER_TYPES for v in coords):
-        reason = NON_NUMERIC_BOX
-    elif any(math.isnan(v) for v in coords):
-        reason = NAN_BOX
-    else:
-        reason = EMPTY_BOX
-    report.add(reason, file=file, frame=frame, label_id=label_id, detail=detail)
+    reason = box_problem(box, allow_zero=False) or EMPTY_BOX
+    report.add(reason, file=file, frame=frame, label_id=label_id, detail=_short_repr(coords))
 
 
 @contextmanager
@@ -667,7 +667,30 @@ def _label_id(label: dict[str, Any]) -> str | None:
     return str(label_id)
 
 
+_MISSING = object()
+"""An attribute key that is not there (counted apart from a bad value)."""
+
+
 def _bad_attribute(report: MalformedReport, file: str, frame: str, key: str, value: object) -> str:
-    """Count a frame attribute outside ATTRIBUTE_VALUES; it becomes "undefined"."""
-    report.add(UNKNOWN_ATTRIBUTE_VALUE, file=file, frame=frame, detail=f"{key}={value!r}"[:80])
+    """Count a missing frame attribute or one outside ATTRIBUTE_VALUES; it becomes "undefined"."""
+    if value is _MISSING:
+        report.add(MISSING_ATTRIBUTE, file=file, frame=frame, detail=key)
+    else:
+        report.add(UNKNOWN_ATTRIBUTE_VALUE, file=file, frame=frame, detail=f"{key}={_short_repr(value)}")
     return UNDEFINED
+
+
+def _id_text(value: object) -> str:
+    """A non-string label id as text (an int too long for str() keeps its type name)."""
+    try:
+        return str(value)
+    except ValueError:
+        return f"<{type(value).__name__}>"
+
+
+def _short_repr(value: object) -> str:
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):
+        text = f"<{type(value).__name__}>"
+    return text[:80]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from bddengine.bdd.categories import CLASSES
-from bddengine.evaluation.coco import AREA_ALL, frames_to_coco, official_scores, run_cocoeval
+from bddengine.evaluation.coco import AREA_ALL, METRICS, CocoPair, frames_to_coco, official_scores, run_cocoeval
 
 FP, TP, IGNORED = 0, 1, 2
 """Match states of a detection at one IoU threshold."""
@@ -93,6 +93,18 @@ class MatchCache:
             raise KeyError(f"frame {err.args[0]!r} is not in the ground truth of this evaluation") from None
 
 
+def empty_scores(pair: CocoPair) -> tuple[dict[str, float | None], dict[str, dict[str, float | None]]]:
+    """The official scores when there is no prediction at all (scalabel's ``DetResult.empty``).
+
+    Every metric is 0.0 for each class with any GT box (crowd and ignored ones
+    included) and over all classes when there is one; None (NaN there) otherwise.
+    """
+    with_gt = {ann["category_id"] for ann in pair.gt.anns.values()}
+    table = {name: dict.fromkeys(METRICS, 0.0 if k + 1 in with_gt else None) for k, name in enumerate(CLASSES)}
+    summary = dict.fromkeys(METRICS, 0.0 if with_gt else None)
+    return summary, table
+
+
 def build_match_cache(gt_frames: list[dict[str, Any]], pred_frames: list[dict[str, Any]]) -> MatchCache:
     """Match predictions to ground truth once (official COCOeval) and cache the result.
 
@@ -109,7 +121,7 @@ def build_match_cache(gt_frames: list[dict[str, Any]], pred_frames: list[dict[st
     """
     pair = frames_to_coco(gt_frames, pred_frames)
     ev = run_cocoeval(pair)
-    summary, table = official_scores(ev)
+    summary, table = official_scores(ev) if pair.dt.anns else empty_scores(pair)
 
     n_frames, n_classes, n_areas = len(pair.names), len(CLASSES), len(ev.params.areaRng)
     n_thr = len(ev.params.iouThrs)

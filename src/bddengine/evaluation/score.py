@@ -8,8 +8,9 @@ from typing import Any
 
 from bddengine.bdd.categories import CLASSES, FRAME_ATTRIBUTES
 from bddengine.bdd.loader import load_label_file
+from bddengine.bdd.validate import OnDuplicate, check_frames
 from bddengine.evaluation.cache import MatchCache, build_match_cache
-from bddengine.evaluation.coco import UnknownFrameError
+from bddengine.evaluation.coco import METRICS, UnknownFrameError
 from bddengine.evaluation.slices import evaluate_slices, slice_keys
 
 PROTOCOL = "bdd100k-det"
@@ -37,6 +38,25 @@ def evaluate_overall(cache: MatchCache) -> dict[str, Any]:
     }
 
 
+class ScoreError(ValueError):
+    """Options or inputs that ``score`` cannot turn into a table; the message says what to change."""
+
+
+def official_table(summary: dict[str, float | None], table: dict[str, dict[str, float | None]]) -> dict[str, list]:
+    """The scores in the official evaluator's ``--out-file`` layout, to diff against it.
+
+    ``{metric: [{class: percent}, {"OVERALL": percent}]}`` for the 12 COCO
+    metrics, percent as the official evaluator writes them, None where it writes NaN.
+    """
+    def pct(v: float | None) -> float | None:
+        return None if v is None else 100 * v
+
+    return {
+        metric: [{c: pct(table[c][metric]) for c in CLASSES}, {"OVERALL": pct(summary[metric])}]
+        for metric in METRICS
+    }
+
+
 def score_files(
     gt_path: str | os.PathLike[str],
     pred_path: str | os.PathLike[str],
@@ -46,47 +66,88 @@ def score_files(
     n_boot: int = 1000,
     seed: int = 42,
     marginals: bool = False,
+    on_duplicate: OnDuplicate = "error",
     progress: bool = False,
 ) -> dict[str, Any]:
     """Score BDD predictions against BDD labels: the ``bddengine score`` document.
 
+    Both files go through the shared label rules (`bddengine.bdd.validate`):
+    what they leave out is counted under ``"checks"``.
+
     Args:
         gt_path: BDD label file (a JSON list of frames).
         pred_path: predictions in the same format, labels with ``score``.
-        by: frame attributes whose value combinations present in the GT are the
-            slices; a frame without one belongs to its ``"undefined"`` value.
+        by: frame attributes (of weather, timeofday, scene) whose value
+            combinations present in the GT are the slices; a frame without one
+            belongs to its ``"undefined"`` value.
         min_frames: slices with fewer frames are left out.
         n_boot: bootstrap resamples for each slice's CI.
         seed: bootstrap seed.
         marginals: also add ``"marginals"``: the slices of each ``by`` attribute
             alone, in the same row format.
+        on_duplicate: a frame listed twice in a file: ``error``, keep the
+            ``last`` record (as the official evaluator does) or ``merge`` them.
         progress: show progress bars.
 
     Returns:
         ``{"protocol": "bdd100k-det", "overall": {"n_frames", "map50", "map",
         "ap50_per_class"}, "slices": [{"key", "n_frames", "map50", "map",
-        "ci95"}, ...]}``, fractions in 0-1, None where there is no GT.
+        "ci95"}, ...], "official": {metric: [{class: %}, {"OVERALL": %}]},
+        "checks": {"gt": ..., "pred": ...}}``, fractions in 0-1 (``official`` in
+        percent, as the official evaluator writes it), None where there is no GT.
 
     Raises:
-        LabelFileError: a file is missing or not a JSON list of frames.
+        LabelFileError: a file is missing or not a JSON list of frames, holds a
+            repeated frame (``on_duplicate="error"``) or an unreadable flag.
         UnknownFrameError: a prediction frame is not in the GT (names it and the file).
+        ScoreError: an option is out of range, or no slice is left to score.
     """
-    gt_frames = load_label_file(gt_path)
-    pred_frames = load_label_file(pred_path)
+    check_options(by=by, min_frames=min_frames, n_boot=n_boot)
+    gt = check_frames(load_label_file(gt_path), file=str(gt_path), predictions=False,
+                      on_duplicate=on_duplicate, attributes=by)
+    pred = check_frames(load_label_file(pred_path), file=str(pred_path), predictions=True,
+                        on_duplicate=on_duplicate, attributes=())
+    if not gt.frames:
+        raise ScoreError(f"{gt_path}: no usable ground-truth frame ({gt.malformed.total} malformed records): "
+                         "check that this is a BDD label file.")
     try:
-        cache = build_match_cache(gt_frames, pred_frames)
+        cache = build_match_cache(gt.frames, pred.frames)
     except UnknownFrameError as err:
         raise UnknownFrameError(f"{pred_path}: {err} (ground truth: {gt_path})") from None
     overall = evaluate_overall(cache)
     options = {"n_boot": n_boot, "seed": seed, "min_frames": min_frames, "progress": progress}
+    slices = evaluate_slices(cache, slice_keys(gt.frames, by), **options)
+    if not slices:
+        raise ScoreError(
+            f"no slice by {','.join(by)} has --min-frames {min_frames} frames or more "
+            f"({cache.n_frames} frames in {gt_path}): lower --min-frames or slice by fewer attributes."
+        )
     doc: dict[str, Any] = {
         "protocol": PROTOCOL,
         "overall": {key: overall[key] for key in ("n_frames", "map50", "map", "ap50_per_class")},
-        "slices": [s.to_dict() for s in evaluate_slices(cache, slice_keys(gt_frames, by), **options)],
+        "slices": [s.to_dict() for s in slices],
     }
     if marginals:
         doc["marginals"] = [
             s.to_dict() for attribute in by
-            for s in evaluate_slices(cache, slice_keys(gt_frames, [attribute]), **options)
+            for s in evaluate_slices(cache, slice_keys(gt.frames, [attribute]), **options)
         ]
+    doc["official"] = official_table(overall["summary"], overall["table"])
+    doc["checks"] = {"gt": gt.malformed.to_dict(), "pred": pred.malformed.to_dict()}
     return doc
+
+
+def check_options(*, by: Sequence[str], min_frames: int, n_boot: int) -> None:
+    """Raise `ScoreError` for an option out of range or an attribute BDD frames do not have."""
+    unknown = [a for a in by if a not in FRAME_ATTRIBUTES]
+    if not by or unknown:
+        raise ScoreError(
+            f"--by {','.join(by)!s}: {', '.join(map(repr, unknown)) or 'nothing'} is not a BDD frame "
+            f"attribute; slice by one or more of {','.join(FRAME_ATTRIBUTES)}."
+        )
+    if len(set(by)) != len(by):
+        raise ScoreError(f"--by {','.join(by)}: an attribute is listed twice; list each once.")
+    if min_frames < 1:
+        raise ScoreError(f"--min-frames {min_frames}: a slice needs at least 1 frame; use 1 or more.")
+    if n_boot < 0:
+        raise ScoreError(f"--n-boot {n_boot}: the number of bootstrap resamples is 0 (no CI) or more.")

@@ -215,7 +215,7 @@ def build_labeler(a: AutolabelConfig, model_ref: dict[str, Path], gt: dict[str, 
     from ultralytics import SAM, YOLO
 
     offline_ultralytics()
-    device = resolve_device(a.device)
+    device = resolve_device(a.device, "autolabel.device")
     common = {"imgsz": imgsz, "conf": a.conf, "batch": a.batch, "device": device}
     if a.labeler == "detector":
         model = YOLO(str(model_ref["weights"]))

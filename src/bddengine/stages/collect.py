@@ -23,6 +23,7 @@ from bddengine.bdd.loader import (
     join_stats,
     load_label_file,
 )
+from bddengine.bdd.validate import NOTE_CLIPPED, OUTSIDE_IMAGE
 from bddengine.config import EngineConfig, config_dict, fingerprint
 from bddengine.pools import stratum_allocation, take_by_video
 from bddengine.runs import StageRun, find_same_run, write_json
@@ -74,8 +75,9 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
         drop_undefined=c.drop_undefined,
         seed=cfg.seed,
     )
-    manifest = add_image_sizes(manifest)
+    manifest, bad_images = add_image_sizes(manifest)
     boxes = boxes[boxes["name"].isin(manifest.loc[manifest["has_gt"], "name"])].reset_index(drop=True)
+    boxes, manifest = clip_to_images(boxes, manifest, malformed)
 
     with StageRun(cfg.runs_dir, "collect", config_dict(cfg), cfg.seed, fp,
                   inputs={f"labels_{s}": str(p) for s, p in label_paths.items()}
@@ -85,6 +87,7 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
         provenance = data_provenance(cfg.data.root, label_paths, join.to_dict())
         write_json(run.dir / "data_provenance.json", provenance)
         write_json(run.dir / "malformed.json", malformed.to_dict())
+        write_json(run.dir / "bad_images.json", bad_images)
         write_json(run.dir / "allocation.json", {
             pool_name: [a.to_dict() for a in allocs] for pool_name, allocs in allocations.items()
         })
@@ -100,6 +103,7 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
                 run=run.run_name,
             )
         metrics = collect_metrics(manifest, boxes, join.to_dict(), malformed, n_dropped)
+        metrics["n_bad_images"] = len(bad_images)
         metrics["fiftyone_dataset"] = fo_name
         ref = run.commit(
             outputs={
@@ -107,6 +111,7 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
                 "boxes": "boxes.parquet",
                 "data_provenance": "data_provenance.json",
                 "malformed": "malformed.json",
+                "bad_images": "bad_images.json",
                 "allocation": "allocation.json",
                 "slice_index_csv": "slice_index.csv",
                 "slice_index_json": "slice_index.json",
@@ -141,7 +146,10 @@ def parse_label_files(
             records = load_label_file(path)
         except LabelFileError as exc:
             raise StageInputError(str(exc)) from None
-        parsed = frames_to_tables(records, source_split=split, image_index=images, file=str(path))
+        try:
+            parsed = frames_to_tables(records, source_split=split, image_index=images, file=str(path))
+        except LabelFileError as exc:
+            raise StageInputError(str(exc)) from None
         frames.append(parsed.frames)
         boxes.append(parsed.boxes)
         malformed = malformed.merge(parsed.malformed)
@@ -215,18 +223,114 @@ def select_frames(
     return manifest, {"labeled": labeled_alloc, "unlabeled": pool_alloc}, int((~keep).sum())
 
 
-def add_image_sizes(manifest: pd.DataFrame) -> pd.DataFrame:
-    """Add ``width``/``height`` read from each JPEG header (the pixels are not decoded)."""
-    sizes = [_image_size(p) for p in manifest["path"]]
-    return manifest.assign(width=[w for w, _ in sizes], height=[h for _, h in sizes])
+def add_image_sizes(manifest: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, str]]]:
+    """Add ``width``/``height`` from each JPEG header; leave out images that cannot be used.
+
+    An image is left out when its header cannot be read, its size is 0, or it
+    has no JPEG end-of-image marker near its end (a truncated file, which would
+    otherwise fail only when a later stage decodes it). The pixels are not decoded.
+
+    Returns:
+        The manifest without those frames, and ``[{"name", "path", "reason"}]`` for them.
+    """
+    sizes, bad, keep = [], [], []
+    for name, path in zip(manifest["name"], manifest["path"], strict=True):
+        size, reason = image_size(path)
+        keep.append(reason is None)
+        if reason is None:
+            sizes.append(size)
+        else:
+            bad.append({"name": name, "path": path, "reason": reason})
+    kept = manifest[np.asarray(keep, dtype=bool)].reset_index(drop=True)
+    return kept.assign(width=[w for w, _ in sizes], height=[h for _, h in sizes]), bad
 
 
-def _image_size(path: str) -> tuple[int, int]:
+JPEG_EOI = b"\xff\xd9"
+_TAIL_BYTES = 4096
+
+
+def image_size(path: str) -> tuple[tuple[int, int], str | None]:
+    """``((width, height), None)`` for a usable image, ``((0, 0), reason)`` otherwise."""
     try:
         with Image.open(path) as im:
-            return im.size
-    except (OSError, SyntaxError) as exc:
-        raise StageInputError(f"cannot read image {path}: {exc}; replace or remove the file") from None
+            width, height = im.size
+            is_jpeg = im.format == "JPEG"
+        if width < 1 or height < 1:
+            return (0, 0), f"image size {width}x{height}"
+        if is_jpeg and not _has_jpeg_end(path):
+            # no end marker near the end: truncated, or a trailer after it; only decoding tells
+            try:
+                with Image.open(path) as im:
+                    im.load()
+            except (OSError, SyntaxError, ValueError) as exc:
+                return (0, 0), f"truncated JPEG (no end-of-image marker; decoding says: {exc})"
+    except (OSError, SyntaxError, ValueError) as exc:
+        return (0, 0), f"cannot read the image header: {exc}"
+    except ImportError:  # ultralytics' patched Image.open tries an optional HEIF plugin first
+        return (0, 0), "cannot read the image header: not an image PIL can read"
+    return (width, height), None
+
+
+def _has_jpeg_end(path: str) -> bool:
+    """Whether the file's last 4 KiB hold the JPEG end-of-image marker (FFD9).
+
+    In JPEG data an 0xFF byte is always stuffed or a marker, so FFD9 there is the end.
+    """
+    with open(path, "rb") as f:
+        f.seek(max(0, Path(path).stat().st_size - _TAIL_BYTES))
+        return JPEG_EOI in f.read()
+
+
+def clip_to_images(
+    boxes: pd.DataFrame, manifest: pd.DataFrame, report: MalformedReport
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Clip boxes to their image (counted); drop and count the ones clipping leaves empty.
+
+    The shared rule of `bddengine.bdd.validate`: collect measures every image, so a
+    box reaching outside it is clipped to it, and one wholly outside is left out.
+    The manifest's box counts follow the boxes kept.
+    """
+    if boxes.empty:
+        return boxes, manifest
+    size = manifest.set_index("name")[["width", "height"]]
+    w = boxes["name"].map(size["width"]).to_numpy(dtype=float)
+    h = boxes["name"].map(size["height"]).to_numpy(dtype=float)
+    xy = boxes[["x1", "y1", "x2", "y2"]].to_numpy(dtype=float)
+    clipped = np.column_stack([np.clip(xy[:, 0], 0, w), np.clip(xy[:, 1], 0, h),
+                               np.clip(xy[:, 2], 0, w), np.clip(xy[:, 3], 0, h)])
+    changed = (clipped != xy).any(axis=1)
+    empty = (clipped[:, 2] <= clipped[:, 0]) | (clipped[:, 3] <= clipped[:, 1])
+    if not changed.any():
+        return boxes, manifest
+    for i in np.flatnonzero(changed):
+        name, label_id = boxes["name"].iat[i], boxes["label_id"].iat[i]
+        detail = f"{tuple(round(v, 2) for v in xy[i])} in {int(w[i])}x{int(h[i])}"
+        if empty[i]:
+            report.add(OUTSIDE_IMAGE, file="", frame=name, label_id=None if pd.isna(label_id) else label_id,
+                       detail=detail)
+        else:
+            report.note(NOTE_CLIPPED, file="", frame=name, detail=detail)
+    boxes = boxes.assign(x1=clipped[:, 0], y1=clipped[:, 1], x2=clipped[:, 2], y2=clipped[:, 3])
+    boxes = boxes[~empty].reset_index(drop=True)
+    if empty.any():
+        manifest = recount_boxes(manifest, boxes)
+    return boxes, manifest
+
+
+def recount_boxes(manifest: pd.DataFrame, boxes: pd.DataFrame) -> pd.DataFrame:
+    """The manifest's per-class, ignored and total box counts of its GT frames, from ``boxes``."""
+    manifest = manifest.copy()
+    gt = manifest["has_gt"].to_numpy()
+    names = manifest["name"]
+    kept = boxes[~boxes["ignored"]]
+    for cls in CLASSES:
+        counts = kept.loc[kept["category"] == cls, "name"].value_counts()
+        manifest.loc[gt, column_name(cls)] = names[gt].map(counts).fillna(0).astype(int).to_numpy()
+    ignored = boxes.loc[boxes["ignored"], "name"].value_counts()
+    manifest.loc[gt, "n_ignored"] = names[gt].map(ignored).fillna(0).astype(int).to_numpy()
+    total = boxes["name"].value_counts()
+    manifest.loc[gt, "n_boxes"] = names[gt].map(total).fillna(0).astype(int).to_numpy()
+    return manifest
 
 
 def sample_by_video(
@@ -311,6 +415,7 @@ def _outcome(path: Path, result: dict, *, skipped: bool) -> StageOutcome:
             "slices (weather x timeofday x scene)": m["n_slices"],
             "rarest weather": ", ".join(f"{k} ({v})" for k, v in rarest),
             "malformed items": f"{m['malformed']} (see malformed.json)",
+            "unreadable images skipped": f"{m.get('n_bad_images', 0)} (see bad_images.json)",
             "dropped as undefined": m["n_dropped_undefined"],
             "wall time (s)": result["wall_time_s"],
         },

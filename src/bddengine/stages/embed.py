@@ -243,7 +243,13 @@ def _encode_with_progress(model, loader, n: int, dim: int, device, *, progress: 
     except ImageDecodeError as exc:
         # from a worker, the message carries the worker's traceback; its last line is ours
         reason = str(exc).strip().splitlines()[-1].split("ImageDecodeError: ", 1)[-1]
-        raise StageInputError(f"{reason}: replace the file, or re-run `bddengine collect --force`") from None
+        # collect measured this file and found it whole (header, size, end marker), so
+        # re-collecting would accept it again: the file itself has to change
+        raise StageInputError(
+            f"{reason}. collect's checks passed this file but its pixels do not decode: replace it "
+            "with a good copy, or delete it; then `bddengine collect --force` counts a deleted image "
+            "among the labels without an image, and embed runs on the rest."
+        ) from None
 
 
 def _outcome(path: Path, result: dict, *, skipped: bool) -> StageOutcome:

@@ -74,6 +74,7 @@ def run(
     if same is not None:
         return _outcome(same, skipped=True)
 
+    device = resolve_device(e.device, "eval.device")  # before the run folder: a bad device writes nothing
     gt = json.loads(gt_path.read_text())
     pool = pd.read_parquet(pool_path)
     weights = train.path / ULTRA_DIR / "weights" / "best.pt"
@@ -82,7 +83,7 @@ def run(
                   inputs=inputs) as run:
         preds = predict_frames(weights, pool["path"].tolist(), pool["name"].tolist(),
                                imgsz=imgsz, conf=e.conf, iou=e.nms_iou, max_det=e.max_det,
-                               batch=e.batch, device=resolve_device(e.device), progress=progress)
+                               batch=e.batch, device=device, progress=progress)
         (run.dir / "preds.json").write_text(json.dumps(preds))
         cache = build_match_cache(gt, preds)
         overall = evaluate_overall(cache)

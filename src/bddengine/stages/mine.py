@@ -379,7 +379,7 @@ def detector_vectors(
     todo = [i for i, n in enumerate(names) if n not in cached]
     t0 = time.perf_counter()
     fresh = embed_with_detector(model, layer, frames["path"].astype(str).iloc[todo].tolist(), imgsz=imgsz,
-                                batch=cfg.mine.batch, device=resolve_device(cfg.mine.device),
+                                batch=cfg.mine.batch, device=resolve_device(cfg.mine.device, "mine.device"),
                                 progress=progress) if todo else None
     seconds = time.perf_counter() - t0
     dim = fresh.shape[1] if fresh is not None else len(next(iter(cached.values())))

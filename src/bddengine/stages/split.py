@@ -154,7 +154,8 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
                 "split_distribution": "split_distribution.png",
                 "yolo_dataset": f"yolo/{DATASET_YAML}",
             },
-            metrics=metrics | {"near_dup_threshold": s.near_dup_threshold},
+            metrics=metrics | {"near_dup_threshold": s.near_dup_threshold,
+                               "requested": {"train": s.train_size, "val": s.val_size, "eval": s.eval_size}},
         )
     out = _outcome(ref.path, ref.result(), skipped=False)
     if cfg.fiftyone.enabled:  # after commit: a mirror problem never fails the run, it is printed
@@ -398,6 +399,16 @@ def _progress(description: str, enabled: bool):
     return lambda rows: track(list(rows), description=description, transient=True)
 
 
+def _short_pools(n: dict[str, int], requested: dict[str, int]) -> dict[str, str]:
+    """A summary line for every pool smaller than its configured size (none when all are met)."""
+    short = [f"{pool} {n[pool]:,} of {want:,} (split.{pool}_size)"
+             for pool, want in requested.items() if n.get(pool, 0) < want]
+    if not short:
+        return {}
+    return {"short of the requested size": "; ".join(short) + ": the collect run has too few labeled "
+            "frames in reach (raise collect.labeled_target or lower the size)"}
+
+
 def _outcome(path: Path, result: dict, *, skipped: bool) -> StageOutcome:
     m = result["metrics"]
     n, v = m["n_frames"], m["n_videos"]
@@ -431,6 +442,7 @@ def _outcome(path: Path, result: dict, *, skipped: bool) -> StageOutcome:
             "near-duplicates (mining vs eval)": f"{m['near_dup_pairs_mining_eval']} pairs, "
             f"{m['near_dup_mining_dropped']} mining frames dropped",
             "eval balance": balance,
+            **_short_pools(n, m.get("requested", {})),
             "excluded": excluded,
             "YOLO targets": f"train {yolo['train']['n_boxes']:,} boxes on {yolo['train']['n_images']:,} "
             f"images, val {yolo['val']['n_boxes']:,} on {yolo['val']['n_images']:,} "

@@ -100,7 +100,7 @@ def run(
                 "n_train_images": counts["train"],
                 "n_val_images": counts["val"],
                 "n_autolabel_images": counts.get("autolabel", 0),
-                "device": resolve_device(t.device),
+                "device": resolve_device(t.device, "train.device"),
                 "final": curves[-1] if curves else {},
                 "best_epoch_ultralytics_map50": _best(curves),
                 "note": "ultralytics' own val numbers; `bddengine eval` gives the BDD100K numbers",
@@ -145,13 +145,36 @@ def resolve_model(model: str) -> Path | str:
     )
 
 
-def resolve_device(device: str) -> str:
-    """``auto`` -> the first GPU when torch sees one, else ``cpu``."""
-    if device != "auto":
-        return device
+def resolve_device(device: str, key: str = "device") -> str:
+    """``auto`` -> the first GPU when torch sees one, else ``cpu``; anything else checked.
+
+    Raises:
+        StageInputError: not a device name ultralytics takes (cpu, mps, cuda,
+            cuda:N, N or N,M), or a GPU that this machine does not have. ``key``
+            names the config key in the message.
+    """
     import torch
 
-    return "0" if torch.cuda.is_available() else "cpu"
+    if device == "auto":
+        return "0" if torch.cuda.is_available() else "cpu"
+    name = device.strip().lower()
+    if name == "cpu":
+        return device
+    if name == "mps":
+        if not torch.backends.mps.is_available():
+            raise StageInputError(f"{key}={device!r} but this machine has no Apple GPU: use auto or cpu")
+        return device
+    indices = name.removeprefix("cuda").removeprefix(":") if name.startswith("cuda") else name
+    parts = [p.strip() for p in indices.split(",")] if indices else ["0"]
+    if not all(p.isdigit() for p in parts):
+        raise StageInputError(f"{key}={device!r} is not a device: use auto, cpu, cuda, cuda:N, N or N,M")
+    n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    missing = [p for p in parts if int(p) >= n_gpus]
+    if missing:
+        seen = f"{n_gpus} GPU(s)" if n_gpus else "no GPU"
+        raise StageInputError(f"{key}={device!r} but torch sees {seen} here: use auto or cpu "
+                              + (f"or an index below {n_gpus}" if n_gpus else "(or run on a GPU machine)"))
+    return device
 
 
 def write_dataset_yaml(path: Path, split: RunRef, autolabel: RunRef | None) -> Path:
@@ -215,7 +238,7 @@ def fit(run_dir: Path, init: Path | str, data_yaml: Path, t, *, epochs: int, see
         warmup_epochs=t.warmup_epochs,
         patience=t.patience,
         workers=t.workers,
-        device=resolve_device(t.device),
+        device=resolve_device(t.device, "train.device"),
         mosaic=t.mosaic,
         cache=False if t.cache == "none" else t.cache,
         amp=t.amp,
