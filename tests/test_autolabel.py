@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from bddengine.bdd.categories import CLASS_ID, CLASSES
 from bddengine.cli import app
-from bddengine.labelers import (
+from bddengine.labeling.labelers import (
     COCO_TO_BDD,
     GROUNDED_PROMPT,
     OracleLabeler,
@@ -27,7 +27,7 @@ from bddengine.labelers import (
     result_to_boxes,
     text_encoder_problem,
 )
-from bddengine.labeling import (
+from bddengine.labeling.routing import (
     FP,
     IGNORED,
     TP,

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from bddengine.cli import app
 from bddengine.config import EngineConfig
 from bddengine.evaluation import build_match_cache, per_frame_metrics
-from bddengine.fiftyone_mirror import (
+from bddengine.integrations.fiftyone import (
     EvalNames,
     SyncReport,
     collect_of,
@@ -152,7 +152,7 @@ def mirrored(tmp_path: Path):
     """A hand-made run tree synced into a throwaway dataset; deleted afterwards."""
     import fiftyone as fo
 
-    from bddengine.fiftyone_mirror import sync_runs
+    from bddengine.integrations.fiftyone import sync_runs
 
     runs = make_runs(tmp_path / "runs")
     cfg = mirror_config(tmp_path, runs)
@@ -329,7 +329,7 @@ def test_saved_views(mirrored) -> None:
 @pytest.mark.fiftyone
 @pytest.mark.skipif(not fiftyone_reachable(), reason="no MongoDB for FiftyOne (CI starts one)")
 def test_rerun_replaces_and_deleted_run_is_removed(mirrored) -> None:
-    from bddengine.fiftyone_mirror import mirror_run, sync_runs
+    from bddengine.integrations.fiftyone import mirror_run, sync_runs
 
     cfg, _, ds = mirrored
     runs = Path(cfg.runs_dir)
@@ -367,7 +367,7 @@ def test_mismatches_are_reported(mirrored) -> None:
     import fiftyone as fo
     from fiftyone import ViewField as F
 
-    from bddengine.fiftyone_mirror import sync_runs
+    from bddengine.integrations.fiftyone import sync_runs
 
     cfg, _, ds = mirrored
     ds.set_values("stray", [1] * len(ds))

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from bddengine.cli import app
 from bddengine.config import EngineConfig, load_config
-from bddengine.mining import (
+from bddengine.mining.core import (
     REASON_NEAR_DUP,
     brute_force_knn,
     exact_index,

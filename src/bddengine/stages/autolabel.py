@@ -19,7 +19,9 @@ import pandas as pd
 
 from bddengine.bdd.categories import CLASSES
 from bddengine.config import AutolabelConfig, EngineConfig, arm_name, config_dict, fingerprint, parse_arm
-from bddengine.labelers import (
+from bddengine.integrations.ultralytics import offline_ultralytics
+from bddengine.integrations.yolo_export import link_image, yolo_labels
+from bddengine.labeling.labelers import (
     GROUNDED_PROMPT,
     Labeler,
     OracleLabeler,
@@ -32,7 +34,7 @@ from bddengine.labelers import (
     resolve_weights,
     sam_refiner,
 )
-from bddengine.labeling import (
+from bddengine.labeling.routing import (
     ACCEPT,
     REVIEW,
     cost_table,
@@ -47,8 +49,6 @@ from bddengine.labeling import (
 from bddengine.runs import RunRef, StageRun, find_same_run, parse_run_name, resolve_input, write_json
 from bddengine.stages import StageInputError, StageOutcome
 from bddengine.stages.train import ULTRA_DIR, resolve_device
-from bddengine.ultra import offline_ultralytics
-from bddengine.yolo_export import link_image, yolo_labels
 
 IOU_THRESHOLD = 0.5
 YOLO_DIR = "yolo"
@@ -152,7 +152,7 @@ def run(
         )
     out = _outcome(ref, skipped=False)
     if cfg.fiftyone.enabled:  # after commit: a mirror problem never fails the run, it is printed
-        from bddengine.fiftyone_mirror import try_mirror_run
+        from bddengine.integrations.fiftyone import try_mirror_run
 
         out.look_at.append(try_mirror_run(cfg, ref))
     return out

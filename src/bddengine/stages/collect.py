@@ -24,10 +24,10 @@ from bddengine.bdd.loader import (
     load_label_file,
 )
 from bddengine.config import EngineConfig, config_dict, fingerprint
-from bddengine.pools import stratum_allocation, take_by_video
+from bddengine.curation.pools import stratum_allocation, take_by_video
+from bddengine.curation.sampling import BucketAllocation
+from bddengine.curation.slice_index import plot_slice_distribution, slice_index, write_slice_index
 from bddengine.runs import StageRun, find_same_run, write_json
-from bddengine.sampling import BucketAllocation
-from bddengine.slices import plot_slice_distribution, slice_index, write_slice_index
 from bddengine.stages import StageInputError, StageOutcome
 
 README_DATA = "README.md, section 'Getting BDD100K'"
@@ -93,7 +93,7 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
         plot_slice_distribution(manifest, run.dir / "slice_distribution.png")
         fo_name = None
         if cfg.fiftyone.enabled:
-            from bddengine.fiftyone_mirror import mirror_collect
+            from bddengine.integrations.fiftyone import mirror_collect
 
             fo_name = mirror_collect(
                 f"{cfg.fiftyone.dataset_prefix}-{cfg.name}-{run.run_name}", manifest, boxes,

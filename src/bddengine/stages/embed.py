@@ -103,7 +103,7 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
         frames.to_parquet(run.dir / FRAMES_FILE, index=False)
         mirrored = None
         if fo_name:
-            from bddengine.fiftyone_mirror import mirror_embeddings
+            from bddengine.integrations.fiftyone import mirror_embeddings
 
             key = "clip" if e.model == "clip" else "dinov2"
             mirrored = mirror_embeddings(fo_name, frames["name"].tolist(), embeddings,
@@ -164,7 +164,7 @@ def fiftyone_target(cfg: EngineConfig, collect: RunRef) -> tuple[str | None, str
     name = collect.result().get("metrics", {}).get("fiftyone_dataset")
     if not cfg.fiftyone.enabled or not name:
         return None, None
-    from bddengine.fiftyone_mirror import fiftyone_dataset_exists
+    from bddengine.integrations.fiftyone import fiftyone_dataset_exists
 
     if fiftyone_dataset_exists(name):
         return name, None

@@ -25,10 +25,10 @@ from bddengine.evaluation import (
     per_frame_metrics,
     slice_keys,
 )
+from bddengine.integrations.ultralytics import offline_ultralytics
 from bddengine.runs import RunRef, StageRun, find_same_run, parse_run_name, resolve_input
 from bddengine.stages import StageInputError, StageOutcome
 from bddengine.stages.train import ULTRA_DIR, resolve_device
-from bddengine.ultra import offline_ultralytics
 
 GROUPINGS: tuple[tuple[str, ...], ...] = (FRAME_ATTRIBUTES,) + tuple((a,) for a in FRAME_ATTRIBUTES)
 """The full weather x timeofday x scene slices, then each marginal."""
@@ -96,7 +96,7 @@ def run(
             {"slice": worst, "min_eval_frames": e.min_eval_frames, "per_frame": per_frame}, indent=2))
         (run.dir / "failures.json").write_text(json.dumps(failures, indent=2))
         (run.dir / "overall.json").write_text(json.dumps(overall, indent=2))
-        from bddengine.plots import plot_failures, plot_slice_map
+        from bddengine.figures import plot_failures, plot_slice_map
 
         plot_slice_map(table, run.dir / "slice_map50.png", worst=worst,
                        min_frames=e.min_eval_frames, title=f"iter {iter} per-slice mAP@0.5")
@@ -134,7 +134,7 @@ def run(
         )
     out = _outcome(ref, skipped=False)
     if cfg.fiftyone.enabled:  # after commit: a mirror problem never fails the run, it is printed
-        from bddengine.fiftyone_mirror import try_mirror_run
+        from bddengine.integrations.fiftyone import try_mirror_run
 
         out.look_at.append(try_mirror_run(cfg, ref))
     return out

@@ -23,7 +23,7 @@ import pandas as pd
 
 from bddengine.bdd.categories import FRAME_ATTRIBUTES
 from bddengine.config import EngineConfig, arm_name, config_dict, fingerprint
-from bddengine.mining import (
+from bddengine.mining.core import (
     REASON_NEAR_DUP,
     exclusion_masks,
     failed_classes,
@@ -220,7 +220,7 @@ def run(
         )
     out = _outcome(ref, skipped=False)
     if cfg.fiftyone.enabled:  # after commit: a mirror problem never fails the run, it is printed
-        from bddengine.fiftyone_mirror import try_mirror_run
+        from bddengine.integrations.fiftyone import try_mirror_run
 
         out.look_at.append(try_mirror_run(cfg, ref))
     return out
@@ -397,7 +397,7 @@ def detector_vectors(
 
 def _load_detector(weights: Path) -> tuple[Any, int]:
     """The YOLO model and the index of its last backbone layer (SPPF on YOLOv8)."""
-    from bddengine.ultra import offline_ultralytics
+    from bddengine.integrations.ultralytics import offline_ultralytics
 
     offline_ultralytics()
     from ultralytics import YOLO

@@ -17,7 +17,7 @@ import pandas as pd
 
 from bddengine.bdd.categories import CLASSES, IGNORED_NAMES, column_name
 from bddengine.config import EngineConfig, config_dict, fingerprint
-from bddengine.pools import (
+from bddengine.curation.pools import (
     EXCLUDED,
     POOLS,
     SLICE,
@@ -29,9 +29,9 @@ from bddengine.pools import (
     drop_mining_near_duplicates,
     split_table,
 )
+from bddengine.integrations.yolo_export import DATASET_YAML, check_export, export_split, write_dataset_yaml
 from bddengine.runs import RunLookupError, RunRef, StageRun, find_same_run, resolve_input, write_json
 from bddengine.stages import StageInputError, StageOutcome
-from bddengine.yolo_export import DATASET_YAML, check_export, export_split, write_dataset_yaml
 
 EMBEDDINGS_FILE = "embeddings.npy"
 LABEL_COLUMNS: tuple[str, ...] = (*(column_name(c) for c in CLASSES), "n_ignored", "n_boxes", "labeled")
@@ -158,7 +158,7 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
         )
     out = _outcome(ref.path, ref.result(), skipped=False)
     if cfg.fiftyone.enabled:  # after commit: a mirror problem never fails the run, it is printed
-        from bddengine.fiftyone_mirror import try_mirror_run
+        from bddengine.integrations.fiftyone import try_mirror_run
 
         out.look_at.append(try_mirror_run(cfg, ref))
     return out
@@ -303,7 +303,7 @@ def plot_split_distribution(
     Panel (b): frames per pool.
 
     Args:
-        table: from `bddengine.pools.split_table`.
+        table: from `bddengine.curation.pools.split_table`.
         path: the PNG to write.
         eval_slices: the eval pool's slices, starred in panel (a).
         n_slices: slices drawn one by one.

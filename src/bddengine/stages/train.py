@@ -17,6 +17,7 @@ import yaml
 
 from bddengine.bdd.categories import CLASSES
 from bddengine.config import EngineConfig, config_dict, fingerprint, train_tag
+from bddengine.integrations.ultralytics import offline_ultralytics
 from bddengine.runs import (
     RunRef,
     StageRun,
@@ -26,7 +27,6 @@ from bddengine.runs import (
     resolve_input,
 )
 from bddengine.stages import StageInputError, StageOutcome
-from bddengine.ultra import offline_ultralytics
 
 ULTRA_DIR = "ultralytics"
 WEIGHTS_URL = "https://github.com/ultralytics/assets/releases"
