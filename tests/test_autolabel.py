@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from bddengine.bdd.categories import CLASS_ID, CLASSES
 from bddengine.cli import app
+from bddengine.errors import StageInputError
 from bddengine.labeling.labelers import (
     COCO_TO_BDD,
     GROUNDED_PROMPT,
@@ -44,7 +45,6 @@ from bddengine.labeling.routing import (
     sweep_all,
 )
 from bddengine.runs import RunRef, StageRun, parse_run_name
-from bddengine.stages import StageInputError
 from bddengine.stages.autolabel import write_yolo
 from bddengine.stages.train import count_images, write_dataset_yaml
 

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from bddengine.cli import app
 from bddengine.config import EngineConfig, load_config
+from bddengine.errors import StageInputError
 from bddengine.mining.core import (
     REASON_NEAR_DUP,
     brute_force_knn,
@@ -33,7 +34,6 @@ from bddengine.mining.core import (
     recall_at_k,
 )
 from bddengine.runs import RunLookupError
-from bddengine.stages import StageInputError
 from bddengine.stages import mine as mine_stage
 
 REPO = Path(__file__).resolve().parents[1]

@@ -32,8 +32,8 @@ from bddengine.curation.pools import (
     stratum_allocation,
 )
 from bddengine.curation.sampling import allocate
+from bddengine.errors import StageInputError
 from bddengine.runs import StageRun
-from bddengine.stages import StageInputError
 from bddengine.stages import split as split_stage
 
 SLICES = [  # (weather, timeofday, scene), videos of that slice

@@ -16,8 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from bddengine.config import ConfigError, EngineConfig, load_config
+from bddengine.errors import StageInputError
 from bddengine.runs import RunLookupError
-from bddengine.stages import STAGE_BY_NAME, StageInputError, StageOutcome
+from bddengine.stages import STAGE_BY_NAME, StageOutcome
 
 app = typer.Typer(
     name="bddengine",

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from bddengine.bdd.categories import CLASSES
-from bddengine.stages import StageInputError
+from bddengine.errors import StageInputError
 
 Box = dict[str, Any]
 Frame = dict[str, Any]

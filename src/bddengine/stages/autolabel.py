@@ -19,6 +19,7 @@ import pandas as pd
 
 from bddengine.bdd.categories import CLASSES
 from bddengine.config import AutolabelConfig, EngineConfig, arm_name, config_dict, fingerprint, parse_arm
+from bddengine.errors import StageInputError
 from bddengine.integrations.ultralytics import offline_ultralytics
 from bddengine.integrations.yolo_export import link_image, yolo_labels
 from bddengine.labeling.labelers import (
@@ -46,12 +47,13 @@ from bddengine.labeling.routing import (
     skippable_share,
     sweep_all,
 )
-from bddengine.runs import RunRef, StageRun, find_same_run, parse_run_name, resolve_input, write_json
-from bddengine.stages import StageInputError, StageOutcome
-from bddengine.stages.train import ULTRA_DIR, resolve_device
+from bddengine.runs import RunRef, StageRun, find_same_run, resolve_input
+from bddengine.runs.layout import AUTOLABEL, COLLECT, MINE, TRAIN
+from bddengine.runs.lineage import upstream
+from bddengine.stages import StageOutcome
+from bddengine.stages.train import resolve_device
 
 IOU_THRESHOLD = 0.5
-YOLO_DIR = "yolo"
 
 
 def run(
@@ -83,12 +85,10 @@ def run(
     if source:
         iter = mine.iter if mine.iter is not None else iter
         arm = mine.tag or arm
-    mined_path = mine.path / "mined.json"
-    if not mined_path.is_file():
-        raise StageInputError(f"{mined_path} missing: re-run `{_mine_hint(iter, arm)} --force`")
-    ev, split, collect = upstream_runs(mine)
+    mined_path = MINE.mined.require(mine, f"{_mine_hint(iter, arm)} --force")
+    ev, split, collect = upstream_runs(cfg.runs_dir, mine)
     imgsz = a.imgsz or cfg.train.imgsz
-    model_ref = labeler_inputs(a, ev)
+    model_ref = labeler_inputs(a, cfg.runs_dir, ev)
     fp = fingerprint(config_dict(a), imgsz, cfg.seed, mine.name, str(mine.path),
                      {k: str(v) for k, v in model_ref.items()})
     same = None if force else find_same_run(cfg.runs_dir, "autolabel", fp, iter=iter, tag=arm)
@@ -96,9 +96,8 @@ def run(
         return _outcome(same, skipped=True)
 
     mined = json.loads(mined_path.read_text())
-    frames = mined_frames(mined, pd.read_parquet(collect.path / "manifest.parquet"), mined_path)
-    boxes = pd.read_parquet(collect.path / "boxes.parquet",
-                            columns=["name", "category", "x1", "y1", "x2", "y2", "ignored"])
+    frames = mined_frames(mined, COLLECT.manifest.read(collect), mined_path)
+    boxes = COLLECT.boxes.read(collect, columns=["name", "category", "x1", "y1", "x2", "y2", "ignored"])
     with_gt = [f["name"] for f in frames if f["has_gt"]]
     gt = gt_frames(boxes, with_gt)
     inputs = {"mine": str(mine.path), "eval": str(ev.path), "split": str(split.path),
@@ -110,26 +109,19 @@ def run(
         raw = labeler.label(frames, progress=progress)
         wall = time.perf_counter() - t0
         routed = route_frames(raw, accept=a.accept, drop=a.drop, per_class=a.per_class)
-        (run.dir / "autolabels.json").write_text(json.dumps(autolabel_frames(frames, routed)))
+        AUTOLABEL.autolabels.write(run, autolabel_frames(frames, routed))
         queue = review_queue(frames, routed)
-        write_json(run.dir / "review_queue.json", queue)
-        yolo = write_yolo(run.dir / YOLO_DIR, frames, routed, include_empty=labeler.trusts_empty)
+        AUTOLABEL.review_queue.write(run, queue)
+        yolo = write_yolo(AUTOLABEL.yolo_dir(run), frames, routed, include_empty=labeler.trusts_empty)
         quality = score_labels(routed, gt, a, labeler=labeler.name, wall_s=wall, n_frames=len(frames),
                                n_review_frames=len(queue))
-        write_json(run.dir / "quality.json", quality)
-        plot_pr(quality["sweep"], run.dir / "autolabel_pr.png", accept=a.accept, drop=a.drop,
+        AUTOLABEL.quality.write(run, quality)
+        plot_pr(quality["sweep"], AUTOLABEL.pr_chart.at(run), accept=a.accept, drop=a.drop,
                 target=a.target_precision, title=f"{labeler.name} labels of iter {iter} {arm}: "
                 f"precision / recall vs score threshold ({quality['n_frames_scored']} frames)")
         counts = route_counts(routed)
         ref = run.commit(
-            outputs={
-                "autolabels": "autolabels.json",
-                "review_queue": "review_queue.json",
-                "quality": "quality.json",
-                "pr_chart": "autolabel_pr.png",
-                "yolo_images": f"{YOLO_DIR}/images/train",
-                "yolo_labels": f"{YOLO_DIR}/labels/train",
-            },
+            outputs=AUTOLABEL.outputs(),
             metrics={
                 "labeler": labeler.name,
                 "n_frames": len(frames),
@@ -164,27 +156,16 @@ def _mine_hint(iter: int, arm: str) -> str:
         " --embedding detector" if embedding == "detector" else "")
 
 
-def _run_at(value: str | None, what: str, owner: RunRef) -> RunRef:
-    ref = parse_run_name(Path(value)) if value else None
-    if ref is None or not ref.path.is_dir():
-        raise StageInputError(f"{owner.path}/result.json: its {what} run ({value}) is gone; "
-                              f"re-run `bddengine {what}` and `bddengine {owner.stage}`")
-    return ref
-
-
-def upstream_runs(mine: RunRef) -> tuple[RunRef, RunRef, RunRef]:
+def upstream_runs(runs_dir: Path, mine: RunRef) -> tuple[RunRef, RunRef, RunRef]:
     """The eval, split and collect runs behind a mine run."""
-    inputs = mine.result().get("inputs", {})
-    ev = _run_at(inputs.get("eval"), "eval", mine)
-    split = _run_at(inputs.get("split"), "split", mine)
-    collect = _run_at(split.result().get("inputs", {}).get("collect"), "collect", split)
-    for p in (collect.path / "manifest.parquet", collect.path / "boxes.parquet"):
-        if not p.is_file():
-            raise StageInputError(f"{p} missing: re-run `bddengine collect --force`")
+    ev, split = upstream(runs_dir, mine, "eval"), upstream(runs_dir, mine, "split")
+    collect = upstream(runs_dir, split, "collect")
+    for artifact in (COLLECT.manifest, COLLECT.boxes):
+        artifact.require(collect, "bddengine collect --force")
     return ev, split, collect
 
 
-def labeler_inputs(a: AutolabelConfig, ev: RunRef) -> dict[str, Path]:
+def labeler_inputs(a: AutolabelConfig, runs_dir: Path, ev: RunRef) -> dict[str, Path]:
     """The weights files the configured labeler reads, resolved locally.
 
     Raises:
@@ -195,8 +176,8 @@ def labeler_inputs(a: AutolabelConfig, ev: RunRef) -> dict[str, Path]:
     if a.labeler == "detector":
         if a.detector_model != "iter":
             return {"weights": resolve_weights(a.detector_model, "autolabel.detector_model")}
-        train = _run_at(ev.result().get("inputs", {}).get("train"), "train", ev)
-        weights = train.path / ULTRA_DIR / "weights" / "best.pt"
+        train = upstream(runs_dir, ev, "train")
+        weights = TRAIN.best_weights.at(train)
         if not weights.is_file():
             raise StageInputError(f"{weights} missing (autolabel.detector_model=iter): re-run "
                                   f"`bddengine train --iter {train.iter or 0} --force`")
@@ -438,10 +419,10 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
         stage="autolabel",
         location=ref.path,
         skipped=skipped,
-        wrote=[f"{ref.path}/autolabels.json (every mined frame, each box with its route)",
-               f"{ref.path}/{YOLO_DIR}/images/train + labels/train ({m['n_train_images']} frames for "
+        wrote=[f"{AUTOLABEL.autolabels.at(ref)} (every mined frame, each box with its route)",
+               f"{AUTOLABEL.yolo_images.at(ref)} + labels/train ({m['n_train_images']} frames for "
                f"`bddengine train --iter {res['iter'] + 1} --arm {res['tag']}`)",
-               f"{ref.path}/review_queue.json, quality.json, autolabel_pr.png"],
+               f"{ref.path}/{AUTOLABEL.review_queue.file}, {AUTOLABEL.quality.file}, {AUTOLABEL.pr_chart.file}"],
         numbers={
             "iteration / arm": f"{res['iter']} / {res['tag']}",
             "labeler": m["labeler"],
@@ -456,7 +437,7 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
             "human labeling skippable": m["skippable_note"],
             "wall time (s)": res["wall_time_s"],
         },
-        look_at=[f"{ref.path}/autolabel_pr.png", f"{ref.path}/review_queue.json"],
+        look_at=[str(AUTOLABEL.pr_chart.at(ref)), str(AUTOLABEL.review_queue.at(ref))],
         safe_to_delete=f"{ref.path} (then `bddengine autolabel --iter {res['iter']} --arm {res['tag']}` "
                        "re-labels)",
     )

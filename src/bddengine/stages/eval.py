@@ -17,6 +17,7 @@ import pandas as pd
 
 from bddengine.bdd.categories import CLASSES, FRAME_ATTRIBUTES
 from bddengine.config import EngineConfig, config_dict, fingerprint, train_tag
+from bddengine.errors import StageInputError
 from bddengine.evaluation import (
     MatchCache,
     build_match_cache,
@@ -26,9 +27,11 @@ from bddengine.evaluation import (
     slice_keys,
 )
 from bddengine.integrations.ultralytics import offline_ultralytics
-from bddengine.runs import RunRef, StageRun, find_same_run, parse_run_name, resolve_input
-from bddengine.stages import StageInputError, StageOutcome
-from bddengine.stages.train import ULTRA_DIR, resolve_device
+from bddengine.runs import RunRef, StageRun, find_same_run, resolve_input
+from bddengine.runs.layout import EVAL, SPLIT, TRAIN
+from bddengine.runs.lineage import upstream
+from bddengine.stages import StageOutcome
+from bddengine.stages.train import resolve_device
 
 GROUPINGS: tuple[tuple[str, ...], ...] = (FRAME_ATTRIBUTES,) + tuple((a,) for a in FRAME_ATTRIBUTES)
 """The full weather x timeofday x scene slices, then each marginal."""
@@ -60,14 +63,9 @@ def run(
     train = resolve_input(cfg.runs_dir, "train", explicit=source, iter=iter, tag=tag,
                           hint=f"bddengine train --iter {iter}" + (f" --arm {arm}" if arm else "")
                           + (f" --seed {seed}" if seed is not None else ""))
-    split = parse_run_name(Path(train.result()["inputs"]["split"]))
-    if split is None or not split.path.is_dir():
-        raise StageInputError(f"{train.path}: its split run is gone; re-run `bddengine split`")
-    gt_path = split.path / "eval_gt.json"
-    pool_path = split.path / "eval_pool.parquet"
-    for p in (gt_path, pool_path):
-        if not p.is_file():
-            raise StageInputError(f"{p} missing: re-run `bddengine split --force`")
+    split = upstream(cfg.runs_dir, train, "split")
+    gt_path = SPLIT.eval_gt.require(split, "bddengine split --force")
+    pool_path = SPLIT.eval_pool.require(split, "bddengine split --force")
     imgsz = e.imgsz or cfg.train.imgsz
     fp = fingerprint(config_dict(e), imgsz, cfg.seed, train.name, str(split.path))
     same = None if force else find_same_run(cfg.runs_dir, "eval", fp, iter=iter, tag=tag)
@@ -76,14 +74,14 @@ def run(
 
     gt = json.loads(gt_path.read_text())
     pool = pd.read_parquet(pool_path)
-    weights = train.path / ULTRA_DIR / "weights" / "best.pt"
+    weights = TRAIN.best_weights.at(train)
     inputs = {"train": str(train.path), "split": str(split.path), "eval_gt": str(gt_path)}
     with StageRun(cfg.runs_dir, "eval", config_dict(cfg), cfg.seed, fp, iter=iter, tag=tag,
                   inputs=inputs) as run:
         preds = predict_frames(weights, pool["path"].tolist(), pool["name"].tolist(),
                                imgsz=imgsz, conf=e.conf, iou=e.nms_iou, max_det=e.max_det,
                                batch=e.batch, device=resolve_device(e.device), progress=progress)
-        (run.dir / "preds.json").write_text(json.dumps(preds))
+        EVAL.preds.write(run, preds)
         cache = build_match_cache(gt, preds)
         overall = evaluate_overall(cache)
         table = slice_table(cache, gt, n_boot=e.n_boot, seed=cfg.seed, progress=progress)
@@ -92,13 +90,12 @@ def run(
         per_frame = per_frame_metrics(cache, frames, score_threshold=e.failure_score)
         failures = failure_frames(per_frame, gt, recall_below=e.failure_recall)
         write_tables(run.dir, table)
-        (run.dir / "worst_slice.json").write_text(json.dumps(
-            {"slice": worst, "min_eval_frames": e.min_eval_frames, "per_frame": per_frame}, indent=2))
-        (run.dir / "failures.json").write_text(json.dumps(failures, indent=2))
-        (run.dir / "overall.json").write_text(json.dumps(overall, indent=2))
+        EVAL.worst_slice.write(run, {"slice": worst, "min_eval_frames": e.min_eval_frames, "per_frame": per_frame})
+        EVAL.failures.write(run, failures)
+        EVAL.overall.write(run, overall)
         from bddengine.figures import plot_failures, plot_slice_map
 
-        plot_slice_map(table, run.dir / "slice_map50.png", worst=worst,
+        plot_slice_map(table, EVAL.slice_chart.at(run), worst=worst,
                        min_frames=e.min_eval_frames, title=f"iter {iter} per-slice mAP@0.5")
         by_name = {f["name"]: f for f in gt}
         pool_paths = dict(zip(pool["name"], pool["path"], strict=True))
@@ -106,21 +103,11 @@ def run(
         plot_failures(
             [(pool_paths[f["name"]], by_name[f["name"]], pred_by_name.get(f["name"], {}), f)
              for f in failures[:12]],
-            run.dir / "worst_slice_failures.png", score_threshold=e.failure_score,
+            EVAL.failure_thumbnails.at(run), score_threshold=e.failure_score,
             title=_slice_name(worst) if worst else "no slice qualifies",
         )
         ref = run.commit(
-            outputs={
-                "preds": "preds.json",
-                "slice_table_csv": "slice_table.csv",
-                "slice_table_json": "slice_table.json",
-                "slice_table_md": "slice_table.md",
-                "worst_slice": "worst_slice.json",
-                "failures": "failures.json",
-                "overall": "overall.json",
-                "slice_chart": "slice_map50.png",
-                "failure_thumbnails": "worst_slice_failures.png",
-            },
+            outputs=EVAL.outputs(),
             metrics={
                 "n_frames": overall["n_frames"],
                 "map50": overall["map50"],
@@ -267,14 +254,14 @@ def failure_frames(per_frame: dict[str, dict], gt: list[dict], *, recall_below: 
 
 
 def write_tables(out_dir: Path, table: pd.DataFrame) -> None:
-    """slice_table.csv / .json / .md (the markdown keeps the headline columns)."""
-    table.to_csv(out_dir / "slice_table.csv", index=False)
-    (out_dir / "slice_table.json").write_text(table.to_json(orient="records", indent=2))
+    """The slice table as CSV, JSON records and markdown (the markdown keeps the headline columns)."""
+    table.to_csv(EVAL.slice_table_csv.at(out_dir), index=False)
+    EVAL.slice_table_json.at(out_dir).write_text(table.to_json(orient="records", indent=2))
     cols = ["grouping", *FRAME_ATTRIBUTES, "n_frames", "map50", "ci_lo", "ci_hi", "map"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in table[cols].itertuples(index=False):
         lines.append("| " + " | ".join(_fmt(v) for v in row) + " |")
-    (out_dir / "slice_table.md").write_text("\n".join(lines) + "\n")
+    EVAL.slice_table_md.at(out_dir).write_text("\n".join(lines) + "\n")
 
 
 def _fmt(v: Any) -> str:
@@ -297,7 +284,7 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
         stage="eval",
         location=ref.path,
         skipped=skipped,
-        wrote=[f"{ref.path}/preds.json, slice_table.{{csv,json,md}}, worst_slice.json, failures.json"],
+        wrote=[f"{EVAL.preds.at(ref)}, slice_table.{{csv,json,md}}, {EVAL.worst_slice.file}, {EVAL.failures.file}"],
         numbers={
             "iteration": res["iter"],
             "arm": res["tag"] or "-",
@@ -309,7 +296,7 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
             "failure frames in it": m["n_failure_frames"],
             "wall time (s)": res["wall_time_s"],
         },
-        look_at=[f"{ref.path}/slice_map50.png", f"{ref.path}/worst_slice_failures.png",
-                 f"{ref.path}/slice_table.md"],
+        look_at=[str(EVAL.slice_chart.at(ref)), str(EVAL.failure_thumbnails.at(ref)),
+                 str(EVAL.slice_table_md.at(ref))],
         safe_to_delete=f"{ref.path} (then `bddengine eval --iter {res['iter']}` re-scores)",
     )

@@ -29,11 +29,12 @@ from bddengine.curation.pools import (
     drop_mining_near_duplicates,
     split_table,
 )
-from bddengine.integrations.yolo_export import DATASET_YAML, check_export, export_split, write_dataset_yaml
-from bddengine.runs import RunLookupError, RunRef, StageRun, find_same_run, resolve_input, write_json
-from bddengine.stages import StageInputError, StageOutcome
+from bddengine.errors import StageInputError
+from bddengine.integrations.yolo_export import check_export, export_split, write_dataset_yaml
+from bddengine.runs import RunLookupError, RunRef, StageRun, find_same_run, resolve_input
+from bddengine.runs.layout import COLLECT, EMBED, SPLIT
+from bddengine.stages import StageOutcome
 
-EMBEDDINGS_FILE = "embeddings.npy"
 LABEL_COLUMNS: tuple[str, ...] = (*(column_name(c) for c in CLASSES), "n_ignored", "n_boxes", "labeled")
 """Manifest columns that reveal labels: left out of the mining pool, whose labels are hidden."""
 MAX_PAIRS_IN_JSON = 200
@@ -107,11 +108,11 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
     with StageRun(cfg.runs_dir, "split", config_dict(cfg), cfg.seed, fp,
                   inputs={"collect": str(collect.path), "embed": str(embed.path)}) as run:
         for pool, table in pools.items():
-            table.to_parquet(run.dir / f"{pool}_pool.parquet", index=False)
+            SPLIT.pool(pool).write(run, table)
         excluded = manifest.iloc[assignment.indices(EXCLUDED)][["name", "video", *SLICE]]
         excluded = excluded.assign(reason=assignment.reason[assignment.indices(EXCLUDED)].astype(str))
-        excluded.to_parquet(run.dir / "excluded.parquet", index=False)
-        write_json(run.dir / "eval_gt.json", eval_ground_truth(pools["eval"], boxes))
+        SPLIT.excluded.write(run, excluded)
+        SPLIT.eval_gt.write(run, eval_ground_truth(pools["eval"], boxes))
         ref_rows = np.concatenate([assignment.indices("train"), assignment.indices("val")])
         train_val_names = manifest["name"].to_numpy()[ref_rows]  # reference rows of eval_dups
         leakage = {
@@ -125,13 +126,13 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
                     pools["eval"]["name"].to_numpy(), keep_pairs=False),
             },
         }
-        write_json(run.dir / "leakage_check.json", leakage)
+        SPLIT.leakage_check.write(run, leakage)
         table = split_table(manifest, assignment.pool)
-        table.to_csv(run.dir / "split_table.csv", index=False)
+        table.to_csv(SPLIT.split_table.at(run), index=False)
         eval_keys = [q.key for q in assignment.eval_quotas]
-        plot_split_distribution(table, run.dir / "split_distribution.png", eval_slices=eval_keys)
+        plot_split_distribution(table, SPLIT.split_distribution.at(run), eval_slices=eval_keys)
 
-        yolo = run.dir / "yolo"
+        yolo = SPLIT.yolo_dir(run)
         export = {}
         for split in ("train", "val"):
             export[split] = export_split(pools[split], boxes, yolo, split,
@@ -142,18 +143,7 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
         write_dataset_yaml(yolo)
         metrics = split_metrics(assignment, holdout, eval_dups, mining_dups, export, pools)
         ref = run.commit(
-            outputs={
-                "train_pool": "train_pool.parquet",
-                "val_pool": "val_pool.parquet",
-                "eval_pool": "eval_pool.parquet",
-                "mining_pool": "mining_pool.parquet",
-                "excluded": "excluded.parquet",
-                "eval_gt": "eval_gt.json",
-                "leakage_check": "leakage_check.json",
-                "split_table": "split_table.csv",
-                "split_distribution": "split_distribution.png",
-                "yolo_dataset": f"yolo/{DATASET_YAML}",
-            },
+            outputs=SPLIT.outputs(),
             metrics=metrics | {"near_dup_threshold": s.near_dup_threshold},
         )
     out = _outcome(ref.path, ref.result(), skipped=False)
@@ -197,19 +187,14 @@ def load_inputs(collect: RunRef, embed: RunRef) -> tuple[pd.DataFrame, pd.DataFr
         StageInputError: a file is missing, or the embedding rows do not match
             the manifest rows.
     """
-    outputs = embed.result().get("outputs", {})
-    emb_path = embed.path / outputs.get("embeddings", EMBEDDINGS_FILE)
-    for path, todo in ((collect.path / "manifest.parquet", "bddengine collect"),
-                       (collect.path / "boxes.parquet", "bddengine collect"),
-                       (emb_path, "bddengine embed")):
-        if not path.is_file():
-            raise StageInputError(f"{path} is missing: re-run `{todo}` (same --config)")
-    manifest = pd.read_parquet(collect.path / "manifest.parquet")
-    boxes = pd.read_parquet(collect.path / "boxes.parquet")
+    for artifact in (COLLECT.manifest, COLLECT.boxes):
+        artifact.require(collect, "bddengine collect")
+    emb_path = EMBED.embeddings.require(embed, "bddengine embed")
+    manifest, boxes = COLLECT.manifest.read(collect), COLLECT.boxes.read(collect)
     embeddings = np.load(emb_path, mmap_mode="r")
     if embeddings.ndim != 2 or embeddings.shape[0] != len(manifest):
         raise StageInputError(
-            f"{emb_path} has shape {embeddings.shape} but {collect.name}/manifest.parquet has "
+            f"{emb_path} has shape {embeddings.shape} but {collect.name}/{COLLECT.manifest.file} has "
             f"{len(manifest)} rows (one embedding per manifest row expected): re-run `bddengine embed`"
         )
     manifest = manifest.assign(embedding_row=np.arange(len(manifest), dtype=np.int64))
@@ -414,9 +399,10 @@ def _outcome(path: Path, result: dict, *, skipped: bool) -> StageOutcome:
         location=path,
         skipped=skipped,
         wrote=[
-            f"{path}/{{train,val,eval,mining}}_pool.parquet, excluded.parquet, eval_gt.json",
-            f"{path}/yolo/{DATASET_YAML} (+ images/, labels/ for train and val)",
-            f"{path}/leakage_check.json, split_table.csv, split_distribution.png",
+            f"{path}/" + ", ".join(SPLIT.pool(p).file for p in POOLS)
+            + f", {SPLIT.excluded.file}, {SPLIT.eval_gt.file}",
+            f"{SPLIT.yolo_dataset.at(path)} (+ images/, labels/ for train and val)",
+            f"{path}/{SPLIT.leakage_check.file}, {SPLIT.split_table.file}, {SPLIT.split_distribution.file}",
         ],
         numbers={
             "pools (frames)": " / ".join(f"{p} {n[p]:,}" for p in POOLS) + f" (excluded {n[EXCLUDED]:,})",
@@ -438,10 +424,10 @@ def _outcome(path: Path, result: dict, *, skipped: bool) -> StageOutcome:
             "wall time (s)": result["wall_time_s"],
         },
         look_at=[
-            f"{path}/split_distribution.png (each slice's share per pool)",
-            f"{path}/split_table.csv",
-            f"{path}/leakage_check.json (hold-out and near-duplicates)",
-            f"{path}/yolo/{DATASET_YAML}",
+            f"{SPLIT.split_distribution.at(path)} (each slice's share per pool)",
+            str(SPLIT.split_table.at(path)),
+            f"{SPLIT.leakage_check.at(path)} (hold-out and near-duplicates)",
+            str(SPLIT.yolo_dataset.at(path)),
         ],
         safe_to_delete=f"{path} (train, eval and mine read it: delete them with it)",
     )

@@ -17,6 +17,7 @@ import yaml
 
 from bddengine.bdd.categories import CLASSES
 from bddengine.config import EngineConfig, config_dict, fingerprint, train_tag
+from bddengine.errors import StageInputError
 from bddengine.integrations.ultralytics import offline_ultralytics
 from bddengine.runs import (
     RunRef,
@@ -26,9 +27,9 @@ from bddengine.runs import (
     find_same_run,
     resolve_input,
 )
-from bddengine.stages import StageInputError, StageOutcome
+from bddengine.runs.layout import AUTOLABEL, SPLIT, TRAIN, ULTRALYTICS_DIR
+from bddengine.stages import StageOutcome
 
-ULTRA_DIR = "ultralytics"
 WEIGHTS_URL = "https://github.com/ultralytics/assets/releases"
 
 
@@ -84,17 +85,12 @@ def run(
     with StageRun(cfg.runs_dir, "train", config_dict(cfg), seed, fp, iter=iter, tag=tag,
                   inputs=inputs | {"init_weights": str(init)}, resumable=True,
                   resume_from=resume_dir) as run:
-        data_yaml = write_dataset_yaml(run.dir / "dataset.yaml", split, autolabel)
+        data_yaml = write_dataset_yaml(TRAIN.dataset_yaml.at(run), split, autolabel)
         counts = count_images(data_yaml)
         fit(run.dir, init, data_yaml, t, epochs=epochs, seed=seed, resume=resume_dir is not None)
-        curves = read_curves(run.dir / ULTRA_DIR / "results.csv")
+        curves = read_curves(TRAIN.curves.at(run))
         ref = run.commit(
-            outputs={
-                "best": f"{ULTRA_DIR}/weights/best.pt",
-                "last": f"{ULTRA_DIR}/weights/last.pt",
-                "curves": f"{ULTRA_DIR}/results.csv",
-                "dataset_yaml": "dataset.yaml",
-            },
+            outputs=TRAIN.outputs(TRAIN.best_weights, TRAIN.last_weights, TRAIN.curves, TRAIN.dataset_yaml),
             metrics={
                 "epochs": epochs,
                 "n_train_images": counts["train"],
@@ -106,7 +102,7 @@ def run(
                 "note": "ultralytics' own val numbers; `bddengine eval` gives the BDD100K numbers",
             },
             extra={"curves": curves, "plots": sorted(
-                p.name for p in (run.dir / ULTRA_DIR).glob("*.png"))},
+                p.name for p in TRAIN.ultralytics_dir(run).glob("*.png"))},
         )
     return _outcome(ref, skipped=False)
 
@@ -117,7 +113,7 @@ def initial_weights(cfg: EngineConfig, iter: int) -> Path | str:
     if iter > 0 and t.next_iter_init == "previous":
         prev = resolve_input(cfg.runs_dir, "train", iter=iter - 1,
                              hint=f"bddengine train --iter {iter - 1}")
-        return prev.path / ULTRA_DIR / "weights" / "best.pt"
+        return TRAIN.best_weights.at(prev)
     return resolve_model(t.model)
 
 
@@ -156,16 +152,12 @@ def resolve_device(device: str) -> str:
 
 def write_dataset_yaml(path: Path, split: RunRef, autolabel: RunRef | None) -> Path:
     """The training dataset: the split's YOLO export plus accepted auto-labels."""
-    split_yaml = split.path / "yolo" / "dataset.yaml"
-    if not split_yaml.is_file():
-        raise StageInputError(f"{split_yaml} missing: re-run `bddengine split --force`")
+    split_yaml = SPLIT.yolo_dataset.require(split, "bddengine split --force")
     spec = yaml.safe_load(split_yaml.read_text())
     base = (split_yaml.parent / spec.get("path", ".")).resolve()
     train = [str((base / p).resolve()) for p in _as_list(spec["train"])]
     if autolabel is not None:
-        extra = autolabel.path / "yolo" / "images" / "train"
-        if not extra.is_dir():
-            raise StageInputError(f"{extra} missing: re-run `bddengine autolabel --force`")
+        extra = AUTOLABEL.yolo_images.require(autolabel, "bddengine autolabel --force")
         train.append(str(extra.resolve()))
     data = {
         "path": str(base),
@@ -199,7 +191,7 @@ def fit(run_dir: Path, init: Path | str, data_yaml: Path, t, *, epochs: int, see
 
     offline_ultralytics()
     if resume:
-        last = run_dir / ULTRA_DIR / "weights" / "last.pt"
+        last = TRAIN.last_weights.at(run_dir)
         if not last.is_file():
             raise StageInputError(f"--resume: {last} missing; re-run without --resume")
         YOLO(str(last)).train(resume=True)
@@ -222,7 +214,7 @@ def fit(run_dir: Path, init: Path | str, data_yaml: Path, t, *, epochs: int, see
         seed=seed,
         deterministic=True,
         project=str(run_dir.resolve()),  # a relative project lands under ultralytics' runs/detect/
-        name=ULTRA_DIR,
+        name=ULTRALYTICS_DIR,
         exist_ok=True,
         plots=True,
         verbose=False,
@@ -254,8 +246,7 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
         stage="train",
         location=ref.path,
         skipped=skipped,
-        wrote=[f"{ref.path}/{ULTRA_DIR}/weights/best.pt (and last.pt)",
-               f"{ref.path}/{ULTRA_DIR}/results.csv (per-epoch curves)"],
+        wrote=[f"{TRAIN.best_weights.at(ref)} (and last.pt)", f"{TRAIN.curves.at(ref)} (per-epoch curves)"],
         numbers={
             "iteration": res["iter"],
             "arm": res["tag"] or "-",
@@ -266,6 +257,6 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
             "wall time (s)": res["wall_time_s"],
             "seed": res["seed"],
         },
-        look_at=[f"{ref.path}/{ULTRA_DIR}/results.png (training curves)"],
+        look_at=[f"{TRAIN.ultralytics_dir(ref) / 'results.png'} (training curves)"],
         safe_to_delete=f"{ref.path} (then `bddengine train --iter {res['iter']}` retrains)",
     )
