@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from bddengine.bdd.categories import CLASS_ID, CLASSES
 from bddengine.cli import app
 from bddengine.errors import StageInputError
+from bddengine.integrations.ultralytics import resolve_weights
 from bddengine.labeling.labelers import (
     COCO_TO_BDD,
     GROUNDED_PROMPT,
@@ -24,7 +25,6 @@ from bddengine.labeling.labelers import (
     load_grounded,
     mask_box,
     prompt_classes,
-    resolve_weights,
     result_to_boxes,
     text_encoder_problem,
 )

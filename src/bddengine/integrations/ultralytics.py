@@ -1,16 +1,27 @@
-"""Keep ultralytics off the network: no weight, font or telemetry downloads mid-run.
+"""The one adapter to ultralytics: device, weights lookup, model loading, batched inference, training.
 
-Weights are resolved locally by the train stage (with a clear error when missing).
-ultralytics also fetches Arial.ttf from GitHub while checking a dataset or drawing
-plots; offline that is a failing request each time, so the lookup is pointed at
-the copy in ultralytics' config folder or matplotlib's bundled DejaVu Sans.
-Set ``YOLO_OFFLINE=0`` to let ultralytics download as usual.
+train, eval, mine and autolabel reach ultralytics only through this module.
+
+Keep ultralytics off the network: no weight, font or telemetry downloads mid-run.
+Weights are resolved locally (with a clear error naming the file and where to put
+it when missing). ultralytics also fetches Arial.ttf from GitHub while checking a
+dataset or drawing plots; offline that is a failing request each time, so the lookup
+is pointed at the copy in ultralytics' config folder or matplotlib's bundled DejaVu
+Sans. Set ``YOLO_OFFLINE=0`` to let ultralytics download as usual.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
+
+from bddengine.errors import StageInputError
+from bddengine.runs.layout import TRAIN, ULTRALYTICS_DIR
+
+WEIGHTS_URL = "https://github.com/ultralytics/assets/releases"
+T = TypeVar("T")
 
 
 def local_font(font: str = "Arial.ttf") -> Path:
@@ -57,3 +68,112 @@ def offline_ultralytics() -> bool:
     data_utils.check_font = local_font
     plotting.check_font = local_font
     return True
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> the first GPU when torch sees one, else ``cpu``."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "0" if torch.cuda.is_available() else "cpu"
+
+
+def weights_dir() -> Path:
+    """ultralytics' weights folder (``yolo settings weights_dir``)."""
+    from ultralytics.utils import SETTINGS
+
+    return Path(SETTINGS["weights_dir"])
+
+
+def resolve_weights(model: str, key: str, *, folder: Path | None = None, otherwise: str = "") -> Path:
+    """Find a weights file at the path given or in ultralytics' weights folder.
+
+    Args:
+        model: a path or a file name such as ``yolov8x-worldv2.pt``.
+        key: the config key that named it, for the message.
+        folder: the weights folder (default: ultralytics' ``weights_dir``).
+        otherwise: a further way out, appended to the message (e.g. train from scratch).
+
+    Raises:
+        StageInputError: not found; the message names the file, both places looked at
+            and where to download it.
+    """
+    path = Path(model).expanduser()
+    if path.is_file():
+        return path.resolve()
+    folder = weights_dir() if folder is None else folder
+    if (folder / path.name).is_file():
+        return (folder / path.name).resolve()
+    raise StageInputError(
+        f"{key}={model}: weights file not found (looked at {path.resolve()} and "
+        f"{(folder / path.name).resolve()}). Download {path.name} from {WEIGHTS_URL} and put it "
+        f"at one of those paths, or set {key} to its path{otherwise}")
+
+
+def load_yolo(weights: Path | str) -> Any:
+    """An ultralytics ``YOLO`` model from a local weights file (or a model YAML), offline."""
+    offline_ultralytics()
+    from ultralytics import YOLO
+
+    return YOLO(str(weights))
+
+
+def load_sam(weights: Path) -> Any:
+    """An ultralytics ``SAM`` model from a local weights file, offline."""
+    offline_ultralytics()
+    from ultralytics import SAM
+
+    return SAM(str(weights))
+
+
+def in_batches(items: Sequence[T], batch: int, call: Callable[[list[T]], Sequence[Any]], *,
+               what: str, progress: bool = True) -> Iterator[tuple[T, Any]]:
+    """Run ``call`` (a model's predict or embed) over ``items`` in batches, under one progress bar.
+
+    Yields:
+        Each item with its result, in order.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=not progress, transient=True) as bar:
+        task = bar.add_task(what, total=len(items))
+        for start in range(0, len(items), batch):
+            chunk = list(items[start:start + batch])
+            yield from zip(chunk, call(chunk), strict=True)
+            bar.advance(task, len(chunk))
+
+
+def fit(run_dir: Path, init: Path | str, data_yaml: Path, t: Any, *, epochs: int, seed: int,
+        resume: bool) -> None:
+    """Run ultralytics training inside ``run_dir/ultralytics`` (``t``: the train config section)."""
+    if resume:
+        last = TRAIN.last_weights.at(run_dir)
+        if not last.is_file():
+            raise StageInputError(f"--resume: {last} missing; re-run without --resume")
+        load_yolo(last).train(resume=True)
+        return
+    load_yolo(init).train(
+        data=str(data_yaml),
+        epochs=epochs,
+        imgsz=t.imgsz,
+        batch=t.batch,
+        optimizer=t.optimizer,
+        lr0=t.lr0,
+        cos_lr=t.cos_lr,
+        warmup_epochs=t.warmup_epochs,
+        patience=t.patience,
+        workers=t.workers,
+        device=resolve_device(t.device),
+        mosaic=t.mosaic,
+        cache=False if t.cache == "none" else t.cache,
+        amp=t.amp,
+        seed=seed,
+        deterministic=True,
+        project=str(run_dir.resolve()),  # a relative project lands under ultralytics' runs/detect/
+        name=ULTRALYTICS_DIR,
+        exist_ok=True,
+        plots=True,
+        verbose=False,
+    )

@@ -26,6 +26,7 @@ import pandas as pd
 
 from bddengine.bdd.categories import CLASSES
 from bddengine.errors import StageInputError
+from bddengine.integrations.ultralytics import WEIGHTS_URL, in_batches, load_yolo, weights_dir
 
 Box = dict[str, Any]
 Frame = dict[str, Any]
@@ -47,7 +48,6 @@ COCO_TO_BDD: dict[str, str] = {
 }
 """COCO class name -> BDD class; every other COCO class is dropped."""
 
-WEIGHTS_URL = "https://github.com/ultralytics/assets/releases"
 CLIP_PACKAGE = "git+https://github.com/ultralytics/CLIP.git"
 NMS_IOU = 0.7
 MAX_DET = 300
@@ -203,21 +203,15 @@ class UltralyticsLabeler:
 
     def label(self, frames: Sequence[Frame], *, progress: bool = True) -> dict[str, list[Box]]:
         """Predict every frame once (in batches) and map the classes."""
-        from rich.progress import Progress
+        def predict(chunk: list[Frame]) -> list[Any]:
+            return self.model.predict([str(f["path"]) for f in chunk], imgsz=self.imgsz, conf=self.conf,
+                                      iou=NMS_IOU, max_det=MAX_DET, device=self.device, augment=self.augment,
+                                      verbose=False, batch=len(chunk))
 
         out: dict[str, list[Box]] = {}
-        with Progress(disable=not progress, transient=True) as bar:
-            task = bar.add_task(f"labeling with {self.name}", total=len(frames))
-            for start in range(0, len(frames), self.batch):
-                chunk = frames[start:start + self.batch]
-                paths = [str(f["path"]) for f in chunk]
-                results = self.model.predict(paths, imgsz=self.imgsz, conf=self.conf, iou=NMS_IOU,
-                                             max_det=MAX_DET, device=self.device, augment=self.augment,
-                                             verbose=False, batch=len(chunk))
-                for f, path, res in zip(chunk, paths, results, strict=True):
-                    boxes = result_to_boxes(res, self.names, self.class_map)
-                    out[f["name"]] = self.refine(path, boxes) if self.refine and boxes else boxes
-                bar.advance(task, len(chunk))
+        for f, res in in_batches(frames, self.batch, predict, what=f"labeling with {self.name}", progress=progress):
+            boxes = result_to_boxes(res, self.names, self.class_map)
+            out[f["name"]] = self.refine(str(f["path"]), boxes) if self.refine and boxes else boxes
         return out
 
 
@@ -241,37 +235,6 @@ def sam_refiner(sam: Any, device: str) -> Refiner:
 
 
 # --- weights, resolved locally -------------------------------------------------------------------
-
-
-def weights_dir() -> Path:
-    """ultralytics' weights folder (``yolo settings weights_dir``)."""
-    from ultralytics.utils import SETTINGS
-
-    return Path(SETTINGS["weights_dir"])
-
-
-def resolve_weights(model: str, key: str, *, folder: Path | None = None) -> Path:
-    """Find a weights file at the path given or in ultralytics' weights folder.
-
-    Args:
-        model: a path or a file name such as ``yolov8x-worldv2.pt``.
-        key: the config key that named it, for the message.
-        folder: the weights folder (default: ultralytics' ``weights_dir``).
-
-    Raises:
-        StageInputError: not found; the message names the file, both places looked at
-            and where to download it.
-    """
-    path = Path(model).expanduser()
-    if path.is_file():
-        return path.resolve()
-    folder = weights_dir() if folder is None else folder
-    if (folder / path.name).is_file():
-        return (folder / path.name).resolve()
-    raise StageInputError(
-        f"{key}={model}: weights file not found (looked at {path.resolve()} and "
-        f"{(folder / path.name).resolve()}). Download {path.name} from {WEIGHTS_URL} and put it "
-        f"at one of those paths, or set {key} to its path")
 
 
 def text_encoder_problem(kind: str, *, folder: Path, text_model: str = "mobileclip:blt",
@@ -323,11 +286,7 @@ def load_grounded(model_path: Path, classes: Sequence[str], *, folder: Path | No
     Raises:
         StageInputError: not an open-vocabulary model, or its text encoder is missing.
     """
-    if loader is None:
-        from ultralytics import YOLO
-
-        loader = YOLO
-    model = loader(str(model_path))
+    model = (loader or load_yolo)(str(model_path))
     kind = type(model).__name__
     if kind not in ("YOLOWorld", "YOLOE"):
         raise StageInputError(

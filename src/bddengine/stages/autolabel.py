@@ -20,7 +20,7 @@ import pandas as pd
 from bddengine.bdd.categories import CLASSES
 from bddengine.config import AutolabelConfig, EngineConfig, arm_name, config_dict, fingerprint, parse_arm
 from bddengine.errors import StageInputError
-from bddengine.integrations.ultralytics import offline_ultralytics
+from bddengine.integrations.ultralytics import load_sam, load_yolo, resolve_device, resolve_weights
 from bddengine.integrations.yolo_export import link_image, yolo_labels
 from bddengine.labeling.labelers import (
     GROUNDED_PROMPT,
@@ -32,7 +32,6 @@ from bddengine.labeling.labelers import (
     gt_frames,
     load_grounded,
     prompt_classes,
-    resolve_weights,
     sam_refiner,
 )
 from bddengine.labeling.routing import (
@@ -51,7 +50,6 @@ from bddengine.runs import RunRef, StageRun, find_same_run, resolve_input
 from bddengine.runs.layout import AUTOLABEL, COLLECT, MINE, TRAIN
 from bddengine.runs.lineage import upstream
 from bddengine.stages import StageOutcome
-from bddengine.stages.train import resolve_device
 
 IOU_THRESHOLD = 0.5
 
@@ -193,13 +191,10 @@ def build_labeler(a: AutolabelConfig, model_ref: dict[str, Path], gt: dict[str, 
     """The configured labeler, its model loaded."""
     if a.labeler == "oracle":
         return OracleLabeler(gt)
-    from ultralytics import SAM, YOLO
-
-    offline_ultralytics()
     device = resolve_device(a.device)
     common = {"imgsz": imgsz, "conf": a.conf, "batch": a.batch, "device": device}
     if a.labeler == "detector":
-        model = YOLO(str(model_ref["weights"]))
+        model = load_yolo(model_ref["weights"])
         if a.detector_model == "iter":
             names, class_map = list(CLASSES), {c: c for c in CLASSES}
         else:
@@ -208,7 +203,7 @@ def build_labeler(a: AutolabelConfig, model_ref: dict[str, Path], gt: dict[str, 
         return UltralyticsLabeler(model, names, class_map, name="detector", augment=a.tta, **common)
     classes = prompt_classes(GROUNDED_PROMPT)
     model = load_grounded(model_ref["weights"], classes)
-    refine = sam_refiner(SAM(str(model_ref["sam"])), device) if "sam" in model_ref else None
+    refine = sam_refiner(load_sam(model_ref["sam"]), device) if "sam" in model_ref else None
     return UltralyticsLabeler(model, classes, {c: c for c in classes}, name="grounded", refine=refine,
                               **common)
 

@@ -26,12 +26,11 @@ from bddengine.evaluation import (
     per_frame_metrics,
     slice_keys,
 )
-from bddengine.integrations.ultralytics import offline_ultralytics
+from bddengine.integrations.ultralytics import in_batches, load_yolo, resolve_device
 from bddengine.runs import RunRef, StageRun, find_same_run, resolve_input
 from bddengine.runs.layout import EVAL, SPLIT, TRAIN
 from bddengine.runs.lineage import upstream
 from bddengine.stages import StageOutcome
-from bddengine.stages.train import resolve_device
 
 GROUPINGS: tuple[tuple[str, ...], ...] = (FRAME_ATTRIBUTES,) + tuple((a,) for a in FRAME_ATTRIBUTES)
 """The full weather x timeofday x scene slices, then each marginal."""
@@ -132,24 +131,17 @@ def predict_frames(
     max_det: int, batch: int, device: str, progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Run the detector once over the frames; BDD-format prediction frames."""
-    from rich.progress import Progress
-    from ultralytics import YOLO
-
-    offline_ultralytics()
     if not weights.is_file():
         raise StageInputError(f"{weights} missing: re-run `bddengine train --force`")
-    model = YOLO(str(weights))
-    out: list[dict[str, Any]] = []
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("predicting eval pool", total=len(paths))
-        for start in range(0, len(paths), batch):
-            chunk = paths[start:start + batch]
-            results = model.predict(chunk, imgsz=imgsz, conf=conf, iou=iou, max_det=max_det,
-                                    device=device, verbose=False, batch=len(chunk))
-            for name, res in zip(names[start:start + batch], results, strict=True):
-                out.append(result_to_frame(name, res))
-            bar.advance(task, len(chunk))
-    return out
+    model = load_yolo(weights)
+
+    def predict(chunk: list[tuple[str, str]]) -> list[Any]:
+        return model.predict([p for p, _ in chunk], imgsz=imgsz, conf=conf, iou=iou, max_det=max_det,
+                             device=device, verbose=False, batch=len(chunk))
+
+    return [result_to_frame(name, res) for (_, name), res in
+            in_batches(list(zip(paths, names, strict=True)), batch, predict, what="predicting eval pool",
+                       progress=progress)]
 
 
 def result_to_frame(name: str, res: Any) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from bddengine.bdd.categories import FRAME_ATTRIBUTES
 from bddengine.config import EngineConfig, arm_name, config_dict, fingerprint
 from bddengine.curation.pools import POOLS
 from bddengine.errors import StageInputError
+from bddengine.integrations.ultralytics import in_batches, load_yolo, resolve_device
 from bddengine.mining.core import (
     REASON_NEAR_DUP,
     exclusion_masks,
@@ -349,8 +350,6 @@ def detector_vectors(
     Raises:
         StageInputError: the detector's weights are missing.
     """
-    from bddengine.stages.train import resolve_device
-
     weights = TRAIN.best_weights.at(train)
     if not weights.is_file():
         raise StageInputError(f"{weights} missing: re-run `bddengine train --iter {train.iter} --force`, "
@@ -380,12 +379,7 @@ def detector_vectors(
 
 def _load_detector(weights: Path) -> tuple[Any, int]:
     """The YOLO model and the index of its last backbone layer (SPPF on YOLOv8)."""
-    from bddengine.integrations.ultralytics import offline_ultralytics
-
-    offline_ultralytics()
-    from ultralytics import YOLO
-
-    model = YOLO(str(weights))
+    model = load_yolo(weights)
     spec = getattr(model.model, "yaml", None) or {}
     layer = len(spec["backbone"]) - 1 if spec.get("backbone") else len(model.model.model) - 2
     return model, layer
@@ -395,18 +389,11 @@ def embed_with_detector(
     model: Any, layer: int, paths: list[str], *, imgsz: int, batch: int, device: str, progress: bool
 ) -> np.ndarray:
     """``model.embed`` over ``paths`` in batches: ``[N, D]`` float32, in order (not normalised)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    def embed(chunk: list[str]) -> list[Any]:
+        return model.embed(chunk, imgsz=imgsz, device=device, batch=len(chunk), verbose=False, embed=[layer])
 
-    rows: list[np.ndarray] = []
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not progress, transient=True) as bar:
-        task = bar.add_task(f"detector embeddings (layer {layer})", total=len(paths))
-        for start in range(0, len(paths), batch):
-            chunk = paths[start:start + batch]
-            feats = model.embed(chunk, imgsz=imgsz, device=device, batch=len(chunk), verbose=False,
-                                embed=[layer])
-            rows.extend(f.detach().float().cpu().numpy().reshape(-1) for f in feats)
-            bar.advance(task, len(chunk))
+    rows = [f.detach().float().cpu().numpy().reshape(-1) for _, f in
+            in_batches(paths, batch, embed, what=f"detector embeddings (layer {layer})", progress=progress)]
     return np.stack(rows).astype(np.float32)
 
 

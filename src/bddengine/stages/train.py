@@ -18,7 +18,7 @@ import yaml
 from bddengine.bdd.categories import CLASSES
 from bddengine.config import EngineConfig, config_dict, fingerprint, train_tag
 from bddengine.errors import StageInputError
-from bddengine.integrations.ultralytics import offline_ultralytics
+from bddengine.integrations.ultralytics import fit, resolve_device, resolve_weights
 from bddengine.runs import (
     RunRef,
     StageRun,
@@ -27,10 +27,8 @@ from bddengine.runs import (
     find_same_run,
     resolve_input,
 )
-from bddengine.runs.layout import AUTOLABEL, SPLIT, TRAIN, ULTRALYTICS_DIR
+from bddengine.runs.layout import AUTOLABEL, SPLIT, TRAIN
 from bddengine.stages import StageOutcome
-
-WEIGHTS_URL = "https://github.com/ultralytics/assets/releases"
 
 
 def run(
@@ -126,28 +124,7 @@ def resolve_model(model: str) -> Path | str:
     """
     if model.endswith((".yaml", ".yml")):
         return model
-    path = Path(model).expanduser()
-    if path.is_file():
-        return path.resolve()
-    from ultralytics.utils import SETTINGS
-
-    in_weights_dir = Path(SETTINGS["weights_dir"]) / path.name
-    if in_weights_dir.is_file():
-        return in_weights_dir
-    raise StageInputError(
-        f"train.model={model}: weights file not found (looked at {path.resolve()} and "
-        f"{in_weights_dir}). Download {path.name} from {WEIGHTS_URL} and put it at one of "
-        "those paths, or set train.model to its path (or to yolov8n.yaml to train from scratch)"
-    )
-
-
-def resolve_device(device: str) -> str:
-    """``auto`` -> the first GPU when torch sees one, else ``cpu``."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "0" if torch.cuda.is_available() else "cpu"
+    return resolve_weights(model, "train.model", otherwise=" (or to yolov8n.yaml to train from scratch)")
 
 
 def write_dataset_yaml(path: Path, split: RunRef, autolabel: RunRef | None) -> Path:
@@ -182,43 +159,6 @@ def count_images(data_yaml: Path) -> dict[str, int]:
         sum(1 for p in Path(f).iterdir() if p.suffix.lower() == ".jpg") for f in spec["val"]
     )
     return counts
-
-
-def fit(run_dir: Path, init: Path | str, data_yaml: Path, t, *, epochs: int, seed: int,
-        resume: bool) -> None:
-    """Run ultralytics training inside ``run_dir/ultralytics``."""
-    from ultralytics import YOLO
-
-    offline_ultralytics()
-    if resume:
-        last = TRAIN.last_weights.at(run_dir)
-        if not last.is_file():
-            raise StageInputError(f"--resume: {last} missing; re-run without --resume")
-        YOLO(str(last)).train(resume=True)
-        return
-    YOLO(str(init)).train(
-        data=str(data_yaml),
-        epochs=epochs,
-        imgsz=t.imgsz,
-        batch=t.batch,
-        optimizer=t.optimizer,
-        lr0=t.lr0,
-        cos_lr=t.cos_lr,
-        warmup_epochs=t.warmup_epochs,
-        patience=t.patience,
-        workers=t.workers,
-        device=resolve_device(t.device),
-        mosaic=t.mosaic,
-        cache=False if t.cache == "none" else t.cache,
-        amp=t.amp,
-        seed=seed,
-        deterministic=True,
-        project=str(run_dir.resolve()),  # a relative project lands under ultralytics' runs/detect/
-        name=ULTRALYTICS_DIR,
-        exist_ok=True,
-        plots=True,
-        verbose=False,
-    )
 
 
 def read_curves(results_csv: Path) -> list[dict[str, float]]:
