@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bddengine.config import ConfigError, EngineConfig, load_config
+from bddengine.config import ConfigError, EngineConfig, load_config, strategy_names
 from bddengine.errors import StageInputError
 from bddengine.runs import RunLookupError
 from bddengine.stages import STAGE_BY_NAME, StageOutcome
@@ -114,7 +114,7 @@ ArmOpt = Annotated[
 
 StrategyOpt = Annotated[
     str | None,
-    typer.Option("--strategy", help="prototype, random or random-slice (overrides mine.strategy)."),
+    typer.Option("--strategy", help=f"{', '.join(strategy_names())} (overrides mine.strategy)."),
 ]
 EmbeddingOpt = Annotated[
     str | None,

@@ -19,14 +19,25 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from bddengine.bdd.categories import CLASSES
 from bddengine.errors import StageInputError
-from bddengine.integrations.ultralytics import WEIGHTS_URL, in_batches, load_yolo, weights_dir
+from bddengine.integrations.ultralytics import (
+    WEIGHTS_URL,
+    in_batches,
+    load_sam,
+    load_yolo,
+    resolve_device,
+    resolve_weights,
+    weights_dir,
+)
+
+if TYPE_CHECKING:
+    from bddengine.config import AutolabelConfig
 
 Box = dict[str, Any]
 Frame = dict[str, Any]
@@ -299,3 +310,81 @@ def load_grounded(model_path: Path, classes: Sequence[str], *, folder: Path | No
         raise StageInputError(f"autolabel.labeler=grounded ({model_path.name}): {problem}")
     model.set_classes(list(classes))
     return model
+
+
+# --- the entries of the labeler registry ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabelerSpec:
+    """How the autolabel stage makes one kind of labeler; registered in ``labeling.registry``.
+
+    Attributes:
+        name: the value of ``autolabel.labeler``.
+        summary: one line for help texts.
+        weights: ``(autolabel config, iteration_weights) -> {role: weights file}``, resolved
+            locally before any work starts; ``iteration_weights()`` gives the iteration's own
+            detector (it raises when that is missing). Recorded in the run's inputs.
+        build: ``(autolabel config, weights, hidden ground truth, imgsz) -> Labeler``.
+    """
+
+    name: str
+    summary: str
+    weights: Callable[[AutolabelConfig, Callable[[], Path]], dict[str, Path]]
+    build: Callable[[AutolabelConfig, dict[str, Path], dict[str, list[Box]], int], Labeler]
+
+
+def _settings(a: AutolabelConfig, imgsz: int) -> dict[str, Any]:
+    return {"imgsz": imgsz, "conf": a.conf, "batch": a.batch, "device": resolve_device(a.device)}
+
+
+def model_names(model: Any) -> list[str]:
+    """An ultralytics model's class names by index."""
+    names = model.names
+    return [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names)
+
+
+ORACLE = LabelerSpec(
+    "oracle", "hidden GT: a human labeling vendor",
+    weights=lambda a, iteration_weights: {},
+    build=lambda a, weights, gt, imgsz: OracleLabeler(gt),
+)
+
+
+def _detector_weights(a: AutolabelConfig, iteration_weights: Callable[[], Path]) -> dict[str, Path]:
+    if a.detector_model != "iter":
+        return {"weights": resolve_weights(a.detector_model, "autolabel.detector_model")}
+    return {"weights": iteration_weights()}
+
+
+def _build_detector(a: AutolabelConfig, weights: dict[str, Path], gt: dict[str, list[Box]], imgsz: int) -> Labeler:
+    model = load_yolo(weights["weights"])
+    if a.detector_model == "iter":
+        names, class_map = list(CLASSES), {c: c for c in CLASSES}
+    else:
+        names = model_names(model)
+        class_map = check_class_map(a.class_map) if a.class_map else default_class_map(names)
+    return UltralyticsLabeler(model, names, class_map, name="detector", augment=a.tta, **_settings(a, imgsz))
+
+
+DETECTOR = LabelerSpec("detector", "any ultralytics checkpoint or the iteration's own",
+                       weights=_detector_weights, build=_build_detector)
+
+
+def _grounded_weights(a: AutolabelConfig, iteration_weights: Callable[[], Path]) -> dict[str, Path]:
+    out = {"weights": resolve_weights(a.grounded_model, "autolabel.grounded_model")}
+    if a.sam_model:
+        out["sam"] = resolve_weights(a.sam_model, "autolabel.sam_model")
+    return out
+
+
+def _build_grounded(a: AutolabelConfig, weights: dict[str, Path], gt: dict[str, list[Box]], imgsz: int) -> Labeler:
+    settings = _settings(a, imgsz)
+    classes = prompt_classes(GROUNDED_PROMPT)
+    model = load_grounded(weights["weights"], classes)
+    refine = sam_refiner(load_sam(weights["sam"]), settings["device"]) if "sam" in weights else None
+    return UltralyticsLabeler(model, classes, {c: c for c in classes}, name="grounded", refine=refine, **settings)
+
+
+GROUNDED = LabelerSpec("grounded", "YOLO-World / YOLOE prompted with the BDD classes",
+                       weights=_grounded_weights, build=_build_grounded)

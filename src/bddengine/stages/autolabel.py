@@ -20,20 +20,9 @@ import pandas as pd
 from bddengine.bdd.categories import CLASSES
 from bddengine.config import AutolabelConfig, EngineConfig, arm_name, config_dict, fingerprint, parse_arm
 from bddengine.errors import StageInputError
-from bddengine.integrations.ultralytics import load_sam, load_yolo, resolve_device, resolve_weights
 from bddengine.integrations.yolo_export import link_image, yolo_labels
-from bddengine.labeling.labelers import (
-    GROUNDED_PROMPT,
-    Labeler,
-    OracleLabeler,
-    UltralyticsLabeler,
-    check_class_map,
-    default_class_map,
-    gt_frames,
-    load_grounded,
-    prompt_classes,
-    sam_refiner,
-)
+from bddengine.labeling.labelers import gt_frames
+from bddengine.labeling.registry import LABELERS
 from bddengine.labeling.routing import (
     ACCEPT,
     REVIEW,
@@ -102,7 +91,7 @@ def run(
               "collect": str(collect.path)} | {k: str(v) for k, v in model_ref.items()}
     with StageRun(cfg.runs_dir, "autolabel", config_dict(cfg), cfg.seed, fp, iter=iter, tag=arm,
                   inputs=inputs) as run:
-        labeler = build_labeler(a, model_ref, gt, imgsz=imgsz)
+        labeler = LABELERS[a.labeler].build(a, model_ref, gt, imgsz)
         t0 = time.perf_counter()
         raw = labeler.label(frames, progress=progress)
         wall = time.perf_counter() - t0
@@ -169,48 +158,15 @@ def labeler_inputs(a: AutolabelConfig, runs_dir: Path, ev: RunRef) -> dict[str, 
     Raises:
         StageInputError: a weights file is missing; the message says where to put it.
     """
-    if a.labeler == "oracle":
-        return {}
-    if a.labeler == "detector":
-        if a.detector_model != "iter":
-            return {"weights": resolve_weights(a.detector_model, "autolabel.detector_model")}
+    def iteration_weights() -> Path:
         train = upstream(runs_dir, ev, "train")
         weights = TRAIN.best_weights.at(train)
         if not weights.is_file():
             raise StageInputError(f"{weights} missing (autolabel.detector_model=iter): re-run "
                                   f"`bddengine train --iter {train.iter or 0} --force`")
-        return {"weights": weights}
-    out = {"weights": resolve_weights(a.grounded_model, "autolabel.grounded_model")}
-    if a.sam_model:
-        out["sam"] = resolve_weights(a.sam_model, "autolabel.sam_model")
-    return out
+        return weights
 
-
-def build_labeler(a: AutolabelConfig, model_ref: dict[str, Path], gt: dict[str, list[dict]], *,
-                  imgsz: int) -> Labeler:
-    """The configured labeler, its model loaded."""
-    if a.labeler == "oracle":
-        return OracleLabeler(gt)
-    device = resolve_device(a.device)
-    common = {"imgsz": imgsz, "conf": a.conf, "batch": a.batch, "device": device}
-    if a.labeler == "detector":
-        model = load_yolo(model_ref["weights"])
-        if a.detector_model == "iter":
-            names, class_map = list(CLASSES), {c: c for c in CLASSES}
-        else:
-            names = _names(model)
-            class_map = check_class_map(a.class_map) if a.class_map else default_class_map(names)
-        return UltralyticsLabeler(model, names, class_map, name="detector", augment=a.tta, **common)
-    classes = prompt_classes(GROUNDED_PROMPT)
-    model = load_grounded(model_ref["weights"], classes)
-    refine = sam_refiner(load_sam(model_ref["sam"]), device) if "sam" in model_ref else None
-    return UltralyticsLabeler(model, classes, {c: c for c in classes}, name="grounded", refine=refine,
-                              **common)
-
-
-def _names(model: Any) -> list[str]:
-    names = model.names
-    return [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names)
+    return LABELERS[a.labeler].weights(a, iteration_weights)
 
 
 def mined_frames(mined: dict[str, Any], manifest: pd.DataFrame, source: Path) -> list[dict[str, Any]]:

@@ -32,16 +32,14 @@ from bddengine.mining.core import (
     failed_classes,
     failure_prototype,
     gt_classes_by_frame,
-    knn_search,
     l2_normalize,
     lift,
-    mine_random,
-    mine_random_slice,
     nearest_similarity,
     precision_block,
     slice_caption,
     slice_mask,
 )
+from bddengine.mining.strategies import STRATEGIES
 from bddengine.runs import RunRef, StageRun, find_same_run, list_runs, resolve_input
 from bddengine.runs.layout import COLLECT, EMBED, EVAL, MINE, SPLIT, TRAIN
 from bddengine.runs.lineage import upstream
@@ -140,12 +138,10 @@ def run(
     with StageRun(cfg.runs_dir, "mine", config_dict(cfg), cfg.seed, fp, iter=iter, tag=arm,
                   inputs={r.stage: str(r.path) for r in (ev, train, split, embed, collect)}) as run:
         detector: dict[str, Any] | None = None
-        if m.strategy == "prototype":
-            need = pd.concat([eval_pool.iloc[proto_rows], eligible], ignore_index=True)
-        else:
-            order = (mine_random(len(eligible), m.k, cfg.seed) if m.strategy == "random"
-                     else mine_random_slice(eligible, inp.worst, m.k, cfg.seed))
-            need = pd.concat([eval_pool.iloc[proto_rows], eligible.iloc[order]], ignore_index=True)
+        strategy = STRATEGIES[m.strategy]
+        picked = strategy.candidates(eligible, inp.worst, m.k, cfg.seed)
+        candidates = eligible if picked is None else eligible.iloc[picked]
+        need = pd.concat([eval_pool.iloc[proto_rows], candidates], ignore_index=True)
         if m.embedding == "embed":
             vectors = l2_normalize(inp.embeddings[need["embedding_row"].to_numpy()])
         else:
@@ -155,18 +151,10 @@ def run(
         n_proto = len(proto_rows)
         prototype = failure_prototype(vectors[:n_proto])
         MINE.prototype.write(run, prototype)
-        search: dict[str, Any] = {"index_type": None, "index_build_s": None, "search_s": None,
-                                  "recall_at_k": None, "n_recall_queries": 0}  # random strategies search nothing
-        if m.strategy == "prototype":
-            knn = knn_search(vectors[n_proto:], prototype[None, :], m.k, exact_max_pool=m.exact_max_pool,
-                             approximate=m.approximate_index, seed=cfg.seed)
-            order, similarity = knn.ids[0], knn.scores[0].astype(float)
-            search = {"index_type": knn.index_type, "index_build_s": round(knn.build_s, 4),
-                      "search_s": round(knn.search_s, 4), "recall_at_k": knn.recall,
-                      "n_recall_queries": knn.n_recall_queries}
-        else:
-            similarity = (vectors[n_proto:] @ prototype).astype(float)  # cosine, for comparison only
-        mined = eligible.iloc[order].reset_index(drop=True)
+        ranking = strategy.rank(vectors[n_proto:], prototype, m.k, exact_max_pool=m.exact_max_pool,
+                                approximate=m.approximate_index, seed=cfg.seed)
+        similarity, search = ranking.similarity, ranking.search
+        mined = candidates.iloc[ranking.order].reset_index(drop=True)
         failed = failed_classes(inp.slice_row)
         doc = mined_document(mined, similarity, arm=arm, strategy=m.strategy, embedding=m.embedding,
                              iter=iter, k=m.k, worst=inp.worst, failed=failed)
