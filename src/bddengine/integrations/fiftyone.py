@@ -248,7 +248,7 @@ def match_eval_boxes(
 ) -> dict[str, FrameMatch]:
     """Mark every GT and predicted box TP / FP / FN exactly as bddengine's evaluator matches them.
 
-    Runs the same pycocotools COCOeval matching as ``bddengine.evaluation`` (IoU 0.5,
+    Reuses the evaluator's matching (`bddengine.evaluation.coco.match_boxes`: IoU 0.5,
     classwise, crowd and ignored boxes as ignore regions) and maps COCO's annotation
     ids back to the BDD boxes. Per-frame counts follow
     `bddengine.evaluation.per_frame_metrics` at ``score_threshold``, so the App's
@@ -263,10 +263,8 @@ def match_eval_boxes(
     Returns:
         frame name -> `FrameMatch`, for every GT frame.
     """
-    from pycocotools.cocoeval import COCOeval
-
-    from bddengine.bdd.categories import CLASSES, map_category
-    from bddengine.evaluation.coco import AREA_ALL, frames_to_coco, quiet
+    from bddengine.bdd.categories import map_category
+    from bddengine.evaluation.coco import AREA_ALL, frames_to_coco, match_boxes
 
     pair = frames_to_coco(gt_frames, pred_frames)
     # the annotation ids frames_to_coco gives: frames sorted by name, labels in order, from 1
@@ -284,11 +282,7 @@ def match_eval_boxes(
     for f in pred_frames:
         out[f["name"]].pred = [None] * len(f.get("labels") or [])
     dt_score = {i + 1: float(a["score"]) for i, a in enumerate(pair.dt.dataset["annotations"])}
-    with quiet():
-        ev = COCOeval(pair.gt, pair.dt, "bbox")
-        ev.params.imgIds = list(range(1, len(pair.names) + 1))
-        ev.params.catIds = list(range(1, len(CLASSES) + 1))
-        ev.evaluate()
+    ev = match_boxes(pair)
     all_range = ev.params.areaRng[AREA_ALL]
     for e in ev.evalImgs:
         if e is None or list(e["aRng"]) != list(all_range):
