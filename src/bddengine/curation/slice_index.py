@@ -12,16 +12,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+from matplotlib.ticker import FuncFormatter
 
-matplotlib.use("Agg")  # files only; must precede pyplot
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
-
-from bddengine.bdd.categories import ATTRIBUTE_VALUES, FRAME_ATTRIBUTES  # noqa: E402
-from bddengine.runs.layout import COLLECT  # noqa: E402
+from bddengine.bdd.categories import ATTRIBUTE_VALUES, FRAME_ATTRIBUTES
+from bddengine.figures import plt
+from bddengine.runs.layout import COLLECT
 
 SLICE_COLUMNS: tuple[str, ...] = FRAME_ATTRIBUTES
 """The attributes that define a slice: weather, timeofday, scene."""

@@ -17,9 +17,9 @@ from typing import Any
 
 import pandas as pd
 
-from bddengine.bdd.categories import CLASSES
 from bddengine.config import AutolabelConfig, EngineConfig, arm_name, config_dict, fingerprint, parse_arm
 from bddengine.errors import StageInputError
+from bddengine.figures import plot_pr
 from bddengine.integrations.yolo_export import link_image, yolo_labels
 from bddengine.labeling.labelers import gt_frames
 from bddengine.labeling.registry import LABELERS
@@ -292,68 +292,6 @@ def score_labels(routed: dict[str, list[dict]], gt: dict[str, list[dict]], a: Au
         "note": ("oracle: human labeling of every mined frame; precision and recall are 1 by "
                  "construction and the whole cost is the human cost") if oracle else "",
     }
-
-
-def plot_pr(sweep: dict[str, dict[str, list]], path: Path, *, accept: float, drop: float,
-            target: float, title: str) -> Path:
-    """Left: precision vs recall (per class thin, overall bold, the accept point marked);
-    right: precision and recall vs the score threshold (accept and drop marked)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 5), dpi=110)
-    cmap = plt.get_cmap("tab10")
-    for i, c in enumerate(CLASSES):
-        s = sweep.get(c)
-        if not s or not s["threshold"] or s["recall"][0] is None:
-            continue
-        ax.plot(s["recall"], s["precision"], lw=0.9, color=cmap(i), marker=".", ms=3, label=c)
-        bx.plot(*_steps(s["threshold"], s["recall"]), lw=0.7, color=cmap(i), alpha=0.6)
-    s = sweep["overall"]
-    if s["threshold"] and s["recall"][0] is not None:
-        ax.plot(s["recall"], s["precision"], lw=2.8, color="black", marker="o" if len(s["recall"]) <= 30 else None,
-                ms=4, label="overall")
-        at = [i for i, t in enumerate(s["threshold"]) if t >= accept]
-        if at:
-            j = at[-1]
-            ax.scatter([s["recall"][j]], [s["precision"][j]], s=90, color="red", zorder=5,
-                       label=f"accept >= {accept:g}: P {s['precision'][j]:.2f} R {s['recall'][j]:.2f}")
-        bx.plot(*_steps(s["threshold"], s["precision"]), lw=2.8, color="black", label="precision (overall)")
-        bx.plot(*_steps(s["threshold"], s["recall"]), lw=2.8, color="black", ls="--", label="recall (overall)")
-    else:
-        ax.text(0.5, 0.5, "no scored boxes", ha="center", transform=ax.transAxes)
-    for a_ in (ax, bx):
-        a_.axhline(target, color="grey", ls=":", lw=1)
-        a_.set_ylim(0, 1.02)
-    bx.axvline(accept, color="red", lw=1.2, label=f"accept {accept:g}")
-    bx.axvline(drop, color="orange", lw=1.2, label=f"drop {drop:g}")
-    ax.set_xlim(0, 1.02)
-    ax.set_xlabel("recall (IoU 0.5)")
-    ax.set_ylabel("precision")
-    ax.legend(fontsize=7, loc="lower left")
-    bx.set_title("bold: overall precision and recall; thin: recall per class", fontsize=9)
-    bx.set_xlabel("score threshold (boxes scoring at least this)")
-    bx.set_ylabel(f"precision / recall; dotted: target precision {target:g}")
-    bx.set_xlim(0, 1.0)
-    bx.legend(fontsize=7, loc="lower left")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def _steps(thresholds: list[float], values: list[float]) -> tuple[list[float], list[float]]:
-    """A sweep as a step line over the threshold: each value holds from its threshold down
-    to the next lower one, and the lowest down to 0 (every box kept)."""
-    xs, ys = [], []
-    for k, (t, v) in enumerate(zip(thresholds, values, strict=True)):
-        nxt = thresholds[k + 1] if k + 1 < len(thresholds) else 0.0
-        xs += [t, nxt]
-        ys += [v, v]
-    return xs, ys
 
 
 def _pct(x: float | None) -> str:

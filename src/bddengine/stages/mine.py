@@ -25,6 +25,7 @@ from bddengine.bdd.categories import FRAME_ATTRIBUTES
 from bddengine.config import EngineConfig, arm_name, config_dict, fingerprint
 from bddengine.curation.pools import POOLS
 from bddengine.errors import StageInputError
+from bddengine.figures import plot_mined_grid
 from bddengine.integrations.ultralytics import in_batches, load_yolo, resolve_device
 from bddengine.mining.core import (
     REASON_NEAR_DUP,
@@ -36,7 +37,6 @@ from bddengine.mining.core import (
     lift,
     nearest_similarity,
     precision_block,
-    slice_caption,
     slice_mask,
 )
 from bddengine.mining.strategies import STRATEGIES
@@ -46,7 +46,6 @@ from bddengine.runs.lineage import upstream
 from bddengine.stages import StageOutcome
 
 GRID_MAX = 100
-GREEN, RED = (40, 170, 70), (215, 40, 40)
 
 
 @dataclass
@@ -411,52 +410,6 @@ def find_detector_cache(
         if found:
             return found, ref.name
     return {}, None
-
-
-def plot_mined_grid(frames: list[dict[str, Any]], path: Path, *, title: str, cols: int = 10) -> Path:
-    """Thumbnails of the mined frames in rank order, outlined green (slice match) or red.
-
-    Each is captioned with its rank and abbreviated ``weather/timeofday/scene``.
-    """
-    from PIL import Image, ImageDraw
-
-    tw, th, cap, border, pad, head = 192, 108, 16, 4, 4, 28
-    n = max(1, len(frames))
-    cols = min(cols, n)
-    rows = math.ceil(n / cols)
-    cw, ch = tw + 2 * border + pad, th + 2 * border + cap + pad
-    sheet = Image.new("RGB", (max(cols * cw + pad, 640), rows * ch + head + pad), "white")
-    draw = ImageDraw.Draw(sheet)
-    font = _font(12)
-    draw.text((pad, 6), title, fill="black", font=_font(14))
-    if not frames:
-        draw.text((pad, head + 10), "no frames mined", fill="black", font=font)
-    for i, f in enumerate(frames):
-        x, y = pad + (i % cols) * cw, head + (i // cols) * ch
-        color = GREEN if f["matches_slice"] else RED
-        draw.rectangle([x, y, x + tw + 2 * border - 1, y + th + 2 * border - 1], fill=color)
-        try:
-            with Image.open(f["path"]) as im:
-                im.draft("RGB", (tw * 2, th * 2))  # JPEG: decode at a reduced scale
-                thumb = im.convert("RGB").resize((tw, th))
-        except OSError:
-            thumb = Image.new("RGB", (tw, th), (90, 90, 90))
-        sheet.paste(thumb, (x + border, y + border))
-        sim = f"  {f['similarity']:.2f}" if f.get("similarity") is not None else ""
-        draw.text((x, y + th + 2 * border + 1), f"#{f['rank']} {slice_caption(f)}{sim}", fill=color, font=font)
-    sheet.save(path)
-    return path
-
-
-def _font(size: int):
-    from PIL import ImageFont
-
-    try:
-        from matplotlib import font_manager
-
-        return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
-    except (ImportError, OSError, ValueError):
-        return ImageFont.load_default()
 
 
 def _counts(masks: dict[str, np.ndarray]) -> dict[str, int]:

@@ -30,6 +30,7 @@ from bddengine.curation.pools import (
     split_table,
 )
 from bddengine.errors import StageInputError
+from bddengine.figures import plot_split_distribution
 from bddengine.integrations.yolo_export import check_export, export_split, write_dataset_yaml
 from bddengine.runs import RunLookupError, RunRef, StageRun, find_same_run, resolve_input
 from bddengine.runs.layout import COLLECT, EMBED, SPLIT
@@ -38,11 +39,6 @@ from bddengine.stages import StageOutcome
 LABEL_COLUMNS: tuple[str, ...] = (*(column_name(c) for c in CLASSES), "n_ignored", "n_boxes", "labeled")
 """Manifest columns that reveal labels: left out of the mining pool, whose labels are hidden."""
 MAX_PAIRS_IN_JSON = 200
-
-# Pool colours for the chart: train, val, eval, mining, excluded.
-POOL_COLORS = {"train": "#4c72b0", "val": "#8172b2", "eval": "#c44e52", "mining": "#55a868",
-               EXCLUDED: "#b0b0b0"}
-
 
 def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> StageOutcome:
     """Split the collected frames into train, val, eval and mining pools.
@@ -275,86 +271,6 @@ def split_metrics(
         "val_allocation": [a.to_dict() for a in assignment.val_allocation],
         "yolo": {split: stats.to_dict() for split, stats in export.items()},
     }
-
-
-def plot_split_distribution(
-    table: pd.DataFrame, path: Path, *, eval_slices: list[tuple], n_slices: int = 24
-) -> Path:
-    """Chart each slice's share of train / val / eval / mining / excluded, and the pool sizes.
-
-    Panel (a): the ``n_slices`` largest slices, plus any eval slice not among
-    them, and one row for all others, as 100% stacked bars; the eval slices are
-    starred, the frame count is at the right.
-    Panel (b): frames per pool.
-
-    Args:
-        table: from `bddengine.curation.pools.split_table`.
-        path: the PNG to write.
-        eval_slices: the eval pool's slices, starred in panel (a).
-        n_slices: slices drawn one by one.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; must precede pyplot
-    import matplotlib.pyplot as plt
-
-    columns = [*POOLS, EXCLUDED]
-    is_eval = np.array([k in set(eval_slices) for k in table[list(SLICE)].itertuples(index=False, name=None)],
-                       dtype=bool)
-    shown = (np.arange(len(table)) < n_slices) | is_eval  # every eval slice, however small
-    head = table[shown]
-    labels = [
-        f"{'* ' if e else ''}{r.weather} / {r.timeofday} / {r.scene}"
-        for r, e in zip(head.itertuples(), is_eval[shown], strict=True)
-    ]
-    rows = head[columns]
-    rest = table[~shown]
-    if len(rest):
-        rows = pd.concat([rows, rest[columns].sum().to_frame().T], ignore_index=True)
-        labels.append(f"all {len(rest)} other slices")
-    totals = rows.sum(axis=1).to_numpy()
-    shares = rows.to_numpy() / np.maximum(totals, 1)[:, None]
-
-    fig, (ax_a, ax_b) = plt.subplots(
-        1, 2, figsize=(15, max(6.0, 0.34 * len(labels) + 2)), gridspec_kw={"width_ratios": [2.6, 1]}
-    )
-    y = np.arange(len(labels))
-    left = np.zeros(len(labels))
-    for j, col in enumerate(columns):
-        ax_a.barh(y, shares[:, j], left=left, color=POOL_COLORS[col], label=col, edgecolor="white",
-                  linewidth=0.4)
-        left += shares[:, j]
-    for yi, total in zip(y, totals, strict=True):
-        ax_a.text(1.01, yi, f"{int(total):,}", va="center", fontsize=8.5)
-    ax_a.set_yticks(y, labels, fontsize=8.5)
-    ax_a.invert_yaxis()
-    ax_a.set_xlim(0, 1.09)
-    ax_a.set_xticks([0, 0.25, 0.5, 0.75, 1.0], ["0%", "25%", "50%", "75%", "100%"])
-    ax_a.set_xlabel("share of the slice's frames (frame count at right)")
-    ax_a.set_title("(a) Where each weather / timeofday / scene slice went  (* = eval slice)")
-    ax_a.legend(ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.06 if len(labels) > 20 else -0.1),
-                frameon=False)
-    ax_a.spines[["top", "right"]].set_visible(False)
-
-    sizes = table[columns].sum()
-    bars = ax_b.bar(columns, sizes.to_numpy(), color=[POOL_COLORS[c] for c in columns])
-    for bar, value in zip(bars, sizes.to_numpy(), strict=True):
-        ax_b.text(bar.get_x() + bar.get_width() / 2, value, f"{int(value):,}", ha="center", va="bottom",
-                  fontsize=9)
-    ax_b.set_ylabel("frames")
-    ax_b.set_title("(b) Frames per pool")
-    ax_b.set_ylim(0, max(float(sizes.max()), 1.0) * 1.12)
-    ax_b.spines[["top", "right"]].set_visible(False)
-    fig.suptitle(
-        f"Split: {int(sizes.sum()):,} frames in {len(table)} slices; eval balanced over "
-        f"{len(eval_slices)} slices, whole videos per pool",
-        fontsize=13, fontweight="bold",
-    )
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def _pairs_json(
