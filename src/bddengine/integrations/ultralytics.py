@@ -17,6 +17,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
+
+from bddengine.bdd.categories import CLASSES
 from bddengine.errors import StageInputError
 from bddengine.runs.layout import TRAIN, ULTRALYTICS_DIR
 
@@ -177,3 +180,55 @@ def fit(run_dir: Path, init: Path | str, data_yaml: Path, t: Any, *, epochs: int
         plots=True,
         verbose=False,
     )
+
+
+def predict_frames(
+    weights: Path, paths: list[str], names: list[str], *, imgsz: int, conf: float, iou: float,
+    max_det: int, batch: int, device: str, progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Run the detector once over the frames; BDD-format prediction frames."""
+    if not weights.is_file():
+        raise StageInputError(f"{weights} missing: re-run `bddengine train --force`")
+    model = load_yolo(weights)
+
+    def predict(chunk: list[tuple[str, str]]) -> list[Any]:
+        return model.predict([p for p, _ in chunk], imgsz=imgsz, conf=conf, iou=iou, max_det=max_det,
+                             device=device, verbose=False, batch=len(chunk))
+
+    return [result_to_frame(name, res) for (_, name), res in
+            in_batches(list(zip(paths, names, strict=True)), batch, predict, what="predicting eval pool",
+                       progress=progress)]
+
+
+def result_to_frame(name: str, res: Any) -> dict[str, Any]:
+    """One ultralytics result -> a BDD prediction frame."""
+    boxes = res.boxes
+    xyxy = boxes.xyxy.cpu().numpy().tolist()
+    scores = boxes.conf.cpu().numpy().tolist()
+    cls = boxes.cls.cpu().numpy().astype(int).tolist()
+    labels = [
+        {"id": str(i), "category": CLASSES[c], "score": s,
+         "box2d": {"x1": b[0], "y1": b[1], "x2": b[2], "y2": b[3]}}
+        for i, (b, s, c) in enumerate(zip(xyxy, scores, cls, strict=True))
+    ]
+    return {"name": name, "labels": labels}
+
+
+def load_detector(weights: Path) -> tuple[Any, int]:
+    """The YOLO model and the index of its last backbone layer (SPPF on YOLOv8)."""
+    model = load_yolo(weights)
+    spec = getattr(model.model, "yaml", None) or {}
+    layer = len(spec["backbone"]) - 1 if spec.get("backbone") else len(model.model.model) - 2
+    return model, layer
+
+
+def embed_with_detector(
+    model: Any, layer: int, paths: list[str], *, imgsz: int, batch: int, device: str, progress: bool
+) -> np.ndarray:
+    """``model.embed`` over ``paths`` in batches: ``[N, D]`` float32, in order (not normalised)."""
+    def embed(chunk: list[str]) -> list[Any]:
+        return model.embed(chunk, imgsz=imgsz, device=device, batch=len(chunk), verbose=False, embed=[layer])
+
+    rows = [f.detach().float().cpu().numpy().reshape(-1) for _, f in
+            in_batches(paths, batch, embed, what=f"detector embeddings (layer {layer})", progress=progress)]
+    return np.stack(rows).astype(np.float32)

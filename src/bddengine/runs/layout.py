@@ -49,6 +49,7 @@ class Artifact:
         return _dir(where) / self.file
 
     def exists(self, where: Where) -> bool:
+        """Whether the artifact is there."""
         return self.at(where).exists()
 
     def require(self, where: Where, todo: str) -> Path:

@@ -51,14 +51,6 @@ def upstream(runs_dir: Path, ref: RunRef, stage: str) -> RunRef:
     return found
 
 
-def upstream_or_none(runs_dir: Path, ref: RunRef, stage: str) -> RunRef | None:
-    """Like :func:`upstream`, None instead of an error (readers that report what is missing)."""
-    try:
-        return upstream(runs_dir, ref, stage)
-    except (StageInputError, OSError, json.JSONDecodeError):
-        return None
-
-
 def collect_of(ref: RunRef, runs_dir: Path) -> str | None:
     """The name of the collect run ``ref`` descends from, following recorded inputs back.
 

@@ -17,7 +17,6 @@ import pandas as pd
 
 from bddengine.bdd.categories import CLASSES, FRAME_ATTRIBUTES
 from bddengine.config import EngineConfig, config_dict, fingerprint, train_tag
-from bddengine.errors import StageInputError
 from bddengine.evaluation import (
     MatchCache,
     build_match_cache,
@@ -26,7 +25,7 @@ from bddengine.evaluation import (
     per_frame_metrics,
     slice_keys,
 )
-from bddengine.integrations.ultralytics import in_batches, load_yolo, resolve_device
+from bddengine.integrations.ultralytics import predict_frames, resolve_device
 from bddengine.runs import RunRef, StageRun, find_same_run, resolve_input
 from bddengine.runs.layout import EVAL, SPLIT, TRAIN
 from bddengine.runs.lineage import upstream
@@ -124,38 +123,6 @@ def run(
 
         out.look_at.append(try_mirror_run(cfg, ref))
     return out
-
-
-def predict_frames(
-    weights: Path, paths: list[str], names: list[str], *, imgsz: int, conf: float, iou: float,
-    max_det: int, batch: int, device: str, progress: bool = True,
-) -> list[dict[str, Any]]:
-    """Run the detector once over the frames; BDD-format prediction frames."""
-    if not weights.is_file():
-        raise StageInputError(f"{weights} missing: re-run `bddengine train --force`")
-    model = load_yolo(weights)
-
-    def predict(chunk: list[tuple[str, str]]) -> list[Any]:
-        return model.predict([p for p, _ in chunk], imgsz=imgsz, conf=conf, iou=iou, max_det=max_det,
-                             device=device, verbose=False, batch=len(chunk))
-
-    return [result_to_frame(name, res) for (_, name), res in
-            in_batches(list(zip(paths, names, strict=True)), batch, predict, what="predicting eval pool",
-                       progress=progress)]
-
-
-def result_to_frame(name: str, res: Any) -> dict[str, Any]:
-    """One ultralytics result -> a BDD prediction frame."""
-    boxes = res.boxes
-    xyxy = boxes.xyxy.cpu().numpy().tolist()
-    scores = boxes.conf.cpu().numpy().tolist()
-    cls = boxes.cls.cpu().numpy().astype(int).tolist()
-    labels = [
-        {"id": str(i), "category": CLASSES[c], "score": s,
-         "box2d": {"x1": b[0], "y1": b[1], "x2": b[2], "y2": b[3]}}
-        for i, (b, s, c) in enumerate(zip(xyxy, scores, cls, strict=True))
-    ]
-    return {"name": name, "labels": labels}
 
 
 def slice_table(cache: MatchCache, gt: list[dict], *, n_boot: int, seed: int,

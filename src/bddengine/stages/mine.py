@@ -26,7 +26,7 @@ from bddengine.config import EngineConfig, arm_name, config_dict, fingerprint
 from bddengine.curation.pools import POOLS
 from bddengine.errors import StageInputError
 from bddengine.figures import plot_mined_grid
-from bddengine.integrations.ultralytics import in_batches, load_yolo, resolve_device
+from bddengine.integrations.ultralytics import embed_with_detector, load_detector, resolve_device
 from bddengine.mining.core import (
     REASON_NEAR_DUP,
     exclusion_masks,
@@ -341,7 +341,7 @@ def detector_vectors(
     if not weights.is_file():
         raise StageInputError(f"{weights} missing: re-run `bddengine train --iter {train.iter} --force`, "
                               "or mine with --embedding embed")
-    model, layer = _load_detector(weights)
+    model, layer = load_detector(weights)
     names = frames["name"].astype(str).tolist()
     train_id = f"{train.name}@{train.result().get('finished_at')}"  # a re-made run may reuse the name
     cached, source = find_detector_cache(cfg.runs_dir, train_id, imgsz, layer, names)
@@ -362,26 +362,6 @@ def detector_vectors(
               "imgsz": imgsz, "dim": dim, "n_computed": len(todo), "n_reused": len(names) - len(todo),
               "reused_from": source, "seconds": round(seconds, 3)}
     return l2_normalize(out), record
-
-
-def _load_detector(weights: Path) -> tuple[Any, int]:
-    """The YOLO model and the index of its last backbone layer (SPPF on YOLOv8)."""
-    model = load_yolo(weights)
-    spec = getattr(model.model, "yaml", None) or {}
-    layer = len(spec["backbone"]) - 1 if spec.get("backbone") else len(model.model.model) - 2
-    return model, layer
-
-
-def embed_with_detector(
-    model: Any, layer: int, paths: list[str], *, imgsz: int, batch: int, device: str, progress: bool
-) -> np.ndarray:
-    """``model.embed`` over ``paths`` in batches: ``[N, D]`` float32, in order (not normalised)."""
-    def embed(chunk: list[str]) -> list[Any]:
-        return model.embed(chunk, imgsz=imgsz, device=device, batch=len(chunk), verbose=False, embed=[layer])
-
-    rows = [f.detach().float().cpu().numpy().reshape(-1) for _, f in
-            in_batches(paths, batch, embed, what=f"detector embeddings (layer {layer})", progress=progress)]
-    return np.stack(rows).astype(np.float32)
 
 
 def find_detector_cache(
