@@ -1,8 +1,8 @@
 """Benchmark: exact k-NN for mining, FAISS IndexFlatIP against a NumPy brute force.
 
-Claim: the mine stage's exact search (`bddengine.mining.knn_search`, a FAISS
+Claim: the mine stage's exact search (`bddengine.mining.core.knn_search`, a FAISS
 ``IndexFlatIP``) returns the same neighbours as a plain NumPy brute force
-(matmul + argpartition + sort, `bddengine.mining.brute_force_knn`), and this
+(matmul + argpartition + sort, `bddengine.mining.core.brute_force_knn`), and this
 prints how much faster it is, for 100 queries at k=100 over
 
 - 36K x 512: a BDD100K-sized mining pool (the collect stage's 26K unlabeled
@@ -16,7 +16,7 @@ FAISS index build (a copy of the vectors) is timed separately; each search is
 the best of ``--repeats`` runs. FAISS is timed twice: as the stage calls it
 (below ``faiss.cvar.distance_compute_blas_threshold`` queries, 128K in faiss
 1.15, it scans the pool once per query with SIMD dot products) and forced onto
-its BLAS path (`bddengine.mining.faiss_blas_path`, which the stage uses for its
+its BLAS path (`bddengine.mining.core.faiss_blas_path`, which the stage uses for its
 many-query recall check).
 
 ::
@@ -39,7 +39,7 @@ import time
 
 import numpy as np
 
-from bddengine.mining import brute_force_knn, exact_index, faiss_blas_path
+from bddengine.mining.core import brute_force_knn, exact_index, faiss_blas_path
 
 
 def unit_vectors(n: int, dim: int, rng: np.random.Generator, chunk: int = 100_000) -> np.ndarray:

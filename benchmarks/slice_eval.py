@@ -144,10 +144,9 @@ def ultralytics_comparison(n_frames: int, boot: int, seed: int, workdir: Path) -
     from ultralytics import YOLO
 
     from bddengine.bdd.loader import frames_to_tables
-    from bddengine.stages.eval import predict_frames
+    from bddengine.integrations.ultralytics import offline_ultralytics, predict_frames
+    from bddengine.integrations.yolo_export import yolo_labels
     from bddengine.synth import generate_world
-    from bddengine.ultra import offline_ultralytics
-    from bddengine.yolo_export import yolo_labels
 
     offline_ultralytics()
     world = workdir / "world"

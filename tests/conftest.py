@@ -93,3 +93,38 @@ def fiftyone_reachable() -> bool:
     except Exception:  # noqa: BLE001
         return False
     return True
+
+
+def write_result(run: Path, inputs: dict | None = None, *, outputs: dict | None = None,
+                 metrics: dict | None = None, **extra) -> Path:
+    """A hand-written complete run folder: ``result.json`` as a committed run has it.
+
+    The stage, iteration and tag come from the folder name (``04_eval_iter0``); inputs
+    are stage -> run folder, stored as paths like the stages record them.
+    """
+    import json
+
+    from bddengine.runs import RESULT_FILE, parse_run_name
+
+    ref = parse_run_name(run)
+    assert ref is not None, f"{run.name} is not a run folder name"
+    run.mkdir(parents=True, exist_ok=True)
+    doc = {"stage": ref.stage, "run": run.name, "iter": ref.iter, "tag": ref.tag, "status": "complete",
+           "seed": 42, "fingerprint": f"fp-{run.name}",
+           "inputs": {k: str(v) for k, v in (inputs or {}).items()},
+           "outputs": outputs or {}, "metrics": metrics or {}, **extra}
+    (run / RESULT_FILE).write_text(json.dumps(doc))
+    return run
+
+
+def recorded_reads(result: dict) -> set[str]:
+    """The stages of the runs a ``result.json`` records as inputs (a file inside a run counts as that run)."""
+    from bddengine.runs import parse_run_name
+
+    stages = set()
+    for value in result.get("inputs", {}).values():
+        path = Path(str(value))
+        ref = next((r for r in map(parse_run_name, (path, *path.parents)) if r is not None), None)
+        if ref is not None:
+            stages.add(ref.stage)
+    return stages

@@ -12,7 +12,9 @@ from typer.testing import CliRunner
 
 from bddengine.bdd.categories import CLASS_ID, CLASSES
 from bddengine.cli import app
-from bddengine.labelers import (
+from bddengine.errors import StageInputError
+from bddengine.integrations.ultralytics import resolve_weights
+from bddengine.labeling.labelers import (
     COCO_TO_BDD,
     GROUNDED_PROMPT,
     OracleLabeler,
@@ -23,11 +25,10 @@ from bddengine.labelers import (
     load_grounded,
     mask_box,
     prompt_classes,
-    resolve_weights,
     result_to_boxes,
     text_encoder_problem,
 )
-from bddengine.labeling import (
+from bddengine.labeling.routing import (
     FP,
     IGNORED,
     TP,
@@ -44,9 +45,10 @@ from bddengine.labeling import (
     sweep_all,
 )
 from bddengine.runs import RunRef, StageRun, parse_run_name
-from bddengine.stages import StageInputError
+from bddengine.stages import STAGE_BY_NAME
 from bddengine.stages.autolabel import write_yolo
 from bddengine.stages.train import count_images, write_dataset_yaml
+from conftest import recorded_reads
 
 
 def _box(cat: str, x1: float, y1: float, x2: float, y2: float, score: float = 1.0, **kw) -> dict:
@@ -454,6 +456,7 @@ def test_stage_detector_end_to_end(turn: tuple[Path, Path]) -> None:
     m = res["metrics"]
     assert m["labeler"] == "detector" and m["n_frames"] == K
     assert res["inputs"]["weights"].endswith("_train_iter0/ultralytics/weights/best.pt")
+    assert recorded_reads(res) == set(STAGE_BY_NAME["autolabel"].reads)  # the iteration's detector: its train run
     labels = json.loads((run / "autolabels.json").read_text())
     assert len(labels) == K
     routes = [lab["route"] for f in labels for lab in f["labels"]]
@@ -489,3 +492,29 @@ def test_stage_without_a_mine_run_says_what_to_run(tmp_path: Path) -> None:
     path = write_config(tmp_path / "c.yaml", tmp_path / "world", tmp_path / "runs")
     result = _invoke(path)
     assert result.exit_code == 2 and "bddengine mine --iter 0 --strategy prototype" in result.output
+
+
+def test_a_new_labeler_is_one_module_and_one_entry(turn: tuple[Path, Path], monkeypatch) -> None:
+    """A labeler class and one registry entry: the config accepts the name and the stage runs it."""
+    from bddengine.labeling import registry
+    from bddengine.labeling.labelers import LabelerSpec
+
+    tmp, path = turn
+    assert _invoke(path, "--set", "autolabel.labeler=corner").exit_code == 2  # not registered yet
+
+    class CornerLabeler:  # the new module: one car in the top-left corner of every frame
+        name, trusts_empty = "corner", False
+
+        def label(self, frames, *, progress: bool = True):
+            box = {"category": "car", "score": 0.9, "box2d": {"x1": 0.0, "y1": 0.0, "x2": 10.0, "y2": 10.0}}
+            return {f["name"]: [dict(box)] for f in frames}
+
+    monkeypatch.setitem(registry.LABELERS, "corner", LabelerSpec(  # the one entry
+        "corner", "a car in the corner", weights=lambda a, iteration_weights: {},
+        build=lambda a, weights, gt, imgsz: CornerLabeler()))
+    result = _invoke(path, "--set", "autolabel.labeler=corner")
+    assert result.exit_code == 0, result.output
+    run = sorted((tmp / "runs").glob("*_autolabel_iter0_prototype"))[-1]
+    m = json.loads((run / "result.json").read_text())["metrics"]
+    assert m["labeler"] == "corner" and m["n_frames"] == K
+    assert m["n_boxes"]["accept"] == K and m["n_train_images"] == K

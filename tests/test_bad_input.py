@@ -20,7 +20,7 @@ from bddengine.evaluation import score_files
 from bddengine.evaluation.coco import METRICS
 from bddengine.stages import StageInputError
 from bddengine.stages.collect import add_image_sizes, clip_to_images
-from bddengine.stages.train import resolve_device
+from bddengine.integrations.ultralytics import resolve_device
 
 runner = CliRunner()
 

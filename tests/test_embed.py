@@ -30,7 +30,8 @@ from bddengine.embedding import (
     reuse_vectors,
     stat_frames,
 )
-from bddengine.stages import StageInputError, collect, embed
+from bddengine.errors import StageInputError
+from bddengine.stages import collect, embed
 from conftest import TINY_CLIP, fiftyone_reachable, write_config
 
 TINY = TINY_CLIP

@@ -5,9 +5,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bddengine.errors import StageInputError
 from bddengine.evaluation import build_match_cache
 from bddengine.runs import RunRef
-from bddengine.stages import StageInputError
 from bddengine.stages.eval import failure_frames, pick_worst, slice_table, write_tables
 from bddengine.stages.train import resolve_model, write_dataset_yaml
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from bddengine.cli import app
 from bddengine.config import EngineConfig
 from bddengine.evaluation import build_match_cache, per_frame_metrics
-from bddengine.fiftyone_mirror import (
+from bddengine.integrations.fiftyone import (
     EvalNames,
     SyncReport,
     collect_of,
@@ -25,7 +25,7 @@ from bddengine.fiftyone_mirror import (
     view_for_run,
 )
 from bddengine.runs import list_runs, parse_run_name
-from conftest import fiftyone_reachable, write_config
+from conftest import fiftyone_reachable, write_config, write_result
 
 W, H = 100, 50
 SLICE = {"weather": "rainy", "timeofday": "night", "scene": "highway"}
@@ -70,17 +70,12 @@ def eval_gt() -> list[dict]:
     return out
 
 
-def _commit(run: Path, stage: str, inputs: dict, config: dict | None = None, **files) -> Path:
+def _commit(run: Path, inputs: dict, config: dict | None = None, **files) -> Path:
     run.mkdir(parents=True)
     for name, obj in files.items():
         (run / name.replace("__", ".")).write_text(json.dumps(obj))
     (run / "config.yaml").write_text(yaml.safe_dump(config or {}))
-    ref = parse_run_name(run)
-    (run / "result.json").write_text(json.dumps({
-        "stage": stage, "run": run.name, "iter": ref.iter, "tag": ref.tag, "status": "complete",
-        "fingerprint": f"fp-{run.name}", "inputs": {k: str(v) for k, v in inputs.items()}, "metrics": {},
-    }))
-    return run
+    return write_result(run, inputs)
 
 
 def make_runs(runs: Path, *, images: Path | None = None) -> Path:
@@ -94,26 +89,26 @@ def make_runs(runs: Path, *, images: Path | None = None) -> Path:
     pd.DataFrame([{"name": n, "label_id": lid, "category": c, "raw_category": raw, "ignored": ign,
                    "x1": float(x1), "y1": float(y1), "x2": float(x2), "y2": float(y2)}
                   for n, lid, c, raw, ign, x1, y1, x2, y2 in GT_BOXES]).to_parquet(collect / "boxes.parquet")
-    _commit_existing(collect, "collect", {})
+    write_result(collect, {})
     embed = runs / "02_embed"
     embed.mkdir()
     pd.DataFrame({"name": [f[0] for f in FRAMES]}).to_parquet(embed / "frames.parquet")
     np.save(embed / "embeddings.npy", np.random.default_rng(0).normal(size=(len(FRAMES), 8)).astype(np.float32))
     (embed / "config.yaml").write_text(yaml.safe_dump({"embed": {"model": "clip"}}))
-    _commit_existing(embed, "embed", {"collect": collect})
+    write_result(embed, {"collect": collect})
     split = runs / "03_split"
     split.mkdir()
     for pool in ("train", "val", "eval", "mining"):
         pd.DataFrame({"name": [f[0] for f in FRAMES if f[1] == pool]}).to_parquet(split / f"{pool}_pool.parquet")
     (split / "eval_gt.json").write_text(json.dumps(eval_gt()))
-    _commit_existing(split, "split", {"collect": collect, "embed": embed})
+    write_result(split, {"collect": collect, "embed": embed})
     write_eval(runs / "04_eval_iter0", split, runs / "00_train_iter0")
-    _commit(runs / "05_mine_iter0_prototype", "mine", {"eval": runs / "04_eval_iter0", "split": split},
+    _commit(runs / "05_mine_iter0_prototype", {"eval": runs / "04_eval_iter0", "split": split},
             mined__json={"arm": "prototype", "strategy": "prototype", "frames": [
                 {"name": "m2.jpg", "rank": 1, "similarity": 0.9, "matches_slice": False},
                 {"name": "m1.jpg", "rank": 2, "similarity": 0.8, "matches_slice": True}]})
     review = {"category": "car", "score": 0.4, "route": "review", "box2d": box2d(1, 1, 11, 11)}
-    _commit(runs / "06_autolabel_iter0_prototype", "autolabel", {"mine": runs / "05_mine_iter0_prototype"},
+    _commit(runs / "06_autolabel_iter0_prototype", {"mine": runs / "05_mine_iter0_prototype"},
             autolabels__json=[
                 {"name": "m2.jpg", "labels": [
                     {"category": "car", "score": 0.9, "route": "accept", "box2d": box2d(20, 20, 40, 40)}, review]},
@@ -123,19 +118,13 @@ def make_runs(runs: Path, *, images: Path | None = None) -> Path:
     return runs
 
 
-def _commit_existing(run: Path, stage: str, inputs: dict) -> None:
-    (run / "result.json").write_text(json.dumps({
-        "stage": stage, "run": run.name, "iter": None, "tag": None, "status": "complete",
-        "fingerprint": f"fp-{run.name}", "inputs": {k: str(v) for k, v in inputs.items()}, "metrics": {}}))
-
-
 def write_eval(run: Path, split: Path, train: Path, preds: list[dict] | None = None) -> Path:
     """An eval run whose worst_slice.json counts come from bddengine's evaluator."""
     preds = PREDS if preds is None else preds
     gt = eval_gt()
     per_frame = per_frame_metrics(build_match_cache(gt, preds), [f["name"] for f in gt], score_threshold=0.25)
     failures = [{"name": n, **m} for n, m in per_frame.items() if m["recall"] is not None and m["recall"] < 0.3]
-    return _commit(run, "eval", {"train": train, "split": split, "eval_gt": split / "eval_gt.json"},
+    return _commit(run, {"train": train, "split": split, "eval_gt": split / "eval_gt.json"},
                    config={"eval": {"failure_score": 0.25}}, preds__json=preds, failures__json=failures,
                    worst_slice__json={"slice": {"key": SLICE, "n_frames": 2, "map50": 0.3},
                                       "per_frame": per_frame})
@@ -152,7 +141,7 @@ def mirrored(tmp_path: Path):
     """A hand-made run tree synced into a throwaway dataset; deleted afterwards."""
     import fiftyone as fo
 
-    from bddengine.fiftyone_mirror import sync_runs
+    from bddengine.integrations.fiftyone import sync_runs
 
     runs = make_runs(tmp_path / "runs")
     cfg = mirror_config(tmp_path, runs)
@@ -329,7 +318,7 @@ def test_saved_views(mirrored) -> None:
 @pytest.mark.fiftyone
 @pytest.mark.skipif(not fiftyone_reachable(), reason="no MongoDB for FiftyOne (CI starts one)")
 def test_rerun_replaces_and_deleted_run_is_removed(mirrored) -> None:
-    from bddengine.fiftyone_mirror import mirror_run, sync_runs
+    from bddengine.integrations.fiftyone import mirror_run, sync_runs
 
     cfg, _, ds = mirrored
     runs = Path(cfg.runs_dir)
@@ -367,7 +356,7 @@ def test_mismatches_are_reported(mirrored) -> None:
     import fiftyone as fo
     from fiftyone import ViewField as F
 
-    from bddengine.fiftyone_mirror import sync_runs
+    from bddengine.integrations.fiftyone import sync_runs
 
     cfg, _, ds = mirrored
     ds.set_values("stray", [1] * len(ds))

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from bddengine.cli import app
 from bddengine.config import EngineConfig, load_config
-from bddengine.mining import (
+from bddengine.errors import StageInputError
+from bddengine.mining.core import (
     REASON_NEAR_DUP,
     brute_force_knn,
     exact_index,
@@ -33,8 +34,8 @@ from bddengine.mining import (
     recall_at_k,
 )
 from bddengine.runs import RunLookupError
-from bddengine.stages import StageInputError
 from bddengine.stages import mine as mine_stage
+from conftest import write_result
 
 REPO = Path(__file__).resolve().parents[1]
 WORST = {"weather": "rainy", "timeofday": "night", "scene": "city street"}
@@ -160,14 +161,6 @@ def test_mining_precision_hand_made() -> None:
 # ---------------------------------------------------------------- the stage on hand-made runs
 
 
-def _result(path: Path, stage: str, inputs: dict, *, iter: int | None = None, outputs: dict | None = None) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "result.json").write_text(json.dumps({
-        "stage": stage, "run": path.name, "iter": iter, "tag": None, "status": "complete", "seed": 42,
-        "fingerprint": f"fp-{path.name}", "inputs": {k: str(v) for k, v in inputs.items()},
-        "outputs": outputs or {}, "metrics": {}}))
-
-
 def make_runs(runs: Path, *, n_close: int = 10, n_far: int = 25, worst: dict | None = WORST,
               failures: bool = True, emb_rows: int | None = None, empty_mining: bool = False) -> dict:
     """Collect, embed, split, train and eval runs with planted mining frames.
@@ -207,16 +200,16 @@ def make_runs(runs: Path, *, n_close: int = 10, n_far: int = 25, worst: dict | N
 
     collect, embed, split = runs / "01_collect", runs / "02_embed", runs / "03_split"
     train, ev = runs / "04_train_iter0", runs / "05_eval_iter0"
-    _result(collect, "collect", {})
+    write_result(collect)
     boxes.to_parquet(collect / "boxes.parquet")
-    _result(embed, "embed", {"collect": collect}, outputs={"embeddings": "embeddings.npy"})
+    write_result(embed, {"collect": collect}, outputs={"embeddings": "embeddings.npy"})
     np.save(embed / "embeddings.npy", np.stack(vecs)[: emb_rows or len(vecs)])
-    _result(split, "split", {"collect": collect, "embed": embed})
+    write_result(split, {"collect": collect, "embed": embed})
     for pool in ("train", "val", "eval", "mining"):
         part = table[table["pool"] == pool].drop(columns="pool")
         (part.iloc[:0] if empty_mining and pool == "mining" else part).to_parquet(split / f"{pool}_pool.parquet")
-    _result(train, "train", {"split": split}, iter=0)
-    _result(ev, "eval", {"train": train, "split": split}, iter=0)
+    write_result(train, {"split": split})
+    write_result(ev, {"train": train, "split": split})
     (ev / "worst_slice.json").write_text(json.dumps(
         {"slice": {"key": worst, "n_frames": 2, "map50": 0.1} if worst else None, "min_eval_frames": 2}))
     (ev / "failures.json").write_text(json.dumps([{"name": "e0"}, {"name": "e1"}] if failures else []))
@@ -293,6 +286,33 @@ def test_stage_random_strategies_are_seeded_and_same_k(tmp_path: Path) -> None:
     assert rs.location.name.endswith("_random-slice") and sorted(names) == [f"close{i}" for i in range(10)]
     m = json.loads((rs.location / "result.json").read_text())["metrics"]
     assert m["short_of_k"] and m["n_slice_eligible"] == 10 and "took them all" in rs.numbers["mined"]
+
+
+def test_a_new_strategy_is_one_module_and_one_entry(tmp_path: Path, monkeypatch) -> None:
+    """A strategy class and one registry entry: the config accepts the name and the stage mines with it."""
+    from pydantic import ValidationError
+
+    from bddengine.mining import strategies
+
+    runs = tmp_path / "runs"
+    make_runs(runs)
+    with pytest.raises(ValidationError, match="first-k"):
+        config(runs, strategy="first-k")  # not registered yet
+
+    class FirstKStrategy:  # the new module: the first k eligible frames, in pool order
+        name, summary = "first-k", "the first k eligible frames"
+
+        def candidates(self, eligible, worst, k, seed):
+            return np.arange(min(k, len(eligible)))
+
+        def rank(self, vectors, prototype, k, **search):
+            return strategies.in_draw_order(vectors, prototype)
+
+    monkeypatch.setitem(strategies.STRATEGIES, "first-k", FirstKStrategy())  # the one entry
+    out = mine_stage.run(config(runs, strategy="first-k"), progress=False)
+    assert out.location.name == "06_mine_iter0_first-k"
+    assert mined_names(out) == [f"close{i}" for i in range(5)]  # planted and held frames stay excluded
+    assert json.loads((out.location / "result.json").read_text())["strategy"] == "first-k"
 
 
 def test_stage_approximate_index_reports_recall(tmp_path: Path) -> None:

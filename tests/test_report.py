@@ -17,6 +17,8 @@ from typer.testing import CliRunner
 
 from bddengine.bdd.categories import FRAME_ATTRIBUTES
 from bddengine.config import EngineConfig
+from bddengine.curation.slice_index import plot_slice_distribution, slice_index, write_slice_index
+from bddengine.errors import StageInputError
 from bddengine.evaluation import build_match_cache, evaluate_overall, per_frame_metrics
 from bddengine.evaluation.slices import score_frames
 from bddengine.report import find_placeholders
@@ -24,8 +26,7 @@ from bddengine.report.architecture import build_graph, render, to_dot
 from bddengine.report.casestudy import fill_template, template_fields
 from bddengine.report.inputs import split_tag
 from bddengine.runs import StageRun
-from bddengine.slices import plot_slice_distribution, slice_index, write_slice_index
-from bddengine.stages import STAGES, StageInputError
+from bddengine.stages import STAGES
 from bddengine.stages import report as report_stage
 from bddengine.stages.eval import failure_frames, pick_worst, slice_table, worst_slice_frames, write_tables
 

@@ -1,4 +1,4 @@
-"""Tests for bddengine.sampling: stratified subsampling with floors."""
+"""Tests for bddengine.curation.sampling: stratified subsampling with floors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from bddengine.sampling import (
+from bddengine.curation.sampling import (
     BucketAllocation,
     allocate,
     stratified_sample,

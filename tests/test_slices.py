@@ -1,4 +1,4 @@
-"""Tests for bddengine.slices: the slice index, its files and the long-tail chart."""
+"""Tests for bddengine.curation.slice_index: the slice index, its files and the long-tail chart."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bddengine.slices import plot_slice_distribution, slice_index, write_slice_index
+from bddengine.curation.slice_index import plot_slice_distribution, slice_index, write_slice_index
 
 
 def _frames(rows: list[tuple[str, str, str, int]], labeled: bool | None = None) -> pd.DataFrame:

@@ -8,7 +8,8 @@ import yaml
 from typer.testing import CliRunner
 
 from bddengine.cli import app
-from conftest import fiftyone_reachable
+from bddengine.stages import STAGE_BY_NAME
+from conftest import fiftyone_reachable, recorded_reads
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,9 +42,16 @@ def test_smoke_turn(tmp_path: Path, monkeypatch) -> None:
     runs = sorted(p.name for p in runs_dir.iterdir())
     assert runs == TURN
     assert not (tmp_path / "runs").exists()  # nothing lands in ultralytics' own runs/ folder
+    reads: dict[str, set[str]] = {}
     for run in runs:
         res = json.loads((runs_dir / run / "result.json").read_text())
         assert res["status"] == "complete" and res["seed"] == 42 and res["wall_time_s"] >= 0
+        assert recorded_reads(res) <= set(STAGE_BY_NAME[res["stage"]].reads), run
+        reads.setdefault(res["stage"], set()).update(recorded_reads(res))
+    # every stage's declared reads are what it resolved; the oracle labeler reads no train run
+    # (the detector labeler does: see test_autolabel)
+    for stage, got in reads.items():
+        assert got == set(STAGE_BY_NAME[stage].reads) - ({"train"} if stage == "autolabel" else set()), stage
 
     out = runs_dir.parent
     study = out / "case_study" / "case_study_v1.md"

@@ -19,7 +19,7 @@ from PIL import Image
 
 from bddengine.bdd.categories import CLASSES, column_name
 from bddengine.config import EngineConfig
-from bddengine.pools import (
+from bddengine.curation.pools import (
     EXCLUDED,
     POOLS,
     REASON_DUP_EVAL,
@@ -31,9 +31,9 @@ from bddengine.pools import (
     find_near_duplicates,
     stratum_allocation,
 )
+from bddengine.curation.sampling import allocate
+from bddengine.errors import StageInputError
 from bddengine.runs import StageRun
-from bddengine.sampling import allocate
-from bddengine.stages import StageInputError
 from bddengine.stages import split as split_stage
 
 SLICES = [  # (weather, timeofday, scene), videos of that slice
@@ -106,7 +106,7 @@ def test_eval_include_adds_a_rare_slice_and_skips_too_small_ones() -> None:
 
 
 def test_included_slices_match_patterns_and_reject_unknown_attributes() -> None:
-    from bddengine.pools import included_slices
+    from bddengine.curation.pools import included_slices
 
     per = {("clear", "day", "city"): 50, ("foggy", "day", "city"): 20, ("foggy", "night", "hwy"): 3}
     assert included_slices(per, [{"weather": "foggy"}], 5) == [("foggy", "day", "city")]

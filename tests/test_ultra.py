@@ -2,7 +2,7 @@
 
 import os
 
-from bddengine.ultra import offline_ultralytics
+from bddengine.integrations.ultralytics import offline_ultralytics
 
 
 def test_ultralytics_uses_every_core_on_the_cpu() -> None:

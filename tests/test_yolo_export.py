@@ -10,7 +10,7 @@ import yaml
 from PIL import Image
 
 from bddengine.bdd.categories import CLASSES
-from bddengine.yolo_export import (
+from bddengine.integrations.yolo_export import (
     check_export,
     export_split,
     label_path_for,

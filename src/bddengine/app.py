@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from bddengine.fiftyone_mirror import INFO_KEY, SyncReport, sync_runs, view_for_run
+from bddengine.integrations.fiftyone import INFO_KEY, SyncReport, sync_runs, view_for_run
 from bddengine.runs import parse_run_name
 
 DEFAULT_PORT = 5151

@@ -18,9 +18,10 @@ from rich.console import Console
 from rich.table import Table
 
 from bddengine.bdd.validate import LabelFileError
-from bddengine.config import ConfigError, EngineConfig, load_config
+from bddengine.config import ConfigError, EngineConfig, load_config, strategy_names
+from bddengine.errors import StageInputError
 from bddengine.runs import RunLookupError
-from bddengine.stages import STAGE_BY_NAME, StageInputError, StageOutcome
+from bddengine.stages import STAGE_BY_NAME, StageOutcome
 
 app = typer.Typer(
     name="bddengine",
@@ -155,7 +156,7 @@ ArmOpt = Annotated[
 
 StrategyOpt = Annotated[
     str | None,
-    typer.Option("--strategy", help="prototype, random or random-slice (overrides mine.strategy)."),
+    typer.Option("--strategy", help=f"{', '.join(strategy_names())} (overrides mine.strategy)."),
 ]
 EmbeddingOpt = Annotated[
     str | None,

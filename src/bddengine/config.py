@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bddengine.bdd.categories import CLASSES
 
@@ -202,15 +202,32 @@ class EvalConfig(_Model):
     failure_score: float = Field(0.25, ge=0, le=1, description="Score threshold for per-frame recall.")
 
 
-STRATEGIES: tuple[str, ...] = ("prototype", "random", "random-slice")
-"""Mining strategies; each is one arm of the retraining comparison."""
+def strategy_names() -> list[str]:
+    """The registered mining strategies (``bddengine.mining.strategies.STRATEGIES``)."""
+    from bddengine.mining.strategies import STRATEGIES
+
+    return list(STRATEGIES)
+
+
+def labeler_names() -> list[str]:
+    """The registered labelers (``bddengine.labeling.registry.LABELERS``)."""
+    from bddengine.labeling.registry import LABELERS
+
+    return list(LABELERS)
+
+
+def _registered(value: str, names: list[str]) -> str:
+    if value not in names:
+        raise ValueError(f"{value!r} is not one of {names}")
+    return value
 
 
 class MineConfig(_Model):
     """k-NN mining of the unlabeled pool for frames like the worst slice's failures."""
 
-    strategy: Literal["prototype", "random", "random-slice"] = Field(
-        "prototype", description="prototype (k-NN), random (uniform), random-slice (metadata filter)."
+    strategy: str = Field(
+        "prototype", description="A registered strategy: prototype (k-NN), random (uniform), random-slice "
+        "(metadata filter)."
     )
     embedding: Literal["embed", "detector"] = Field(
         "embed", description="embed: the curate-stage CLIP/DINOv2 vectors; detector: pooled "
@@ -227,13 +244,18 @@ class MineConfig(_Model):
     batch: int = Field(16, ge=1, description="Detector batch for `embedding: detector`.")
     device: str = "auto"
 
+    @field_validator("strategy")
+    @classmethod
+    def _check_strategy(cls, value: str) -> str:
+        return _registered(value, strategy_names())
+
 
 class AutolabelConfig(_Model):
     """Labeling of the mined frames and the accept / review / drop pyramid."""
 
-    labeler: Literal["grounded", "detector", "oracle"] = Field(
-        "grounded", description="grounded (YOLO-World / YOLOE prompts), detector (any ultralytics "
-        "checkpoint or the iteration's own), oracle (hidden GT: a human labeling vendor)."
+    labeler: str = Field(
+        "grounded", description="A registered labeler: grounded (YOLO-World / YOLOE prompts), detector (any "
+        "ultralytics checkpoint or the iteration's own), oracle (hidden GT: a human labeling vendor)."
     )
     grounded_model: str = Field("yolov8x-worldv2.pt", description="YOLO-World or YOLOE weights file.")
     sam_model: str | None = Field(None, description="SAM 2 weights (e.g. sam2_b.pt) to refine boxes; null: off.")
@@ -258,6 +280,11 @@ class AutolabelConfig(_Model):
     target_precision: float = Field(0.9, gt=0, le=1, description="Precision at which to state the skippable share.")
     batch: int = Field(16, ge=1)
     device: str = "auto"
+
+    @field_validator("labeler")
+    @classmethod
+    def _check_labeler(cls, value: str) -> str:
+        return _registered(value, labeler_names())
 
     @model_validator(mode="after")
     def _check_thresholds(self) -> AutolabelConfig:
@@ -299,7 +326,7 @@ class FlywheelConfig(_Model):
     """What `bddengine flywheel` runs after iteration 0."""
 
     arms: list[str] = Field(
-        default_factory=lambda: list(STRATEGIES),
+        default_factory=strategy_names,
         description="Retraining arms: a strategy, optionally `-detector` for detector embeddings.",
     )
     mine_only: list[str] = Field(
@@ -322,9 +349,9 @@ def parse_arm(arm: str) -> tuple[str, str]:
     strategy, embedding = arm, "embed"
     if arm.endswith("-detector"):
         strategy, embedding = arm[: -len("-detector")], "detector"
-    if strategy not in STRATEGIES:
+    if strategy not in strategy_names():
         raise ValueError(
-            f"arm {arm!r}: strategy must be one of {list(STRATEGIES)}, optionally with -detector"
+            f"arm {arm!r}: strategy must be one of {strategy_names()}, optionally with -detector"
         )
     return strategy, embedding
 

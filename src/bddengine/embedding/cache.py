@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bddengine.stages import StageInputError
+from bddengine.errors import StageInputError
 
 FRAME_KEY = ("name", "bytes", "mtime_ns")
 

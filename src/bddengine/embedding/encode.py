@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bddengine.stages import StageInputError
+from bddengine.errors import StageInputError
 
 
 def pick_device(name: str) -> torch.device:

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from bddengine.stages import StageInputError
+from bddengine.errors import StageInputError
 
 INPUT_SIZE = 224
 """Side of the square model input; DINOv2 (trained at 518) is run at 224 for speed."""

@@ -167,13 +167,20 @@ def frames_to_coco(gt_frames: list[dict[str, Any]], pred_frames: list[dict[str, 
     return CocoPair(gt=gt, dt=dt, names=names, n_pred_dropped=dropped)
 
 
-def run_cocoeval(pair: CocoPair) -> COCOeval:
-    """Run COCOeval ``evaluate`` and ``accumulate`` on all frames and all 10 classes."""
+def match_boxes(pair: CocoPair) -> COCOeval:
+    """Run COCOeval ``evaluate`` on all frames and all 10 classes: the one box matching of the protocol."""
     with quiet():
         ev = COCOeval(pair.gt, pair.dt, "bbox")
         ev.params.imgIds = list(range(1, len(pair.names) + 1))
         ev.params.catIds = list(range(1, len(CLASSES) + 1))
         ev.evaluate()
+    return ev
+
+
+def run_cocoeval(pair: CocoPair) -> COCOeval:
+    """`match_boxes`, then COCOeval ``accumulate``."""
+    ev = match_boxes(pair)
+    with quiet():
         ev.accumulate()
     return ev
 

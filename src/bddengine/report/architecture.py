@@ -16,14 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
+from matplotlib.patches import FancyBboxPatch, Polygon
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import FancyBboxPatch, Polygon  # noqa: E402
-
-from bddengine.report.figures import FONT, INK, MUTED  # noqa: E402
-from bddengine.stages import Stage  # noqa: E402
+from bddengine.figures import plt
+from bddengine.report.figures import FONT, INK, MUTED
+from bddengine.stages import Stage
 
 KIND_OF_STAGE: dict[str, str] = {
     "synth": "data", "collect": "data", "embed": "data", "split": "data",

@@ -46,6 +46,7 @@ from bddengine.report.tables import (
     plural,
 )
 from bddengine.runs import RunRef
+from bddengine.runs.layout import MINE
 from bddengine.stages import STAGES
 
 _PLACEHOLDERS = (
@@ -538,7 +539,7 @@ def mining(d: ReportData) -> str:
         if with_failed and failed:
             lines.append(f"\nFailed-class precision: the share of mined frames (with hidden ground truth) that hold "
                          f"a box of a class the detector failed on in the worst slice ({', '.join(failed)}), from "
-                         f"each mine run's `mining_precision.json`.")
+                         f"each mine run's `{MINE.mining_precision.file}`.")
     for a, f in d.arms.items():
         if f.mined:
             continue

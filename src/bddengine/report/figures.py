@@ -9,13 +9,11 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.patches import Patch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
+from bddengine.figures import plt
 
 ARM_COLORS: dict[str, str] = {
     "prototype": "#2F6DB5",

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bddengine.runs import RunRef, latest_run, list_runs, parse_run_name
+from bddengine.runs import RunRef, latest_run, list_runs
+from bddengine.runs.lineage import recorded_input
 
 _SEED_TAG = re.compile(r"^(?P<arm>.+)-seed(?P<seed>\d+)$")
 
@@ -103,19 +104,6 @@ def read_json(path: Path) -> Any | None:
         return None
 
 
-def input_run(runs_dir: Path, result: dict[str, Any], key: str) -> RunRef | None:
-    """The run a result.json names under ``inputs[key]``, looked up in ``runs_dir`` by name."""
-    value = (result.get("inputs") or {}).get(key)
-    if not value:
-        return None
-    name = Path(str(value)).name
-    for candidate in (runs_dir / name, Path(str(value))):
-        ref = parse_run_name(candidate)
-        if ref is not None and (candidate / "result.json").is_file():
-            return ref
-    return None
-
-
 def discover_runs(
     runs_dir: Path, *, base_seed: int, expected_arms: list[str], mine_only: list[str] | None = None
 ) -> FlywheelRuns | None:
@@ -135,11 +123,11 @@ def discover_runs(
         return None
     eval0 = evals0[-1]
     res0 = eval0.result()
-    train0 = input_run(runs_dir, res0, "train")
-    split = input_run(runs_dir, res0, "split") or latest_run(runs_dir, "split")
+    train0 = recorded_input(runs_dir, res0, "train")
+    split = recorded_input(runs_dir, res0, "split") or latest_run(runs_dir, "split")
     split_res = split.result() if split else {}
-    collect = input_run(runs_dir, split_res, "collect") or latest_run(runs_dir, "collect")
-    embed = input_run(runs_dir, split_res, "embed") or latest_run(runs_dir, "embed")
+    collect = recorded_input(runs_dir, split_res, "collect") or latest_run(runs_dir, "collect")
+    embed = recorded_input(runs_dir, split_res, "embed") or latest_run(runs_dir, "embed")
 
     arms: dict[str, ArmRuns] = {a: ArmRuns(a) for a in expected_arms}
     arms.update({a: ArmRuns(a, mine_only=True) for a in only})
@@ -153,7 +141,7 @@ def discover_runs(
                 continue
             arm = arms.setdefault(name, ArmRuns(name))
             if ref.stage == "eval" and split is not None:
-                used = input_run(runs_dir, ref.result(), "split")
+                used = recorded_input(runs_dir, ref.result(), "split")
                 if used is not None and used.name != split.name:
                     arm.notes.append(f"{ref.name} scored split run {used.name}, not {split.name} "
                                      f"(the iteration-0 eval's): left out of the paired comparison")

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bddengine.runs.layout import COLLECT, EMBED, EVAL, MINE, REPORT
+
 
 @dataclass(frozen=True)
 class Stage:
@@ -18,6 +20,7 @@ class Stage:
 
     name: str
     reads: tuple[str, ...]
+    """The stages whose runs this one resolves and records under ``result.json`` inputs."""
     writes: str
     summary: str
 
@@ -25,29 +28,28 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     Stage("synth", (), "the synthetic world under data.root (BDD100K det_20 layout)",
           "Generate the synthetic driving world."),
-    Stage("collect", (), "NN_collect/: manifest.parquet, boxes.parquet, slice index, chart",
+    Stage("collect", (), f"NN_collect/: {COLLECT.manifest.file}, {COLLECT.boxes.file}, slice index, chart",
           "Collect frames stratified by weather x timeofday."),
-    Stage("embed", ("collect",), "NN_embed/: embeddings.npy aligned to the manifest",
+    Stage("embed", ("collect",), f"NN_embed/: {EMBED.embeddings.file} aligned to the manifest",
           "Embed every collected frame (CLIP / DINOv2)."),
     Stage("split", ("collect", "embed"), "NN_split/: train / eval / mining pools, YOLO export",
           "Split into train, slice-balanced eval and mining pools."),
-    Stage("train", ("split", "autolabel"), "NN_train_iterK/: YOLOv8 weights and curves",
+    Stage("train", ("split", "autolabel", "train"), "NN_train_iterK/: YOLOv8 weights and curves",
           "Train the detector for one iteration."),
-    Stage("eval", ("split", "train"), "NN_eval_iterK/: preds.json, slice table, worst slice",
+    Stage("eval", ("split", "train"), f"NN_eval_iterK/: {EVAL.preds.file}, slice table, worst slice",
           "Evaluate mAP@0.5 per slice with bootstrap CIs."),
-    Stage("mine", ("eval", "embed", "split"), "NN_mine_iterK_<arm>/: mined.json, mining precision",
+    Stage("mine", ("eval", "train", "split", "embed", "collect"),
+          f"NN_mine_iterK_<arm>/: {MINE.mined.file}, mining precision",
           "Mine frames like the worst slice's failures."),
-    Stage("autolabel", ("mine",), "NN_autolabel_iterK_<arm>/: accepted YOLO labels, review queue",
+    Stage("autolabel", ("mine", "eval", "split", "collect", "train"),
+          "NN_autolabel_iterK_<arm>/: accepted YOLO labels, review queue",
           "Auto-label the mined frames."),
-    Stage("report", ("eval", "mine", "autolabel"), "outputs/case_study/case_study_v1.md, figures",
+    Stage("report", ("collect", "embed", "split", "train", "eval", "mine", "autolabel"),
+          f"outputs/{REPORT.case_study.file}, figures",
           "Write the case study with per-slice deltas."),
 )
 
 STAGE_BY_NAME: dict[str, Stage] = {s.name: s for s in STAGES}
-
-
-class StageInputError(RuntimeError):
-    """A stage's input data is missing or unusable; the message says what to do."""
 
 
 @dataclass

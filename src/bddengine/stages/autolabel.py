@@ -17,22 +17,13 @@ from typing import Any
 
 import pandas as pd
 
-from bddengine.bdd.categories import CLASSES
 from bddengine.config import AutolabelConfig, EngineConfig, arm_name, config_dict, fingerprint, parse_arm
-from bddengine.labelers import (
-    GROUNDED_PROMPT,
-    Labeler,
-    OracleLabeler,
-    UltralyticsLabeler,
-    check_class_map,
-    default_class_map,
-    gt_frames,
-    load_grounded,
-    prompt_classes,
-    resolve_weights,
-    sam_refiner,
-)
-from bddengine.labeling import (
+from bddengine.errors import StageInputError
+from bddengine.figures import plot_pr
+from bddengine.integrations.yolo_export import link_image, yolo_labels
+from bddengine.labeling.labelers import gt_frames
+from bddengine.labeling.registry import LABELERS
+from bddengine.labeling.routing import (
     ACCEPT,
     REVIEW,
     cost_table,
@@ -44,14 +35,12 @@ from bddengine.labeling import (
     skippable_share,
     sweep_all,
 )
-from bddengine.runs import RunRef, StageRun, find_same_run, parse_run_name, resolve_input, write_json
-from bddengine.stages import StageInputError, StageOutcome
-from bddengine.stages.train import ULTRA_DIR, resolve_device
-from bddengine.ultra import offline_ultralytics
-from bddengine.yolo_export import link_image, yolo_labels
+from bddengine.runs import RunRef, StageRun, find_same_run, resolve_input
+from bddengine.runs.layout import AUTOLABEL, COLLECT, MINE, TRAIN
+from bddengine.runs.lineage import upstream
+from bddengine.stages import StageOutcome
 
 IOU_THRESHOLD = 0.5
-YOLO_DIR = "yolo"
 
 
 def run(
@@ -83,12 +72,10 @@ def run(
     if source:
         iter = mine.iter if mine.iter is not None else iter
         arm = mine.tag or arm
-    mined_path = mine.path / "mined.json"
-    if not mined_path.is_file():
-        raise StageInputError(f"{mined_path} missing: re-run `{_mine_hint(iter, arm)} --force`")
-    ev, split, collect = upstream_runs(mine)
+    mined_path = MINE.mined.require(mine, f"{_mine_hint(iter, arm)} --force")
+    ev, split, collect = upstream_runs(cfg.runs_dir, mine)
     imgsz = a.imgsz or cfg.train.imgsz
-    model_ref = labeler_inputs(a, ev)
+    model_ref = labeler_inputs(a, cfg.runs_dir, ev)
     fp = fingerprint(config_dict(a), imgsz, cfg.seed, mine.name, str(mine.path),
                      {k: str(v) for k, v in model_ref.items()})
     same = None if force else find_same_run(cfg.runs_dir, "autolabel", fp, iter=iter, tag=arm)
@@ -96,40 +83,32 @@ def run(
         return _outcome(same, skipped=True)
 
     mined = json.loads(mined_path.read_text())
-    frames = mined_frames(mined, pd.read_parquet(collect.path / "manifest.parquet"), mined_path)
-    boxes = pd.read_parquet(collect.path / "boxes.parquet",
-                            columns=["name", "category", "x1", "y1", "x2", "y2", "ignored"])
+    frames = mined_frames(mined, COLLECT.manifest.read(collect), mined_path)
+    boxes = COLLECT.boxes.read(collect, columns=["name", "category", "x1", "y1", "x2", "y2", "ignored"])
     with_gt = [f["name"] for f in frames if f["has_gt"]]
     gt = gt_frames(boxes, with_gt)
     inputs = {"mine": str(mine.path), "eval": str(ev.path), "split": str(split.path),
               "collect": str(collect.path)} | {k: str(v) for k, v in model_ref.items()}
     with StageRun(cfg.runs_dir, "autolabel", config_dict(cfg), cfg.seed, fp, iter=iter, tag=arm,
                   inputs=inputs) as run:
-        labeler = build_labeler(a, model_ref, gt, imgsz=imgsz)
+        labeler = LABELERS[a.labeler].build(a, model_ref, gt, imgsz)
         t0 = time.perf_counter()
         raw = labeler.label(frames, progress=progress)
         wall = time.perf_counter() - t0
         routed = route_frames(raw, accept=a.accept, drop=a.drop, per_class=a.per_class)
-        (run.dir / "autolabels.json").write_text(json.dumps(autolabel_frames(frames, routed)))
+        AUTOLABEL.autolabels.write(run, autolabel_frames(frames, routed))
         queue = review_queue(frames, routed)
-        write_json(run.dir / "review_queue.json", queue)
-        yolo = write_yolo(run.dir / YOLO_DIR, frames, routed, include_empty=labeler.trusts_empty)
+        AUTOLABEL.review_queue.write(run, queue)
+        yolo = write_yolo(AUTOLABEL.yolo_dir(run), frames, routed, include_empty=labeler.trusts_empty)
         quality = score_labels(routed, gt, a, labeler=labeler.name, wall_s=wall, n_frames=len(frames),
                                n_review_frames=len(queue))
-        write_json(run.dir / "quality.json", quality)
-        plot_pr(quality["sweep"], run.dir / "autolabel_pr.png", accept=a.accept, drop=a.drop,
+        AUTOLABEL.quality.write(run, quality)
+        plot_pr(quality["sweep"], AUTOLABEL.pr_chart.at(run), accept=a.accept, drop=a.drop,
                 target=a.target_precision, title=f"{labeler.name} labels of iter {iter} {arm}: "
                 f"precision / recall vs score threshold ({quality['n_frames_scored']} frames)")
         counts = route_counts(routed)
         ref = run.commit(
-            outputs={
-                "autolabels": "autolabels.json",
-                "review_queue": "review_queue.json",
-                "quality": "quality.json",
-                "pr_chart": "autolabel_pr.png",
-                "yolo_images": f"{YOLO_DIR}/images/train",
-                "yolo_labels": f"{YOLO_DIR}/labels/train",
-            },
+            outputs=AUTOLABEL.outputs(),
             metrics={
                 "labeler": labeler.name,
                 "n_frames": len(frames),
@@ -152,7 +131,7 @@ def run(
         )
     out = _outcome(ref, skipped=False)
     if cfg.fiftyone.enabled:  # after commit: a mirror problem never fails the run, it is printed
-        from bddengine.fiftyone_mirror import try_mirror_run
+        from bddengine.integrations.fiftyone import try_mirror_run
 
         out.look_at.append(try_mirror_run(cfg, ref))
     return out
@@ -164,77 +143,30 @@ def _mine_hint(iter: int, arm: str) -> str:
         " --embedding detector" if embedding == "detector" else "")
 
 
-def _run_at(value: str | None, what: str, owner: RunRef) -> RunRef:
-    ref = parse_run_name(Path(value)) if value else None
-    if ref is None or not ref.path.is_dir():
-        raise StageInputError(f"{owner.path}/result.json: its {what} run ({value}) is gone; "
-                              f"re-run `bddengine {what}` and `bddengine {owner.stage}`")
-    return ref
-
-
-def upstream_runs(mine: RunRef) -> tuple[RunRef, RunRef, RunRef]:
+def upstream_runs(runs_dir: Path, mine: RunRef) -> tuple[RunRef, RunRef, RunRef]:
     """The eval, split and collect runs behind a mine run."""
-    inputs = mine.result().get("inputs", {})
-    ev = _run_at(inputs.get("eval"), "eval", mine)
-    split = _run_at(inputs.get("split"), "split", mine)
-    collect = _run_at(split.result().get("inputs", {}).get("collect"), "collect", split)
-    for p in (collect.path / "manifest.parquet", collect.path / "boxes.parquet"):
-        if not p.is_file():
-            raise StageInputError(f"{p} missing: re-run `bddengine collect --force`")
+    ev, split = upstream(runs_dir, mine, "eval"), upstream(runs_dir, mine, "split")
+    collect = upstream(runs_dir, split, "collect")
+    for artifact in (COLLECT.manifest, COLLECT.boxes):
+        artifact.require(collect, "bddengine collect --force")
     return ev, split, collect
 
 
-def labeler_inputs(a: AutolabelConfig, ev: RunRef) -> dict[str, Path]:
+def labeler_inputs(a: AutolabelConfig, runs_dir: Path, ev: RunRef) -> dict[str, Path]:
     """The weights files the configured labeler reads, resolved locally.
 
     Raises:
         StageInputError: a weights file is missing; the message says where to put it.
     """
-    if a.labeler == "oracle":
-        return {}
-    if a.labeler == "detector":
-        if a.detector_model != "iter":
-            return {"weights": resolve_weights(a.detector_model, "autolabel.detector_model")}
-        train = _run_at(ev.result().get("inputs", {}).get("train"), "train", ev)
-        weights = train.path / ULTRA_DIR / "weights" / "best.pt"
+    def iteration_weights() -> Path:
+        train = upstream(runs_dir, ev, "train")
+        weights = TRAIN.best_weights.at(train)
         if not weights.is_file():
             raise StageInputError(f"{weights} missing (autolabel.detector_model=iter): re-run "
                                   f"`bddengine train --iter {train.iter or 0} --force`")
-        return {"weights": weights}
-    out = {"weights": resolve_weights(a.grounded_model, "autolabel.grounded_model")}
-    if a.sam_model:
-        out["sam"] = resolve_weights(a.sam_model, "autolabel.sam_model")
-    return out
+        return weights
 
-
-def build_labeler(a: AutolabelConfig, model_ref: dict[str, Path], gt: dict[str, list[dict]], *,
-                  imgsz: int) -> Labeler:
-    """The configured labeler, its model loaded."""
-    if a.labeler == "oracle":
-        return OracleLabeler(gt)
-    from ultralytics import SAM, YOLO
-
-    offline_ultralytics()
-    device = resolve_device(a.device, "autolabel.device")
-    common = {"imgsz": imgsz, "conf": a.conf, "batch": a.batch, "device": device}
-    if a.labeler == "detector":
-        model = YOLO(str(model_ref["weights"]))
-        if a.detector_model == "iter":
-            names, class_map = list(CLASSES), {c: c for c in CLASSES}
-        else:
-            names = _names(model)
-            class_map = check_class_map(a.class_map) if a.class_map else default_class_map(names)
-        return UltralyticsLabeler(model, names, class_map, name="detector", augment=a.tta, **common)
-    classes = prompt_classes(GROUNDED_PROMPT)
-    model = load_grounded(model_ref["weights"], classes)
-    refine = sam_refiner(SAM(str(model_ref["sam"])), device) if "sam" in model_ref else None
-    return UltralyticsLabeler(model, classes, {c: c for c in classes}, name="grounded", refine=refine,
-                              **common)
-
-
-def _names(model: Any) -> list[str]:
-    names = model.names
-    return [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names)
+    return LABELERS[a.labeler].weights(a, iteration_weights)
 
 
 def mined_frames(mined: dict[str, Any], manifest: pd.DataFrame, source: Path) -> list[dict[str, Any]]:
@@ -362,68 +294,6 @@ def score_labels(routed: dict[str, list[dict]], gt: dict[str, list[dict]], a: Au
     }
 
 
-def plot_pr(sweep: dict[str, dict[str, list]], path: Path, *, accept: float, drop: float,
-            target: float, title: str) -> Path:
-    """Left: precision vs recall (per class thin, overall bold, the accept point marked);
-    right: precision and recall vs the score threshold (accept and drop marked)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 5), dpi=110)
-    cmap = plt.get_cmap("tab10")
-    for i, c in enumerate(CLASSES):
-        s = sweep.get(c)
-        if not s or not s["threshold"] or s["recall"][0] is None:
-            continue
-        ax.plot(s["recall"], s["precision"], lw=0.9, color=cmap(i), marker=".", ms=3, label=c)
-        bx.plot(*_steps(s["threshold"], s["recall"]), lw=0.7, color=cmap(i), alpha=0.6)
-    s = sweep["overall"]
-    if s["threshold"] and s["recall"][0] is not None:
-        ax.plot(s["recall"], s["precision"], lw=2.8, color="black", marker="o" if len(s["recall"]) <= 30 else None,
-                ms=4, label="overall")
-        at = [i for i, t in enumerate(s["threshold"]) if t >= accept]
-        if at:
-            j = at[-1]
-            ax.scatter([s["recall"][j]], [s["precision"][j]], s=90, color="red", zorder=5,
-                       label=f"accept >= {accept:g}: P {s['precision'][j]:.2f} R {s['recall'][j]:.2f}")
-        bx.plot(*_steps(s["threshold"], s["precision"]), lw=2.8, color="black", label="precision (overall)")
-        bx.plot(*_steps(s["threshold"], s["recall"]), lw=2.8, color="black", ls="--", label="recall (overall)")
-    else:
-        ax.text(0.5, 0.5, "no scored boxes", ha="center", transform=ax.transAxes)
-    for a_ in (ax, bx):
-        a_.axhline(target, color="grey", ls=":", lw=1)
-        a_.set_ylim(0, 1.02)
-    bx.axvline(accept, color="red", lw=1.2, label=f"accept {accept:g}")
-    bx.axvline(drop, color="orange", lw=1.2, label=f"drop {drop:g}")
-    ax.set_xlim(0, 1.02)
-    ax.set_xlabel("recall (IoU 0.5)")
-    ax.set_ylabel("precision")
-    ax.legend(fontsize=7, loc="lower left")
-    bx.set_title("bold: overall precision and recall; thin: recall per class", fontsize=9)
-    bx.set_xlabel("score threshold (boxes scoring at least this)")
-    bx.set_ylabel(f"precision / recall; dotted: target precision {target:g}")
-    bx.set_xlim(0, 1.0)
-    bx.legend(fontsize=7, loc="lower left")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def _steps(thresholds: list[float], values: list[float]) -> tuple[list[float], list[float]]:
-    """A sweep as a step line over the threshold: each value holds from its threshold down
-    to the next lower one, and the lowest down to 0 (every box kept)."""
-    xs, ys = [], []
-    for k, (t, v) in enumerate(zip(thresholds, values, strict=True)):
-        nxt = thresholds[k + 1] if k + 1 < len(thresholds) else 0.0
-        xs += [t, nxt]
-        ys += [v, v]
-    return xs, ys
-
-
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
@@ -438,10 +308,10 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
         stage="autolabel",
         location=ref.path,
         skipped=skipped,
-        wrote=[f"{ref.path}/autolabels.json (every mined frame, each box with its route)",
-               f"{ref.path}/{YOLO_DIR}/images/train + labels/train ({m['n_train_images']} frames for "
+        wrote=[f"{AUTOLABEL.autolabels.at(ref)} (every mined frame, each box with its route)",
+               f"{AUTOLABEL.yolo_images.at(ref)} + labels/train ({m['n_train_images']} frames for "
                f"`bddengine train --iter {res['iter'] + 1} --arm {res['tag']}`)",
-               f"{ref.path}/review_queue.json, quality.json, autolabel_pr.png"],
+               f"{ref.path}/{AUTOLABEL.review_queue.file}, {AUTOLABEL.quality.file}, {AUTOLABEL.pr_chart.file}"],
         numbers={
             "iteration / arm": f"{res['iter']} / {res['tag']}",
             "labeler": m["labeler"],
@@ -456,7 +326,7 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
             "human labeling skippable": m["skippable_note"],
             "wall time (s)": res["wall_time_s"],
         },
-        look_at=[f"{ref.path}/autolabel_pr.png", f"{ref.path}/review_queue.json"],
+        look_at=[str(AUTOLABEL.pr_chart.at(ref)), str(AUTOLABEL.review_queue.at(ref))],
         safe_to_delete=f"{ref.path} (then `bddengine autolabel --iter {res['iter']} --arm {res['tag']}` "
                        "re-labels)",
     )

@@ -25,11 +25,13 @@ from bddengine.bdd.loader import (
 )
 from bddengine.bdd.validate import NOTE_CLIPPED, OUTSIDE_IMAGE
 from bddengine.config import EngineConfig, config_dict, fingerprint
-from bddengine.pools import stratum_allocation, take_by_video
-from bddengine.runs import StageRun, find_same_run, write_json
-from bddengine.sampling import BucketAllocation
-from bddengine.slices import plot_slice_distribution, slice_index, write_slice_index
-from bddengine.stages import StageInputError, StageOutcome
+from bddengine.curation.pools import stratum_allocation, take_by_video
+from bddengine.curation.sampling import BucketAllocation
+from bddengine.curation.slice_index import plot_slice_distribution, slice_index, write_slice_index
+from bddengine.errors import StageInputError
+from bddengine.runs import StageRun, find_same_run
+from bddengine.runs.layout import COLLECT
+from bddengine.stages import StageOutcome
 
 README_DATA = "README.md, section 'Getting BDD100K'"
 STRATUM = ("weather", "timeofday")
@@ -82,21 +84,21 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
     with StageRun(cfg.runs_dir, "collect", config_dict(cfg), cfg.seed, fp,
                   inputs={f"labels_{s}": str(p) for s, p in label_paths.items()}
                   | {"images": str(cfg.data.root / "images")}) as run:
-        manifest.to_parquet(run.dir / "manifest.parquet", index=False)
-        boxes.to_parquet(run.dir / "boxes.parquet", index=False)
+        COLLECT.manifest.write(run, manifest)
+        COLLECT.boxes.write(run, boxes)
         provenance = data_provenance(cfg.data.root, label_paths, join.to_dict())
-        write_json(run.dir / "data_provenance.json", provenance)
-        write_json(run.dir / "malformed.json", malformed.to_dict())
-        write_json(run.dir / "bad_images.json", bad_images)
-        write_json(run.dir / "allocation.json", {
+        COLLECT.data_provenance.write(run, provenance)
+        COLLECT.malformed.write(run, malformed.to_dict())
+        COLLECT.bad_images.write(run, bad_images)
+        COLLECT.allocation.write(run, {
             pool_name: [a.to_dict() for a in allocs] for pool_name, allocs in allocations.items()
         })
         index = slice_index(manifest)
         write_slice_index(run.dir, index)
-        plot_slice_distribution(manifest, run.dir / "slice_distribution.png")
+        plot_slice_distribution(manifest, COLLECT.slice_distribution.at(run))
         fo_name = None
         if cfg.fiftyone.enabled:
-            from bddengine.fiftyone_mirror import mirror_collect
+            from bddengine.integrations.fiftyone import mirror_collect
 
             fo_name = mirror_collect(
                 f"{cfg.fiftyone.dataset_prefix}-{cfg.name}-{run.run_name}", manifest, boxes,
@@ -106,17 +108,7 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
         metrics["n_bad_images"] = len(bad_images)
         metrics["fiftyone_dataset"] = fo_name
         ref = run.commit(
-            outputs={
-                "manifest": "manifest.parquet",
-                "boxes": "boxes.parquet",
-                "data_provenance": "data_provenance.json",
-                "malformed": "malformed.json",
-                "bad_images": "bad_images.json",
-                "allocation": "allocation.json",
-                "slice_index_csv": "slice_index.csv",
-                "slice_index_json": "slice_index.json",
-                "slice_distribution": "slice_distribution.png",
-            },
+            outputs=COLLECT.outputs(),
             metrics=metrics,
         )
     return _outcome(ref.path, ref.result(), skipped=False)
@@ -400,22 +392,22 @@ def _outcome(path: Path, result: dict, *, skipped: bool) -> StageOutcome:
     m = result["metrics"]
     join = m["join"]
     rarest = sorted(m["weather"].items(), key=lambda kv: kv[1])[:1]
-    look_at = [f"{path}/slice_distribution.png (the long tail)", f"{path}/slice_index.csv"]
+    look_at = [f"{COLLECT.slice_distribution.at(path)} (the long tail)", str(COLLECT.slice_index_csv.at(path))]
     if m.get("fiftyone_dataset"):
         look_at.append(f"FiftyOne dataset {m['fiftyone_dataset']!r}: `bddengine app`")
     return StageOutcome(
         stage="collect",
         location=path,
         skipped=skipped,
-        wrote=[f"{path}/manifest.parquet, boxes.parquet, data_provenance.json, slice_index.*"],
+        wrote=[f"{COLLECT.manifest.at(path)}, {COLLECT.boxes.file}, {COLLECT.data_provenance.file}, slice_index.*"],
         numbers={
             "labels matched to images": f"{join['n_matched']:,} of {join['n_label_frames']:,}",
             "images without labels": f"{join['n_images_without_label']:,}",
             "collected": f"{m['n_labeled']:,} labeled + {m['n_unlabeled']:,} unlabeled frames",
             "slices (weather x timeofday x scene)": m["n_slices"],
             "rarest weather": ", ".join(f"{k} ({v})" for k, v in rarest),
-            "malformed items": f"{m['malformed']} (see malformed.json)",
-            "unreadable images skipped": f"{m.get('n_bad_images', 0)} (see bad_images.json)",
+            "malformed items": f"{m['malformed']} (see {COLLECT.malformed.file})",
+            "unreadable images skipped": f"{m.get('n_bad_images', 0)} (see {COLLECT.bad_images.file})",
             "dropped as undefined": m["n_dropped_undefined"],
             "wall time (s)": result["wall_time_s"],
         },

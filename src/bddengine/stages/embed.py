@@ -35,11 +35,11 @@ from bddengine.embedding import (
     stat_frames,
     torch_threads,
 )
+from bddengine.errors import StageInputError
 from bddengine.runs import RunRef, StageRun, find_same_run, list_runs, resolve_input
-from bddengine.stages import StageInputError, StageOutcome
+from bddengine.runs.layout import COLLECT, EMBED
+from bddengine.stages import StageOutcome
 
-EMBEDDINGS_FILE = "embeddings.npy"
-FRAMES_FILE = "frames.parquet"
 RANDOM_INIT_WARNING = (
     "random-init weights (embed.pretrained: null): these embeddings only capture low-level "
     "image statistics (colour, brightness, layout); use pretrained weights for real curation"
@@ -99,11 +99,11 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
             )
             encode_s = time.perf_counter() - t0
         embeddings = reuse.vectors.astype(e.dtype)
-        np.save(run.dir / EMBEDDINGS_FILE, embeddings)
-        frames.to_parquet(run.dir / FRAMES_FILE, index=False)
+        EMBED.embeddings.write(run, embeddings)
+        EMBED.frames.write(run, frames)
         mirrored = None
         if fo_name:
-            from bddengine.fiftyone_mirror import mirror_embeddings
+            from bddengine.integrations.fiftyone import mirror_embeddings
 
             key = "clip" if e.model == "clip" else "dinov2"
             mirrored = mirror_embeddings(fo_name, frames["name"].tolist(), embeddings,
@@ -129,7 +129,7 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
             "fiftyone_note": fo_note,
         }
         ref = run.commit(
-            outputs={"embeddings": EMBEDDINGS_FILE, "frames": FRAMES_FILE},
+            outputs=EMBED.outputs(),
             metrics=metrics,
             extra={
                 "model": model_id,
@@ -144,9 +144,7 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
 
 def read_manifest(collect: RunRef) -> pd.DataFrame:
     """The collect run's frame names and image paths, in manifest order."""
-    path = collect.path / "manifest.parquet"
-    if not path.is_file():
-        raise StageInputError(f"{path} is missing: re-run `bddengine collect --force`")
+    path = COLLECT.manifest.require(collect, "bddengine collect --force")
     manifest = pd.read_parquet(path, columns=["name", "path"])
     if manifest.empty:
         raise StageInputError(f"{path} has no frames: check the collect config (collect.*_target)")
@@ -164,7 +162,7 @@ def fiftyone_target(cfg: EngineConfig, collect: RunRef) -> tuple[str | None, str
     name = collect.result().get("metrics", {}).get("fiftyone_dataset")
     if not cfg.fiftyone.enabled or not name:
         return None, None
-    from bddengine.fiftyone_mirror import fiftyone_dataset_exists
+    from bddengine.integrations.fiftyone import fiftyone_dataset_exists
 
     if fiftyone_dataset_exists(name):
         return name, None
@@ -189,8 +187,8 @@ def find_cached_vectors(
         if result.get("dtype") != dtype or any(model.get(k) != v for k, v in request.items()):
             continue
         try:
-            cached = np.load(ref.path / EMBEDDINGS_FILE, mmap_mode="r")
-            cached_frames = pd.read_parquet(ref.path / FRAMES_FILE)
+            cached = EMBED.embeddings.read(ref, mmap_mode="r")
+            cached_frames = EMBED.frames.read(ref)
             reuse = reuse_vectors(frames, cached_frames, cached)
         except (OSError, ValueError, KeyError):
             continue  # a damaged run is simply not a cache
@@ -268,7 +266,7 @@ def _outcome(path: Path, result: dict, *, skipped: bool) -> StageOutcome:
                   "model load)") if m["frames_per_s"] else "-",
         "wall time (s)": result["wall_time_s"],
     }
-    look_at = [f"{path}/{EMBEDDINGS_FILE} (rows follow {path}/{FRAMES_FILE} and the manifest)"]
+    look_at = [f"{EMBED.embeddings.at(path)} (rows follow {EMBED.frames.at(path)} and the manifest)"]
     if m.get("fiftyone_note"):
         look_at.append(m["fiftyone_note"])
     fo = m.get("fiftyone")
@@ -281,7 +279,7 @@ def _outcome(path: Path, result: dict, *, skipped: bool) -> StageOutcome:
         stage="embed",
         location=path,
         skipped=skipped,
-        wrote=[f"{path}/{EMBEDDINGS_FILE}, {FRAMES_FILE}"],
+        wrote=[f"{EMBED.embeddings.at(path)}, {EMBED.frames.file}"],
         numbers=numbers,
         look_at=look_at,
         safe_to_delete=f"{path} (split and mine read it: re-run them after)",

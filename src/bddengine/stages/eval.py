@@ -25,10 +25,11 @@ from bddengine.evaluation import (
     per_frame_metrics,
     slice_keys,
 )
-from bddengine.runs import RunRef, StageRun, find_same_run, parse_run_name, resolve_input
-from bddengine.stages import StageInputError, StageOutcome
-from bddengine.stages.train import ULTRA_DIR, resolve_device
-from bddengine.ultra import offline_ultralytics
+from bddengine.integrations.ultralytics import predict_frames, resolve_device
+from bddengine.runs import RunRef, StageRun, find_same_run, resolve_input
+from bddengine.runs.layout import EVAL, SPLIT, TRAIN
+from bddengine.runs.lineage import upstream
+from bddengine.stages import StageOutcome
 
 GROUPINGS: tuple[tuple[str, ...], ...] = (FRAME_ATTRIBUTES,) + tuple((a,) for a in FRAME_ATTRIBUTES)
 """The full weather x timeofday x scene slices, then each marginal."""
@@ -60,14 +61,9 @@ def run(
     train = resolve_input(cfg.runs_dir, "train", explicit=source, iter=iter, tag=tag,
                           hint=f"bddengine train --iter {iter}" + (f" --arm {arm}" if arm else "")
                           + (f" --seed {seed}" if seed is not None else ""))
-    split = parse_run_name(Path(train.result()["inputs"]["split"]))
-    if split is None or not split.path.is_dir():
-        raise StageInputError(f"{train.path}: its split run is gone; re-run `bddengine split`")
-    gt_path = split.path / "eval_gt.json"
-    pool_path = split.path / "eval_pool.parquet"
-    for p in (gt_path, pool_path):
-        if not p.is_file():
-            raise StageInputError(f"{p} missing: re-run `bddengine split --force`")
+    split = upstream(cfg.runs_dir, train, "split")
+    gt_path = SPLIT.eval_gt.require(split, "bddengine split --force")
+    pool_path = SPLIT.eval_pool.require(split, "bddengine split --force")
     imgsz = e.imgsz or cfg.train.imgsz
     fp = fingerprint(config_dict(e), imgsz, cfg.seed, train.name, str(split.path))
     same = None if force else find_same_run(cfg.runs_dir, "eval", fp, iter=iter, tag=tag)
@@ -77,14 +73,14 @@ def run(
     device = resolve_device(e.device, "eval.device")  # before the run folder: a bad device writes nothing
     gt = json.loads(gt_path.read_text())
     pool = pd.read_parquet(pool_path)
-    weights = train.path / ULTRA_DIR / "weights" / "best.pt"
+    weights = TRAIN.best_weights.at(train)
     inputs = {"train": str(train.path), "split": str(split.path), "eval_gt": str(gt_path)}
     with StageRun(cfg.runs_dir, "eval", config_dict(cfg), cfg.seed, fp, iter=iter, tag=tag,
                   inputs=inputs) as run:
         preds = predict_frames(weights, pool["path"].tolist(), pool["name"].tolist(),
                                imgsz=imgsz, conf=e.conf, iou=e.nms_iou, max_det=e.max_det,
                                batch=e.batch, device=device, progress=progress)
-        (run.dir / "preds.json").write_text(json.dumps(preds))
+        EVAL.preds.write(run, preds)
         cache = build_match_cache(gt, preds)
         overall = evaluate_overall(cache)
         table = slice_table(cache, gt, n_boot=e.n_boot, seed=cfg.seed, progress=progress)
@@ -93,13 +89,12 @@ def run(
         per_frame = per_frame_metrics(cache, frames, score_threshold=e.failure_score)
         failures = failure_frames(per_frame, gt, recall_below=e.failure_recall)
         write_tables(run.dir, table)
-        (run.dir / "worst_slice.json").write_text(json.dumps(
-            {"slice": worst, "min_eval_frames": e.min_eval_frames, "per_frame": per_frame}, indent=2))
-        (run.dir / "failures.json").write_text(json.dumps(failures, indent=2))
-        (run.dir / "overall.json").write_text(json.dumps(overall, indent=2))
-        from bddengine.plots import plot_failures, plot_slice_map
+        EVAL.worst_slice.write(run, {"slice": worst, "min_eval_frames": e.min_eval_frames, "per_frame": per_frame})
+        EVAL.failures.write(run, failures)
+        EVAL.overall.write(run, overall)
+        from bddengine.figures import plot_failures, plot_slice_map
 
-        plot_slice_map(table, run.dir / "slice_map50.png", worst=worst,
+        plot_slice_map(table, EVAL.slice_chart.at(run), worst=worst,
                        min_frames=e.min_eval_frames, title=f"iter {iter} per-slice mAP@0.5")
         by_name = {f["name"]: f for f in gt}
         pool_paths = dict(zip(pool["name"], pool["path"], strict=True))
@@ -107,21 +102,11 @@ def run(
         plot_failures(
             [(pool_paths[f["name"]], by_name[f["name"]], pred_by_name.get(f["name"], {}), f)
              for f in failures[:12]],
-            run.dir / "worst_slice_failures.png", score_threshold=e.failure_score,
+            EVAL.failure_thumbnails.at(run), score_threshold=e.failure_score,
             title=_slice_name(worst) if worst else "no slice qualifies",
         )
         ref = run.commit(
-            outputs={
-                "preds": "preds.json",
-                "slice_table_csv": "slice_table.csv",
-                "slice_table_json": "slice_table.json",
-                "slice_table_md": "slice_table.md",
-                "worst_slice": "worst_slice.json",
-                "failures": "failures.json",
-                "overall": "overall.json",
-                "slice_chart": "slice_map50.png",
-                "failure_thumbnails": "worst_slice_failures.png",
-            },
+            outputs=EVAL.outputs(),
             metrics={
                 "n_frames": overall["n_frames"],
                 "map50": overall["map50"],
@@ -135,49 +120,10 @@ def run(
         )
     out = _outcome(ref, skipped=False)
     if cfg.fiftyone.enabled:  # after commit: a mirror problem never fails the run, it is printed
-        from bddengine.fiftyone_mirror import try_mirror_run
+        from bddengine.integrations.fiftyone import try_mirror_run
 
         out.look_at.append(try_mirror_run(cfg, ref))
     return out
-
-
-def predict_frames(
-    weights: Path, paths: list[str], names: list[str], *, imgsz: int, conf: float, iou: float,
-    max_det: int, batch: int, device: str, progress: bool = True,
-) -> list[dict[str, Any]]:
-    """Run the detector once over the frames; BDD-format prediction frames."""
-    from rich.progress import Progress
-    from ultralytics import YOLO
-
-    offline_ultralytics()
-    if not weights.is_file():
-        raise StageInputError(f"{weights} missing: re-run `bddengine train --force`")
-    model = YOLO(str(weights))
-    out: list[dict[str, Any]] = []
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("predicting eval pool", total=len(paths))
-        for start in range(0, len(paths), batch):
-            chunk = paths[start:start + batch]
-            results = model.predict(chunk, imgsz=imgsz, conf=conf, iou=iou, max_det=max_det,
-                                    device=device, verbose=False, batch=len(chunk))
-            for name, res in zip(names[start:start + batch], results, strict=True):
-                out.append(result_to_frame(name, res))
-            bar.advance(task, len(chunk))
-    return out
-
-
-def result_to_frame(name: str, res: Any) -> dict[str, Any]:
-    """One ultralytics result -> a BDD prediction frame."""
-    boxes = res.boxes
-    xyxy = boxes.xyxy.cpu().numpy().tolist()
-    scores = boxes.conf.cpu().numpy().tolist()
-    cls = boxes.cls.cpu().numpy().astype(int).tolist()
-    labels = [
-        {"id": str(i), "category": CLASSES[c], "score": s,
-         "box2d": {"x1": b[0], "y1": b[1], "x2": b[2], "y2": b[3]}}
-        for i, (b, s, c) in enumerate(zip(xyxy, scores, cls, strict=True))
-    ]
-    return {"name": name, "labels": labels}
 
 
 def slice_table(cache: MatchCache, gt: list[dict], *, n_boot: int, seed: int,
@@ -268,14 +214,14 @@ def failure_frames(per_frame: dict[str, dict], gt: list[dict], *, recall_below: 
 
 
 def write_tables(out_dir: Path, table: pd.DataFrame) -> None:
-    """slice_table.csv / .json / .md (the markdown keeps the headline columns)."""
-    table.to_csv(out_dir / "slice_table.csv", index=False)
-    (out_dir / "slice_table.json").write_text(table.to_json(orient="records", indent=2))
+    """The slice table as CSV, JSON records and markdown (the markdown keeps the headline columns)."""
+    table.to_csv(EVAL.slice_table_csv.at(out_dir), index=False)
+    EVAL.slice_table_json.at(out_dir).write_text(table.to_json(orient="records", indent=2))
     cols = ["grouping", *FRAME_ATTRIBUTES, "n_frames", "map50", "ci_lo", "ci_hi", "map"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for row in table[cols].itertuples(index=False):
         lines.append("| " + " | ".join(_fmt(v) for v in row) + " |")
-    (out_dir / "slice_table.md").write_text("\n".join(lines) + "\n")
+    EVAL.slice_table_md.at(out_dir).write_text("\n".join(lines) + "\n")
 
 
 def _fmt(v: Any) -> str:
@@ -298,7 +244,7 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
         stage="eval",
         location=ref.path,
         skipped=skipped,
-        wrote=[f"{ref.path}/preds.json, slice_table.{{csv,json,md}}, worst_slice.json, failures.json"],
+        wrote=[f"{EVAL.preds.at(ref)}, slice_table.{{csv,json,md}}, {EVAL.worst_slice.file}, {EVAL.failures.file}"],
         numbers={
             "iteration": res["iter"],
             "arm": res["tag"] or "-",
@@ -310,7 +256,7 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
             "failure frames in it": m["n_failure_frames"],
             "wall time (s)": res["wall_time_s"],
         },
-        look_at=[f"{ref.path}/slice_map50.png", f"{ref.path}/worst_slice_failures.png",
-                 f"{ref.path}/slice_table.md"],
+        look_at=[str(EVAL.slice_chart.at(ref)), str(EVAL.failure_thumbnails.at(ref)),
+                 str(EVAL.slice_table_md.at(ref))],
         safe_to_delete=f"{ref.path} (then `bddengine eval --iter {res['iter']}` re-scores)",
     )

@@ -23,32 +23,29 @@ import pandas as pd
 
 from bddengine.bdd.categories import FRAME_ATTRIBUTES
 from bddengine.config import EngineConfig, arm_name, config_dict, fingerprint
-from bddengine.mining import (
+from bddengine.curation.pools import POOLS
+from bddengine.errors import StageInputError
+from bddengine.figures import plot_mined_grid
+from bddengine.integrations.ultralytics import embed_with_detector, load_detector, resolve_device
+from bddengine.mining.core import (
     REASON_NEAR_DUP,
     exclusion_masks,
     failed_classes,
     failure_prototype,
     gt_classes_by_frame,
-    knn_search,
     l2_normalize,
     lift,
-    mine_random,
-    mine_random_slice,
     nearest_similarity,
     precision_block,
-    slice_caption,
     slice_mask,
 )
-from bddengine.runs import RunRef, StageRun, find_same_run, list_runs, parse_run_name, resolve_input, write_json
-from bddengine.stages import StageInputError, StageOutcome
+from bddengine.mining.strategies import STRATEGIES
+from bddengine.runs import RunRef, StageRun, find_same_run, list_runs, resolve_input
+from bddengine.runs.layout import COLLECT, EMBED, EVAL, MINE, SPLIT, TRAIN
+from bddengine.runs.lineage import upstream
+from bddengine.stages import StageOutcome
 
-POOL_FILES: dict[str, str] = {p: f"{p}_pool.parquet" for p in ("train", "val", "eval", "mining")}
-EMBEDDINGS_FILE = "embeddings.npy"
-DETECTOR_FILE = "detector_embeddings.npy"
-DETECTOR_NAMES_FILE = "detector_embedding_names.json"
-GRID_FILE = "mined_frames_grid.png"
 GRID_MAX = 100
-GREEN, RED = (40, 170, 70), (215, 40, 40)
 
 
 @dataclass
@@ -131,7 +128,7 @@ def run(
     eligible = mining[~excluded].reset_index(drop=True)
     if eligible.empty:
         raise StageInputError(
-            f"every one of the {len(mining)} frames of {split.name}/mining_pool.parquet is excluded "
+            f"every one of the {len(mining)} frames of {split.name}/{SPLIT.mining_pool.file} is excluded "
             f"({_counts(masks)}): lower mine.near_dup_threshold (or set it to null), or re-run "
             "`bddengine split` with a larger collect.unlabeled_target"
         )
@@ -140,37 +137,27 @@ def run(
     with StageRun(cfg.runs_dir, "mine", config_dict(cfg), cfg.seed, fp, iter=iter, tag=arm,
                   inputs={r.stage: str(r.path) for r in (ev, train, split, embed, collect)}) as run:
         detector: dict[str, Any] | None = None
-        if m.strategy == "prototype":
-            need = pd.concat([eval_pool.iloc[proto_rows], eligible], ignore_index=True)
-        else:
-            order = (mine_random(len(eligible), m.k, cfg.seed) if m.strategy == "random"
-                     else mine_random_slice(eligible, inp.worst, m.k, cfg.seed))
-            need = pd.concat([eval_pool.iloc[proto_rows], eligible.iloc[order]], ignore_index=True)
+        strategy = STRATEGIES[m.strategy]
+        picked = strategy.candidates(eligible, inp.worst, m.k, cfg.seed)
+        candidates = eligible if picked is None else eligible.iloc[picked]
+        need = pd.concat([eval_pool.iloc[proto_rows], candidates], ignore_index=True)
         if m.embedding == "embed":
             vectors = l2_normalize(inp.embeddings[need["embedding_row"].to_numpy()])
         else:
             vectors, detector = detector_vectors(cfg, train, need, imgsz=imgsz, progress=progress)
-            np.save(run.dir / DETECTOR_FILE, vectors)
-            write_json(run.dir / DETECTOR_NAMES_FILE, need["name"].tolist())
+            MINE.detector_embeddings.write(run, vectors)
+            MINE.detector_embedding_names.write(run, need["name"].tolist())
         n_proto = len(proto_rows)
         prototype = failure_prototype(vectors[:n_proto])
-        np.save(run.dir / "prototype.npy", prototype)
-        search: dict[str, Any] = {"index_type": None, "index_build_s": None, "search_s": None,
-                                  "recall_at_k": None, "n_recall_queries": 0}  # random strategies search nothing
-        if m.strategy == "prototype":
-            knn = knn_search(vectors[n_proto:], prototype[None, :], m.k, exact_max_pool=m.exact_max_pool,
-                             approximate=m.approximate_index, seed=cfg.seed)
-            order, similarity = knn.ids[0], knn.scores[0].astype(float)
-            search = {"index_type": knn.index_type, "index_build_s": round(knn.build_s, 4),
-                      "search_s": round(knn.search_s, 4), "recall_at_k": knn.recall,
-                      "n_recall_queries": knn.n_recall_queries}
-        else:
-            similarity = (vectors[n_proto:] @ prototype).astype(float)  # cosine, for comparison only
-        mined = eligible.iloc[order].reset_index(drop=True)
+        MINE.prototype.write(run, prototype)
+        ranking = strategy.rank(vectors[n_proto:], prototype, m.k, exact_max_pool=m.exact_max_pool,
+                                approximate=m.approximate_index, seed=cfg.seed)
+        similarity, search = ranking.similarity, ranking.search
+        mined = candidates.iloc[ranking.order].reset_index(drop=True)
         failed = failed_classes(inp.slice_row)
         doc = mined_document(mined, similarity, arm=arm, strategy=m.strategy, embedding=m.embedding,
                              iter=iter, k=m.k, worst=inp.worst, failed=failed)
-        write_json(run.dir / "mined.json", doc)
+        MINE.mined.write(run, doc)
         gt = gt_classes_by_frame(inp.boxes[inp.boxes["name"].isin(mining["name"])])
         blocks = {"mined": precision_block(mined, inp.worst, gt, failed),
                   "base_rate": precision_block(mining, inp.worst, gt, failed),
@@ -185,14 +172,13 @@ def run(
             "failed_class_lift": lifts["has_failed_class"],
             "worst_slice": inp.worst, "failed_classes": failed, **blocks, "lift": lifts,
         }
-        write_json(run.dir / "mining_precision.json", precision)
-        plot_mined_grid(doc["frames"][:GRID_MAX], run.dir / GRID_FILE,
+        MINE.mining_precision.write(run, precision)
+        plot_mined_grid(doc["frames"][:GRID_MAX], MINE.grid.at(run),
                         title=f"iter {iter} {arm}: top {min(len(mined), GRID_MAX)} of {len(mined)} mined; "
                         f"green = {' / '.join(inp.worst[a] for a in FRAME_ATTRIBUTES)}, red = other slice")
-        outputs = {"mined": "mined.json", "mining_precision": "mining_precision.json",
-                   "prototype": "prototype.npy", "grid": GRID_FILE}
+        outputs = MINE.outputs(MINE.mined, MINE.mining_precision, MINE.prototype, MINE.grid)
         if detector is not None:
-            outputs |= {"detector_embeddings": DETECTOR_FILE, "detector_embedding_names": DETECTOR_NAMES_FILE}
+            outputs |= MINE.outputs(MINE.detector_embeddings, MINE.detector_embedding_names)
         ref = run.commit(
             outputs=outputs,
             metrics={
@@ -220,7 +206,7 @@ def run(
         )
     out = _outcome(ref, skipped=False)
     if cfg.fiftyone.enabled:  # after commit: a mirror problem never fails the run, it is printed
-        from bddengine.fiftyone_mirror import try_mirror_run
+        from bddengine.integrations.fiftyone import try_mirror_run
 
         out.look_at.append(try_mirror_run(cfg, ref))
     return out
@@ -232,21 +218,8 @@ def upstream_runs(runs_dir: Path, ev: RunRef) -> tuple[RunRef, RunRef, RunRef, R
     Raises:
         StageInputError: a run named in a ``result.json`` is gone.
     """
-    train = _named_input(runs_dir, ev, "train")
-    split = _named_input(runs_dir, ev, "split")
-    return train, split, _named_input(runs_dir, split, "embed"), _named_input(runs_dir, split, "collect")
-
-
-def _named_input(runs_dir: Path, ref: RunRef, stage: str) -> RunRef:
-    recorded = ref.result().get("inputs", {}).get(stage)
-    for path in ([Path(recorded), runs_dir / Path(recorded).name] if recorded else []):
-        found = parse_run_name(path)
-        if found is not None and (path / "result.json").is_file():
-            return found
-    raise StageInputError(
-        f"{ref.path}/result.json names {stage} run {recorded!r}, which is gone: re-run "
-        f"`bddengine {stage}` and the stages after it"
-    )
+    train, split = upstream(runs_dir, ev, "train"), upstream(runs_dir, ev, "split")
+    return train, split, upstream(runs_dir, split, "embed"), upstream(runs_dir, split, "collect")
 
 
 def _id(ref: RunRef) -> tuple[str, str | None]:
@@ -260,57 +233,55 @@ def load_inputs(ev: RunRef, train: RunRef, split: RunRef, embed: RunRef, collect
         StageInputError: a file is missing, the worst slice is null, the mining pool
             is empty, or the pools index rows the embeddings do not have.
     """
-    emb_path = embed.path / embed.result().get("outputs", {}).get("embeddings", EMBEDDINGS_FILE)
+    redo_eval = f"bddengine eval --iter {ev.iter} --force"
     files = {
-        "worst": (ev.path / "worst_slice.json", f"bddengine eval --iter {ev.iter} --force"),
-        "failures": (ev.path / "failures.json", f"bddengine eval --iter {ev.iter} --force"),
-        "table": (ev.path / "slice_table.json", f"bddengine eval --iter {ev.iter} --force"),
-        **{p: (split.path / f, "bddengine split --force") for p, f in POOL_FILES.items()},
-        "embeddings": (emb_path, "bddengine embed --force"),
-        "boxes": (collect.path / "boxes.parquet", "bddengine collect --force"),
+        "worst": EVAL.worst_slice.require(ev, redo_eval),
+        "failures": EVAL.failures.require(ev, redo_eval),
+        "table": EVAL.slice_table_json.require(ev, redo_eval),
+        **{p: SPLIT.pool(p).require(split, "bddengine split --force") for p in POOLS},
+        "embeddings": EMBED.embeddings.require(embed, "bddengine embed --force"),
+        "boxes": COLLECT.boxes.require(collect, "bddengine collect --force"),
     }
-    for path, todo in files.values():
-        if not path.is_file():
-            raise StageInputError(f"{path} is missing: re-run `{todo}` (same --config)")
-    worst_doc = json.loads(files["worst"][0].read_text())
+    emb_path = files["embeddings"]
+    worst_doc = json.loads(files["worst"].read_text())
     worst = worst_doc.get("slice")
     if not worst:
         raise StageInputError(
-            f"{files['worst'][0]}: no worst slice (\"slice\": null): no slice of the eval pool has "
+            f"{files['worst']}: no worst slice (\"slice\": null): no slice of the eval pool has "
             f"eval.min_eval_frames={worst_doc.get('min_eval_frames', 'N')} frames or more. "
             "Lower eval.min_eval_frames or raise split.eval_size, then re-run `bddengine split` and the "
             "stages after it"
         )
     key = {a: str(worst["key"][a]) for a in FRAME_ATTRIBUTES}
-    table = json.loads(files["table"][0].read_text())
+    table = json.loads(files["table"].read_text())
     rows = [r for r in table if r.get("grouping") == "slice" and all(str(r.get(a)) == key[a] for a in key)]
     if not rows:
-        raise StageInputError(f"{files['table'][0]} has no row for the worst slice {key}: re-run "
+        raise StageInputError(f"{files['table']} has no row for the worst slice {key}: re-run "
                               f"`bddengine eval --iter {ev.iter} --force`")
-    pools = {p: pd.read_parquet(files[p][0]) for p in POOL_FILES}
+    pools = {p: pd.read_parquet(files[p]) for p in POOLS}
     if pools["mining"].empty:
         raise StageInputError(
-            f"{files['mining'][0]} is empty: nothing to mine. Raise collect.unlabeled_target, then re-run "
+            f"{files['mining']} is empty: nothing to mine. Raise collect.unlabeled_target, then re-run "
             "`bddengine collect`, `embed` and `split`"
         )
     embeddings = np.load(emb_path, mmap_mode="r")
     for p, pool in pools.items():
         if "embedding_row" not in pool:
-            raise StageInputError(f"{files[p][0]} has no embedding_row column: re-run `bddengine split --force`")
+            raise StageInputError(f"{files[p]} has no embedding_row column: re-run `bddengine split --force`")
         top = int(pool["embedding_row"].max()) if len(pool) else -1
         if embeddings.ndim != 2 or top >= embeddings.shape[0]:
             raise StageInputError(
-                f"{emb_path} has shape {embeddings.shape} but {files[p][0]} indexes row {top}: the "
+                f"{emb_path} has shape {embeddings.shape} but {files[p]} indexes row {top}: the "
                 f"embeddings are not the ones {split.name} was made with; re-run `bddengine split --force`"
             )
-    failures = json.loads(files["failures"][0].read_text())
+    failures = json.loads(files["failures"].read_text())
     names = [f["name"] for f in failures]
     unknown = sorted(set(names) - set(pools["eval"]["name"]))
     if unknown:
-        raise StageInputError(f"{files['failures'][0]} names frames not in {files['eval'][0]} "
+        raise StageInputError(f"{files['failures']} names frames not in {files['eval']} "
                               f"(e.g. {unknown[:3]}): re-run `bddengine eval --iter {ev.iter} --force`")
     return MineInputs(ev, train, split, embed, collect, key, rows[0], names, pools, embeddings,
-                      pd.read_parquet(files["boxes"][0]))
+                      pd.read_parquet(files["boxes"]))
 
 
 def prototype_frames(eval_pool: pd.DataFrame, failure_names: list[str], worst: dict[str, str]) -> tuple[
@@ -366,13 +337,11 @@ def detector_vectors(
     Raises:
         StageInputError: the detector's weights are missing.
     """
-    from bddengine.stages.train import ULTRA_DIR, resolve_device
-
-    weights = train.path / ULTRA_DIR / "weights" / "best.pt"
+    weights = TRAIN.best_weights.at(train)
     if not weights.is_file():
         raise StageInputError(f"{weights} missing: re-run `bddengine train --iter {train.iter} --force`, "
                               "or mine with --embedding embed")
-    model, layer = _load_detector(weights)
+    model, layer = load_detector(weights)
     names = frames["name"].astype(str).tolist()
     train_id = f"{train.name}@{train.result().get('finished_at')}"  # a re-made run may reuse the name
     cached, source = find_detector_cache(cfg.runs_dir, train_id, imgsz, layer, names)
@@ -395,38 +364,6 @@ def detector_vectors(
     return l2_normalize(out), record
 
 
-def _load_detector(weights: Path) -> tuple[Any, int]:
-    """The YOLO model and the index of its last backbone layer (SPPF on YOLOv8)."""
-    from bddengine.ultra import offline_ultralytics
-
-    offline_ultralytics()
-    from ultralytics import YOLO
-
-    model = YOLO(str(weights))
-    spec = getattr(model.model, "yaml", None) or {}
-    layer = len(spec["backbone"]) - 1 if spec.get("backbone") else len(model.model.model) - 2
-    return model, layer
-
-
-def embed_with_detector(
-    model: Any, layer: int, paths: list[str], *, imgsz: int, batch: int, device: str, progress: bool
-) -> np.ndarray:
-    """``model.embed`` over ``paths`` in batches: ``[N, D]`` float32, in order (not normalised)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    rows: list[np.ndarray] = []
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not progress, transient=True) as bar:
-        task = bar.add_task(f"detector embeddings (layer {layer})", total=len(paths))
-        for start in range(0, len(paths), batch):
-            chunk = paths[start:start + batch]
-            feats = model.embed(chunk, imgsz=imgsz, device=device, batch=len(chunk), verbose=False,
-                                embed=[layer])
-            rows.extend(f.detach().float().cpu().numpy().reshape(-1) for f in feats)
-            bar.advance(task, len(chunk))
-    return np.stack(rows).astype(np.float32)
-
-
 def find_detector_cache(
     runs_dir: Path, train_id: str, imgsz: int, layer: int, names: list[str]
 ) -> tuple[dict[str, np.ndarray], str | None]:
@@ -443,8 +380,8 @@ def find_detector_cache(
         if (det.get("train_id"), det.get("imgsz"), det.get("layer")) != (train_id, imgsz, layer):
             continue
         try:
-            stored = json.loads((ref.path / DETECTOR_NAMES_FILE).read_text())
-            vectors = np.load(ref.path / DETECTOR_FILE, mmap_mode="r")
+            stored = MINE.detector_embedding_names.read(ref)
+            vectors = MINE.detector_embeddings.read(ref, mmap_mode="r")
         except (OSError, ValueError):
             continue  # a damaged run is simply not a cache
         if vectors.ndim != 2 or len(stored) != len(vectors):
@@ -453,52 +390,6 @@ def find_detector_cache(
         if found:
             return found, ref.name
     return {}, None
-
-
-def plot_mined_grid(frames: list[dict[str, Any]], path: Path, *, title: str, cols: int = 10) -> Path:
-    """Thumbnails of the mined frames in rank order, outlined green (slice match) or red.
-
-    Each is captioned with its rank and abbreviated ``weather/timeofday/scene``.
-    """
-    from PIL import Image, ImageDraw
-
-    tw, th, cap, border, pad, head = 192, 108, 16, 4, 4, 28
-    n = max(1, len(frames))
-    cols = min(cols, n)
-    rows = math.ceil(n / cols)
-    cw, ch = tw + 2 * border + pad, th + 2 * border + cap + pad
-    sheet = Image.new("RGB", (max(cols * cw + pad, 640), rows * ch + head + pad), "white")
-    draw = ImageDraw.Draw(sheet)
-    font = _font(12)
-    draw.text((pad, 6), title, fill="black", font=_font(14))
-    if not frames:
-        draw.text((pad, head + 10), "no frames mined", fill="black", font=font)
-    for i, f in enumerate(frames):
-        x, y = pad + (i % cols) * cw, head + (i // cols) * ch
-        color = GREEN if f["matches_slice"] else RED
-        draw.rectangle([x, y, x + tw + 2 * border - 1, y + th + 2 * border - 1], fill=color)
-        try:
-            with Image.open(f["path"]) as im:
-                im.draft("RGB", (tw * 2, th * 2))  # JPEG: decode at a reduced scale
-                thumb = im.convert("RGB").resize((tw, th))
-        except OSError:
-            thumb = Image.new("RGB", (tw, th), (90, 90, 90))
-        sheet.paste(thumb, (x + border, y + border))
-        sim = f"  {f['similarity']:.2f}" if f.get("similarity") is not None else ""
-        draw.text((x, y + th + 2 * border + 1), f"#{f['rank']} {slice_caption(f)}{sim}", fill=color, font=font)
-    sheet.save(path)
-    return path
-
-
-def _font(size: int):
-    from PIL import ImageFont
-
-    try:
-        from matplotlib import font_manager
-
-        return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
-    except (ImportError, OSError, ValueError):
-        return ImageFont.load_default()
 
 
 def _counts(masks: dict[str, np.ndarray]) -> dict[str, int]:
@@ -564,9 +455,9 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
                                           f"{det['n_computed']} computed, {det['n_reused']} reused"
                                           + (f" from {det['reused_from']}" if det["reused_from"] else ""))
     numbers["wall time (s)"] = res["wall_time_s"]
-    wrote = [f"{ref.path}/mined.json, mining_precision.json, prototype.npy, {GRID_FILE}"]
+    wrote = [f"{ref.path}/{MINE.mined.file}, {MINE.mining_precision.file}, {MINE.prototype.file}, {MINE.grid.file}"]
     if det:
-        wrote.append(f"{ref.path}/{DETECTOR_FILE}, {DETECTOR_NAMES_FILE}")
+        wrote.append(f"{ref.path}/{MINE.detector_embeddings.file}, {MINE.detector_embedding_names.file}")
     flags = f"--iter {res['iter']} --strategy {res['strategy']} --embedding {res['embedding']}"
     return StageOutcome(
         stage="mine",
@@ -574,8 +465,7 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
         skipped=skipped,
         wrote=wrote,
         numbers=numbers,
-        look_at=[f"{ref.path}/{GRID_FILE} (green: matches the worst slice)",
-                 f"{ref.path}/mining_precision.json"],
+        look_at=[f"{MINE.grid.at(ref)} (green: matches the worst slice)", str(MINE.mining_precision.at(ref))],
         safe_to_delete=f"{ref.path} (then `bddengine mine {flags}` re-mines; autolabel reads it, "
                        "so delete its autolabel run too)",
     )

@@ -25,6 +25,7 @@ from rich.progress import Progress
 import bddengine
 from bddengine.bdd.categories import FRAME_ATTRIBUTES
 from bddengine.config import ConfigError, EngineConfig, config_dict, fingerprint, load_config
+from bddengine.errors import StageInputError
 from bddengine.evaluation import MatchCache, UnknownFrameError, build_match_cache
 from bddengine.report.architecture import build_graph, render
 from bddengine.report.casestudy import (
@@ -40,12 +41,22 @@ from bddengine.report.figures import copy_figure, plot_slice_delta
 from bddengine.report.headline import compute_headline, headline_records, headline_slices
 from bddengine.report.inputs import FlywheelRuns, discover_runs, read_json
 from bddengine.report.tables import fmt_ci, fmt_delta, fmt_int, fmt_map, headline_markdown, key_label, md_table
-from bddengine.runs import RunRef, StageRun, find_same_run, write_json
-from bddengine.stages import STAGES, StageInputError, StageOutcome
+from bddengine.runs import RunRef, StageRun, find_same_run
+from bddengine.runs.layout import (
+    AUTOLABEL,
+    CASE_STUDY_DIR,
+    COLLECT,
+    EVAL,
+    FIGURES_DIR,
+    MINE,
+    REPORT,
+    SPLIT,
+    Artifact,
+)
+from bddengine.stages import STAGES, StageOutcome
 
-CASE_STUDY = "case_study"
-FIGURES = "figures"
-MARKDOWN = "case_study_v1.md"
+CASE_STUDY, FIGURES = CASE_STUDY_DIR, FIGURES_DIR
+MARKDOWN = Path(REPORT.case_study.file).name
 TEMPLATE = "case_study_template.md"
 
 
@@ -81,7 +92,7 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
 
     inputs = {ref.name: str(ref.path) for ref in runs.ordered()}
     with StageRun(cfg.runs_dir, "report", config_dict(cfg), cfg.seed, fp, inputs=inputs) as run:
-        case_dir, fig_dir = run.dir / CASE_STUDY, run.dir / FIGURES
+        case_dir, fig_dir = REPORT.case_study_dir(run), REPORT.figures_dir(run)
         case_dir.mkdir()
         fig_dir.mkdir()
         data = gather(cfg, runs, out_dir=out_dir, progress=progress)
@@ -89,27 +100,26 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
         data.figures, data.figure_sources = write_figures(fig_dir, data, runs)
         title = f"bddengine: one turn of the data flywheel ({cfg.name})"
         graph = build_graph(STAGES, architecture_numbers(data), include_synth=cfg.data.synthetic)
-        data.architecture_renderer = render(graph, fig_dir / "architecture.dot", fig_dir / "architecture.png",
+        data.architecture_renderer = render(graph, REPORT.architecture_dot.at(run), REPORT.architecture_png.at(run),
                                             title=title)
-        data.figures["architecture"] = f"../{FIGURES}/architecture.png"
-        (case_dir / "config.yaml").write_text(data.config_yaml)
+        data.figures["architecture"] = f"../{REPORT.architecture_png.file}"
+        REPORT.config.at(run).write_text(data.config_yaml)
         markdown = fill_template(template, build_sections(data))
         left = find_placeholders(markdown)
         if left:
             raise StageInputError(
                 f"{MARKDOWN}: {len(left)} placeholder(s) left after filling {template_path}: {', '.join(left[:8])}; "
                 f"a template field has no section builder or a result file lacks the number")
-        (case_dir / MARKDOWN).write_text(markdown)
-        outputs = {"case_study": f"{CASE_STUDY}/{MARKDOWN}", "headline_csv": f"{CASE_STUDY}/headline.csv",
-                   "headline_json": f"{CASE_STUDY}/headline.json", "headline_md": f"{CASE_STUDY}/headline.md",
-                   "config": f"{CASE_STUDY}/config.yaml", "architecture_dot": f"{FIGURES}/architecture.dot"}
+        REPORT.case_study.at(run).write_text(markdown)
+        outputs = REPORT.outputs(REPORT.case_study, REPORT.headline_csv, REPORT.headline_json, REPORT.headline_md,
+                                 REPORT.config, REPORT.architecture_dot)
         page_title = f"Case study: {cfg.name}"
         if r.html:
-            (case_dir / "case_study_v1.html").write_text(to_html(markdown, case_dir, title=page_title))
-            outputs["html"] = f"{CASE_STUDY}/case_study_v1.html"
+            REPORT.html.at(run).write_text(to_html(markdown, case_dir, title=page_title))
+            outputs |= REPORT.outputs(REPORT.html)
         if r.pdf:
-            to_pdf(markdown, case_dir, case_dir / "case_study_v1.pdf", title=page_title)
-            outputs["pdf"] = f"{CASE_STUDY}/case_study_v1.pdf"
+            to_pdf(markdown, case_dir, REPORT.pdf.at(run), title=page_title)
+            outputs |= REPORT.outputs(REPORT.pdf)
         for name in sorted(p.name for p in fig_dir.glob("*.png")):
             outputs[f"figure_{Path(name).stem}"] = f"{FIGURES}/{name}"
         metrics = summary_numbers(data)
@@ -142,8 +152,8 @@ def gather(cfg: EngineConfig, runs: FlywheelRuns, *, out_dir: Path, progress: bo
     """Read every file the report needs and compute the headline table."""
     eval0 = runs.eval0
     split_dir = runs.split.path if runs.split is not None else None
-    gt_path = split_dir / "eval_gt.json" if split_dir else Path(str(eval0.result()["inputs"].get("eval_gt", "")))
-    preds_path = eval0.path / "preds.json"
+    gt_path = SPLIT.eval_gt.at(split_dir) if split_dir else Path(str(eval0.result()["inputs"].get("eval_gt", "")))
+    preds_path = EVAL.preds.at(eval0)
     for p, todo in ((gt_path, "bddengine split --force"), (preds_path, "bddengine eval --iter 0 --force")):
         if not p.is_file():
             raise StageInputError(f"{p} missing: re-run `{todo}` (the report scores the eval pool from it)")
@@ -162,7 +172,7 @@ def gather(cfg: EngineConfig, runs: FlywheelRuns, *, out_dir: Path, progress: bo
             if note:
                 notes.setdefault(arm, []).append(note)
             bar.advance(task)
-    worst_doc = read_json(eval0.path / "worst_slice.json") or {}
+    worst_doc = read_json(EVAL.worst_slice.at(eval0)) or {}
     worst = worst_doc.get("slice") or (eval0.result().get("metrics") or {}).get("worst_slice")
     # the threshold the eval stage picked the worst slice with (the config's when it did not record one)
     min_frames = int(worst_doc.get("min_eval_frames") or cfg.eval.min_eval_frames)
@@ -172,12 +182,12 @@ def gather(cfg: EngineConfig, runs: FlywheelRuns, *, out_dir: Path, progress: bo
         f = ArmFacts(arm, refs.missing(), notes=[*refs.notes, *notes.get(arm, [])], mine_only=refs.mine_only)
         if refs.mine is not None:
             f.mine_run = refs.mine.name
-            f.mined = read_json(refs.mine.path / "mined.json")
-            numbers = read_json(refs.mine.path / "mining_precision.json")
+            f.mined = read_json(MINE.mined.at(refs.mine))
+            numbers = read_json(MINE.mining_precision.at(refs.mine))
             f.mining_numbers = numbers if isinstance(numbers, dict) else None
         if refs.autolabel is not None:
             f.autolabel_run = refs.autolabel.name
-            q = read_json(refs.autolabel.path / "quality.json")
+            q = read_json(AUTOLABEL.quality.at(refs.autolabel))
             f.quality = q if isinstance(q, dict) else None
             f.autolabel_metrics = refs.autolabel.result().get("metrics") or {}
         f.seeds = sorted(arm_caches.get(arm, {}))
@@ -190,8 +200,8 @@ def gather(cfg: EngineConfig, runs: FlywheelRuns, *, out_dir: Path, progress: bo
                              seed=cfg.seed, worst_key=key, progress=progress)
 
     pool_n = pool_in = None
-    if split_dir and (split_dir / "mining_pool.parquet").is_file() and key:
-        pool = pd.read_parquet(split_dir / "mining_pool.parquet", columns=list(FRAME_ATTRIBUTES))
+    if split_dir and SPLIT.mining_pool.exists(split_dir) and key:
+        pool = SPLIT.mining_pool.read(split_dir, columns=list(FRAME_ATTRIBUTES))
         pool_n = len(pool)
         pool_in = int((pool[list(FRAME_ATTRIBUTES)] == pd.Series(key)).all(axis=1).sum())
 
@@ -200,10 +210,10 @@ def gather(cfg: EngineConfig, runs: FlywheelRuns, *, out_dir: Path, progress: bo
         cfg=cfg,
         runs=runs,
         results={ref.name: ref.result() for ref in runs.ordered()},
-        slice_index=read_json(runs.collect.path / "slice_index.json") if runs.collect else None,
-        eval0_table=read_json(eval0.path / "slice_table.json") or [],
+        slice_index=read_json(COLLECT.slice_index_json.at(runs.collect)) if runs.collect else None,
+        eval0_table=read_json(EVAL.slice_table_json.at(eval0)) or [],
         worst=worst,
-        failures=read_json(eval0.path / "failures.json") or [],
+        failures=read_json(EVAL.failures.at(eval0)) or [],
         headline=table,
         arms_compared=arms_compared,
         arms=facts,
@@ -215,7 +225,7 @@ def gather(cfg: EngineConfig, runs: FlywheelRuns, *, out_dir: Path, progress: bo
         config_yaml=cfg_yaml,
         config_sha256=hashlib.sha256(cfg_yaml.encode()).hexdigest(),
         config_source=config_source(cfg, out_dir),
-        provenance=read_json(runs.collect.path / "data_provenance.json") if runs.collect else None,
+        provenance=read_json(COLLECT.data_provenance.at(runs.collect)) if runs.collect else None,
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         n_boot=cfg.report.n_boot,
         min_frames=min_frames,
@@ -224,9 +234,9 @@ def gather(cfg: EngineConfig, runs: FlywheelRuns, *, out_dir: Path, progress: bo
 
 def _iter1_cache(gt: list[dict[str, Any]], ev: RunRef) -> tuple[MatchCache | None, str | None]:
     """An iteration-1 eval's matches against the iteration-0 eval's ground truth, or why not."""
-    preds = read_json(ev.path / "preds.json")
+    preds = read_json(EVAL.preds.at(ev))
     if not isinstance(preds, list):
-        return None, f"{ev.name}/preds.json is missing or unreadable: left out"
+        return None, f"{ev.name}/{EVAL.preds.file} is missing or unreadable: left out"
     try:
         return build_match_cache(gt, preds), None
     except UnknownFrameError as exc:
@@ -242,13 +252,13 @@ def config_source(cfg: EngineConfig, out_dir: Path) -> str:
                 return str(candidate)
         except ConfigError:
             pass
-    return str(out_dir / CASE_STUDY / "config.yaml")
+    return str(REPORT.config.at(out_dir))
 
 
 def write_headline(case_dir: Path, data: ReportData) -> None:
-    """headline.csv (long: one row per slice and arm), headline.json, headline.md (wide)."""
+    """The headline table: CSV (long: one row per slice and arm), JSON, markdown (wide)."""
     t = data.headline
-    t.to_csv(case_dir / "headline.csv", index=False)
+    t.to_csv(REPORT.headline_csv.at(case_dir.parent), index=False)
     doc = {
         "n_boot": data.n_boot,
         "seed": data.cfg.seed,
@@ -262,7 +272,7 @@ def write_headline(case_dir: Path, data: ReportData) -> None:
         "worst_slice": data.worst,
         "rows": headline_records(t),
     }
-    write_json(case_dir / "headline.json", doc)
+    REPORT.headline_json.write(case_dir.parent, doc)
     if data.arms_compared:
         md = headline_markdown(t, data.arms_compared, n_boot=data.n_boot, seed=data.cfg.seed)
     else:
@@ -270,7 +280,7 @@ def write_headline(case_dir: Path, data: ReportData) -> None:
                 for _, r in t.iterrows()]
         md = "No arm has an iteration-1 eval yet: iteration-0 mAP@0.5 only.\n\n" + md_table(
             ["slice", "frames", "iter 0"], rows)
-    (case_dir / "headline.md").write_text(md + "\n")
+    REPORT.headline_md.at(case_dir.parent).write_text(md + "\n")
 
 
 def write_figures(fig_dir: Path, data: ReportData, runs: FlywheelRuns) -> tuple[dict[str, str | None], dict[str, str]]:
@@ -283,24 +293,26 @@ def write_figures(fig_dir: Path, data: ReportData, runs: FlywheelRuns) -> tuple[
     links: dict[str, str | None] = {}
     sources: dict[str, str] = {}
 
-    def take(name: str, ref: RunRef | None) -> bool:
-        if ref is None or not copy_figure(ref.path / f"{name}.png", fig_dir / f"{name}.png"):
+    def take(figure: Artifact, ref: RunRef | None) -> bool:
+        file = Path(figure.file).name
+        if ref is None or not copy_figure(figure.at(ref), fig_dir / file):
             return False
-        links[name] = f"../{FIGURES}/{name}.png"
-        sources[name] = f"{ref.name}/{name}.png"
+        links[Path(file).stem] = f"../{FIGURES}/{file}"
+        sources[Path(file).stem] = f"{ref.name}/{figure.file}"
         return True
 
-    take("slice_distribution", runs.collect)
-    take("worst_slice_failures", runs.eval0)
+    taken = (COLLECT.slice_distribution, EVAL.failure_thumbnails, MINE.grid, AUTOLABEL.pr_chart)
+    take(COLLECT.slice_distribution, runs.collect)
+    take(EVAL.failure_thumbnails, runs.eval0)
     order = ["prototype", *[a for a in runs.arms if a != "prototype"]]
-    for name, stage in (("mined_frames_grid", "mine"), ("autolabel_pr", "autolabel")):
+    for figure, stage in ((MINE.grid, "mine"), (AUTOLABEL.pr_chart, "autolabel")):
         for arm in order:  # the prototype arm's figure when it has one
-            if arm in runs.arms and take(name, getattr(runs.arms[arm], stage)):
+            if arm in runs.arms and take(figure, getattr(runs.arms[arm], stage)):
                 break
-    for name in ("slice_distribution", "worst_slice_failures", "mined_frames_grid", "autolabel_pr"):
-        links.setdefault(name, None)
-    plot_slice_delta(data.headline, data.arms_compared, fig_dir / "slice_delta.png", n_boot=data.n_boot)
-    links["slice_delta"] = f"../{FIGURES}/slice_delta.png"
+    for figure in taken:
+        links.setdefault(Path(figure.file).stem, None)
+    plot_slice_delta(data.headline, data.arms_compared, REPORT.slice_delta.at(fig_dir.parent), n_boot=data.n_boot)
+    links["slice_delta"] = f"../{REPORT.slice_delta.file}"
     return links, sources
 
 
@@ -345,11 +357,11 @@ def _outcome(ref: RunRef, out_dir: Path, *, skipped: bool) -> StageOutcome:
         stage="report",
         location=ref.path,
         skipped=skipped,
-        wrote=[f"{ref.path}/", f"{case}/ (case_study_v1.md, .html, .pdf, headline.csv/json/md)",
+        wrote=[f"{ref.path}/", f"{case}/ ({MARKDOWN}, .html, .pdf, headline.csv/json/md)",
                f"{out_dir / FIGURES}/"],
         numbers=numbers,
-        look_at=[f"{case}/case_study_v1.md", f"{case}/case_study_v1.html", f"{case}/case_study_v1.pdf",
-                 f"{out_dir / FIGURES}/slice_delta.png"],
+        look_at=[str(REPORT.case_study.at(out_dir)), str(REPORT.html.at(out_dir)), str(REPORT.pdf.at(out_dir)),
+                 str(REPORT.slice_delta.at(out_dir))],
         safe_to_delete=f"{ref.path}, {case} and {out_dir / FIGURES} (then `bddengine report` rebuilds them "
                        f"from the run folders in seconds)",
     )

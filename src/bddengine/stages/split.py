@@ -17,7 +17,7 @@ import pandas as pd
 
 from bddengine.bdd.categories import CLASSES, IGNORED_NAMES, column_name
 from bddengine.config import EngineConfig, config_dict, fingerprint
-from bddengine.pools import (
+from bddengine.curation.pools import (
     EXCLUDED,
     POOLS,
     SLICE,
@@ -29,19 +29,16 @@ from bddengine.pools import (
     drop_mining_near_duplicates,
     split_table,
 )
-from bddengine.runs import RunLookupError, RunRef, StageRun, find_same_run, resolve_input, write_json
-from bddengine.stages import StageInputError, StageOutcome
-from bddengine.yolo_export import DATASET_YAML, check_export, export_split, write_dataset_yaml
+from bddengine.errors import StageInputError
+from bddengine.figures import plot_split_distribution
+from bddengine.integrations.yolo_export import check_export, export_split, write_dataset_yaml
+from bddengine.runs import RunLookupError, RunRef, StageRun, find_same_run, resolve_input
+from bddengine.runs.layout import COLLECT, EMBED, SPLIT
+from bddengine.stages import StageOutcome
 
-EMBEDDINGS_FILE = "embeddings.npy"
 LABEL_COLUMNS: tuple[str, ...] = (*(column_name(c) for c in CLASSES), "n_ignored", "n_boxes", "labeled")
 """Manifest columns that reveal labels: left out of the mining pool, whose labels are hidden."""
 MAX_PAIRS_IN_JSON = 200
-
-# Pool colours for the chart: train, val, eval, mining, excluded.
-POOL_COLORS = {"train": "#4c72b0", "val": "#8172b2", "eval": "#c44e52", "mining": "#55a868",
-               EXCLUDED: "#b0b0b0"}
-
 
 def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> StageOutcome:
     """Split the collected frames into train, val, eval and mining pools.
@@ -107,11 +104,11 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
     with StageRun(cfg.runs_dir, "split", config_dict(cfg), cfg.seed, fp,
                   inputs={"collect": str(collect.path), "embed": str(embed.path)}) as run:
         for pool, table in pools.items():
-            table.to_parquet(run.dir / f"{pool}_pool.parquet", index=False)
+            SPLIT.pool(pool).write(run, table)
         excluded = manifest.iloc[assignment.indices(EXCLUDED)][["name", "video", *SLICE]]
         excluded = excluded.assign(reason=assignment.reason[assignment.indices(EXCLUDED)].astype(str))
-        excluded.to_parquet(run.dir / "excluded.parquet", index=False)
-        write_json(run.dir / "eval_gt.json", eval_ground_truth(pools["eval"], boxes))
+        SPLIT.excluded.write(run, excluded)
+        SPLIT.eval_gt.write(run, eval_ground_truth(pools["eval"], boxes))
         ref_rows = np.concatenate([assignment.indices("train"), assignment.indices("val")])
         train_val_names = manifest["name"].to_numpy()[ref_rows]  # reference rows of eval_dups
         leakage = {
@@ -125,13 +122,13 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
                     pools["eval"]["name"].to_numpy(), keep_pairs=False),
             },
         }
-        write_json(run.dir / "leakage_check.json", leakage)
+        SPLIT.leakage_check.write(run, leakage)
         table = split_table(manifest, assignment.pool)
-        table.to_csv(run.dir / "split_table.csv", index=False)
+        table.to_csv(SPLIT.split_table.at(run), index=False)
         eval_keys = [q.key for q in assignment.eval_quotas]
-        plot_split_distribution(table, run.dir / "split_distribution.png", eval_slices=eval_keys)
+        plot_split_distribution(table, SPLIT.split_distribution.at(run), eval_slices=eval_keys)
 
-        yolo = run.dir / "yolo"
+        yolo = SPLIT.yolo_dir(run)
         export = {}
         for split in ("train", "val"):
             export[split] = export_split(pools[split], boxes, yolo, split,
@@ -142,24 +139,13 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
         write_dataset_yaml(yolo)
         metrics = split_metrics(assignment, holdout, eval_dups, mining_dups, export, pools)
         ref = run.commit(
-            outputs={
-                "train_pool": "train_pool.parquet",
-                "val_pool": "val_pool.parquet",
-                "eval_pool": "eval_pool.parquet",
-                "mining_pool": "mining_pool.parquet",
-                "excluded": "excluded.parquet",
-                "eval_gt": "eval_gt.json",
-                "leakage_check": "leakage_check.json",
-                "split_table": "split_table.csv",
-                "split_distribution": "split_distribution.png",
-                "yolo_dataset": f"yolo/{DATASET_YAML}",
-            },
+            outputs=SPLIT.outputs(),
             metrics=metrics | {"near_dup_threshold": s.near_dup_threshold,
                                "requested": {"train": s.train_size, "val": s.val_size, "eval": s.eval_size}},
         )
     out = _outcome(ref.path, ref.result(), skipped=False)
     if cfg.fiftyone.enabled:  # after commit: a mirror problem never fails the run, it is printed
-        from bddengine.fiftyone_mirror import try_mirror_run
+        from bddengine.integrations.fiftyone import try_mirror_run
 
         out.look_at.append(try_mirror_run(cfg, ref))
     return out
@@ -198,19 +184,14 @@ def load_inputs(collect: RunRef, embed: RunRef) -> tuple[pd.DataFrame, pd.DataFr
         StageInputError: a file is missing, or the embedding rows do not match
             the manifest rows.
     """
-    outputs = embed.result().get("outputs", {})
-    emb_path = embed.path / outputs.get("embeddings", EMBEDDINGS_FILE)
-    for path, todo in ((collect.path / "manifest.parquet", "bddengine collect"),
-                       (collect.path / "boxes.parquet", "bddengine collect"),
-                       (emb_path, "bddengine embed")):
-        if not path.is_file():
-            raise StageInputError(f"{path} is missing: re-run `{todo}` (same --config)")
-    manifest = pd.read_parquet(collect.path / "manifest.parquet")
-    boxes = pd.read_parquet(collect.path / "boxes.parquet")
+    for artifact in (COLLECT.manifest, COLLECT.boxes):
+        artifact.require(collect, "bddengine collect")
+    emb_path = EMBED.embeddings.require(embed, "bddengine embed")
+    manifest, boxes = COLLECT.manifest.read(collect), COLLECT.boxes.read(collect)
     embeddings = np.load(emb_path, mmap_mode="r")
     if embeddings.ndim != 2 or embeddings.shape[0] != len(manifest):
         raise StageInputError(
-            f"{emb_path} has shape {embeddings.shape} but {collect.name}/manifest.parquet has "
+            f"{emb_path} has shape {embeddings.shape} but {collect.name}/{COLLECT.manifest.file} has "
             f"{len(manifest)} rows (one embedding per manifest row expected): re-run `bddengine embed`"
         )
     manifest = manifest.assign(embedding_row=np.arange(len(manifest), dtype=np.int64))
@@ -293,86 +274,6 @@ def split_metrics(
     }
 
 
-def plot_split_distribution(
-    table: pd.DataFrame, path: Path, *, eval_slices: list[tuple], n_slices: int = 24
-) -> Path:
-    """Chart each slice's share of train / val / eval / mining / excluded, and the pool sizes.
-
-    Panel (a): the ``n_slices`` largest slices, plus any eval slice not among
-    them, and one row for all others, as 100% stacked bars; the eval slices are
-    starred, the frame count is at the right.
-    Panel (b): frames per pool.
-
-    Args:
-        table: from `bddengine.pools.split_table`.
-        path: the PNG to write.
-        eval_slices: the eval pool's slices, starred in panel (a).
-        n_slices: slices drawn one by one.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; must precede pyplot
-    import matplotlib.pyplot as plt
-
-    columns = [*POOLS, EXCLUDED]
-    is_eval = np.array([k in set(eval_slices) for k in table[list(SLICE)].itertuples(index=False, name=None)],
-                       dtype=bool)
-    shown = (np.arange(len(table)) < n_slices) | is_eval  # every eval slice, however small
-    head = table[shown]
-    labels = [
-        f"{'* ' if e else ''}{r.weather} / {r.timeofday} / {r.scene}"
-        for r, e in zip(head.itertuples(), is_eval[shown], strict=True)
-    ]
-    rows = head[columns]
-    rest = table[~shown]
-    if len(rest):
-        rows = pd.concat([rows, rest[columns].sum().to_frame().T], ignore_index=True)
-        labels.append(f"all {len(rest)} other slices")
-    totals = rows.sum(axis=1).to_numpy()
-    shares = rows.to_numpy() / np.maximum(totals, 1)[:, None]
-
-    fig, (ax_a, ax_b) = plt.subplots(
-        1, 2, figsize=(15, max(6.0, 0.34 * len(labels) + 2)), gridspec_kw={"width_ratios": [2.6, 1]}
-    )
-    y = np.arange(len(labels))
-    left = np.zeros(len(labels))
-    for j, col in enumerate(columns):
-        ax_a.barh(y, shares[:, j], left=left, color=POOL_COLORS[col], label=col, edgecolor="white",
-                  linewidth=0.4)
-        left += shares[:, j]
-    for yi, total in zip(y, totals, strict=True):
-        ax_a.text(1.01, yi, f"{int(total):,}", va="center", fontsize=8.5)
-    ax_a.set_yticks(y, labels, fontsize=8.5)
-    ax_a.invert_yaxis()
-    ax_a.set_xlim(0, 1.09)
-    ax_a.set_xticks([0, 0.25, 0.5, 0.75, 1.0], ["0%", "25%", "50%", "75%", "100%"])
-    ax_a.set_xlabel("share of the slice's frames (frame count at right)")
-    ax_a.set_title("(a) Where each weather / timeofday / scene slice went  (* = eval slice)")
-    ax_a.legend(ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.06 if len(labels) > 20 else -0.1),
-                frameon=False)
-    ax_a.spines[["top", "right"]].set_visible(False)
-
-    sizes = table[columns].sum()
-    bars = ax_b.bar(columns, sizes.to_numpy(), color=[POOL_COLORS[c] for c in columns])
-    for bar, value in zip(bars, sizes.to_numpy(), strict=True):
-        ax_b.text(bar.get_x() + bar.get_width() / 2, value, f"{int(value):,}", ha="center", va="bottom",
-                  fontsize=9)
-    ax_b.set_ylabel("frames")
-    ax_b.set_title("(b) Frames per pool")
-    ax_b.set_ylim(0, max(float(sizes.max()), 1.0) * 1.12)
-    ax_b.spines[["top", "right"]].set_visible(False)
-    fig.suptitle(
-        f"Split: {int(sizes.sum()):,} frames in {len(table)} slices; eval balanced over "
-        f"{len(eval_slices)} slices, whole videos per pool",
-        fontsize=13, fontweight="bold",
-    )
-    fig.tight_layout(rect=(0, 0, 1, 0.96))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def _pairs_json(
     dups: NearDuplicates, query_names: np.ndarray, ref_names: np.ndarray, *, keep_pairs: bool = True
 ) -> dict[str, Any]:
@@ -425,9 +326,10 @@ def _outcome(path: Path, result: dict, *, skipped: bool) -> StageOutcome:
         location=path,
         skipped=skipped,
         wrote=[
-            f"{path}/{{train,val,eval,mining}}_pool.parquet, excluded.parquet, eval_gt.json",
-            f"{path}/yolo/{DATASET_YAML} (+ images/, labels/ for train and val)",
-            f"{path}/leakage_check.json, split_table.csv, split_distribution.png",
+            f"{path}/" + ", ".join(SPLIT.pool(p).file for p in POOLS)
+            + f", {SPLIT.excluded.file}, {SPLIT.eval_gt.file}",
+            f"{SPLIT.yolo_dataset.at(path)} (+ images/, labels/ for train and val)",
+            f"{path}/{SPLIT.leakage_check.file}, {SPLIT.split_table.file}, {SPLIT.split_distribution.file}",
         ],
         numbers={
             "pools (frames)": " / ".join(f"{p} {n[p]:,}" for p in POOLS) + f" (excluded {n[EXCLUDED]:,})",
@@ -450,10 +352,10 @@ def _outcome(path: Path, result: dict, *, skipped: bool) -> StageOutcome:
             "wall time (s)": result["wall_time_s"],
         },
         look_at=[
-            f"{path}/split_distribution.png (each slice's share per pool)",
-            f"{path}/split_table.csv",
-            f"{path}/leakage_check.json (hold-out and near-duplicates)",
-            f"{path}/yolo/{DATASET_YAML}",
+            f"{SPLIT.split_distribution.at(path)} (each slice's share per pool)",
+            str(SPLIT.split_table.at(path)),
+            f"{SPLIT.leakage_check.at(path)} (hold-out and near-duplicates)",
+            str(SPLIT.yolo_dataset.at(path)),
         ],
         safe_to_delete=f"{path} (train, eval and mine read it: delete them with it)",
     )

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from bddengine.bdd.categories import CLASSES
 from bddengine.config import EngineConfig
-from bddengine.stages import StageInputError, StageOutcome
+from bddengine.errors import StageInputError
+from bddengine.stages import StageOutcome
 from bddengine.synth import generate_world
 
 

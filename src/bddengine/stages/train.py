@@ -17,6 +17,8 @@ import yaml
 
 from bddengine.bdd.categories import CLASSES
 from bddengine.config import EngineConfig, config_dict, fingerprint, train_tag
+from bddengine.errors import StageInputError
+from bddengine.integrations.ultralytics import fit, resolve_device, resolve_weights
 from bddengine.runs import (
     RunRef,
     StageRun,
@@ -25,11 +27,8 @@ from bddengine.runs import (
     find_same_run,
     resolve_input,
 )
-from bddengine.stages import StageInputError, StageOutcome
-from bddengine.ultra import offline_ultralytics
-
-ULTRA_DIR = "ultralytics"
-WEIGHTS_URL = "https://github.com/ultralytics/assets/releases"
+from bddengine.runs.layout import AUTOLABEL, SPLIT, TRAIN
+from bddengine.stages import StageOutcome
 
 
 def run(
@@ -84,17 +83,12 @@ def run(
     with StageRun(cfg.runs_dir, "train", config_dict(cfg), seed, fp, iter=iter, tag=tag,
                   inputs=inputs | {"init_weights": str(init)}, resumable=True,
                   resume_from=resume_dir) as run:
-        data_yaml = write_dataset_yaml(run.dir / "dataset.yaml", split, autolabel)
+        data_yaml = write_dataset_yaml(TRAIN.dataset_yaml.at(run), split, autolabel)
         counts = count_images(data_yaml)
         fit(run.dir, init, data_yaml, t, epochs=epochs, seed=seed, resume=resume_dir is not None)
-        curves = read_curves(run.dir / ULTRA_DIR / "results.csv")
+        curves = read_curves(TRAIN.curves.at(run))
         ref = run.commit(
-            outputs={
-                "best": f"{ULTRA_DIR}/weights/best.pt",
-                "last": f"{ULTRA_DIR}/weights/last.pt",
-                "curves": f"{ULTRA_DIR}/results.csv",
-                "dataset_yaml": "dataset.yaml",
-            },
+            outputs=TRAIN.outputs(TRAIN.best_weights, TRAIN.last_weights, TRAIN.curves, TRAIN.dataset_yaml),
             metrics={
                 "epochs": epochs,
                 "n_train_images": counts["train"],
@@ -106,7 +100,7 @@ def run(
                 "note": "ultralytics' own val numbers; `bddengine eval` gives the BDD100K numbers",
             },
             extra={"curves": curves, "plots": sorted(
-                p.name for p in (run.dir / ULTRA_DIR).glob("*.png"))},
+                p.name for p in TRAIN.ultralytics_dir(run).glob("*.png"))},
         )
     return _outcome(ref, skipped=False)
 
@@ -117,7 +111,7 @@ def initial_weights(cfg: EngineConfig, iter: int) -> Path | str:
     if iter > 0 and t.next_iter_init == "previous":
         prev = resolve_input(cfg.runs_dir, "train", iter=iter - 1,
                              hint=f"bddengine train --iter {iter - 1}")
-        return prev.path / ULTRA_DIR / "weights" / "best.pt"
+        return TRAIN.best_weights.at(prev)
     return resolve_model(t.model)
 
 
@@ -130,65 +124,17 @@ def resolve_model(model: str) -> Path | str:
     """
     if model.endswith((".yaml", ".yml")):
         return model
-    path = Path(model).expanduser()
-    if path.is_file():
-        return path.resolve()
-    from ultralytics.utils import SETTINGS
-
-    in_weights_dir = Path(SETTINGS["weights_dir"]) / path.name
-    if in_weights_dir.is_file():
-        return in_weights_dir
-    raise StageInputError(
-        f"train.model={model}: weights file not found (looked at {path.resolve()} and "
-        f"{in_weights_dir}). Download {path.name} from {WEIGHTS_URL} and put it at one of "
-        "those paths, or set train.model to its path (or to yolov8n.yaml to train from scratch)"
-    )
-
-
-def resolve_device(device: str, key: str = "device") -> str:
-    """``auto`` -> the first GPU when torch sees one, else ``cpu``; anything else checked.
-
-    Raises:
-        StageInputError: not a device name ultralytics takes (cpu, mps, cuda,
-            cuda:N, N or N,M), or a GPU that this machine does not have. ``key``
-            names the config key in the message.
-    """
-    import torch
-
-    if device == "auto":
-        return "0" if torch.cuda.is_available() else "cpu"
-    name = device.strip().lower()
-    if name == "cpu":
-        return device
-    if name == "mps":
-        if not torch.backends.mps.is_available():
-            raise StageInputError(f"{key}={device!r} but this machine has no Apple GPU: use auto or cpu")
-        return device
-    indices = name.removeprefix("cuda").removeprefix(":") if name.startswith("cuda") else name
-    parts = [p.strip() for p in indices.split(",")] if indices else ["0"]
-    if not all(p.isdigit() for p in parts):
-        raise StageInputError(f"{key}={device!r} is not a device: use auto, cpu, cuda, cuda:N, N or N,M")
-    n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    missing = [p for p in parts if int(p) >= n_gpus]
-    if missing:
-        seen = f"{n_gpus} GPU(s)" if n_gpus else "no GPU"
-        raise StageInputError(f"{key}={device!r} but torch sees {seen} here: use auto or cpu "
-                              + (f"or an index below {n_gpus}" if n_gpus else "(or run on a GPU machine)"))
-    return device
+    return resolve_weights(model, "train.model", otherwise=" (or to yolov8n.yaml to train from scratch)")
 
 
 def write_dataset_yaml(path: Path, split: RunRef, autolabel: RunRef | None) -> Path:
     """The training dataset: the split's YOLO export plus accepted auto-labels."""
-    split_yaml = split.path / "yolo" / "dataset.yaml"
-    if not split_yaml.is_file():
-        raise StageInputError(f"{split_yaml} missing: re-run `bddengine split --force`")
+    split_yaml = SPLIT.yolo_dataset.require(split, "bddengine split --force")
     spec = yaml.safe_load(split_yaml.read_text())
     base = (split_yaml.parent / spec.get("path", ".")).resolve()
     train = [str((base / p).resolve()) for p in _as_list(spec["train"])]
     if autolabel is not None:
-        extra = autolabel.path / "yolo" / "images" / "train"
-        if not extra.is_dir():
-            raise StageInputError(f"{extra} missing: re-run `bddengine autolabel --force`")
+        extra = AUTOLABEL.yolo_images.require(autolabel, "bddengine autolabel --force")
         train.append(str(extra.resolve()))
     data = {
         "path": str(base),
@@ -213,43 +159,6 @@ def count_images(data_yaml: Path) -> dict[str, int]:
         sum(1 for p in Path(f).iterdir() if p.suffix.lower() == ".jpg") for f in spec["val"]
     )
     return counts
-
-
-def fit(run_dir: Path, init: Path | str, data_yaml: Path, t, *, epochs: int, seed: int,
-        resume: bool) -> None:
-    """Run ultralytics training inside ``run_dir/ultralytics``."""
-    from ultralytics import YOLO
-
-    offline_ultralytics()
-    if resume:
-        last = run_dir / ULTRA_DIR / "weights" / "last.pt"
-        if not last.is_file():
-            raise StageInputError(f"--resume: {last} missing; re-run without --resume")
-        YOLO(str(last)).train(resume=True)
-        return
-    YOLO(str(init)).train(
-        data=str(data_yaml),
-        epochs=epochs,
-        imgsz=t.imgsz,
-        batch=t.batch,
-        optimizer=t.optimizer,
-        lr0=t.lr0,
-        cos_lr=t.cos_lr,
-        warmup_epochs=t.warmup_epochs,
-        patience=t.patience,
-        workers=t.workers,
-        device=resolve_device(t.device, "train.device"),
-        mosaic=t.mosaic,
-        cache=False if t.cache == "none" else t.cache,
-        amp=t.amp,
-        seed=seed,
-        deterministic=True,
-        project=str(run_dir.resolve()),  # a relative project lands under ultralytics' runs/detect/
-        name=ULTRA_DIR,
-        exist_ok=True,
-        plots=True,
-        verbose=False,
-    )
 
 
 def read_curves(results_csv: Path) -> list[dict[str, float]]:
@@ -277,8 +186,7 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
         stage="train",
         location=ref.path,
         skipped=skipped,
-        wrote=[f"{ref.path}/{ULTRA_DIR}/weights/best.pt (and last.pt)",
-               f"{ref.path}/{ULTRA_DIR}/results.csv (per-epoch curves)"],
+        wrote=[f"{TRAIN.best_weights.at(ref)} (and last.pt)", f"{TRAIN.curves.at(ref)} (per-epoch curves)"],
         numbers={
             "iteration": res["iter"],
             "arm": res["tag"] or "-",
@@ -289,6 +197,6 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
             "wall time (s)": res["wall_time_s"],
             "seed": res["seed"],
         },
-        look_at=[f"{ref.path}/{ULTRA_DIR}/results.png (training curves)"],
+        look_at=[f"{TRAIN.ultralytics_dir(ref) / 'results.png'} (training curves)"],
         safe_to_delete=f"{ref.path} (then `bddengine train --iter {res['iter']}` retrains)",
     )

@@ -12,15 +12,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+from matplotlib.ticker import FuncFormatter
 
-matplotlib.use("Agg")  # files only; must precede pyplot
-
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
-
-from bddengine.bdd.categories import ATTRIBUTE_VALUES, FRAME_ATTRIBUTES  # noqa: E402
+from bddengine.bdd.categories import ATTRIBUTE_VALUES, FRAME_ATTRIBUTES
+from bddengine.figures import plt
+from bddengine.runs.layout import COLLECT
 
 SLICE_COLUMNS: tuple[str, ...] = FRAME_ATTRIBUTES
 """The attributes that define a slice: weather, timeofday, scene."""
@@ -97,8 +94,8 @@ def write_slice_index(out_dir: str | os.PathLike[str], index: SliceIndex) -> lis
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    csv_path = out / "slice_index.csv"
-    json_path = out / "slice_index.json"
+    csv_path = COLLECT.slice_index_csv.at(out)
+    json_path = COLLECT.slice_index_json.at(out)
     index.slices.to_csv(csv_path, index=False)
     json_path.write_text(json.dumps(index.to_dict(), indent=2) + "\n")
     return [csv_path, json_path]

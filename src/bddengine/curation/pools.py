@@ -22,8 +22,8 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from bddengine.sampling import BucketAllocation, allocate
-from bddengine.slices import slice_index
+from bddengine.curation.sampling import BucketAllocation, allocate
+from bddengine.curation.slice_index import slice_index
 
 POOLS: tuple[str, ...] = ("train", "val", "eval", "mining")
 """The pools, in the order tables and charts list them."""
@@ -263,7 +263,7 @@ def eval_quotas(available: Sequence[int], eval_size: int) -> tuple[list[int], li
 def stratum_allocation(keys: Sequence[Key], target: int, min_per_bucket: int) -> list[BucketAllocation]:
     """How many frames each stratum gives: proportional, with a floor (as collect does).
 
-    Uses `bddengine.sampling.allocate`, the rule behind
+    Uses `bddengine.curation.sampling.allocate`, the rule behind
     `stratified_sample_with_report`; the frames themselves are then drawn whole
     videos at a time by `take_by_video`.
 

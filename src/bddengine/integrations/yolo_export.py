@@ -28,8 +28,7 @@ import pandas as pd
 import yaml
 
 from bddengine.bdd.categories import CLASS_ID, CLASSES
-
-DATASET_YAML = "dataset.yaml"
+from bddengine.runs.layout import YOLO_DATASET_YAML
 
 
 @dataclass
@@ -205,7 +204,7 @@ def write_dataset_yaml(root: Path, splits: dict[str, str] | None = None) -> Path
         "# (no `path:` key, so ultralytics resolves them against it). Train with:\n"
         "#   yolo detect train data=<this file> model=yolov8n.yaml\n"
     )
-    out = root / DATASET_YAML
+    out = root / YOLO_DATASET_YAML
     out.write_text(header + yaml.safe_dump(body, sort_keys=False, allow_unicode=True))
     return out
 

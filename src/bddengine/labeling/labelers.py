@@ -19,13 +19,25 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from bddengine.bdd.categories import CLASSES
-from bddengine.stages import StageInputError
+from bddengine.errors import StageInputError
+from bddengine.integrations.ultralytics import (
+    WEIGHTS_URL,
+    in_batches,
+    load_sam,
+    load_yolo,
+    resolve_device,
+    resolve_weights,
+    weights_dir,
+)
+
+if TYPE_CHECKING:
+    from bddengine.config import AutolabelConfig
 
 Box = dict[str, Any]
 Frame = dict[str, Any]
@@ -47,7 +59,6 @@ COCO_TO_BDD: dict[str, str] = {
 }
 """COCO class name -> BDD class; every other COCO class is dropped."""
 
-WEIGHTS_URL = "https://github.com/ultralytics/assets/releases"
 CLIP_PACKAGE = "git+https://github.com/ultralytics/CLIP.git"
 NMS_IOU = 0.7
 MAX_DET = 300
@@ -203,21 +214,15 @@ class UltralyticsLabeler:
 
     def label(self, frames: Sequence[Frame], *, progress: bool = True) -> dict[str, list[Box]]:
         """Predict every frame once (in batches) and map the classes."""
-        from rich.progress import Progress
+        def predict(chunk: list[Frame]) -> list[Any]:
+            return self.model.predict([str(f["path"]) for f in chunk], imgsz=self.imgsz, conf=self.conf,
+                                      iou=NMS_IOU, max_det=MAX_DET, device=self.device, augment=self.augment,
+                                      verbose=False, batch=len(chunk))
 
         out: dict[str, list[Box]] = {}
-        with Progress(disable=not progress, transient=True) as bar:
-            task = bar.add_task(f"labeling with {self.name}", total=len(frames))
-            for start in range(0, len(frames), self.batch):
-                chunk = frames[start:start + self.batch]
-                paths = [str(f["path"]) for f in chunk]
-                results = self.model.predict(paths, imgsz=self.imgsz, conf=self.conf, iou=NMS_IOU,
-                                             max_det=MAX_DET, device=self.device, augment=self.augment,
-                                             verbose=False, batch=len(chunk))
-                for f, path, res in zip(chunk, paths, results, strict=True):
-                    boxes = result_to_boxes(res, self.names, self.class_map)
-                    out[f["name"]] = self.refine(path, boxes) if self.refine and boxes else boxes
-                bar.advance(task, len(chunk))
+        for f, res in in_batches(frames, self.batch, predict, what=f"labeling with {self.name}", progress=progress):
+            boxes = result_to_boxes(res, self.names, self.class_map)
+            out[f["name"]] = self.refine(str(f["path"]), boxes) if self.refine and boxes else boxes
         return out
 
 
@@ -241,37 +246,6 @@ def sam_refiner(sam: Any, device: str) -> Refiner:
 
 
 # --- weights, resolved locally -------------------------------------------------------------------
-
-
-def weights_dir() -> Path:
-    """ultralytics' weights folder (``yolo settings weights_dir``)."""
-    from ultralytics.utils import SETTINGS
-
-    return Path(SETTINGS["weights_dir"])
-
-
-def resolve_weights(model: str, key: str, *, folder: Path | None = None) -> Path:
-    """Find a weights file at the path given or in ultralytics' weights folder.
-
-    Args:
-        model: a path or a file name such as ``yolov8x-worldv2.pt``.
-        key: the config key that named it, for the message.
-        folder: the weights folder (default: ultralytics' ``weights_dir``).
-
-    Raises:
-        StageInputError: not found; the message names the file, both places looked at
-            and where to download it.
-    """
-    path = Path(model).expanduser()
-    if path.is_file():
-        return path.resolve()
-    folder = weights_dir() if folder is None else folder
-    if (folder / path.name).is_file():
-        return (folder / path.name).resolve()
-    raise StageInputError(
-        f"{key}={model}: weights file not found (looked at {path.resolve()} and "
-        f"{(folder / path.name).resolve()}). Download {path.name} from {WEIGHTS_URL} and put it "
-        f"at one of those paths, or set {key} to its path")
 
 
 def text_encoder_problem(kind: str, *, folder: Path, text_model: str = "mobileclip:blt",
@@ -323,11 +297,7 @@ def load_grounded(model_path: Path, classes: Sequence[str], *, folder: Path | No
     Raises:
         StageInputError: not an open-vocabulary model, or its text encoder is missing.
     """
-    if loader is None:
-        from ultralytics import YOLO
-
-        loader = YOLO
-    model = loader(str(model_path))
+    model = (loader or load_yolo)(str(model_path))
     kind = type(model).__name__
     if kind not in ("YOLOWorld", "YOLOE"):
         raise StageInputError(
@@ -340,3 +310,81 @@ def load_grounded(model_path: Path, classes: Sequence[str], *, folder: Path | No
         raise StageInputError(f"autolabel.labeler=grounded ({model_path.name}): {problem}")
     model.set_classes(list(classes))
     return model
+
+
+# --- the entries of the labeler registry ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabelerSpec:
+    """How the autolabel stage makes one kind of labeler; registered in ``labeling.registry``.
+
+    Attributes:
+        name: the value of ``autolabel.labeler``.
+        summary: one line for help texts.
+        weights: ``(autolabel config, iteration_weights) -> {role: weights file}``, resolved
+            locally before any work starts; ``iteration_weights()`` gives the iteration's own
+            detector (it raises when that is missing). Recorded in the run's inputs.
+        build: ``(autolabel config, weights, hidden ground truth, imgsz) -> Labeler``.
+    """
+
+    name: str
+    summary: str
+    weights: Callable[[AutolabelConfig, Callable[[], Path]], dict[str, Path]]
+    build: Callable[[AutolabelConfig, dict[str, Path], dict[str, list[Box]], int], Labeler]
+
+
+def _settings(a: AutolabelConfig, imgsz: int) -> dict[str, Any]:
+    return {"imgsz": imgsz, "conf": a.conf, "batch": a.batch, "device": resolve_device(a.device, "autolabel.device")}
+
+
+def model_names(model: Any) -> list[str]:
+    """An ultralytics model's class names by index."""
+    names = model.names
+    return [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names)
+
+
+ORACLE = LabelerSpec(
+    "oracle", "hidden GT: a human labeling vendor",
+    weights=lambda a, iteration_weights: {},
+    build=lambda a, weights, gt, imgsz: OracleLabeler(gt),
+)
+
+
+def _detector_weights(a: AutolabelConfig, iteration_weights: Callable[[], Path]) -> dict[str, Path]:
+    if a.detector_model != "iter":
+        return {"weights": resolve_weights(a.detector_model, "autolabel.detector_model")}
+    return {"weights": iteration_weights()}
+
+
+def _build_detector(a: AutolabelConfig, weights: dict[str, Path], gt: dict[str, list[Box]], imgsz: int) -> Labeler:
+    model = load_yolo(weights["weights"])
+    if a.detector_model == "iter":
+        names, class_map = list(CLASSES), {c: c for c in CLASSES}
+    else:
+        names = model_names(model)
+        class_map = check_class_map(a.class_map) if a.class_map else default_class_map(names)
+    return UltralyticsLabeler(model, names, class_map, name="detector", augment=a.tta, **_settings(a, imgsz))
+
+
+DETECTOR = LabelerSpec("detector", "any ultralytics checkpoint or the iteration's own",
+                       weights=_detector_weights, build=_build_detector)
+
+
+def _grounded_weights(a: AutolabelConfig, iteration_weights: Callable[[], Path]) -> dict[str, Path]:
+    out = {"weights": resolve_weights(a.grounded_model, "autolabel.grounded_model")}
+    if a.sam_model:
+        out["sam"] = resolve_weights(a.sam_model, "autolabel.sam_model")
+    return out
+
+
+def _build_grounded(a: AutolabelConfig, weights: dict[str, Path], gt: dict[str, list[Box]], imgsz: int) -> Labeler:
+    settings = _settings(a, imgsz)
+    classes = prompt_classes(GROUNDED_PROMPT)
+    model = load_grounded(weights["weights"], classes)
+    refine = sam_refiner(load_sam(weights["sam"]), settings["device"]) if "sam" in weights else None
+    return UltralyticsLabeler(model, classes, {c: c for c in classes}, name="grounded", refine=refine, **settings)
+
+
+GROUNDED = LabelerSpec("grounded", "YOLO-World / YOLOE prompted with the BDD classes",
+                       weights=_grounded_weights, build=_build_grounded)

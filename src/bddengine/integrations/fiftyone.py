@@ -36,8 +36,10 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from bddengine.runs import CONFIG_FILE, RunRef, list_runs, parse_run_name
-from bddengine.stages import StageInputError
+from bddengine.errors import StageInputError
+from bddengine.runs import CONFIG_FILE, RunRef, list_runs
+from bddengine.runs.layout import AUTOLABEL, COLLECT, EMBED, EVAL, MINE, SPLIT
+from bddengine.runs.lineage import collect_of, recorded_input
 
 BOX_FIELD = "ground_truth"
 INFO_KEY = "bddengine_mirror"
@@ -45,13 +47,8 @@ RUNS_KEY = "bddengine_runs"
 MIRROR_VERSION = 2
 """Bumped when the mirror's layout changes; an older dataset is rebuilt on sync."""
 MIRRORED_STAGES: tuple[str, ...] = ("collect", "embed", "split", "eval", "mine", "autolabel")
-POOL_FILES: dict[str, str] = {
-    "train": "train_pool.parquet",
-    "val": "val_pool.parquet",
-    "eval": "eval_pool.parquet",
-    "mining": "mining_pool.parquet",
-    "excluded": "excluded.parquet",
-}
+POOL_TABLES = {"train": SPLIT.train_pool, "val": SPLIT.val_pool, "eval": SPLIT.eval_pool,
+               "mining": SPLIT.mining_pool, "excluded": SPLIT.excluded}
 WORST_TAG, FAILURE_TAG = "worst-slice", "worst-slice-failure"
 COLLECT_FIELDS = frozenset({
     "id", "filepath", "tags", "metadata", "created_at", "last_modified_at",
@@ -251,7 +248,7 @@ def match_eval_boxes(
 ) -> dict[str, FrameMatch]:
     """Mark every GT and predicted box TP / FP / FN exactly as bddengine's evaluator matches them.
 
-    Runs the same pycocotools COCOeval matching as ``bddengine.evaluation`` (IoU 0.5,
+    Reuses the evaluator's matching (`bddengine.evaluation.coco.match_boxes`: IoU 0.5,
     classwise, crowd and ignored boxes as ignore regions) and maps COCO's annotation
     ids back to the BDD boxes. Per-frame counts follow
     `bddengine.evaluation.per_frame_metrics` at ``score_threshold``, so the App's
@@ -266,10 +263,8 @@ def match_eval_boxes(
     Returns:
         frame name -> `FrameMatch`, for every GT frame.
     """
-    from pycocotools.cocoeval import COCOeval
-
-    from bddengine.bdd.categories import CLASSES, map_category
-    from bddengine.evaluation.coco import AREA_ALL, frames_to_coco, quiet
+    from bddengine.bdd.categories import map_category
+    from bddengine.evaluation.coco import AREA_ALL, frames_to_coco, match_boxes
 
     pair = frames_to_coco(gt_frames, pred_frames)
     # the annotation ids frames_to_coco gives: frames sorted by name, labels in order, from 1
@@ -287,11 +282,7 @@ def match_eval_boxes(
     for f in pred_frames:
         out[f["name"]].pred = [None] * len(f.get("labels") or [])
     dt_score = {i + 1: float(a["score"]) for i, a in enumerate(pair.dt.dataset["annotations"])}
-    with quiet():
-        ev = COCOeval(pair.gt, pair.dt, "bbox")
-        ev.params.imgIds = list(range(1, len(pair.names) + 1))
-        ev.params.catIds = list(range(1, len(CLASSES) + 1))
-        ev.evaluate()
+    ev = match_boxes(pair)
     all_range = ev.params.areaRng[AREA_ALL]
     for e in ev.evalImgs:
         if e is None or list(e["aRng"]) != list(all_range):
@@ -317,35 +308,6 @@ def match_eval_boxes(
 # ---------------------------------------------------------------------------
 # run folders: lineage and the plan of what to mirror
 # ---------------------------------------------------------------------------
-
-
-def collect_of(ref: RunRef, runs_dir: Path) -> str | None:
-    """The collect run a run descends from (its ``result.json`` inputs, followed back).
-
-    Returns None when the chain is broken (an input run folder is gone).
-    """
-    if ref.stage == "collect":
-        return ref.name
-    frontier, seen = [ref], {ref.name}
-    while frontier:
-        parents: list[RunRef] = []
-        for run in frontier:
-            try:
-                inputs = run.result().get("inputs", {})
-            except (OSError, json.JSONDecodeError):
-                continue
-            for value in inputs.values():
-                parsed = parse_run_name(Path(str(value)))
-                if parsed is None:
-                    continue
-                if parsed.stage == "collect":
-                    return parsed.name
-                local = parse_run_name(runs_dir / parsed.name)
-                if local is not None and parsed.name not in seen and (local.path / "result.json").is_file():
-                    seen.add(parsed.name)
-                    parents.append(local)
-        frontier = parents
-    return None
 
 
 def embed_model(ref: RunRef) -> str:
@@ -564,10 +526,8 @@ def _what(rec: dict[str, Any]) -> str:
 
 
 def _open_dataset(fo, name: str, collect: RunRef, runs_dir: Path, *, full: bool, report: SyncReport):
-    manifest_path, boxes_path = collect.path / "manifest.parquet", collect.path / "boxes.parquet"
-    for p in (manifest_path, boxes_path):
-        if not p.is_file():
-            raise StageInputError(f"{p} missing: re-run `bddengine collect --force`")
+    manifest_path = COLLECT.manifest.require(collect, "bddengine collect --force")
+    boxes_path = COLLECT.boxes.require(collect, "bddengine collect --force")
     n_frames = len(pd.read_parquet(manifest_path, columns=["name"]))
     reason = None
     if full:
@@ -699,11 +659,10 @@ def _sizes(ds) -> dict[str, tuple[int, int]]:
 
 
 def _mirror_embed(fo, ds, ref: RunRef, runs_dir: Path, report: SyncReport) -> dict[str, Any]:
-    import numpy as np
 
     key = embed_model(ref)
-    frames = pd.read_parquet(ref.path / "frames.parquet", columns=["name"])
-    vectors = np.load(ref.path / "embeddings.npy")
+    frames = EMBED.frames.read(ref, columns=["name"])
+    vectors = EMBED.embeddings.read(ref)
     try:
         done = _write_embeddings(fo, ds, frames["name"].tolist(), vectors, brain_key=f"{key}_sim",
                                  field=None, visualization_key=f"{key}_viz")
@@ -716,14 +675,14 @@ def _mirror_embed(fo, ds, ref: RunRef, runs_dir: Path, report: SyncReport) -> di
 
 def _mirror_split(fo, ds, ref: RunRef, runs_dir: Path, report: SyncReport) -> dict[str, Any]:
     pool_of: dict[str, str] = {}
-    for pool, file in POOL_FILES.items():
-        path = ref.path / file
+    for pool, table in POOL_TABLES.items():
+        path = table.at(ref)
         if path.is_file():
             pool_of.update(dict.fromkeys(pd.read_parquet(path, columns=["name"])["name"], pool))
     known = _known(ds, pool_of, ref, "pool", report)
     ds.set_values("pool", {n: p for n, p in pool_of.items() if n in known}, key_field="frame_name")
     tags = []
-    for pool in POOL_FILES:
+    for pool in POOL_TABLES:
         names = [n for n, p in pool_of.items() if p == pool and n in known]
         if names:
             ds.select_by("frame_name", names).tag_samples(f"pool:{pool}")
@@ -733,13 +692,13 @@ def _mirror_split(fo, ds, ref: RunRef, runs_dir: Path, report: SyncReport) -> di
 
 def _mirror_eval(fo, ds, ref: RunRef, runs_dir: Path, report: SyncReport) -> dict[str, Any]:
     names = EvalNames(run_label(ref))
-    inputs = ref.result().get("inputs", {})
-    split = parse_run_name(Path(str(inputs.get("split", ""))))
-    gt_path = runs_dir / split.name / "eval_gt.json" if split else Path(str(inputs.get("eval_gt", "")))
-    preds = _read_json(ref.path / "preds.json")
+    result = ref.result()
+    split = recorded_input(runs_dir, result, "split")
+    gt_path = SPLIT.eval_gt.at(split) if split else Path(str(result.get("inputs", {}).get("eval_gt", "")))
+    preds = _read_json(EVAL.preds.at(ref))
     gt = _read_json(gt_path)
-    worst = _read_json(ref.path / "worst_slice.json")
-    failures = _read_json(ref.path / "failures.json")
+    worst = _read_json(EVAL.worst_slice.at(ref))
+    failures = _read_json(EVAL.failures.at(ref))
     threshold = float((_run_config(ref).get("eval") or {}).get("failure_score", DEFAULT_FAILURE_SCORE))
     matches = match_eval_boxes(gt, preds, score_threshold=threshold)
     known = _known(ds, matches, ref, "eval", report)
@@ -771,7 +730,7 @@ def _mirror_eval(fo, ds, ref: RunRef, runs_dir: Path, report: SyncReport) -> dic
         if got is not None and (got.tp, got.fp, got.fn) != (m.get("tp"), m.get("fp"), m.get("fn")):
             report.mismatches.append(
                 f"{ref.name}: {name} shows tp/fp/fn {got.tp}/{got.fp}/{got.fn} in the App but "
-                f"worst_slice.json has {m.get('tp')}/{m.get('fp')}/{m.get('fn')}")
+                f"{EVAL.worst_slice.file} has {m.get('tp')}/{m.get('fp')}/{m.get('fn')}")
     return _record([names.pred_field, *names.counts, f"{BOX_FIELD}.detections.{names.eval_key}"],
                    [names.worst_tag, names.failure_tag], label=run_label(ref), iter=ref.iter, tag=ref.tag,
                    score_threshold=threshold, worst_slice=(worst.get("slice") or {}).get("key"),
@@ -795,7 +754,7 @@ def _mark_ground_truth(ds, matches: dict[str, FrameMatch], known: set[str], eval
 
 
 def _mirror_mine(fo, ds, ref: RunRef, runs_dir: Path, report: SyncReport) -> dict[str, Any]:
-    doc = _read_json(ref.path / "mined.json")
+    doc = _read_json(MINE.mined.at(ref))
     tag, rank_field, sim_field = mined_names(run_label(ref))
     frames = {f["name"]: f for f in doc.get("frames", [])}
     known = _known(ds, frames, ref, "mined", report)
@@ -810,8 +769,8 @@ def _mirror_mine(fo, ds, ref: RunRef, runs_dir: Path, report: SyncReport) -> dic
 
 
 def _mirror_autolabel(fo, ds, ref: RunRef, runs_dir: Path, report: SyncReport) -> dict[str, Any]:
-    frames = _read_json(ref.path / "autolabels.json")
-    queue = _read_json(ref.path / "review_queue.json")
+    frames = _read_json(AUTOLABEL.autolabels.at(ref))
+    queue = _read_json(AUTOLABEL.review_queue.at(ref))
     box_field, tag = autolabel_names(run_label(ref))
     known = _known(ds, [f["name"] for f in frames], ref, "auto-labeled", report)
     sizes = _sizes(ds)

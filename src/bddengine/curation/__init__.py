@@ -1,0 +1,1 @@
+"""Curation: which frames the loop sees (stratified sampling, pools, the slice index)."""

@@ -1,0 +1,1 @@
+"""Integrations with outside tools: ultralytics (YOLO), FiftyOne and the YOLO dataset format."""

@@ -1,0 +1,257 @@
+"""The one adapter to ultralytics: device, weights lookup, model loading, batched inference, training.
+
+train, eval, mine and autolabel reach ultralytics only through this module.
+
+Keep ultralytics off the network: no weight, font or telemetry downloads mid-run.
+Weights are resolved locally (with a clear error naming the file and where to put
+it when missing). ultralytics also fetches Arial.ttf from GitHub while checking a
+dataset or drawing plots; offline that is a failing request each time, so the lookup
+is pointed at the copy in ultralytics' config folder or matplotlib's bundled DejaVu
+Sans. Set ``YOLO_OFFLINE=0`` to let ultralytics download as usual.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from bddengine.bdd.categories import CLASSES
+from bddengine.errors import StageInputError
+from bddengine.runs.layout import TRAIN, ULTRALYTICS_DIR
+
+WEIGHTS_URL = "https://github.com/ultralytics/assets/releases"
+T = TypeVar("T")
+
+
+def local_font(font: str = "Arial.ttf") -> Path:
+    """A font file on disk: ultralytics' own copy if present, else matplotlib's DejaVu Sans."""
+    from matplotlib import font_manager
+    from ultralytics.utils import USER_CONFIG_DIR
+
+    own = USER_CONFIG_DIR / Path(font).name
+    if own.is_file():
+        return own
+    return Path(font_manager.findfont("DejaVu Sans"))
+
+
+def use_every_core() -> int:
+    """Let ultralytics' CPU training and inference use every core this process may use.
+
+    ultralytics sets torch to ``cpu_count - 1`` threads on the CPU (and trains with
+    no DataLoader workers there): one thread on a 2-core machine, half its speed.
+
+    Returns:
+        The thread count ultralytics will set.
+    """
+    import ultralytics.utils.torch_utils as torch_utils
+
+    from bddengine.embedding.encode import cpu_count
+
+    torch_utils.NUM_THREADS = cpu_count()
+    return torch_utils.NUM_THREADS
+
+
+def offline_ultralytics() -> bool:
+    """Switch ultralytics to offline mode unless the user set ``YOLO_OFFLINE=0``; use every core.
+
+    Returns:
+        True when offline mode is on.
+    """
+    use_every_core()
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    if os.environ["YOLO_OFFLINE"].lower() in ("0", "false", "no"):
+        return False
+    import ultralytics.data.utils as data_utils
+    import ultralytics.utils.plotting as plotting
+
+    data_utils.check_font = local_font
+    plotting.check_font = local_font
+    return True
+
+
+def resolve_device(device: str, key: str = "device") -> str:
+    """``auto`` -> the first GPU when torch sees one, else ``cpu``; anything else checked.
+
+    Raises:
+        StageInputError: not a device name ultralytics takes (cpu, mps, cuda,
+            cuda:N, N or N,M), or a GPU that this machine does not have. ``key``
+            names the config key in the message.
+    """
+    import torch
+
+    if device == "auto":
+        return "0" if torch.cuda.is_available() else "cpu"
+    name = device.strip().lower()
+    if name == "cpu":
+        return device
+    if name == "mps":
+        if not torch.backends.mps.is_available():
+            raise StageInputError(f"{key}={device!r} but this machine has no Apple GPU: use auto or cpu")
+        return device
+    indices = name.removeprefix("cuda").removeprefix(":") if name.startswith("cuda") else name
+    parts = [p.strip() for p in indices.split(",")] if indices else ["0"]
+    if not all(p.isdigit() for p in parts):
+        raise StageInputError(f"{key}={device!r} is not a device: use auto, cpu, cuda, cuda:N, N or N,M")
+    n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    missing = [p for p in parts if int(p) >= n_gpus]
+    if missing:
+        seen = f"{n_gpus} GPU(s)" if n_gpus else "no GPU"
+        raise StageInputError(f"{key}={device!r} but torch sees {seen} here: use auto or cpu "
+                              + (f"or an index below {n_gpus}" if n_gpus else "(or run on a GPU machine)"))
+    return device
+
+
+def weights_dir() -> Path:
+    """ultralytics' weights folder (``yolo settings weights_dir``)."""
+    from ultralytics.utils import SETTINGS
+
+    return Path(SETTINGS["weights_dir"])
+
+
+def resolve_weights(model: str, key: str, *, folder: Path | None = None, otherwise: str = "") -> Path:
+    """Find a weights file at the path given or in ultralytics' weights folder.
+
+    Args:
+        model: a path or a file name such as ``yolov8x-worldv2.pt``.
+        key: the config key that named it, for the message.
+        folder: the weights folder (default: ultralytics' ``weights_dir``).
+        otherwise: a further way out, appended to the message (e.g. train from scratch).
+
+    Raises:
+        StageInputError: not found; the message names the file, both places looked at
+            and where to download it.
+    """
+    path = Path(model).expanduser()
+    if path.is_file():
+        return path.resolve()
+    folder = weights_dir() if folder is None else folder
+    if (folder / path.name).is_file():
+        return (folder / path.name).resolve()
+    raise StageInputError(
+        f"{key}={model}: weights file not found (looked at {path.resolve()} and "
+        f"{(folder / path.name).resolve()}). Download {path.name} from {WEIGHTS_URL} and put it "
+        f"at one of those paths, or set {key} to its path{otherwise}")
+
+
+def load_yolo(weights: Path | str) -> Any:
+    """An ultralytics ``YOLO`` model from a local weights file (or a model YAML), offline."""
+    offline_ultralytics()
+    from ultralytics import YOLO
+
+    return YOLO(str(weights))
+
+
+def load_sam(weights: Path) -> Any:
+    """An ultralytics ``SAM`` model from a local weights file, offline."""
+    offline_ultralytics()
+    from ultralytics import SAM
+
+    return SAM(str(weights))
+
+
+def in_batches(items: Sequence[T], batch: int, call: Callable[[list[T]], Sequence[Any]], *,
+               what: str, progress: bool = True) -> Iterator[tuple[T, Any]]:
+    """Run ``call`` (a model's predict or embed) over ``items`` in batches, under one progress bar.
+
+    Yields:
+        Each item with its result, in order.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=not progress, transient=True) as bar:
+        task = bar.add_task(what, total=len(items))
+        for start in range(0, len(items), batch):
+            chunk = list(items[start:start + batch])
+            yield from zip(chunk, call(chunk), strict=True)
+            bar.advance(task, len(chunk))
+
+
+def fit(run_dir: Path, init: Path | str, data_yaml: Path, t: Any, *, epochs: int, seed: int,
+        resume: bool) -> None:
+    """Run ultralytics training inside ``run_dir/ultralytics`` (``t``: the train config section)."""
+    if resume:
+        last = TRAIN.last_weights.at(run_dir)
+        if not last.is_file():
+            raise StageInputError(f"--resume: {last} missing; re-run without --resume")
+        load_yolo(last).train(resume=True)
+        return
+    load_yolo(init).train(
+        data=str(data_yaml),
+        epochs=epochs,
+        imgsz=t.imgsz,
+        batch=t.batch,
+        optimizer=t.optimizer,
+        lr0=t.lr0,
+        cos_lr=t.cos_lr,
+        warmup_epochs=t.warmup_epochs,
+        patience=t.patience,
+        workers=t.workers,
+        device=resolve_device(t.device, "train.device"),
+        mosaic=t.mosaic,
+        cache=False if t.cache == "none" else t.cache,
+        amp=t.amp,
+        seed=seed,
+        deterministic=True,
+        project=str(run_dir.resolve()),  # a relative project lands under ultralytics' runs/detect/
+        name=ULTRALYTICS_DIR,
+        exist_ok=True,
+        plots=True,
+        verbose=False,
+    )
+
+
+def predict_frames(
+    weights: Path, paths: list[str], names: list[str], *, imgsz: int, conf: float, iou: float,
+    max_det: int, batch: int, device: str, progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Run the detector once over the frames; BDD-format prediction frames."""
+    if not weights.is_file():
+        raise StageInputError(f"{weights} missing: re-run `bddengine train --force`")
+    model = load_yolo(weights)
+
+    def predict(chunk: list[tuple[str, str]]) -> list[Any]:
+        return model.predict([p for p, _ in chunk], imgsz=imgsz, conf=conf, iou=iou, max_det=max_det,
+                             device=device, verbose=False, batch=len(chunk))
+
+    return [result_to_frame(name, res) for (_, name), res in
+            in_batches(list(zip(paths, names, strict=True)), batch, predict, what="predicting eval pool",
+                       progress=progress)]
+
+
+def result_to_frame(name: str, res: Any) -> dict[str, Any]:
+    """One ultralytics result -> a BDD prediction frame."""
+    boxes = res.boxes
+    xyxy = boxes.xyxy.cpu().numpy().tolist()
+    scores = boxes.conf.cpu().numpy().tolist()
+    cls = boxes.cls.cpu().numpy().astype(int).tolist()
+    labels = [
+        {"id": str(i), "category": CLASSES[c], "score": s,
+         "box2d": {"x1": b[0], "y1": b[1], "x2": b[2], "y2": b[3]}}
+        for i, (b, s, c) in enumerate(zip(xyxy, scores, cls, strict=True))
+    ]
+    return {"name": name, "labels": labels}
+
+
+def load_detector(weights: Path) -> tuple[Any, int]:
+    """The YOLO model and the index of its last backbone layer (SPPF on YOLOv8)."""
+    model = load_yolo(weights)
+    spec = getattr(model.model, "yaml", None) or {}
+    layer = len(spec["backbone"]) - 1 if spec.get("backbone") else len(model.model.model) - 2
+    return model, layer
+
+
+def embed_with_detector(
+    model: Any, layer: int, paths: list[str], *, imgsz: int, batch: int, device: str, progress: bool
+) -> np.ndarray:
+    """``model.embed`` over ``paths`` in batches: ``[N, D]`` float32, in order (not normalised)."""
+    def embed(chunk: list[str]) -> list[Any]:
+        return model.embed(chunk, imgsz=imgsz, device=device, batch=len(chunk), verbose=False, embed=[layer])
+
+    rows = [f.detach().float().cpu().numpy().reshape(-1) for _, f in
+            in_batches(paths, batch, embed, what=f"detector embeddings (layer {layer})", progress=progress)]
+    return np.stack(rows).astype(np.float32)

@@ -1,0 +1,1 @@
+"""Mining: exclusions, k-NN search and mining precision over the unlabeled pool."""
