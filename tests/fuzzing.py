@@ -30,9 +30,9 @@ import pandas as pd
 
 from bddengine.bdd.categories import ATTRIBUTE_VALUES, CLASSES
 from bddengine.bdd.loader import LabelFileError
+from bddengine.errors import StageInputError
 from bddengine.evaluation import UnknownFrameError, score_files
 from bddengine.evaluation.score import ScoreError
-from bddengine.stages import StageInputError
 from bddengine.stages.collect import clip_to_images, parse_label_files
 
 KNOWN = (LabelFileError, StageInputError, UnknownFrameError, ScoreError)

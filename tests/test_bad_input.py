@@ -16,11 +16,11 @@ from bddengine.bdd.loader import LabelFileError, frames_to_tables, load_label_fi
 from bddengine.bdd.validate import check_frames, parse_flag
 from bddengine.cli import app
 from bddengine.config import ConfigError, load_config
+from bddengine.errors import StageInputError
 from bddengine.evaluation import score_files
 from bddengine.evaluation.coco import METRICS
-from bddengine.stages import StageInputError
-from bddengine.stages.collect import add_image_sizes, clip_to_images
 from bddengine.integrations.ultralytics import resolve_device
+from bddengine.stages.collect import add_image_sizes, clip_to_images
 
 runner = CliRunner()
 

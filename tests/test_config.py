@@ -67,3 +67,20 @@ def test_collect_splits_must_have_label_files(tmp_path: Path) -> None:
     p.write_text("collect:\n  splits: [train, test]\n")
     with pytest.raises(ConfigError, match="test"):
         load_config(p)
+
+
+def test_contrasts_default_to_random_controls_and_are_checked() -> None:
+    from bddengine.config import default_contrasts
+
+    assert default_contrasts(["prototype", "random", "prototype-detector", "random-slice"]) == [
+        ("prototype", "random"), ("prototype-detector", "random"), ("random-slice", "random")]
+    assert default_contrasts(["prototype", "random-slice"]) == []
+    cfg = EngineConfig.model_validate({"flywheel": {"arms": ["prototype", "random-slice"]},
+                                       "report": {"contrasts": [["prototype", "random-slice"]]}})
+    assert cfg.report.contrasts == [("prototype", "random-slice")]
+    with pytest.raises(ValueError, match=r"report.contrasts \[prototype, random\].*not in flywheel.arms"):
+        EngineConfig.model_validate({"flywheel": {"arms": ["prototype"]},
+                                     "report": {"contrasts": [["prototype", "random"]]}})
+    with pytest.raises(ValueError, match="its own control"):
+        EngineConfig.model_validate({"flywheel": {"arms": ["prototype"]},
+                                     "report": {"contrasts": [["prototype", "prototype"]]}})

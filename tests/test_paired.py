@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bddengine.evaluation import build_match_cache, evaluate_overall
-from bddengine.evaluation.paired import paired_bootstrap, paired_bootstrap_many
+from bddengine.evaluation.paired import paired_bootstrap, paired_bootstrap_many, paired_difference
 from bddengine.evaluation.slices import score_frames
 
 
@@ -105,3 +105,33 @@ def test_many_seeds_average_and_guard_gt(detectors) -> None:
     other_gt = build_match_cache(gt[:50], [])
     with pytest.raises(ValueError, match="same ground truth"):
         paired_bootstrap(c["ref"], other_gt, names[:10])
+
+
+def test_seed_level_resamples_training_variance(detectors) -> None:
+    """Two seeds that disagree: the two-level CI reaches from one seed's delta towards the other's."""
+    gt, c = detectors
+    names = [f["name"] for f in gt]
+    both = paired_bootstrap_many(c["ref"], [c["perfect"], c["ref"]], names, n_boot=400, seed=11)
+    alone = paired_bootstrap(c["ref"], c["perfect"], names, n_boot=400, seed=11)
+    assert both.levels == "seeds+frames" and alone.levels == "frames"
+    assert both.delta == pytest.approx(alone.delta / 2)
+    # a quarter of the resamples draw the `ref` seed twice, whose delta is exactly 0
+    assert both.ci95[0] == pytest.approx(0.0, abs=1e-12)
+    assert both.ci95[1] > both.delta and both.ci95[1] == pytest.approx(alone.delta, abs=0.05)
+    frames_only_width = alone.ci95[1] - alone.ci95[0]
+    assert both.ci95[1] - both.ci95[0] > 3 * frames_only_width / 2
+
+
+def test_arm_difference_is_the_difference_of_deltas(detectors) -> None:
+    gt, c = detectors
+    names = [f["name"] for f in gt][:120]
+    key = {"grouping": "slice", "weather": "clear"}
+    diff = paired_difference([c["perfect"]], [c["jittered"]], names, n_boot=200, seed=4, key=key)
+    to_perfect = paired_bootstrap(c["ref"], c["perfect"], names, n_boot=0)
+    to_jittered = paired_bootstrap(c["ref"], c["jittered"], names, n_boot=0)
+    assert diff.delta == pytest.approx(to_perfect.delta - to_jittered.delta, abs=1e-12)  # iteration 0 cancels
+    direct = paired_bootstrap(c["jittered"], c["perfect"], names, n_boot=200, seed=4, key=key)
+    assert diff.ci95 == pytest.approx(direct.ci95) and diff.excludes_zero
+    same = paired_difference([c["jittered"], c["ref"]], [c["jittered"], c["ref"]], names, n_boot=100, seed=4)
+    assert same.delta == pytest.approx(0.0) and same.levels == "seeds+frames"
+    assert same.deltas == [pytest.approx(0.0), pytest.approx(0.0)]

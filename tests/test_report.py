@@ -15,7 +15,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from bddengine.bdd.categories import FRAME_ATTRIBUTES
+from bddengine.bdd.categories import CLASSES, FRAME_ATTRIBUTES
 from bddengine.config import EngineConfig
 from bddengine.curation.slice_index import plot_slice_distribution, slice_index, write_slice_index
 from bddengine.errors import StageInputError
@@ -23,7 +23,7 @@ from bddengine.evaluation import build_match_cache, evaluate_overall, per_frame_
 from bddengine.evaluation.slices import score_frames
 from bddengine.report import find_placeholders
 from bddengine.report.architecture import build_graph, render, to_dot
-from bddengine.report.casestudy import fill_template, template_fields
+from bddengine.report.casestudy import APPENDIX, WORD_BUDGET, count_words, fill_template, template_fields
 from bddengine.report.inputs import split_tag
 from bddengine.runs import StageRun
 from bddengine.stages import STAGES
@@ -208,6 +208,8 @@ def turn(tmp_path_factory: pytest.TempPathFactory, conformance_dir: Path):
 
 
 def _cfg(turn, **report) -> EngineConfig:
+    """The fixture turn's config; no slice is fragile unless ``fragile_min_gt`` is given."""
+    report = {"fragile_min_gt": 1, **report}
     return EngineConfig.model_validate({
         "name": "fixture", "runs_dir": str(turn["runs"]),
         "data": {"root": str(turn["root"] / "world"), "synthetic": True},
@@ -243,12 +245,15 @@ def test_report_writes_everything(reported) -> None:
     limitations = md.split("## 9. Limitations")[1].split("## 10.")[0]
     assert len(re.findall(r"^\d+\. \*\*", limitations, flags=re.MULTILINE)) >= 6
     assert "Synthetic data" in limitations and "Random-init embeddings" in limitations
-    assert "ab" * 32 in md  # label-file hash from data_provenance.json
+    appendix = (case / "case_study_appendix.md").read_text()
+    assert find_placeholders(appendix) == []
+    assert "ab" * 32 in appendix  # label-file hash from data_provenance.json
+    assert "## 10. Reproduction notes" in md and "appendix F" in md
     mining = md.split("### Mining")[1].split("### Auto-label")[0]
     assert "| prototype | prototype | embed | 20 | 6 |" in mining and "2.0×" in mining  # failed-class lift
     auto = md.split("### Auto-label quality")[1].split("### Cost")[0]
     assert "| accepted boxes: precision | 0.910 | 1.000 |" in auto and "230 / 40 / 60" in auto
-    assert "62.0% of GT boxes at score ≥ 0.42" in auto and "| truck | 16 | 10 | 4 | 6 |" in auto
+    assert "62.0% of GT boxes at score ≥ 0.42" in auto and "| truck | 16 | 10 | 4 | 6 |" in appendix
     cost = md.split("### Cost")[1].split("### Headline")[0]
     assert "| label everything by hand | $10.00 | $10.00 |" in cost and "70% less" in cost
     html = (case / "case_study_v1.html").read_text()
@@ -298,8 +303,9 @@ def test_headline_numbers_match_independent_scoring(reported) -> None:
     proto_worst = next(r for r in rows if r["worst"] and r["arm"] == "prototype")
     assert proto_worst["delta"] > 0.2 and proto_worst["ci_excludes_0"]  # the fixture's targeted gain
     md = (turn["root"] / "out/case_study/headline.md").read_text()
-    assert "| arm | iter 1 | Δ | 95% CI of Δ | seeds |" in md and "**" in md
-    assert re.search(r"\| prototype \| 1\.000 \| \*\*\+0\.\d{3}\*\* \| \[\+0\.\d{3},\s\+0\.\d{3}\] \| 2: ", md)
+    assert "| arm | iter 1 | Δ | 95% CI of Δ | CI resamples | per-seed Δ |" in md and "**" in md
+    assert re.search(r"\| prototype \| 1\.000 \| \*\*\+0\.\d{3}\*\* \| \[\+0\.\d{3},\s\+0\.\d{3}\] "
+                     r"\| 2 seeds × frames \| 2: ", md)
 
 
 def test_missing_arm_is_reported(reported) -> None:
@@ -398,3 +404,70 @@ def test_split_tag() -> None:
     assert split_tag("prototype-seed43", 42) == ("prototype", 43)
     assert split_tag("prototype-detector-seed7", 42) == ("prototype-detector", 7)
     assert split_tag("random-slice", 42) == ("random-slice", 42)
+
+
+def test_case_study_fits_the_word_budget(reported) -> None:
+    turn, out = reported
+    case = turn["root"] / "out" / "case_study"
+    md, appendix = (case / "case_study_v1.md").read_text(), (case / APPENDIX).read_text()
+    assert count_words(md) <= WORD_BUDGET
+    res = json.loads((out.location / "result.json").read_text())
+    assert res["metrics"]["case_study_words"] == count_words(md)
+    # the per-run tables live in the appendix, the main text points there
+    for heading in ("## A.", "## B. Numbers per run", "## C.", "## D.", "## E. Headline, every slice",
+                    "## F. Reproduction"):
+        assert heading in appendix
+    assert "| **05_eval_iter0** |" in appendix and "| **05_eval_iter0** |" not in md
+    assert "```yaml" in appendix and "```yaml" not in md
+    summary = md.split("## Summary")[1].split("## 1.")[0]
+    assert "**Headline**" in summary and "(worst)" in summary  # the headline is on page 1
+
+
+def test_word_count_ignores_markup() -> None:
+    assert count_words("| a | 0.5 |\n| --- | ---: |\n![alt text](x.png) two words") == 4
+
+
+def test_arm_vs_control_rows(reported) -> None:
+    turn, out = reported
+    doc = json.loads((turn["root"] / "out/case_study/headline.json").read_text())
+    contrasts = doc["contrasts"]
+    assert {(r["arm"], r["control"]) for r in contrasts} == {("prototype", "random")}
+    rows = {(r["slice"], r["arm"]): r for r in doc["rows"]}
+    for c in contrasts:
+        proto, rand = rows[(c["slice"], "prototype")], rows[(c["slice"], "random")]
+        assert c["diff"] == pytest.approx(proto["map50_iter1"] - rand["map50_iter1"], abs=1e-12)
+        assert c["ci_levels"] == "seeds+frames"  # prototype has two seeds
+        if c["ci_excludes_0"]:
+            assert c["verdict"] == ("prototype beats random" if c["diff"] > 0 else "random beats prototype")
+        else:
+            assert c["verdict"] == "cannot tell apart"
+    worst = next(c for c in contrasts if c["worst"])
+    assert worst["verdict"] == "prototype beats random"  # the fixture's targeted gain
+    metrics = json.loads((out.location / "result.json").read_text())["metrics"]
+    assert metrics["worst_slice_contrasts"]["prototype - random"]["verdict"] == "prototype beats random"
+    md = (turn["root"] / "out/case_study/case_study_v1.md").read_text()
+    assert "prototype − random" in md.split("## 1.")[0]  # on page 1
+    # one seed: the table says the CI leaves out training variance
+    headline = (turn["root"] / "out/case_study/headline.md").read_text()
+    assert re.search(r"\| random \| [0-9.]+ \| [^|]+ \| [^|]+ \| frames only \| 1 \|", headline)
+    assert "leaves out training variance" in headline
+
+
+def test_fragile_slices_are_marked_and_never_bold(turn, tmp_path: Path) -> None:
+    cfg = _cfg(turn, fragile_min_gt=10, html=False, pdf=False, out_dir=str(tmp_path / "out"))
+    report_stage.run(cfg, progress=False)
+    doc = json.loads((tmp_path / "out/case_study/headline.json").read_text())
+    worst = next(r for r in doc["rows"] if r["worst"] and r["arm"] == "prototype")
+    assert worst["ci_excludes_0"] and worst["fragile"]  # the fixture's worst slice has few boxes of some classes
+    gt = [f for f in turn["gt"] if all(f["attributes"][a] == worst[a] for a in FRAME_ATTRIBUTES)]
+    counts = {}
+    for f in gt:
+        for lab in f.get("labels") or []:
+            if lab["category"] in CLASSES and not (lab.get("attributes") or {}).get("crowd"):
+                counts[lab["category"]] = counts.get(lab["category"], 0) + 1
+    thin = {c: n for c, n in counts.items() if n < 10}
+    assert thin and all(f"{c} ({n})" in worst["fragile_classes"] for c, n in thin.items())
+    md = (tmp_path / "out/case_study/headline.md").read_text()
+    line = next(x for x in md.splitlines() if "(worst)" in x and "| prototype |" in x)
+    assert "‡" in line and "**+" not in line  # excludes 0, yet not bold
+    assert "fewer than 10 GT boxes" in md

@@ -315,6 +315,12 @@ class ReportConfig(_Model):
     marginals: bool = Field(
         False, description="Also score each weather / timeofday / scene marginal in the headline table."
     )
+    fragile_min_gt: int = Field(
+        10, ge=1, description="A slice with a class of fewer GT boxes than this is marked fragile (Δ never bold)."
+    )
+    contrasts: list[tuple[str, str]] | None = Field(
+        None, description="Arm-vs-control pairs [arm, control] (default: each arm vs each random-strategy arm)."
+    )
     template: Path | None = Field(
         None, description="Case-study template (default: case_study_template.md at the repository root)."
     )
@@ -404,7 +410,24 @@ class EngineConfig(_Model):
                 f"collect.splits names {missing} but data.label_files has only "
                 f"{sorted(self.data.label_files)}"
             )
+        for arm, control in self.report.contrasts or []:
+            unknown = [a for a in (arm, control) if a not in self.flywheel.arms]
+            if unknown or arm == control:
+                raise ValueError(
+                    f"report.contrasts [{arm}, {control}]: "
+                    + (f"{unknown} not in flywheel.arms {self.flywheel.arms}" if unknown
+                       else "an arm cannot be its own control"))
         return self
+
+
+def default_contrasts(arms: list[str]) -> list[tuple[str, str]]:
+    """Arm-vs-control pairs when ``report.contrasts`` is unset: each arm against each random arm.
+
+    A random arm spends the same label budget on frames picked without looking at the
+    failures, so "arm minus random" is what targeted mining added.
+    """
+    controls = [a for a in arms if parse_arm(a)[0] == "random"]
+    return [(a, c) for a in arms if a not in controls for c in controls]
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

@@ -8,10 +8,19 @@ on that same draw, so the CI is that of the delta itself.
 
 A resample is a weighting of the cached matches (a frame drawn twice counts twice),
 scored with `average_precision` exactly as the per-slice CI of `evaluate_slices`.
+
+Several training seeds of one arm add a second level: each resample also draws the
+arm's seeds with replacement (then its frames, shared by every detector), so the CI
+holds the seed-to-seed training variance as well as the eval-frame noise. With one
+seed there is nothing to draw and the CI is the frames-only interval; `PairedDelta.levels`
+says which one a CI is. `paired_difference` compares two arms the same way: each arm's
+seeds drawn on its own, the frames shared, iteration 0 cancelling out.
 """
 
 from __future__ import annotations
 
+import json
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -41,6 +50,8 @@ class PairedDelta:
             (None without resamples or without ground truth).
         deltas: each B detector's own delta, in the order given.
         n_boot: resamples drawn.
+        levels: what the CI resamples: ``"frames"`` (one detector per side) or
+            ``"seeds+frames"`` (a side with several training seeds).
     """
 
     n_frames: int
@@ -50,6 +61,7 @@ class PairedDelta:
     ci95: tuple[float, float] | None
     deltas: list[float | None]
     n_boot: int
+    levels: str = "frames"
 
     @property
     def excludes_zero(self) -> bool:
@@ -98,32 +110,77 @@ def paired_bootstrap_many(
 ) -> PairedDelta:
     """Like `paired_bootstrap`, for the mean of several B detectors (training seeds).
 
-    Every resample scores A and each B on the same frames; the resampled statistic
-    is ``mean_s(mapB_s) - mapA``. With one B this is exactly `paired_bootstrap`.
+    Every resample draws the frames once and scores A and the B detectors on them; with
+    several B detectors it also draws which of them (seeds, with replacement) enter the
+    mean. The resampled statistic is ``mean over drawn s of mapB_s - mapA``. With one B
+    this is exactly `paired_bootstrap`.
     """
     if not caches_b:
         raise ValueError("paired_bootstrap_many needs at least one detector to compare")
-    for cache in caches_b:
-        _check_same_gt(cache_a, cache)
+    return _compare([cache_a], list(caches_b), names, n_boot=n_boot, seed=seed, key=key)
+
+
+def paired_difference(
+    caches_x: Sequence[MatchCache],
+    caches_y: Sequence[MatchCache],
+    names: Sequence[str],
+    *,
+    n_boot: int = 1000,
+    seed: int = 42,
+    key: dict[str, str] | None = None,
+) -> PairedDelta:
+    """mAP@0.5 of arm X minus arm Y (each the mean over its training seeds) on the same frames.
+
+    This is the difference of two arms' deltas against one iteration-0 detector (which
+    cancels out). Each resample draws the frames once for both arms and each arm's seeds
+    on their own, since the arms' trainings are independent.
+
+    Returns:
+        A `PairedDelta` with A = arm Y (``map50_a`` its mean), B = arm X, ``deltas`` the
+        per-seed-pair differences X_i - Y_i where both arms have seed i's position.
+    """
+    if not caches_x or not caches_y:
+        raise ValueError("paired_difference needs at least one detector per arm")
+    return _compare(list(caches_y), list(caches_x), names, n_boot=n_boot, seed=seed, key=key)
+
+
+def _compare(
+    side_a: list[MatchCache],
+    side_b: list[MatchCache],
+    names: Sequence[str],
+    *,
+    n_boot: int,
+    seed: int,
+    key: dict[str, str] | None,
+) -> PairedDelta:
+    """mean(side B) - mean(side A), with the two-level paired bootstrap CI."""
+    for cache in side_a[1:] + side_b:
+        _check_same_gt(side_a[0], cache)
     key = dict(key or {})
-    frames = np.unique(cache_a.frame_indices(list(names)))
-    point_a = score_frames(cache_a, frames, key, n_boot=0).map50
-    point_b = [score_frames(c, frames, key, n_boot=0).map50 for c in caches_b]
-    deltas = [None if (b is None or point_a is None) else b - point_a for b in point_b]
-    if point_a is None or any(b is None for b in point_b):
-        return PairedDelta(int(frames.size), point_a, None, None, None, deltas, n_boot)
-    map_b = float(np.mean(point_b))
-    delta = float(np.mean(deltas))
+    levels = "seeds+frames" if max(len(side_a), len(side_b)) > 1 else "frames"
+    frames = np.unique(side_a[0].frame_indices(list(names)))
+    point_a = [score_frames(c, frames, key, n_boot=0).map50 for c in side_a]
+    point_b = [score_frames(c, frames, key, n_boot=0).map50 for c in side_b]
+    if len(side_a) == 1:
+        deltas = [None if (b is None or point_a[0] is None) else b - point_a[0] for b in point_b]
+    else:
+        deltas = [None if (b is None or a is None) else b - a for a, b in zip(point_a, point_b, strict=False)]
+    if any(a is None for a in point_a) or any(b is None for b in point_b):
+        return PairedDelta(int(frames.size), point_a[0] if len(side_a) == 1 else None, None, None, None, deltas,
+                           n_boot, levels)
+    map_a, map_b = float(np.mean(point_a)), float(np.mean(point_b))
 
     ci95 = None
     if n_boot > 0 and frames.size:
-        at50_a = _at50(cache_a, frames)
-        at50_b = [_at50(c, frames) for c in caches_b]
-        boot = _paired_deltas(at50_a, at50_b, frames.size, n_boot, slice_rng(seed, key))
+        at50_a = [_at50(c, frames) for c in side_a]
+        at50_b = [_at50(c, frames) for c in side_b]
+        means = _resampled_means([at50_a, at50_b], frames.size, n_boot, slice_rng(seed, key),
+                                 np.random.default_rng([seed, *_seed_tag(key)]))
+        boot = means[1] - means[0]
         boot = boot[np.isfinite(boot)]
         if boot.size:
             ci95 = (float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5)))
-    return PairedDelta(int(frames.size), point_a, map_b, delta, ci95, deltas, n_boot)
+    return PairedDelta(int(frames.size), map_a, map_b, map_b - map_a, ci95, deltas, n_boot, levels)
 
 
 def _check_same_gt(a: MatchCache, b: MatchCache) -> None:
@@ -140,17 +197,34 @@ def _at50(cache: MatchCache, frames: np.ndarray) -> list[tuple[np.ndarray, np.nd
             for _, matches, pos, local, n_gt in classes_with_gt(cache, frames)]
 
 
-def _paired_deltas(
-    at50_a: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
-    at50_b: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]],
+def _seed_tag(key: dict[str, str]) -> tuple[int, int]:
+    """Seeds the seed-level draws apart from the frame draws (which `slice_rng` seeds)."""
+    return (zlib.crc32(json.dumps(key, sort_keys=True).encode()), 1)
+
+
+def _resampled_means(
+    sides: list[list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]]],
     n: int,
     n_boot: int,
-    rng: np.random.Generator,
+    rng_frames: np.random.Generator,
+    rng_seeds: np.random.Generator,
 ) -> np.ndarray:
-    """mean_s(mapB_s) - mapA on each of ``n_boot`` shared resamples; NaN without GT."""
-    out = np.full(n_boot, np.nan)
-    for lo, counts in resample_counts(n, n_boot, rng):
-        map_a = resampled_map50(at50_a, counts)
-        map_b = np.mean([resampled_map50(at50, counts) for at50 in at50_b], axis=0)
-        out[lo : lo + counts.shape[0]] = map_b - map_a
+    """``[len(sides), n_boot]``: each side's mean mAP@0.5 over its drawn seeds, on shared frame resamples.
+
+    The frame draws come from ``rng_frames`` alone, so they are the same whichever
+    detectors are compared; a side with one detector draws no seeds.
+    """
+    out = np.full((len(sides), n_boot), np.nan)
+    for lo, counts in resample_counts(n, n_boot, rng_frames):
+        b = counts.shape[0]
+        for j, side in enumerate(sides):
+            maps = np.stack([resampled_map50(at50, counts) for at50 in side])  # [seeds, b]
+            if len(side) == 1:
+                out[j, lo : lo + b] = maps[0]
+                continue
+            s = len(side)
+            weights = rng_seeds.multinomial(s, np.full(s, 1.0 / s), size=b).T  # [seeds, b], columns sum to s
+            # a resample without GT is NaN for every seed alike (all share the frames); keep it NaN
+            out[j, lo : lo + b] = np.where(np.isnan(maps).any(axis=0), np.nan,
+                                           (weights * np.nan_to_num(maps)).sum(axis=0) / s)
     return out

@@ -6,13 +6,21 @@ reproduction notes in `report.discussion`); `fill_template` puts them in place;
 `find_placeholders` is the guard the stage and the tests run on the result. Nothing
 here reads a file: a number that a run did not record is reported as missing, with
 the command that produces it.
+
+The case study is meant to be skimmed in five minutes (about four pages, at most
+`WORD_BUDGET` words): the headline is on page 1, each section keeps what a reader
+needs to judge the turn, and the tables of every run, slice and class go to the
+appendix (`build_appendix`, ``case_study_appendix.md``).
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
+from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from bddengine.bdd.categories import CLASSES, FRAME_ATTRIBUTES
 from bddengine.report.data import (
@@ -20,16 +28,16 @@ from bddengine.report.data import (
     ReportData,
     arm_commands,
     cost_of,
-    delta_sentence,
     labeler,
     mined_k,
     worst_delta_rows,
     worst_label,
 )
-from bddengine.report.discussion import limitations, reproduction, scale_discussion
+from bddengine.report.discussion import limitations, reproduction, reproduction_short, scale_discussion
 from bddengine.report.headline import GROUP_ORDER
 from bddengine.report.tables import (
     NA,
+    contrast_markdown,
     fmt_bytes,
     fmt_ci,
     fmt_delta,
@@ -42,11 +50,12 @@ from bddengine.report.tables import (
     headline_markdown,
     is_num,
     key_label,
+    levels_cell,
     md_table,
     plural,
 )
 from bddengine.runs import RunRef
-from bddengine.runs.layout import MINE
+from bddengine.runs.layout import REPORT
 from bddengine.stages import STAGES
 
 _PLACEHOLDERS = (
@@ -57,6 +66,11 @@ _PLACEHOLDERS = (
     re.compile(r"lorem", re.IGNORECASE),
 )
 _FIELD = re.compile(r"\{\{\s*([a-z0-9_]+)\s*\}\}")
+WORD_BUDGET = 2000
+"""Words of ``case_study_v1.md`` (about four pages); the per-run tables live in the appendix."""
+APPENDIX = Path(REPORT.appendix.file).name
+MAIN_SLICES = 4
+"""Iteration-0 slices listed in the main text (the worst first); all of them are in the appendix."""
 _COMMENT = re.compile(r"<!--.*?-->\s*", re.DOTALL)
 
 
@@ -71,6 +85,13 @@ def find_placeholders(text: str) -> list[str]:
         for pattern in _PLACEHOLDERS:
             out += [f"line {n}: {m.group(0)!r}" for m in pattern.finditer(line)]
     return out
+
+
+def count_words(text: str) -> int:
+    """Words of a markdown text as a reader sees them: table rules, image links and code fences left out."""
+    text = re.sub(r"!\[[^\]]*\]\([^)]*\)", " ", text)
+    words = [w for w in text.split() if re.search(r"[0-9A-Za-z]", w)]
+    return len(words)
 
 
 def template_fields(template: str) -> list[str]:
@@ -110,7 +131,7 @@ def build_sections(d: ReportData) -> dict[str, str]:
         "slice_delta_figure": figure(d, "slice_delta", "Per-slice delta"),
         "scale_discussion": scale_discussion(d),
         "limitations": limitations(d),
-        "reproduction": reproduction(d),
+        "reproduction": reproduction_short(d),
     }
 
 
@@ -132,7 +153,7 @@ def figure(d: ReportData, name: str, alt: str) -> str:
     link = d.figures.get(name)
     if link:
         source = d.figure_sources.get(name)
-        return f"![{alt}]({link})" + (f"\n\n*{alt}; copied from `{source}`.*" if source else "")
+        return f"![{alt}]({link})" + (f"\n\n*From `{source}`.*" if source else "")
     return f"*Figure not available: {FIGURE_SOURCES.get(name, name)} was not found.*"
 
 
@@ -146,7 +167,7 @@ def _generated(d: ReportData) -> str:
 
 
 def summary(d: ReportData) -> str:
-    """The few numbers a reader should leave with."""
+    """The few numbers a reader should leave with, and the headline on the worst slice."""
     o = d.overall0
     lines = [
         f"- Iteration 0: mAP@0.5 {fmt_map(o.get('map50'))} overall (95% CI "
@@ -158,16 +179,36 @@ def summary(d: ReportData) -> str:
                      f"{fmt_int(d.worst.get('n_frames'))} eval frames.")
     else:
         lines.append(f"- No slice has at least {d.min_frames} eval frames, so no worst slice was picked.")
-    deltas = worst_delta_rows(d)
-    if deltas:
-        lines.append("- After one turn, on the worst slice:")
-        lines += [f"    - {delta_sentence(r)}" for r in deltas]
-    else:
+    if not worst_delta_rows(d):
         lines.append("- Iteration 1: no arm has an iteration-1 eval yet, so there is no delta to report.")
+    for _, r in _worst_contrasts(d).iterrows():
+        lines.append(f"- {contrast_sentence(r)}")
     missing = d.arms_missing
     if missing:
         lines.append(f"- Missing arm(s): {', '.join(missing)} (see section 7).")
+    if d.arms_compared:
+        top = d.headline[d.headline["worst"].astype(bool) | (d.headline["grouping"] == "overall")]
+        lines += ["", "**Headline** (worst slice and overall; every slice is in the appendix):", "",
+                  headline_markdown(top, d.arms_compared, n_boot=d.n_boot, seed=d.cfg.seed,
+                                    fragile_min_gt=d.cfg.report.fragile_min_gt)]
     return "\n".join(lines)
+
+
+def _worst_contrasts(d: ReportData) -> pd.DataFrame:
+    c = d.contrasts
+    if c is None or c.empty:
+        return pd.DataFrame(columns=c.columns if c is not None else [])
+    return c[c["worst"].astype(bool)]
+
+
+def contrast_sentence(r: Any) -> str:
+    """One arm-vs-control row in words; "beats" only when the CI of the difference excludes 0."""
+    ci = fmt_ci(r["ci_lo"], r["ci_hi"])
+    what = (f"{r['arm']} − {r['control']} on {r['slice']}: {fmt_delta(r['diff'])} mAP@0.5 (95% CI {ci}, "
+            f"{levels_cell(r['ci_levels'], max(int(r['n_seeds_arm']), int(r['n_seeds_control'])))})")
+    if not bool(r["ci_excludes_0"]):
+        return f"{what}: the run cannot tell {r['arm']} and {r['control']} apart."
+    return f"{what}: {r['verdict']}" + (" (on a fragile slice)." if bool(r["fragile"]) else ".")
 
 
 def problem_statement(d: ReportData) -> str:
@@ -185,20 +226,15 @@ def problem_statement(d: ReportData) -> str:
     arms = [a for a, f in d.arms.items() if not f.mine_only]
     only = [a for a, f in d.arms.items() if f.mine_only]
     text = [
-        "A detector with a good overall score can still be poor in one condition (night, rain, a "
-        "highway at dusk), and the overall number hides it. The data flywheel answers with data, "
-        "not architecture: find the slice where the detector is worst, look for more frames like its "
-        "failures among unlabeled data, label them cheaply, retrain, and check whether that slice improved.",
+        "A detector with a good overall score can still fail in one condition (night, rain, a highway at "
+        "dusk). The data flywheel answers with data: find the worst slice, mine unlabeled frames like its "
+        "failures, label them cheaply, retrain, and check whether that slice improved.",
         "",
         f"This turn runs the loop on {data}. Iteration 0 trains "
         f"`{(train.get('inputs') or {}).get('init_weights', d.cfg.train.model)}` for "
         f"{plural((train.get('metrics') or {}).get('epochs'), 'epoch')} on {fmt_int(n_train)} frames and is "
         f"scored per weather × time of day × scene slice with the official BDD100K detection protocol.",
     ]
-    if d.worst:
-        text.append(
-            f"Its worst slice is **{worst_label(d)}** (mAP@0.5 {fmt_map(d.worst.get('map50'))} against "
-            f"{fmt_map(d.overall0.get('map50'))} overall).")
     if k is not None:
         text.append(
             f"Each retraining arm spends the same label budget of {k} frames from the mining pool of "
@@ -208,14 +244,21 @@ def problem_statement(d: ReportData) -> str:
         text.append(f"The retraining arms asked for are {', '.join(arms) or 'none'}; none has mined frames yet.")
     text += [
         "",
-        "The question: does the worst slice's mAP@0.5 rise after retraining, by more than the "
-        "frame-sampling noise that a paired bootstrap measures, and by more with targeted mining than "
-        "with the same budget spent at random?",
+        "The question: does the worst slice's mAP@0.5 rise by more than the bootstrap noise, and by more "
+        "with targeted mining than with the same budget spent at random?",
     ]
     return "\n".join(text)
 
 
 def architecture_notes(d: ReportData) -> str:
+    """Where the diagram comes from; the per-stage table of run folders is in the appendix."""
+    return (f"Stages and their inputs come from the stage registry (`bddengine.stages.STAGES`); the numbers in "
+            f"the diagram are this run's. Diagram drawn by {d.architecture_renderer}; its Graphviz source is "
+            f"`figures/architecture.dot`. What each stage reads and writes, and which run folders played it: "
+            f"appendix A.")
+
+
+def stage_registry_table(d: ReportData) -> str:
     """What each stage reads and writes, and which run folder played it."""
     used: dict[str, list[str]] = {}
     for ref in d.runs.ordered():
@@ -230,12 +273,9 @@ def architecture_notes(d: ReportData) -> str:
         elif s.name == "report":
             shown = "this report"
         else:
-            shown = ", ".join(f"`{r}`" for r in runs[:4]) + (f" and {len(runs) - 4} more" if len(runs) > 4 else "")
+            shown = ", ".join(f"`{r}`" for r in runs)
         rows.append([f"**{s.name}**", ", ".join(s.reads) or "nothing", s.writes, shown or "missing"])
-    intro = (f"Stages and their inputs come from the stage registry (`bddengine.stages.STAGES`); the "
-             f"numbers in the diagram are this run's. Diagram drawn by {d.architecture_renderer}; its "
-             f"Graphviz source is `figures/architecture.dot`.")
-    return intro + "\n\n" + md_table(["stage", "reads", "writes", "run folders"], rows, align="llll")
+    return md_table(["stage", "reads", "writes", "run folders"], rows, align="llll")
 
 
 def _input_names(result: dict[str, Any]) -> str:
@@ -289,8 +329,8 @@ def _generic_metrics(m: dict[str, Any], limit: int = 4) -> str:
     return ", ".join(parts) or "see its result.json"
 
 
-def stage_table(d: ReportData) -> str:
-    """Input, output, wall time and disk of every run read."""
+def stage_rows(d: ReportData) -> tuple[list[list[str]], float, float]:
+    """One row per run read (input, output, wall time, disk), with the totals."""
     rows = []
     total_s = total_b = 0.0
     facts_by_run = {f.mine_run: f for f in d.arms.values() if f.mine_run}
@@ -301,6 +341,26 @@ def stage_table(d: ReportData) -> str:
         total_b += disk if is_num(disk) else 0
         rows.append([f"**{ref.name}**", _input_names(res), stage_output(ref, res, facts_by_run.get(ref.name)),
                      fmt_seconds(wall), fmt_bytes(disk)])
+    return rows, total_s, total_b
+
+
+def stage_table(d: ReportData) -> str:
+    """How many runs, how long and how much disk, and which stage took the time."""
+    rows, total_s, total_b = stage_rows(d)
+    by_stage: Counter[str] = Counter()
+    for ref in d.runs.ordered():
+        wall = d.result(ref).get("wall_time_s")
+        by_stage[ref.stage] += wall if is_num(wall) else 0
+    shares = ", ".join(f"{stage} {fmt_pct(w / total_s, 0)}" for stage, w in by_stage.most_common(3)
+                       if total_s > 0)
+    return (f"The turn is {len(rows)} run folders: {fmt_seconds(total_s)} of stage wall time and "
+            f"{fmt_bytes(total_b)} on disk" + (f"; by stage, {shares} of that time" if shares else "") +
+            ". Every run's input, output, wall time and disk: appendix B.")
+
+
+def stage_table_full(d: ReportData) -> str:
+    """Input, output, wall time and disk of every run read."""
+    rows, total_s, total_b = stage_rows(d)
     rows.append([f"**all {len(rows)} runs**", "", "", f"**{fmt_seconds(total_s)}**", f"**{fmt_bytes(total_b)}**"])
     note = ("One row per run folder (`<NN>_<stage>[_iter<k>][_<arm>]`). Wall time is each stage's own "
             "`wall_time_s` (the work inside the run, not process start-up); disk is the run folder's size when it "
@@ -321,7 +381,6 @@ def curation(d: ReportData) -> str:
         return f"{key_label(s)} ({fmt_int(s['n_frames'])}, {fmt_pct(s['n_frames'] / total)})"
 
     small = [s for s in slices if s.get("n_frames", 0) < 50]
-    small_names = ", ".join(key_label(s) for s in small[:8]) + (f" and {len(small) - 8} more" if len(small) > 8 else "")
     lines = [
         f"The collect run holds {fmt_int(total)} frames in {fmt_int(len(slices))} weather × time of day × "
         f"scene slices.",
@@ -329,15 +388,10 @@ def curation(d: ReportData) -> str:
         f"- Most common slices: {'; '.join(item(s) for s in slices[:3])}.",
         f"- Rarest slices: {'; '.join(item(s) for s in slices[::-1][:3])}.",
         f"- Slices under 50 frames: {len(small)} of {len(slices)} "
-        f"({fmt_pct(sum(s['n_frames'] for s in small) / total)} of the frames)"
-        + (f": {small_names}." if small else "."),
+        f"({fmt_pct(sum(s['n_frames'] for s in small) / total)} of the frames).",
     ]
-    marginals = idx.get("marginals") or {}
-    for attr in FRAME_ATTRIBUTES:
-        counts = {r[attr]: r.get("n_frames", 0) for r in marginals.get(attr) or [] if attr in r}
-        if counts:
-            n = sum(counts.values())
-            lines.append(f"- By {attr}: " + ", ".join(f"{k} {fmt_pct(v / n, 0)}" for k, v in counts.items()) + ".")
+    if idx.get("marginals"):
+        lines.append("- Shares by weather, time of day and scene: appendix C.")
     split = d.result(d.runs.split).get("metrics") or {}
     pools = split.get("n_frames") or {}
     if pools:
@@ -350,6 +404,18 @@ def curation(d: ReportData) -> str:
             f"({fmt_int(split.get('eval_short_slices'))} of them had fewer frames than planned); whole videos "
             f"go to one pool only (hold-out check passed: {fmt_value(split.get('holdout_ok'))}).")
     return "\n".join(lines)
+
+
+def curation_marginals(d: ReportData) -> str:
+    """The collect run's share of frames per weather, time of day and scene value."""
+    marginals = (d.slice_index or {}).get("marginals") or {}
+    lines = []
+    for attr in FRAME_ATTRIBUTES:
+        counts = {r[attr]: r.get("n_frames", 0) for r in marginals.get(attr) or [] if attr in r}
+        if counts:
+            n = sum(counts.values())
+            lines.append(f"- By {attr}: " + ", ".join(f"{k} {fmt_pct(v / n, 0)}" for k, v in counts.items()) + ".")
+    return "\n".join(lines) or "The collect run's slice index has no marginal counts."
 
 
 def _slice_rows(rows: list[dict[str, Any]], min_frames: int, worst_key: dict[str, str] | None) -> list[list[str]]:
@@ -385,13 +451,27 @@ def iteration0(d: ReportData) -> str:
         lines += [md_table(["class", "AP@0.5", "recall@0.5"], class_rows)]
         if absent:
             lines.append(f"\nClasses without ground truth in the eval pool (not scored): {', '.join(absent)}.")
+    slices = _sorted_slices(d)
+    worst_key = d.worst["key"] if d.worst else None
+    shown = slices[:MAIN_SLICES]
+    lines += ["", f"The {len(shown)} lowest of {len(slices)} slices (the worst is chosen among those with at least "
+                  f"{d.min_frames} frames; every slice and marginal: appendix C):", "",
+              md_table(["slice", "frames", "mAP@0.5", "95% CI", "mAP@0.5:0.95"],
+                       _slice_rows(shown, d.min_frames, worst_key))]
+    return "\n".join(lines)
+
+
+def _sorted_slices(d: ReportData) -> list[dict[str, Any]]:
     slices = [r for r in d.eval0_table if r.get("grouping") == "slice"]
     slices.sort(key=lambda r: (r.get("map50") is None, r.get("map50") or 0, -r.get("n_frames", 0)))
+    return slices
+
+
+def iteration0_slices(d: ReportData) -> str:
+    """Every iteration-0 slice and marginal score."""
     worst_key = d.worst["key"] if d.worst else None
-    lines += ["", f"Per slice ({len(slices)} slices; the worst is chosen among those with at least "
-                  f"{d.min_frames} frames):", "",
-              md_table(["slice", "frames", "mAP@0.5", "95% CI", "mAP@0.5:0.95"],
-                       _slice_rows(slices, d.min_frames, worst_key))]
+    lines = [md_table(["slice", "frames", "mAP@0.5", "95% CI", "mAP@0.5:0.95"],
+                      _slice_rows(_sorted_slices(d), d.min_frames, worst_key))]
     marg = [r for r in d.eval0_table if r.get("grouping") in ("weather", "timeofday", "scene")]
     marg.sort(key=lambda r: (GROUP_ORDER[r["grouping"]], r.get("map50") is None, r.get("map50") or 0))
     if marg:
@@ -417,9 +497,8 @@ def worst_slice(d: ReportData) -> str:
     ci = w.get("ci95") or [None, None]
     text = [
         f"Worst slice: **{worst_label(d)}** ({fmt_int(w.get('n_frames'))} eval frames, mAP@0.5 "
-        f"{fmt_map(w.get('map50'))}, 95% CI {fmt_ci(ci[0], ci[1], signed=False)}), the lowest mAP@0.5 among "
-        f"slices with at least {d.min_frames} eval frames; the whole eval pool scores "
-        f"{fmt_map(o.get('map50'))}.",
+        f"{fmt_map(w.get('map50'))}, 95% CI {fmt_ci(ci[0], ci[1], signed=False)}) against "
+        f"{fmt_map(o.get('map50'))} for the whole eval pool.",
     ]
     rows = [[c, fmt_map(row.get(f"ap50/{c}")), fmt_map(o.get(f"ap50/{c}")), fmt_map(row.get(f"recall/{c}"))]
             for c in CLASSES if is_num(row.get(f"ap50/{c}"))]
@@ -458,8 +537,8 @@ def failure_reasons(d: ReportData) -> str:
         gt.update(f.get("gt_classes") or {})
     lines = [
         f"{len(d.failures)} of the worst slice's {fmt_int(n)} eval frames are failure frames (AP@0.5 of 0, or "
-        f"recall below {d.cfg.eval.failure_recall} at score ≥ {d.cfg.eval.failure_score}). Their reasons, as "
-        f"the eval stage recorded them (a frame can have several):",
+        f"recall below {d.cfg.eval.failure_recall} at score ≥ {d.cfg.eval.failure_score}). Their reasons "
+        f"(a frame can have several):",
         "",
         md_table(["reason", "frames", "share of failure frames"], rows),
         "",
@@ -517,9 +596,8 @@ def mining(d: ReportData) -> str:
         lines.append(
             f"Base rate: {fmt_int(d.mining_pool_in_worst)} of the {fmt_int(d.mining_pool_n)} mining-pool frames "
             f"({fmt_pct(d.mining_pool_in_worst / d.mining_pool_n)}) belong to the worst slice, which is what "
-            f"uniform random mining hits on average. Precision is the share of an arm's mined frames that belong "
-            f"to the worst slice (the k-NN arms never see the slice attributes; random-slice filters on them); "
-            f"lift is precision over the base rate.")
+            f"uniform random mining hits on average. Precision: the share of an arm's mined frames in the worst "
+            f"slice (k-NN arms never see slice attributes); lift: precision over the base rate.")
     if rows:
         failed = next((r["failed_classes"] for r in rows if r["failed_classes"]), [])
         with_failed = any(is_num(r["failed_precision"]) for r in rows)
@@ -537,9 +615,8 @@ def mining(d: ReportData) -> str:
             table.append(row)
         lines += ["", md_table(headers, table, align="lll" + "r" * (len(headers) - 3))]
         if with_failed and failed:
-            lines.append(f"\nFailed-class precision: the share of mined frames (with hidden ground truth) that hold "
-                         f"a box of a class the detector failed on in the worst slice ({', '.join(failed)}), from "
-                         f"each mine run's `{MINE.mining_precision.file}`.")
+            lines.append(f"\nFailed-class precision: the share of mined frames holding a (hidden GT) box of a class "
+                         f"the detector failed on in the worst slice ({', '.join(failed)}).")
     for a, f in d.arms.items():
         if f.mined:
             continue
@@ -549,8 +626,7 @@ def mining(d: ReportData) -> str:
                      f"{' --embedding detector' if a.endswith('-detector') else ''} --config {d.config_source}`.")
     only = [a for a, f in d.arms.items() if f.mine_only]
     if only:
-        lines.append(f"\nMining-only comparison (`flywheel.mine_only`): {', '.join(only)}; mined to compare "
-                     f"precision, never auto-labeled or retrained.")
+        lines.append(f"\n{', '.join(only)}: mined for this comparison only (`flywheel.mine_only`), not retrained.")
     if not rows and not d.arms:
         lines.append("No retraining arm is configured (`flywheel.arms` is empty).")
     return "\n".join(lines).strip()
@@ -602,19 +678,13 @@ def autolabel(d: ReportData) -> str:
         thresholds = next(((f.quality or {}).get("thresholds") for f in have.values()), None) or {}
         lines += [
             f"Boxes scoring at least {thresholds.get('accept', t[0])} are accepted, below "
-            f"{thresholds.get('drop', t[1])} dropped, in between sent to human review; quality is measured "
-            f"against the mined frames' hidden ground truth (IoU "
+            f"{thresholds.get('drop', t[1])} dropped, in between sent to review; quality against the mined "
+            f"frames' hidden ground truth (IoU "
             f"{next(iter(have.values())).quality.get('iou_threshold', 0.5)}, class-matched).", "",
             md_table(["measure", *have], [[label, *[fn(f.quality or {}, f.autolabel_metrics or {})
                                                     for f in have.values()]] for label, fn in AUTOLABEL_ROWS])]
-        first = "prototype" if "prototype" in have else next(iter(have))
-        per_class = ((have[first].quality or {}).get("accepted") or {}).get("per_class") or {}
-        rows = [[c, fmt_int(v.get("n_gt")), fmt_int(v.get("tp")), fmt_int(v.get("fp")), fmt_int(v.get("fn")),
-                 fmt_map(v.get("precision")), fmt_map(v.get("recall"))]
-                for c, v in per_class.items() if v.get("n_gt") or v.get("tp") or v.get("fp")]
-        if rows:
-            lines += ["", f"Accepted boxes per class ({first} arm):", "",
-                      md_table(["class", "GT boxes", "TP", "FP", "FN", "precision", "recall"], rows)]
+        if any(_per_class_rows(f) for f in have.values()):
+            lines.append("\nAccepted boxes per class and arm: appendix D.")
         notes = {f.quality.get("note") for f in have.values() if (f.quality or {}).get("note")}
         lines += [f"\n*{n}*" for n in sorted(notes)]
     else:
@@ -623,6 +693,24 @@ def autolabel(d: ReportData) -> str:
     if missing:
         lines.append(f"\nNo autolabel run for: {', '.join(missing)}.")
     return "\n".join(lines).strip()
+
+
+def _per_class_rows(f: ArmFacts) -> list[list[str]]:
+    per_class = ((f.quality or {}).get("accepted") or {}).get("per_class") or {}
+    return [[c, fmt_int(v.get("n_gt")), fmt_int(v.get("tp")), fmt_int(v.get("fp")), fmt_int(v.get("fn")),
+             fmt_map(v.get("precision")), fmt_map(v.get("recall"))]
+            for c, v in per_class.items() if v.get("n_gt") or v.get("tp") or v.get("fp")]
+
+
+def autolabel_per_class(d: ReportData) -> str:
+    """Accepted boxes per class, one table per arm with an autolabel quality file."""
+    lines = []
+    for arm, f in d.arms.items():
+        rows = _per_class_rows(f)
+        if rows:
+            lines += [f"**{arm}** (`{f.autolabel_run}`):", "",
+                      md_table(["class", "GT boxes", "TP", "FP", "FN", "precision", "recall"], rows), ""]
+    return "\n".join(lines).strip() or "No autolabel run recorded per-class quality."
 
 
 def _generic_quality(d: ReportData, have: dict[str, ArmFacts]) -> list[str]:
@@ -681,8 +769,8 @@ def cost(d: ReportData) -> str:
                 lines.append(f"\n- {arm}: auto-labeling with human review costs {fmt_usd(auto)} against "
                              f"{fmt_usd(by_hand)} by hand ({fmt_pct(1 - auto / by_hand, 0)} less).")
             elif c.get("human_labeler"):
-                lines.append(f"\n- {arm}: labeled by the oracle, which stands in for human labeling: the bill is "
-                             f"the by-hand price, {fmt_usd(by_hand)}.")
+                lines.append(f"\n- {arm}: labeled by the oracle (the human stand-in): the by-hand price, "
+                             f"{fmt_usd(by_hand)}.")
     k = mined_k(d)
     if k and not costs:
         a = d.cfg.autolabel
@@ -697,24 +785,31 @@ def cost(d: ReportData) -> str:
 
 
 def headline(d: ReportData) -> str:
-    """The headline table, what it says about the worst slice, and what is missing."""
+    """What the turn did to the worst slice, arm against control, and what is missing.
+
+    The per-arm table of the worst slice and overall is in the summary; every slice's
+    rows are in the appendix.
+    """
     lines = []
     if d.arms_compared:
-        lines += [headline_markdown(d.headline, d.arms_compared, n_boot=d.n_boot, seed=d.cfg.seed), ""]
         rows = worst_delta_rows(d)
         if rows:
-            lines.append("On the worst slice:")
-            lines += [f"- {delta_sentence(r)}." for r in rows]
+            verdicts = [f"{r['arm']} {fmt_delta(r['delta'])} "
+                        f"(CI {'excludes' if bool(r['ci_excludes_0']) else 'includes'} 0)" for r in rows]
+            lines.append(f"Worst-slice Δ per arm (table in the summary): {'; '.join(verdicts)}.")
+        c = d.contrasts
+        if c is not None and not c.empty:
+            lines += ["", "Arm against control (difference of the two deltas; iteration 0 cancels out):", "",
+                      contrast_markdown(c, only="worst")]
         sig = d.headline[d.headline["ci_excludes_0"].astype(bool) & (d.headline["grouping"] == "slice")]
+        firm = sig[~sig["fragile"].astype(bool)]
         n_tests = int(((d.headline["grouping"] == "slice") & d.headline["arm"].notna()).sum())
         lines.append(f"\nAcross all {n_tests} (slice, arm) pairs, {len(sig)} have a CI that excludes 0 "
-                     f"({int((sig['delta'] > 0).sum())} up, {int((sig['delta'] < 0).sum())} down).")
+                     f"({int((sig['delta'] > 0).sum())} up, {int((sig['delta'] < 0).sum())} down; "
+                     f"{len(firm)} of them on slices that are not fragile). Every slice: appendix E.")
     else:
         lines.append("**No arm has an iteration-1 eval, so no delta can be computed yet.** Iteration-0 mAP@0.5 "
-                     "per slice, for reference:")
-        rows = [[r["slice"] + (" (worst)" if r["worst"] else ""), fmt_int(r["n_frames"]), fmt_map(r["map50_iter0"])]
-                for _, r in d.headline.iterrows()]
-        lines += ["", md_table(["slice", "frames", "iter 0"], rows)]
+                     "per slice is in section 5.")
     for arm, f in d.arms.items():
         if arm in d.arms_compared or f.mine_only:
             continue
@@ -727,6 +822,46 @@ def headline(d: ReportData) -> str:
         for note in f.notes:
             lines.append(f"\n- Note: {note}.")
     return "\n".join(lines).strip()
+
+
+def headline_full(d: ReportData) -> str:
+    """Every slice's headline rows and every arm-vs-control row."""
+    if not d.arms_compared:
+        rows = [[r["slice"] + (" (worst)" if r["worst"] else ""), fmt_int(r["n_frames"]), fmt_map(r["map50_iter0"])]
+                for _, r in d.headline.iterrows()]
+        return "No arm has an iteration-1 eval: iteration-0 mAP@0.5 only.\n\n" + md_table(
+            ["slice", "frames", "iter 0"], rows)
+    lines = [headline_markdown(d.headline, d.arms_compared, n_boot=d.n_boot, seed=d.cfg.seed,
+                               fragile_min_gt=d.cfg.report.fragile_min_gt)]
+    if d.contrasts is not None and not d.contrasts.empty:
+        lines += ["", "Arm against control, every slice:", "", contrast_markdown(d.contrasts)]
+    return "\n".join(lines)
+
+
+def build_appendix(d: ReportData) -> str:
+    """``case_study_appendix.md``: the tables of every run, slice and class the main text summarises."""
+    parts = [
+        f"# Appendix to the case study: {d.cfg.name}",
+        _generated(d),
+        "## A. Stages and their run folders",
+        stage_registry_table(d),
+        "## B. Numbers per run",
+        stage_table_full(d),
+        "## C. Curation and iteration 0, every slice",
+        "Frames collected, by attribute:",
+        curation_marginals(d),
+        "Iteration-0 mAP@0.5 per slice:",
+        iteration0_slices(d),
+        "## D. Auto-label quality per class",
+        autolabel_per_class(d),
+        "## E. Headline, every slice",
+        headline_full(d),
+        "## F. Reproduction",
+        reproduction(d),
+        "## G. The turn at 100M frames, per stage",
+        scale_discussion(d, table_only=True),
+    ]
+    return "\n\n".join(parts).strip() + "\n"
 
 
 def architecture_numbers(d: ReportData) -> dict[str, list[str]]:
@@ -778,8 +913,13 @@ def summary_numbers(d: ReportData) -> dict[str, Any]:
         "arms_missing": d.arms_missing,
         "arms_mine_only": [a for a, f in d.arms.items() if f.mine_only],
         "worst_slice_delta": {r["arm"]: {"delta": _f(r["delta"]), "ci95": [_f(r["ci_lo"]), _f(r["ci_hi"])],
-                                         "ci_excludes_0": bool(r["ci_excludes_0"]), "n_seeds": int(r["n_seeds"])}
+                                         "ci_excludes_0": bool(r["ci_excludes_0"]), "n_seeds": int(r["n_seeds"]),
+                                         "ci_levels": r["ci_levels"], "fragile": bool(r["fragile"])}
                               for r in rows},
+        "worst_slice_contrasts": {f"{r['arm']} - {r['control']}": {
+            "diff": _f(r["diff"]), "ci95": [_f(r["ci_lo"]), _f(r["ci_hi"])],
+            "ci_excludes_0": bool(r["ci_excludes_0"]), "ci_levels": r["ci_levels"], "verdict": r["verdict"]}
+            for _, r in _worst_contrasts(d).iterrows()},
     }
 
 

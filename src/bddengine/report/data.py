@@ -10,7 +10,7 @@ import pandas as pd
 from bddengine.config import EngineConfig, parse_arm
 from bddengine.report.headline import worst_rows
 from bddengine.report.inputs import FlywheelRuns
-from bddengine.report.tables import NA, fmt_ci, fmt_delta, fmt_map, is_num, key_label
+from bddengine.report.tables import NA, is_num, key_label
 from bddengine.runs import RunRef
 
 
@@ -57,6 +57,7 @@ class ReportData:
     generated_at: str
     n_boot: int
     min_frames: int
+    contrasts: pd.DataFrame | None = None
 
     @property
     def arms_missing(self) -> list[str]:
@@ -103,15 +104,6 @@ def worst_delta_rows(d: ReportData) -> list[dict[str, Any]]:
     """The headline rows of the worst slice, one per compared arm."""
     rows = worst_rows(d.headline)
     return [r for _, r in rows.iterrows() if r["arm"] is not None and not pd.isna(r["arm"])]
-
-
-def delta_sentence(r: dict[str, Any]) -> str:
-    """One headline row in words: iter 0 -> iter 1, the delta, its CI and what the CI says."""
-    verdict = ("the CI excludes 0" if bool(r["ci_excludes_0"])
-               else "the CI includes 0: not distinguishable from no change")
-    seeds = f", mean of {int(r['n_seeds'])} seeds" if int(r["n_seeds"]) > 1 else ""
-    return (f"**{r['arm']}**: {fmt_map(r['map50_iter0'])} → {fmt_map(r['map50_iter1'])}, "
-            f"Δ {fmt_delta(r['delta'])} (95% CI {fmt_ci(r['ci_lo'], r['ci_hi'])}{seeds}); {verdict}")
 
 
 def arm_labeler(f: ArmFacts) -> str | None:

@@ -30,8 +30,11 @@ TARGET_FRAMES = 100_000_000
 """The scale of the discussion: 1000x BDD100K's 100k frames."""
 
 
-def scale_discussion(d: ReportData) -> str:
-    """What the turn costs at 100M frames, extrapolated from this run's wall times."""
+def scale_discussion(d: ReportData, *, table_only: bool = False) -> str:
+    """What the turn costs at 100M frames, extrapolated from this run's wall times.
+
+    ``table_only``: just the per-stage table of measured and extrapolated wall times.
+    """
     c = d.result(d.runs.collect).get("metrics") or {}
     n = c.get("n_frames")
     if not is_num(n) or n <= 0:
@@ -60,34 +63,31 @@ def scale_discussion(d: ReportData) -> str:
         rows.append([label, fmt_seconds(w), fmt_seconds(w * factor)])
     rows.append(["**one turn, one arm**", f"**{fmt_seconds(total)}**", f"**{fmt_seconds(total * factor)}**"])
     device = (d.result(d.runs.train0).get("metrics") or {}).get("device", NA)
+    if table_only:
+        return md_table(["stage", "this run", f"×{factor:,.0f} (100M frames)"], rows)
     lines = [
-        f"This run collected {fmt_int(n)} frames; 100M frames (1000× BDD100K's 100k) is {factor:,.0f}× more. "
-        f"If every stage's input grows by that factor and the work stays linear on the same hardware "
-        f"(training device: {device}), the measured wall times become:",
-        "",
-        md_table(["stage", "this run", f"×{factor:,.0f} (100M frames)"], rows),
-        "",
-        "What changes at that scale:",
+        f"This run collected {fmt_int(n)} frames; 100M frames (1000× BDD100K) is {factor:,.0f}× more. Linear in "
+        f"the input on the same hardware (training device: {device}), one turn of one arm takes "
+        f"{fmt_seconds(total)} here and {fmt_seconds(total * factor)} at 100M frames (per stage: appendix G). "
+        f"What changes at that scale:",
         "",
     ]
     if is_num(dim):
         gb = TARGET_FRAMES * dim * dtype_bytes / 1e9
         lines.append(
             f"- **Index.** {fmt_int(dim)}-d {('float16' if dtype_bytes == 2 else 'float32')} embeddings of 100M "
-            f"frames take {gb:,.0f} GB before any index overhead, and one exact k-NN query costs 100M × {dim} "
-            f"multiply-adds. Above `mine.exact_max_pool` ({fmt_int(d.cfg.mine.exact_max_pool)} frames) the miner "
-            f"switches to an approximate `{d.cfg.mine.approximate_index}` index; at 100M even that needs the "
-            f"vectors compressed (product quantisation, tens of bytes per frame) and the index sharded over "
-            f"machines." + _search_note(d))
+            f"frames take {gb:,.0f} GB. Above `mine.exact_max_pool` ({fmt_int(d.cfg.mine.exact_max_pool)} frames) "
+            f"the miner switches to an approximate `{d.cfg.mine.approximate_index}` index; at 100M the vectors "
+            f"also need compressing (product quantisation) and the index sharding." + _search_note(d))
     emb_w = wall_time(d, d.runs.embed)
     rate = em.get("frames_per_s")
     if not is_num(rate) and emb_w and is_num(em.get("n_frames")):
         rate = em["n_frames"] / emb_w
     if is_num(rate) and rate > 0:
         lines.append(
-            f"- **Compute.** Embedding ran at {rate:,.0f} frames/s here ({em.get('device', NA)}); 100M frames need "
-            f"{fmt_seconds(TARGET_FRAMES / rate)} at that rate, so embedding becomes a batch job on many GPUs, "
-            f"run once per frame and cached by content hash (as the embed stage already reuses vectors).")
+            f"- **Compute.** Embedding ran at {rate:,.0f} frames/s here ({em.get('device', NA)}): "
+            f"{fmt_seconds(TARGET_FRAMES / rate)} for 100M frames, so it becomes a batch job on many GPUs, once "
+            f"per frame, cached by content hash.")
     k = mined_k(d)
     a = d.cfg.autolabel
     if k:
@@ -102,8 +102,7 @@ def scale_discussion(d: ReportData) -> str:
             per_frame = (c["usd_human_review"] + c["usd_compute"]) / c["n_frames"]
             text += (f" This run's auto-labeling with human review of the uncertain boxes cost {fmt_usd(per_frame)} "
                      f"per mined frame, {fmt_usd(per_frame * k_big)} for the grown budget.")
-        text += (" Mining for the worst slice and sending humans only the uncertain boxes keeps the bill "
-                 "proportional to the failures, not to the fleet.")
+        text += " Mining and review queues keep the bill proportional to the failures, not to the fleet."
         lines.append(text)
     w = d.worst or {}
     ci = w.get("ci95") or [None, None]
@@ -111,9 +110,9 @@ def scale_discussion(d: ReportData) -> str:
         width = ci[1] - ci[0]
         need = w["n_frames"] * (width / 0.02) ** 2
         lines.append(
-            f"- **Evaluation.** The worst slice's 95% CI is {width:.3f} wide on {fmt_int(w['n_frames'])} frames; a "
-            f"CI about 0.02 wide needs roughly {fmt_int(need)} frames of that slice (width shrinks with "
-            f"1/√n), so the eval pool must grow per slice, not only in total.")
+            f"- **Evaluation.** The worst slice's 95% CI is {width:.3f} wide on {fmt_int(w['n_frames'])} frames; "
+            f"0.02 wide needs about {fmt_int(need)} frames of it (width ∝ 1/√n): the eval pool must grow per "
+            f"slice.")
     return "\n".join(lines)
 
 
@@ -138,10 +137,10 @@ def limitations(d: ReportData) -> str:
     if d.worst:
         width = (ci[1] - ci[0]) if (is_num(ci[0]) and is_num(ci[1])) else None
         items.append(
-            f"**Small worst slice.** The worst slice has {fmt_int(w.get('n_frames'))} eval frames; its iteration-0 "
-            f"mAP@0.5 of {fmt_map(w.get('map50'))} has a 95% CI of {fmt_ci(ci[0], ci[1], signed=False)}"
-            + (f" ({width:.3f} wide)" if width is not None else "") + ". A slice this small can be "
-            "the worst partly by chance; it was picked as the minimum of many noisy estimates.")
+            f"**Small worst slice.** {fmt_int(w.get('n_frames'))} eval frames; its iteration-0 mAP@0.5 of "
+            f"{fmt_map(w.get('map50'))} has a 95% CI of {fmt_ci(ci[0], ci[1], signed=False)}"
+            + (f" ({width:.3f} wide)" if width is not None else "") + ". As the minimum of many noisy "
+            "estimates, it can be the worst partly by chance.")
     else:
         items.append(f"**No worst slice.** No slice reached {d.min_frames} eval frames, so the turn had no target.")
     seeds = {a: len(f.seeds) for a, f in d.arms.items() if a in d.arms_compared}
@@ -151,22 +150,26 @@ def limitations(d: ReportData) -> str:
                  for _, r in spread.iterrows() if int(r["n_seeds"]) > 1]
         items.append(
             f"**Few seeds.** Training seeds per arm: {', '.join(f'{a} {n}' for a, n in seeds.items())}. On the worst "
-            f"slice the per-seed deltas span {'; '.join(parts)}; with this few seeds the seed-to-seed variance is "
-            f"itself poorly estimated.")
+            f"slice the per-seed deltas span {'; '.join(parts)}. The CIs resample these seeds, but so few seeds "
+            f"estimate training variance coarsely, and iteration 0 was trained once.")
     else:
         items.append(
-            f"**One training seed per arm** ({', '.join(seeds) or 'no arm trained'}). The paired bootstrap CI "
-            f"covers the sampling of eval frames only, not the randomness of training: a second seed can move a "
-            f"slice's mAP by as much as a small delta. Run `flywheel.seeds: 3` (or `train --seed`) to measure it.")
+            f"**One training seed per arm** ({', '.join(seeds) or 'no arm trained'}). The CIs cover the eval "
+            f"frames only, not training randomness, which can move a slice's mAP as much as a small delta; "
+            f"`flywheel.seeds: 3` measures it.")
     rows = worst_delta_rows(d)
     if rows:
-        parts = [f"{r['arm']} {fmt_ci(r['ci_lo'], r['ci_hi'])} "
-                 f"({'excludes' if bool(r['ci_excludes_0']) else 'includes'} 0)" for r in rows]
         widths = [r["ci_hi"] - r["ci_lo"] for r in rows if is_num(r["ci_lo"]) and is_num(r["ci_hi"])]
+        n_zero = sum(not bool(r["ci_excludes_0"]) for r in rows)
         items.append(
-            f"**Uncertainty of the headline delta.** Worst-slice Δ 95% CIs: {'; '.join(parts)}"
-            + (f"; up to {max(widths):.3f} wide" if widths else "") + ". An arm whose CI includes 0 has not "
-            "been shown to help, and overlapping CIs between arms do not rank them.")
+            "**Uncertainty of the headline delta.** The worst-slice Δ CIs are up to "
+            + (f"{max(widths):.3f}" if widths else NA) + f" wide and {n_zero} of {len(rows)} include 0: such an "
+            "arm has not been shown to help. Arms are ranked only by the arm-vs-control CIs (section 7).")
+        thin = [r for r in rows if bool(r.get("fragile"))]
+        if thin:
+            items.append(
+                f"**Fragile worst slice.** Its classes {thin[0]['fragile_classes']} have fewer than "
+                f"{d.cfg.report.fragile_min_gt} GT boxes there, so its mAP and Δ rest on a handful of boxes.")
     else:
         items.append("**No iteration 1.** No arm has an iteration-1 eval, so this report cannot say whether the "
                      "flywheel helped; it documents iteration 0 only.")
@@ -174,14 +177,13 @@ def limitations(d: ReportData) -> str:
     if n_tests:
         n_sig = int((d.headline["ci_excludes_0"].astype(bool) & (d.headline["grouping"] == "slice")).sum())
         items.append(
-            f"**Many comparisons.** {n_tests} (slice, arm) deltas are tested at 95%; about {0.05 * n_tests:.1f} "
-            f"of them would exclude 0 by chance alone even if nothing changed ({n_sig} do). Only the worst "
-            f"slice was the pre-registered target.")
+            f"**Many comparisons.** {n_tests} (slice, arm) deltas at 95%: about {0.05 * n_tests:.1f} would "
+            f"exclude 0 by chance alone ({n_sig} do). Only the worst slice was the pre-registered target.")
     if d.cfg.data.synthetic:
         items.append(
             "**Synthetic data.** The frames come from the procedural world of `bddengine synth`, not from "
-            "BDD100K cameras: textures, lighting and object shapes are simpler, so absolute mAP values and the size "
-            "of any gain do not transfer to real driving data; the pipeline, protocol and statistics do.")
+            "BDD100K cameras, so absolute mAP values and the size of any gain do not transfer to real driving "
+            "data; the pipeline, protocol and statistics do.")
     else:
         n = (d.result(d.runs.collect).get("metrics") or {}).get("n_frames")
         items.append(f"**A subset of BDD100K.** {fmt_int(n)} collected frames out of 100k; rare slices hold "
@@ -192,9 +194,8 @@ def limitations(d: ReportData) -> str:
     if em.get("random_init") or emb.get("random_init") or (model and model.get("pretrained") is None):
         items.append(
             f"**Random-init embeddings.** The embed run used a randomly initialised {model.get('arch', 'encoder')} "
-            f"(`pretrained: null`): its vectors carry low-level image statistics, not semantics, so k-NN mining "
-            f"in that space is closer to colour/brightness matching than to finding similar scenes, and the "
-            f"near-duplicate check was off. Mining precision above is measured, not assumed.")
+            f"(`pretrained: null`): its vectors carry colour and layout, not semantics, so k-NN mining matches "
+            f"looks more than scenes. Mining precision above is measured, not assumed.")
     else:
         items.append(f"**Embedding choice.** Mining used {model.get('arch', NA)} ({model.get('pretrained', NA)}) "
                      f"embeddings only; other encoders were not compared.")
@@ -209,13 +210,13 @@ def limitations(d: ReportData) -> str:
         f"{'from scratch (' + str(init) + ')' if scratch else 'from ' + str(init)}"
         + (f"; iteration 1 trained {' / '.join(str(e) for e in ep1)} epoch{'' if ep1 == [1] else 's'}"
            if ep1 else "")
-        + ". Far from convergence, part of any delta is simply more training, which is why the random arms "
-        "(same extra frames and epochs, no targeting) are the comparison that matters.")
+        + ". Far from convergence, part of any delta is more training; the random arms (same extra frames "
+        "and epochs) are the comparison that matters.")
     who = {a: arm_labeler(f) for a, f in d.arms.items() if arm_labeler(f)}
     machine = {a: w for a, w in who.items() if w != "oracle"}
     if who and not machine:
-        items.append("**Oracle labels.** The labeler was the hidden ground truth (a stand-in for a human "
-                     "vendor), so label noise, the main risk of auto-labeling, is not part of the measured delta.")
+        items.append("**Oracle labels.** The labeler was the hidden ground truth (the human stand-in), so label "
+                     "noise, the main risk of auto-labeling, is not part of the measured delta.")
     elif machine:
         names = ", ".join(f"{a}: {w}" for a, w in machine.items())
         oracle_arms = [a for a in who if a not in machine]
@@ -233,9 +234,9 @@ def limitations(d: ReportData) -> str:
     n_sl = len({r for r in d.headline.loc[d.headline["grouping"] == "slice", "slice"]})
     total_sl = len([r for r in d.eval0_table if r.get("grouping") == "slice"])
     items.append(
-        f"**Eval coverage.** {fmt_int(eval_n)} eval frames over {total_sl} slices; {n_sl} slices have at least "
-        f"{d.min_frames} frames and enter the headline table, the other {total_sl - n_sl} are too small to score "
-        f"reliably, and slices absent from the eval pool are not measured at all.")
+        f"**Eval coverage.** {fmt_int(eval_n)} eval frames over {total_sl} slices; {n_sl} have at least "
+        f"{d.min_frames} frames and enter the headline table, {total_sl - n_sl} are too small to score, and "
+        f"slices absent from the eval pool are not measured.")
     missing = d.arms_missing
     if missing:
         items.append(f"**Missing arms.** {', '.join(missing)} had no usable iteration-1 eval; the comparison is "
@@ -282,6 +283,13 @@ def reproduction(d: ReportData) -> str:
               f"or in one go: `bddengine flywheel --config {config}` (runs the stages in registry order; an "
               f"unchanged stage is recognised by its fingerprint and skipped)."]
     return "\n".join(lines)
+
+
+def reproduction_short(d: ReportData) -> str:
+    """The command and the config that rebuild the turn; the full notes are in the appendix."""
+    return (f"`bddengine flywheel --config {d.config_source}` rebuilds every run this report read (config "
+            f"SHA-256 `{d.config_sha256[:16]}…`, seed {d.cfg.seed}). The resolved config, seeds, package versions, "
+            f"label-file hashes and the stage-by-stage commands are in appendix F.")
 
 
 def commands(d: ReportData) -> list[str]:

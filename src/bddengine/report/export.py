@@ -48,6 +48,10 @@ em { color: var(--muted); }
 """
 
 
+FIGURE_MAX_PAGE_SHARE = 0.3
+"""The largest share of a PDF page's height one figure may take."""
+
+
 def markdown_parser() -> MarkdownIt:
     """CommonMark with tables; raw HTML in the markdown is not passed through."""
     return MarkdownIt("commonmark", {"html": False}).enable("table")
@@ -257,7 +261,8 @@ class _Renderer:
             return 0.0, 0.0
         with Image.open(path) as im:
             w_px, h_px = im.size
-        max_w, max_h = self.pdf.epw, self.pdf.eph * 0.92
+        # a figure takes at most ~30% of a page: six figures fit in two pages of the case study
+        max_w, max_h = self.pdf.epw, self.pdf.eph * FIGURE_MAX_PAGE_SHARE
         w = min(max_w, w_px / 150 * 25.4 * 1.05)  # the figures are drawn at 150 dpi
         h = w * h_px / w_px
         if h > max_h:

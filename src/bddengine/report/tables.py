@@ -135,37 +135,79 @@ def key_label(key: dict[str, str] | None) -> str:
     return " / ".join(str(key.get(a, "*")) for a in FRAME_ATTRIBUTES)
 
 
-def headline_markdown(table: pd.DataFrame, arms: list[str], *, n_boot: int, seed: int) -> str:
+def headline_markdown(table: pd.DataFrame, arms: list[str], *, n_boot: int, seed: int,
+                      fragile_min_gt: int | None = None) -> str:
     """The headline table in markdown, plus its legend.
 
     One row per slice and arm (the slice, its frames and iteration-0 mAP@0.5 on the
     first row of each slice), so it stays readable for any number of arms and seeds.
+    The "CI resamples" column says, row by row, whether the CI holds training variance
+    (several seeds) or only the eval frames' (one seed).
     """
     multi = any(int(n or 0) > 1 for n in table["n_seeds"])
-    headers = ["slice", "frames", "iter 0", "arm", "iter 1", "Δ", "95% CI of Δ", "seeds"]
+    headers = ["slice", "frames", "iter 0", "arm", "iter 1", "Δ", "95% CI of Δ", "CI resamples"]
+    if multi:
+        headers.append("per-seed Δ")
     rows = []
+    any_fragile = False
     for label, group in table.groupby("slice", sort=False):
         first = group.iloc[0]
+        fragile = bool(first.get("fragile"))
+        any_fragile |= fragile
         name = f"**{label}** (worst)" if bool(first["worst"]) else (f"**{label}**" if label == "overall" else label)
+        if fragile:
+            name += f" ‡ {first['fragile_classes']}"
         by_arm = {r["arm"]: r for _, r in group.iterrows()}
         for i, arm in enumerate(arms):
             head = [name, fmt_int(first["n_frames"]), fmt_map(first["map50_iter0"])] if i == 0 else ["", "", ""]
             r = by_arm.get(arm)
             if r is None:
-                rows.append([*head, arm, NA, NA, NA, NA])
+                rows.append([*head, arm, NA, NA, NA, NA] + ([NA] if multi else []))
                 continue
             delta = fmt_delta(r["delta"])
-            rows.append([*head, arm, fmt_map(r["map50_iter1"]), f"**{delta}**" if bool(r["ci_excludes_0"]) else delta,
-                         fmt_ci(r["ci_lo"], r["ci_hi"]), _seeds_cell(r)])
+            bold = bool(r["ci_excludes_0"]) and not fragile
+            row = [*head, arm, fmt_map(r["map50_iter1"]), f"**{delta}**" if bold else delta,
+                   fmt_ci(r["ci_lo"], r["ci_hi"]), levels_cell(r["ci_levels"], r["n_seeds"])]
+            if multi:
+                row.append(_seeds_cell(r))
+            rows.append(row)
     legend = (
-        f"Δ: iteration-1 minus iteration-0 mAP@0.5 on the same eval frames. 95% CI: paired bootstrap of Δ "
-        f"({n_boot} resamples of the slice's frames, seed {seed}; both detectors scored on every resample). "
-        f"**Bold** Δ: the CI excludes 0."
+        f"Δ: iteration 1 minus iteration 0 mAP@0.5 on the same eval frames; 95% CI: paired bootstrap of Δ "
+        f"({n_boot} resamples, seed {seed}). **Bold**: the CI excludes 0 on a slice that is not fragile."
     )
     if multi:
-        legend += (" With several training seeds, iter 1 and Δ are the mean over the seeds, the CI is that of the "
-                   "mean, and the seeds column gives the smallest … largest per-seed Δ and their standard deviation.")
-    return md_table(headers, rows, align="lrrlrrrl") + "\n\n" + legend
+        legend += (" With several seeds, iter 1 and Δ are seed means and each resample also draws the seeds, so "
+                   "the CI holds training variance; per-seed Δ: smallest … largest, and their sd.")
+    if any(int(n or 0) == 1 for n in table["n_seeds"]):
+        legend += " \"frames only\": one training seed, so the CI leaves out training variance."
+    if any_fragile:
+        legend += (f" ‡ fragile: a class has fewer than {fragile_min_gt or 'the configured number of'} GT boxes "
+                   f"in the slice (count given); one class AP moving on so few boxes can swing the slice's mAP.")
+    return md_table(headers, rows, align="lrrlrrrl" + ("l" if multi else "")) + "\n\n" + legend
+
+
+def levels_cell(levels: Any, n_seeds: Any) -> str:
+    """What a CI resamples: ``frames only`` (one seed) or ``3 seeds × frames``."""
+    if levels == "seeds+frames":
+        return f"{int(n_seeds)} seeds × frames"
+    return "frames only" if levels == "frames" else NA
+
+
+def contrast_markdown(contrasts: pd.DataFrame, *, only: str | None = None) -> str:
+    """Arm-vs-control rows in markdown (``only``: ``"worst"`` for the worst slice and overall)."""
+    t = contrasts
+    if only == "worst":
+        t = t[t["worst"].astype(bool) | (t["grouping"] == "overall")]
+    rows = []
+    for _, r in t.iterrows():
+        label = f"{r['slice']} (worst)" if bool(r["worst"]) else r["slice"]
+        diff = fmt_delta(r["diff"])
+        bold = bool(r["ci_excludes_0"]) and not bool(r["fragile"])
+        levels = levels_cell(r["ci_levels"], max(int(r["n_seeds_arm"]), int(r["n_seeds_control"])))
+        rows.append([label + (" ‡" if bool(r["fragile"]) else ""), f"{r['arm']} − {r['control']}",
+                     f"**{diff}**" if bold else diff, fmt_ci(r["ci_lo"], r["ci_hi"]), levels, r["verdict"]])
+    return md_table(["slice", "arm − control", "Δ difference", "95% CI", "CI resamples", "what the run says"],
+                    rows, align="llrrll")
 
 
 def _seeds_cell(r: pd.Series) -> str:

@@ -227,6 +227,7 @@ CASE_STUDY_DIR, FIGURES_DIR = "case_study", "figures"
 class REPORT(StageLayout):
     stage, command = "report", "bddengine report"
     case_study = _a("case_study", f"{CASE_STUDY_DIR}/case_study_v1.md", "the case study (markdown)")
+    appendix = _a("appendix", f"{CASE_STUDY_DIR}/case_study_appendix.md", "every run, slice and class (markdown)")
     headline_csv = _a("headline_csv", f"{CASE_STUDY_DIR}/headline.csv", "one row per slice and arm")
     headline_json = _a("headline_json", f"{CASE_STUDY_DIR}/headline.json", "the headline table and its runs")
     headline_md = _a("headline_md", f"{CASE_STUDY_DIR}/headline.md", "the headline table, wide")
@@ -236,6 +237,8 @@ class REPORT(StageLayout):
     slice_delta = _a("figure_slice_delta", f"{FIGURES_DIR}/slice_delta.png", "per-slice deltas with CIs")
     html = _a("html", f"{CASE_STUDY_DIR}/case_study_v1.html", "the case study (HTML)")
     pdf = _a("pdf", f"{CASE_STUDY_DIR}/case_study_v1.pdf", "the case study (PDF)")
+    appendix_html = _a("appendix_html", f"{CASE_STUDY_DIR}/case_study_appendix.html", "the appendix (HTML)")
+    appendix_pdf = _a("appendix_pdf", f"{CASE_STUDY_DIR}/case_study_appendix.pdf", "the appendix (PDF)")
 
     @classmethod
     def case_study_dir(cls, where: Where) -> Path:

@@ -24,13 +24,16 @@ from rich.progress import Progress
 
 import bddengine
 from bddengine.bdd.categories import FRAME_ATTRIBUTES
-from bddengine.config import ConfigError, EngineConfig, config_dict, fingerprint, load_config
+from bddengine.config import ConfigError, EngineConfig, config_dict, default_contrasts, fingerprint, load_config
 from bddengine.errors import StageInputError
 from bddengine.evaluation import MatchCache, UnknownFrameError, build_match_cache
 from bddengine.report.architecture import build_graph, render
 from bddengine.report.casestudy import (
+    WORD_BUDGET,
     architecture_numbers,
+    build_appendix,
     build_sections,
+    count_words,
     fill_template,
     find_placeholders,
     summary_numbers,
@@ -38,9 +41,18 @@ from bddengine.report.casestudy import (
 from bddengine.report.data import ArmFacts, ReportData
 from bddengine.report.export import to_html, to_pdf
 from bddengine.report.figures import copy_figure, plot_slice_delta
-from bddengine.report.headline import compute_headline, headline_records, headline_slices
+from bddengine.report.headline import compute_contrasts, compute_headline, headline_records, headline_slices
 from bddengine.report.inputs import FlywheelRuns, discover_runs, read_json
-from bddengine.report.tables import fmt_ci, fmt_delta, fmt_int, fmt_map, headline_markdown, key_label, md_table
+from bddengine.report.tables import (
+    contrast_markdown,
+    fmt_ci,
+    fmt_delta,
+    fmt_int,
+    fmt_map,
+    headline_markdown,
+    key_label,
+    md_table,
+)
 from bddengine.runs import RunRef, StageRun, find_same_run
 from bddengine.runs.layout import (
     AUTOLABEL,
@@ -111,15 +123,19 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
                 f"{MARKDOWN}: {len(left)} placeholder(s) left after filling {template_path}: {', '.join(left[:8])}; "
                 f"a template field has no section builder or a result file lacks the number")
         REPORT.case_study.at(run).write_text(markdown)
-        outputs = REPORT.outputs(REPORT.case_study, REPORT.headline_csv, REPORT.headline_json, REPORT.headline_md,
-                                 REPORT.config, REPORT.architecture_dot)
+        appendix = build_appendix(data)
+        REPORT.appendix.at(run).write_text(appendix)
+        outputs = REPORT.outputs(REPORT.case_study, REPORT.appendix, REPORT.headline_csv, REPORT.headline_json,
+                                 REPORT.headline_md, REPORT.config, REPORT.architecture_dot)
         page_title = f"Case study: {cfg.name}"
         if r.html:
             REPORT.html.at(run).write_text(to_html(markdown, case_dir, title=page_title))
-            outputs |= REPORT.outputs(REPORT.html)
+            REPORT.appendix_html.at(run).write_text(to_html(appendix, case_dir, title=f"{page_title}, appendix"))
+            outputs |= REPORT.outputs(REPORT.html, REPORT.appendix_html)
         if r.pdf:
             to_pdf(markdown, case_dir, REPORT.pdf.at(run), title=page_title)
-            outputs |= REPORT.outputs(REPORT.pdf)
+            to_pdf(appendix, case_dir, REPORT.appendix_pdf.at(run), title=f"{page_title}, appendix")
+            outputs |= REPORT.outputs(REPORT.pdf, REPORT.appendix_pdf)
         for name in sorted(p.name for p in fig_dir.glob("*.png")):
             outputs[f"figure_{Path(name).stem}"] = f"{FIGURES}/{name}"
         metrics = summary_numbers(data)
@@ -129,6 +145,9 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
             "n_boot": r.n_boot,
             "architecture_renderer": data.architecture_renderer,
             "figures_missing": sorted(k for k, v in data.figures.items() if not v),
+            "case_study_words": count_words(markdown),
+            "case_study_word_budget": WORD_BUDGET,
+            "appendix_words": count_words(appendix),
             "published_to": str(out_dir),
         })
         ref = run.commit(outputs=outputs, metrics=metrics)
@@ -196,8 +215,12 @@ def gather(cfg: EngineConfig, runs: FlywheelRuns, *, out_dir: Path, progress: bo
 
     key = worst["key"] if worst else None
     slices = headline_slices(gt, min_frames=min_frames, marginals=cfg.report.marginals, keep=key)
-    table = compute_headline(cache0, {a: arm_caches[a] for a in arms_compared}, slices, n_boot=cfg.report.n_boot,
-                             seed=cfg.seed, worst_key=key, progress=progress)
+    compared = {a: arm_caches[a] for a in arms_compared}
+    table = compute_headline(cache0, compared, slices, n_boot=cfg.report.n_boot, seed=cfg.seed, worst_key=key,
+                             fragile_min_gt=cfg.report.fragile_min_gt, progress=progress)
+    pairs = cfg.report.contrasts if cfg.report.contrasts is not None else default_contrasts(list(cfg.flywheel.arms))
+    contrasts = compute_contrasts(cache0, compared, list(pairs), slices, n_boot=cfg.report.n_boot, seed=cfg.seed,
+                                  worst_key=key, fragile_min_gt=cfg.report.fragile_min_gt)
 
     pool_n = pool_in = None
     if split_dir and SPLIT.mining_pool.exists(split_dir) and key:
@@ -229,6 +252,7 @@ def gather(cfg: EngineConfig, runs: FlywheelRuns, *, out_dir: Path, progress: bo
         generated_at=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         n_boot=cfg.report.n_boot,
         min_frames=min_frames,
+        contrasts=contrasts,
     )
 
 
@@ -271,10 +295,14 @@ def write_headline(case_dir: Path, data: ReportData) -> None:
         "arms_mine_only": [a for a, f in data.arms.items() if f.mine_only],
         "worst_slice": data.worst,
         "rows": headline_records(t),
+        "contrasts": headline_records(data.contrasts) if data.contrasts is not None else [],
     }
     REPORT.headline_json.write(case_dir.parent, doc)
     if data.arms_compared:
-        md = headline_markdown(t, data.arms_compared, n_boot=data.n_boot, seed=data.cfg.seed)
+        md = headline_markdown(t, data.arms_compared, n_boot=data.n_boot, seed=data.cfg.seed,
+                               fragile_min_gt=data.cfg.report.fragile_min_gt)
+        if data.contrasts is not None and not data.contrasts.empty:
+            md += "\n\nArm against control:\n\n" + contrast_markdown(data.contrasts)
     else:
         rows = [[r["slice"] + (" (worst)" if r["worst"] else ""), fmt_int(r["n_frames"]), fmt_map(r["map50_iter0"])]
                 for _, r in t.iterrows()]
@@ -347,6 +375,13 @@ def _outcome(ref: RunRef, out_dir: Path, *, skipped: bool) -> StageOutcome:
         verdict = "CI excludes 0" if d["ci_excludes_0"] else "CI includes 0"
         seeds = f", {d['n_seeds']} seeds" if d["n_seeds"] > 1 else ""
         numbers[f"worst slice Δ {arm}"] = f"{fmt_delta(d['delta'])} {fmt_ci(*d['ci95'])} ({verdict}{seeds})"
+    for name, c in (m.get("worst_slice_contrasts") or {}).items():
+        numbers[f"worst slice {name}"] = f"{fmt_delta(c['diff'])} {fmt_ci(*c['ci95'])} ({c['verdict']})"
+    if m.get("case_study_words") is not None:
+        over = m["case_study_words"] > m.get("case_study_word_budget", WORD_BUDGET)
+        numbers["case study"] = (f"{m['case_study_words']:,} words"
+                                 + (f" (over the {m['case_study_word_budget']:,}-word budget)" if over else "")
+                                 + f"; appendix {m.get('appendix_words', 0):,} words")
     if not m.get("worst_slice_delta"):
         numbers["iteration 1"] = "no arm has an iteration-1 eval yet: the report covers iteration 0 only"
     if m.get("arms_missing"):
@@ -357,7 +392,8 @@ def _outcome(ref: RunRef, out_dir: Path, *, skipped: bool) -> StageOutcome:
         stage="report",
         location=ref.path,
         skipped=skipped,
-        wrote=[f"{ref.path}/", f"{case}/ ({MARKDOWN}, .html, .pdf, headline.csv/json/md)",
+        wrote=[f"{ref.path}/", f"{case}/ ({MARKDOWN}, .html, .pdf, {Path(REPORT.appendix.file).stem}.*, "
+                            f"headline.csv/json/md)",
                f"{out_dir / FIGURES}/"],
         numbers=numbers,
         look_at=[str(REPORT.case_study.at(out_dir)), str(REPORT.html.at(out_dir)), str(REPORT.pdf.at(out_dir)),
