@@ -18,6 +18,7 @@ from rich.table import Table
 from bddengine.config import ConfigError, EngineConfig, load_config
 from bddengine.runs import RunLookupError
 from bddengine.stages import STAGE_BY_NAME, StageInputError, StageOutcome
+from bddengine.weights_trust import trust
 
 app = typer.Typer(
     name="bddengine",
@@ -39,6 +40,12 @@ SetOpt = Annotated[
 ForceOpt = Annotated[bool, typer.Option("--force", help="Re-run even if an identical run exists.")]
 FromOpt = Annotated[
     str | None, typer.Option("--from", help="Read this run folder instead of the newest one.")
+]
+
+TrustOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--trust-weights", help="Load this weights file even though it needs full unpickling "
+                 "(which runs any code in it): only for a file from a source you trust. Repeatable."),
 ]
 
 KNOWN_ERRORS = (ConfigError, RunLookupError, StageInputError)
@@ -161,11 +168,13 @@ def train(
     set_: SetOpt = None,
     force: ForceOpt = False,
     source: FromOpt = None,
+    trust_weights: TrustOpt = None,
 ) -> None:
     """Train the YOLOv8 detector for one flywheel iteration.
 
     Example: bddengine train --iter 0 --config configs/demo.yaml
     """
+    trust(trust_weights or [])
     _invoke("train", config, set_, iter=iter_, arm=arm, seed=seed, resume=resume, force=force,
             source=source)
 
@@ -179,11 +188,13 @@ def eval_(
     set_: SetOpt = None,
     force: ForceOpt = False,
     source: FromOpt = None,
+    trust_weights: TrustOpt = None,
 ) -> None:
     """Evaluate mAP@0.5 per weather x timeofday x scene slice.
 
     Example: bddengine eval --iter 0 --config configs/demo.yaml
     """
+    trust(trust_weights or [])
     _invoke("eval", config, set_, iter=iter_, arm=arm, seed=seed, force=force, source=source)
 
 
@@ -215,11 +226,13 @@ def autolabel(
     set_: SetOpt = None,
     force: ForceOpt = False,
     source: FromOpt = None,
+    trust_weights: TrustOpt = None,
 ) -> None:
     """Auto-label the mined frames and route boxes to accept / review / drop.
 
     Example: bddengine autolabel --config configs/demo.yaml --arm prototype
     """
+    trust(trust_weights or [])
     _invoke("autolabel", config, set_, iter=iter_, arm=arm, force=force, source=source)
 
 
@@ -297,6 +310,7 @@ def flywheel(
     config: ConfigOpt = None,
     set_: SetOpt = None,
     force: ForceOpt = False,
+    trust_weights: TrustOpt = None,
 ) -> None:
     """Run every stage of one flywheel turn in order, every arm, ending with the report.
 
@@ -310,6 +324,7 @@ def flywheel(
     overrides += [f"flywheel.arms=[{arms}]"] if arms else []
     overrides += [f"flywheel.seeds={seeds}"] if seeds else []
     cfg = _load(config, overrides)
+    trust(trust_weights or [])
     steps = plan_turn(cfg, force=force)
     timings: list[tuple[str, float, bool]] = []
     start = time.perf_counter()

@@ -48,6 +48,7 @@ from bddengine.runs import RunRef, StageRun, find_same_run, parse_run_name, reso
 from bddengine.stages import StageInputError, StageOutcome
 from bddengine.stages.train import ULTRA_DIR, resolve_device
 from bddengine.ultra import offline_ultralytics
+from bddengine.weights_trust import check_weights
 from bddengine.yolo_export import link_image, yolo_labels
 
 IOU_THRESHOLD = 0.5
@@ -89,6 +90,8 @@ def run(
     ev, split, collect = upstream_runs(mine)
     imgsz = a.imgsz or cfg.train.imgsz
     model_ref = labeler_inputs(a, ev)
+    for role, path in model_ref.items():
+        check_weights(path, _WEIGHTS_KEY[a.labeler if role == "weights" else "sam"], runs_dir=cfg.runs_dir)
     fp = fingerprint(config_dict(a), imgsz, cfg.seed, mine.name, str(mine.path),
                      {k: str(v) for k, v in model_ref.items()})
     same = None if force else find_same_run(cfg.runs_dir, "autolabel", fp, iter=iter, tag=arm)
@@ -156,6 +159,10 @@ def run(
 
         out.look_at.append(try_mirror_run(cfg, ref))
     return out
+
+
+_WEIGHTS_KEY = {"detector": "autolabel.detector_model", "grounded": "autolabel.grounded_model",
+                "sam": "autolabel.sam_model"}
 
 
 def _mine_hint(iter: int, arm: str) -> str:

@@ -29,6 +29,7 @@ from bddengine.runs import RunRef, StageRun, find_same_run, parse_run_name, reso
 from bddengine.stages import StageInputError, StageOutcome
 from bddengine.stages.train import ULTRA_DIR, resolve_device
 from bddengine.ultra import offline_ultralytics
+from bddengine.weights_trust import check_weights
 
 GROUPINGS: tuple[tuple[str, ...], ...] = (FRAME_ATTRIBUTES,) + tuple((a,) for a in FRAME_ATTRIBUTES)
 """The full weather x timeofday x scene slices, then each marginal."""
@@ -77,6 +78,7 @@ def run(
     gt = json.loads(gt_path.read_text())
     pool = pd.read_parquet(pool_path)
     weights = train.path / ULTRA_DIR / "weights" / "best.pt"
+    check_weights(weights, f"eval --from {train.name} (its best.pt)", runs_dir=cfg.runs_dir)
     inputs = {"train": str(train.path), "split": str(split.path), "eval_gt": str(gt_path)}
     with StageRun(cfg.runs_dir, "eval", config_dict(cfg), cfg.seed, fp, iter=iter, tag=tag,
                   inputs=inputs) as run:

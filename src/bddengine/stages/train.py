@@ -27,6 +27,7 @@ from bddengine.runs import (
 )
 from bddengine.stages import StageInputError, StageOutcome
 from bddengine.ultra import offline_ultralytics
+from bddengine.weights_trust import SHA_KEY, check_weights, record_weights
 
 ULTRA_DIR = "ultralytics"
 WEIGHTS_URL = "https://github.com/ultralytics/assets/releases"
@@ -64,6 +65,10 @@ def run(
             hint=f"bddengine autolabel --iter {iter - 1}" + (f" --arm {arm}" if arm else ""),
         )
     init = initial_weights(cfg, iter)
+    if isinstance(init, Path):
+        check_weights(init, "train.model" if iter == 0 or t.next_iter_init != "previous"
+                      else f"train --iter {iter} (starts from iteration {iter - 1}'s best.pt)",
+                      runs_dir=cfg.runs_dir)
     epochs = t.next_iter_epochs if (iter > 0 and t.next_iter_epochs) else t.epochs
     seed = cfg.seed if seed is None else seed
     fp = fingerprint(config_dict(t), seed, iter, arm, split.name,
@@ -77,6 +82,8 @@ def run(
         raise StageInputError(
             f"--resume: no interrupted `train --iter {iter}` with this config under {cfg.runs_dir}"
         )
+    if resume_dir is not None:
+        check_weights(resume_dir / ULTRA_DIR / "weights" / "last.pt", "train --resume", runs_dir=cfg.runs_dir)
     if not resume:
         discard_resumable(cfg.runs_dir, "train", iter=iter, tag=tag)
 
@@ -106,7 +113,8 @@ def run(
                 "note": "ultralytics' own val numbers; `bddengine eval` gives the BDD100K numbers",
             },
             extra={"curves": curves, "plots": sorted(
-                p.name for p in (run.dir / ULTRA_DIR).glob("*.png"))},
+                p.name for p in (run.dir / ULTRA_DIR).glob("*.png")),
+                SHA_KEY: record_weights(run.dir, (f"{ULTRA_DIR}/weights/best.pt", f"{ULTRA_DIR}/weights/last.pt"))},
         )
     return _outcome(ref, skipped=False)
 
