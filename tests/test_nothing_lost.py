@@ -43,3 +43,72 @@ def test_synth_force_replaces_its_own_world(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert (root / "synth_meta.json").stat().st_ino != first  # a new world was renamed into place
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "data"]
+
+
+def _report_run(run_dir: Path, version: str, extra: dict[str, str] | None = None) -> Path:
+    for name, text in {"case_study/case_study_v1.md": f"# {version}", "figures/slice_delta.png": version,
+                       **(extra or {})}.items():
+        (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (run_dir / name).write_text(text)
+    return run_dir
+
+
+def test_report_publish_keeps_a_users_own_files(tmp_path: Path) -> None:
+    from bddengine.stages.report import publish
+
+    out = tmp_path / "out"
+    publish(_report_run(tmp_path / "r1", "one", {"figures/old_only.png": "x"}), out)
+    (out / "figures" / "my_plot.png").write_text("mine")
+    (out / "case_study" / "notes" ).mkdir()
+    (out / "case_study" / "notes" / "n.md").write_text("mine too")
+    publish(_report_run(tmp_path / "r2", "two"), out)
+    assert (out / "figures" / "my_plot.png").read_text() == "mine"
+    assert (out / "case_study" / "notes" / "n.md").read_text() == "mine too"
+    assert (out / "figures" / "slice_delta.png").read_text() == "two"
+    assert (out / "case_study" / "case_study_v1.md").read_text() == "# two"
+    assert not (out / "figures" / "old_only.png").exists()  # published last time, gone from this run
+    assert sorted(p.name for p in out.iterdir()) == ["case_study", "figures"]
+    assert not [p for p in out.rglob(".tmp*")]
+
+
+def test_report_publish_refuses_to_replace_a_file_it_did_not_publish(tmp_path: Path) -> None:
+    import pytest
+
+    from bddengine.stages import StageInputError
+    from bddengine.stages.report import publish
+
+    out = tmp_path / "out"
+    (out / "figures").mkdir(parents=True)
+    (out / "figures" / "slice_delta.png").write_text("a user's own chart")
+    with pytest.raises(StageInputError, match="not published by bddengine"):
+        publish(_report_run(tmp_path / "r1", "one"), out)
+    assert (out / "figures" / "slice_delta.png").read_text() == "a user's own chart"
+    assert not (out / "case_study").exists()  # checked before anything was written
+    (out / "figures" / "slice_delta.png").unlink()
+    publish(_report_run(tmp_path / "r1", "one"), out)
+    (out / "case_study" / "case_study_v1.md").write_text("# edited by hand")
+    with pytest.raises(StageInputError, match="changed since"):
+        publish(_report_run(tmp_path / "r2", "two"), out)
+    assert (out / "case_study" / "case_study_v1.md").read_text() == "# edited by hand"
+
+
+def test_report_publish_follows_a_symlinked_folder(tmp_path: Path) -> None:
+    import pytest
+
+    from bddengine.stages import StageInputError
+    from bddengine.stages.report import publish
+
+    out, shared = tmp_path / "out", tmp_path / "shared_case"
+    out.mkdir()
+    shared.mkdir()
+    (shared / "keep.md").write_text("mine")
+    (out / "case_study").symlink_to(shared)
+    publish(_report_run(tmp_path / "r1", "one"), out)
+    publish(_report_run(tmp_path / "r2", "two"), out)
+    assert (out / "case_study").is_symlink() and (shared / "case_study_v1.md").read_text() == "# two"
+    assert (shared / "keep.md").read_text() == "mine"
+    assert sorted(p.name for p in out.iterdir()) == ["case_study", "figures"]  # no .old_case_study_*
+    (out / "figures").rename(tmp_path / "figs")
+    (out / "figures").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(StageInputError, match="symlink"):
+        publish(_report_run(tmp_path / "r2", "two"), out)
