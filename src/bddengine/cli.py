@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bddengine.config import ConfigError, EngineConfig, load_config
+from bddengine.locks import StageBusy
 from bddengine.runs import RunLookupError
 from bddengine.stages import STAGE_BY_NAME, StageInputError, StageOutcome
 from bddengine.weights_trust import trust
@@ -48,7 +49,7 @@ TrustOpt = Annotated[
                  "(which runs any code in it): only for a file from a source you trust. Repeatable."),
 ]
 
-KNOWN_ERRORS = (ConfigError, RunLookupError, StageInputError)
+KNOWN_ERRORS = (ConfigError, RunLookupError, StageInputError, StageBusy)
 
 
 def _load(config: Path | None, overrides: list[str] | None) -> EngineConfig:

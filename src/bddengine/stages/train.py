@@ -20,7 +20,6 @@ from bddengine.config import EngineConfig, config_dict, fingerprint, train_tag
 from bddengine.runs import (
     RunRef,
     StageRun,
-    discard_resumable,
     find_resumable,
     find_same_run,
     resolve_input,
@@ -84,8 +83,6 @@ def run(
         )
     if resume_dir is not None:
         check_weights(resume_dir / ULTRA_DIR / "weights" / "last.pt", "train --resume", runs_dir=cfg.runs_dir)
-    if not resume:
-        discard_resumable(cfg.runs_dir, "train", iter=iter, tag=tag)
 
     inputs = {"split": str(split.path)} | ({"autolabel": str(autolabel.path)} if autolabel else {})
     with StageRun(cfg.runs_dir, "train", config_dict(cfg), seed, fp, iter=iter, tag=tag,
