@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bddengine.config import ConfigError, EngineConfig, load_config
+from bddengine.diskfull import disk_full, is_disk_full
 from bddengine.locks import StageBusy
 from bddengine.runs import RunLookupError
 from bddengine.stages import STAGE_BY_NAME, StageInputError, StageOutcome
@@ -92,7 +93,16 @@ def _invoke(name: str, config: Path | None, overrides: list[str] | None, **kwarg
         out = _run_stage(name, cfg, **kwargs)
     except KNOWN_ERRORS as exc:
         _fail(str(exc))
+    except OSError as exc:
+        _fail_if_disk_full(exc, name, cfg.data.root if name == "synth" else cfg.runs_dir)
+        raise
     print_outcome(out)
+
+
+def _fail_if_disk_full(exc: OSError, what: str, folder: Path) -> None:
+    """A full disk outside a run folder (data.root, the published report): one clear message."""
+    if is_disk_full(exc):
+        _fail(str(disk_full(exc, Path(exc.filename).parent if exc.filename else folder, what=what)))
 
 
 @app.command()
@@ -336,6 +346,9 @@ def flywheel(
             out = _run_stage(step.stage, step.cfg, **step.kwargs)
         except KNOWN_ERRORS as exc:
             _fail(f"flywheel stopped at {step.title()}: {exc}")
+        except OSError as exc:
+            _fail_if_disk_full(exc, f"flywheel step {step.title()}", step.cfg.runs_dir)
+            raise
         print_outcome(out)
         timings.append((step.title(), time.perf_counter() - t0, out.skipped))
     table = Table("step", "wall time", "", title=f"flywheel turn: {time.perf_counter() - start:.0f} s")

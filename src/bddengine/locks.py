@@ -79,7 +79,9 @@ def acquire(runs_dir: Path, key: str, *, wait_s: float = 0.0) -> StageLock:
                     "stop that process first") from None
             os.close(fd)
             time.sleep(0.2)
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"PID {os.getpid()}: {' '.join(Path(sys.argv[0]).name.split() + sys.argv[1:])[:300]}\n".encode(),
-              0)
+    try:  # who holds it, for a second copy's message; the lock holds without it (e.g. a full disk)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"PID {os.getpid()}: {' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])[:300]}\n".encode(), 0)
+    except OSError:
+        pass
     return StageLock(path, fd)

@@ -24,13 +24,27 @@ from bddengine.weights_trust import sha256_file
 MANIFEST = ".bddengine-published.json"
 
 
-def published_files(target: Path) -> dict[str, str]:
-    """What the last publish put in ``target`` (relative path -> SHA-256); {} when none."""
+def published_files(target: Path) -> dict[str, set[str]]:
+    """What the last publish put in ``target`` (relative path -> its SHA-256s); {} when none.
+
+    A publish that was interrupted lists both the old and the new digest of each file.
+    """
     try:
         files = json.loads((target / MANIFEST).read_text()).get("files", {})
     except (OSError, ValueError, AttributeError):
         return {}
-    return {str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else {}
+    if not isinstance(files, dict):
+        return {}
+    return {str(k): {v} if isinstance(v, str) else {str(x) for x in v} for k, v in files.items()}
+
+
+def _write_manifest(real: Path, files: dict[str, set[str]]) -> None:
+    tmp = real / f".tmp-{os.getpid()}-{MANIFEST}"
+    try:
+        tmp.write_text(json.dumps({"files": {k: sorted(v) for k, v in sorted(files.items())}}, indent=2) + "\n")
+        os.replace(tmp, real / MANIFEST)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def publish_trees(pairs: list[tuple[Path, Path]]) -> list[Path]:
@@ -51,7 +65,7 @@ def publish_trees(pairs: list[tuple[Path, Path]]) -> list[Path]:
     return [plan[1] for plan in plans]
 
 
-def _plan(src: Path, target: Path) -> tuple[Path, Path, dict[str, str], dict[str, str]]:
+def _plan(src: Path, target: Path) -> tuple[Path, Path, dict[str, str], dict[str, set[str]]]:
     real = target
     if target.is_symlink():
         real = target.resolve()
@@ -73,7 +87,7 @@ def _plan(src: Path, target: Path) -> tuple[Path, Path, dict[str, str], dict[str
                 continue  # the same bytes: replacing them loses nothing
             if rel not in before:
                 conflicts.append(f"{dest} (not published by bddengine)")
-            elif current != before[rel]:
+            elif current not in before[rel]:
                 conflicts.append(f"{dest} (changed since bddengine published it)")
     if conflicts:
         raise StageInputError(
@@ -83,8 +97,11 @@ def _plan(src: Path, target: Path) -> tuple[Path, Path, dict[str, str], dict[str
     return src, real, new, before
 
 
-def _write(src: Path, real: Path, new: dict[str, str], before: dict[str, str]) -> None:
+def _write(src: Path, real: Path, new: dict[str, str], before: dict[str, set[str]]) -> None:
     real.mkdir(parents=True, exist_ok=True)
+    # first list old and new digests, so an interrupted publish still owns every file it touched
+    _write_manifest(real, {rel: before.get(rel, set()) | ({new[rel]} if rel in new else set())
+                           for rel in set(before) | set(new)})
     for rel in new:
         dest = real / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -94,14 +111,12 @@ def _write(src: Path, real: Path, new: dict[str, str], before: dict[str, str]) -
             os.replace(tmp, dest)
         finally:
             tmp.unlink(missing_ok=True)
-    for rel, sha in before.items():
+    for rel, shas in before.items():
         dest = real / rel
-        if rel not in new and dest.is_file() and not dest.is_symlink() and sha256_file(dest) == sha:
+        if rel not in new and dest.is_file() and not dest.is_symlink() and sha256_file(dest) in shas:
             dest.unlink()
             _remove_empty_parents(dest.parent, real)
-    tmp = real / f".tmp-{os.getpid()}-{MANIFEST}"
-    tmp.write_text(json.dumps({"files": new}, indent=2) + "\n")
-    os.replace(tmp, real / MANIFEST)
+    _write_manifest(real, {rel: {sha} for rel, sha in new.items()})
 
 
 def _remove_empty_parents(folder: Path, top: Path) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from bddengine.diskfull import disk_full, is_disk_full
 from bddengine.locks import StageLock, acquire
 
 RESULT_FILE = "result.json"
@@ -264,24 +265,29 @@ class StageRun:
 
     def __enter__(self) -> StageRun:
         try:
-            self.dir.mkdir(parents=True, exist_ok=self.resume_from is not None)
             self._t0 = time.perf_counter()
+            self.dir.mkdir(parents=True, exist_ok=self.resume_from is not None)
             self._started = _now()
             (self.dir / CONFIG_FILE).write_text(yaml.safe_dump(self.config, sort_keys=False))
             if self.resumable:
                 (self.dir / RESUMABLE_MARKER).write_text(self.fingerprint)
-        except BaseException:
-            self.__exit__(None, None, None)
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, None)
             raise
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        written = folder_bytes(self.dir) if is_disk_full(exc) and self.dir.exists() else None
         try:
             if self.final is None and self.dir.exists() and not self.resumable:
                 shutil.rmtree(self.dir, ignore_errors=True)
         finally:
             if self._lock is not None:
                 self._lock.release()
+        if is_disk_full(exc):
+            kept = (f"the interrupted run is kept in {self.dir} for `--resume`"
+                    if self.resumable and self.dir.exists() else None)
+            raise disk_full(exc, self.runs_dir, written=written, what=f"{self.run_name}", kept=kept) from exc
 
     def commit(
         self,
