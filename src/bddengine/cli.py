@@ -96,7 +96,16 @@ def _invoke(name: str, config: Path | None, overrides: list[str] | None, **kwarg
     except OSError as exc:
         _fail_if_disk_full(exc, name, cfg.data.root if name == "synth" else cfg.runs_dir)
         raise
+    except KeyboardInterrupt:
+        _interrupted(name)
     print_outcome(out)
+
+
+def _interrupted(what: str) -> None:
+    """Ctrl-C: nothing was committed; exit 130 like any interrupted command."""
+    console.print(f"[bold red]interrupted:[/] {what} stopped; nothing was committed (an interrupted "
+                  "training keeps its folder for `--resume`)", highlight=False, soft_wrap=True)
+    raise typer.Exit(130)
 
 
 def _fail_if_disk_full(exc: OSError, what: str, folder: Path) -> None:
@@ -349,6 +358,8 @@ def flywheel(
         except OSError as exc:
             _fail_if_disk_full(exc, f"flywheel step {step.title()}", step.cfg.runs_dir)
             raise
+        except KeyboardInterrupt:
+            _interrupted(f"flywheel step {step.title()}")
         print_outcome(out)
         timings.append((step.title(), time.perf_counter() - t0, out.skipped))
     table = Table("step", "wall time", "", title=f"flywheel turn: {time.perf_counter() - start:.0f} s")

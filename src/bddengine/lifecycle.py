@@ -13,6 +13,9 @@ import os
 import shutil
 import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
@@ -65,3 +68,29 @@ def clean_dead_siblings(path: Path, kinds: tuple[str, ...] = ("tmp", "old")) -> 
                 shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
                 removed.append(entry)
     return removed
+
+
+@contextmanager
+def interrupts_stick() -> Iterator[None]:
+    """A Ctrl-C inside the block stops the stage even if library code swallowed it.
+
+    ultralytics runs plotting and callbacks under a ``TryExcept`` that suppresses every
+    exception, ``KeyboardInterrupt`` included: a Ctrl-C landing there was ignored and the
+    run committed. The handler remembers the signal; leaving the block raises it again.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    hit = []
+
+    def handler(signum, frame):  # noqa: ARG001
+        hit.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if hit:
+        raise KeyboardInterrupt

@@ -18,6 +18,7 @@ import os
 import shutil
 from pathlib import Path
 
+from bddengine.lifecycle import alive
 from bddengine.stages import StageInputError
 from bddengine.weights_trust import sha256_file
 
@@ -99,6 +100,10 @@ def _plan(src: Path, target: Path) -> tuple[Path, Path, dict[str, str], dict[str
 
 def _write(src: Path, real: Path, new: dict[str, str], before: dict[str, set[str]]) -> None:
     real.mkdir(parents=True, exist_ok=True)
+    for left in real.rglob(".tmp-*"):  # temporary copies of a publish that was killed
+        pid = left.name.split("-")[1]
+        if left.is_file() and pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
+            left.unlink()
     # first list old and new digests, so an interrupted publish still owns every file it touched
     _write_manifest(real, {rel: before.get(rel, set()) | ({new[rel]} if rel in new else set())
                            for rel in set(before) | set(new)})

@@ -17,6 +17,7 @@ import yaml
 
 from bddengine.bdd.categories import CLASSES
 from bddengine.config import EngineConfig, config_dict, fingerprint, train_tag
+from bddengine.lifecycle import interrupts_stick
 from bddengine.runs import (
     RunRef,
     StageRun,
@@ -90,7 +91,8 @@ def run(
                   resume_from=resume_dir) as run:
         data_yaml = write_dataset_yaml(run.dir / "dataset.yaml", split, autolabel)
         counts = count_images(data_yaml)
-        fit(run.dir, init, data_yaml, t, epochs=epochs, seed=seed, resume=resume_dir is not None)
+        with interrupts_stick():  # ultralytics swallows a Ctrl-C that lands in its plotting code
+            fit(run.dir, init, data_yaml, t, epochs=epochs, seed=seed, resume=resume_dir is not None)
         curves = read_curves(run.dir / ULTRA_DIR / "results.csv")
         ref = run.commit(
             outputs={
@@ -207,7 +209,14 @@ def fit(run_dir: Path, init: Path | str, data_yaml: Path, t, *, epochs: int, see
         last = run_dir / ULTRA_DIR / "weights" / "last.pt"
         if not last.is_file():
             raise StageInputError(f"--resume: {last} missing; re-run without --resume")
-        YOLO(str(last)).train(resume=True)
+        try:
+            # resume=<path> and the run's own dataset: with resume=True ultralytics fills in its
+            # default dataset (coco8.yaml) and tries to download it
+            YOLO(str(last)).train(resume=str(last), data=str(data_yaml))
+        except AssertionError as exc:
+            if "nothing to resume" not in str(exc):
+                raise
+            finish_stopped_training(run_dir / ULTRA_DIR / "weights")
         return
     YOLO(str(init)).train(
         data=str(data_yaml),
@@ -232,6 +241,19 @@ def fit(run_dir: Path, init: Path | str, data_yaml: Path, t, *, epochs: int, see
         plots=True,
         verbose=False,
     )
+
+
+def finish_stopped_training(weights_dir: Path) -> None:
+    """Every epoch ran but the run was stopped before ultralytics' end of training.
+
+    Do what that end does to the weights files (drop the optimizer state, keep the EMA
+    weights in half precision), so they match an uninterrupted run's.
+    """
+    from ultralytics.utils.torch_utils import strip_optimizer
+
+    for name in ("last.pt", "best.pt"):
+        if (weights_dir / name).is_file():
+            strip_optimizer(weights_dir / name)
 
 
 def read_curves(results_csv: Path) -> list[dict[str, float]]:
