@@ -146,6 +146,32 @@ def resolve_input(
     return ref
 
 
+def recorded_run(owner: RunRef, value: str | None) -> RunRef | None:
+    """The complete run an ``inputs`` entry of ``owner``'s result.json names, in ``owner``'s runs folder.
+
+    Looked up by folder name beside ``owner`` whether the entry is relative (as recorded
+    now) or an absolute path (as recorded before): a copied or moved project reads its
+    own runs, never the folder it was copied from. None when that run is gone.
+    """
+    if not value:
+        return None
+    path = owner.path.parent / Path(str(value)).name
+    ref = parse_run_name(path)
+    return ref if ref is not None and (path / RESULT_FILE).is_file() else None
+
+
+def relative_inputs(runs_dir: Path, inputs: dict[str, str]) -> dict[str, str]:
+    """``inputs`` with paths inside ``runs_dir`` written relative to it (``03_split``), others as given."""
+    root = runs_dir.resolve()
+    out = {}
+    for key, value in inputs.items():
+        try:
+            out[key] = Path(value).resolve().relative_to(root).as_posix()
+        except (ValueError, OSError):
+            out[key] = value
+    return out
+
+
 def package_versions() -> dict[str, str]:
     """Versions of the packages whose behaviour shapes the results."""
     out = {"python": platform.python_version()}
@@ -315,7 +341,7 @@ class StageRun:
             "status": "complete",
             "seed": self.seed,
             "fingerprint": self.fingerprint,
-            "inputs": self.inputs,
+            "inputs": relative_inputs(self.runs_dir, self.inputs),
             "outputs": outputs,
             "metrics": metrics,
             "wall_time_s": round(wall, 3),

@@ -57,3 +57,18 @@ def offline_ultralytics() -> bool:
     data_utils.check_font = local_font
     plotting.check_font = local_font
     return True
+
+
+def keep_label_caches_out() -> None:
+    """Stop ultralytics writing ``labels/*.cache`` beside a dataset's label files.
+
+    Training reads the split run's YOLO export, a committed run of another stage that
+    no stage may write into; without its cache, ultralytics checks the labels again at
+    the start of each training (every training run did so anyway: each has new folders).
+    """
+    import ultralytics.data.dataset as dataset
+
+    def mark_only(prefix: str, path: Path, x: dict, version: str) -> None:
+        x["version"] = version  # what the saver adds in place, and the reader checks
+
+    dataset.save_dataset_cache_file = mark_only

@@ -44,7 +44,7 @@ from bddengine.labeling import (
     skippable_share,
     sweep_all,
 )
-from bddengine.runs import RunRef, StageRun, find_same_run, parse_run_name, resolve_input, write_json
+from bddengine.runs import RunRef, StageRun, find_same_run, recorded_run, resolve_input, write_json
 from bddengine.stages import StageInputError, StageOutcome
 from bddengine.stages.train import ULTRA_DIR, resolve_device
 from bddengine.ultra import offline_ultralytics
@@ -172,8 +172,8 @@ def _mine_hint(iter: int, arm: str) -> str:
 
 
 def _run_at(value: str | None, what: str, owner: RunRef) -> RunRef:
-    ref = parse_run_name(Path(value)) if value else None
-    if ref is None or not ref.path.is_dir():
+    ref = recorded_run(owner, value)
+    if ref is None:
         raise StageInputError(f"{owner.path}/result.json: its {what} run ({value}) is gone; "
                               f"re-run `bddengine {what}` and `bddengine {owner.stage}`")
     return ref

@@ -25,7 +25,7 @@ from bddengine.evaluation import (
     per_frame_metrics,
     slice_keys,
 )
-from bddengine.runs import RunRef, StageRun, find_same_run, parse_run_name, resolve_input
+from bddengine.runs import RunRef, StageRun, find_same_run, recorded_run, resolve_input
 from bddengine.stages import StageInputError, StageOutcome
 from bddengine.stages.train import ULTRA_DIR, resolve_device
 from bddengine.ultra import offline_ultralytics
@@ -61,8 +61,8 @@ def run(
     train = resolve_input(cfg.runs_dir, "train", explicit=source, iter=iter, tag=tag,
                           hint=f"bddengine train --iter {iter}" + (f" --arm {arm}" if arm else "")
                           + (f" --seed {seed}" if seed is not None else ""))
-    split = parse_run_name(Path(train.result()["inputs"]["split"]))
-    if split is None or not split.path.is_dir():
+    split = recorded_run(train, train.result()["inputs"]["split"])
+    if split is None:
         raise StageInputError(f"{train.path}: its split run is gone; re-run `bddengine split`")
     gt_path = split.path / "eval_gt.json"
     pool_path = split.path / "eval_pool.parquet"

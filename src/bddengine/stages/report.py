@@ -140,7 +140,8 @@ def gather(cfg: EngineConfig, runs: FlywheelRuns, *, out_dir: Path, progress: bo
     """Read every file the report needs and compute the headline table."""
     eval0 = runs.eval0
     split_dir = runs.split.path if runs.split is not None else None
-    gt_path = split_dir / "eval_gt.json" if split_dir else Path(str(eval0.result()["inputs"].get("eval_gt", "")))
+    recorded_gt = cfg.runs_dir / str(eval0.result()["inputs"].get("eval_gt", ""))  # relative, or absolute (older)
+    gt_path = split_dir / "eval_gt.json" if split_dir else recorded_gt
     preds_path = eval0.path / "preds.json"
     for p, todo in ((gt_path, "bddengine split --force"), (preds_path, "bddengine eval --iter 0 --force")):
         if not p.is_file():

@@ -26,7 +26,7 @@ from bddengine.runs import (
     resolve_input,
 )
 from bddengine.stages import StageInputError, StageOutcome
-from bddengine.ultra import offline_ultralytics
+from bddengine.ultra import keep_label_caches_out, offline_ultralytics
 from bddengine.weights_trust import SHA_KEY, check_weights, record_weights
 
 ULTRA_DIR = "ultralytics"
@@ -205,6 +205,7 @@ def fit(run_dir: Path, init: Path | str, data_yaml: Path, t, *, epochs: int, see
     from ultralytics import YOLO
 
     offline_ultralytics()
+    keep_label_caches_out()
     if resume:
         last = run_dir / ULTRA_DIR / "weights" / "last.pt"
         if not last.is_file():
