@@ -94,6 +94,7 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=3, help="signals per stage command")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--stages", default=",".join(s for s, _ in STAGES))
+    ap.add_argument("--span", default="0.2,0.95", help="where signals land, as fractions of the wall time")
     opts = ap.parse_args()
     rng = random.Random(opts.seed)
     work = Path(tempfile.mkdtemp(prefix="bddengine-interrupts-"))
@@ -112,7 +113,7 @@ def main() -> None:
         durations[stage] = time.perf_counter() - t0
         reference[stage] = result_of(base, stage)
     print("uninterrupted wall times (s): " + ", ".join(f"{s} {d:.1f}" for s, d in durations.items()))
-    landed = completed = equal = clean = exit_ok = total = 0
+    landed = completed = equal = clean = exit_ok = total = committed_after = 0
     wanted = opts.stages.split(",")
     for i, (stage, args) in enumerate(STAGES):
         if stage not in wanted:
@@ -126,7 +127,7 @@ def main() -> None:
                 for run in runs_of(project).glob(f"*_{later}*"):
                     shutil.rmtree(run)
             sig = rng.choice([signal.SIGKILL, signal.SIGINT])
-            at = rng.uniform(0.2, 0.95) * durations[stage]
+            at = rng.uniform(*map(float, opts.span.split(","))) * durations[stage]
             proc = bddengine(project, stage, args)
             time.sleep(at)
             total += 1
@@ -142,8 +143,12 @@ def main() -> None:
             leftover = group_alive(proc.pid)
             if leftover:
                 os.killpg(proc.pid, signal.SIGKILL)
-            expected = (130 if sig == signal.SIGINT else -signal.SIGKILL) if hit else 0
-            exit_ok += proc.returncode == expected
+            # Ctrl-C: 130, or killed by SIGINT itself once Python is shutting down (130 in a shell)
+            expected = ({130, -signal.SIGINT} if sig == signal.SIGINT else {-signal.SIGKILL}) if hit else {0}
+            exit_ok += proc.returncode in expected
+            committed = any(p.name[:2].isdigit() and p.name.split("_")[1] == stage
+                            for p in runs_of(project).iterdir()) if runs_of(project).is_dir() else False
+            committed_after += hit and committed and stage != "synth"
             clean += not half_written(project) and not leftover
             resumable = any((p / ".resumable").is_file() and (p / "ultralytics/weights/last.pt").is_file()
                             for p in runs_of(project).glob(".tmp_*"))  # killed after an epoch was saved
@@ -155,12 +160,14 @@ def main() -> None:
             equal += same
             name = signal.Signals(sig).name
             print(f"{stage:8s} #{trial} {name:7s} at {at:5.1f}s exit {proc.returncode:4d} "
+                  f"{'committed' if committed and hit else '         '} "
                   f"rerun {'ok' if done else 'FAILED: ' + log_tail(project)} "
                   f"metrics {'equal' if same else 'DIFFER'}")
             shutil.rmtree(project, ignore_errors=True)
     print(f"signals landed: {landed} / {total}")
     print(f"nothing half-written, no process left: {clean} / {total}")
     print(f"exit code as expected (130 after Ctrl-C, killed after kill -9): {exit_ok} / {total}")
+    print(f"signalled commands whose run was committed anyway: {committed_after} / {landed}")
     print(f"re-runs completed: {completed} / {total}")
     print(f"metrics equal to the uninterrupted run: {equal} / {total}")
     shutil.rmtree(work, ignore_errors=True)
