@@ -65,6 +65,23 @@ def test_unreachable_mongodb_says_what_to_do(tmp_path: Path, monkeypatch: pytest
     assert os.environ["FIFTYONE_DO_NOT_TRACK"] == "true"
 
 
+@pytest.mark.parametrize("address", ["0.0.0.0", "192.168.1.20", "::", "myhost.example"])
+def test_app_on_a_network_address_warns_that_it_has_no_authentication(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, address: str) -> None:
+    """Issue 15, finding 9."""
+    monkeypatch.setenv("FIFTYONE_DATABASE_URI", "mongodb://127.0.0.1:9")  # stops right after the warning
+    result = runner.invoke(app, ["app", "--address", address, "--config", str(_config(tmp_path, tmp_path / "runs"))])
+    out = " ".join(result.output.split())
+    assert result.exit_code == 2 and "no authentication" in out and address in out, out
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "localhost", "::1", "127.0.0.2"])
+def test_app_on_loopback_has_no_warning(address: str) -> None:
+    from bddengine.app import address_warning
+
+    assert address_warning(address) is None
+
+
 class FakeSession:
     def __init__(self, **kwargs) -> None:
         self.kwargs = kwargs

@@ -375,3 +375,42 @@ def test_mismatches_are_reported(mirrored) -> None:
     assert any(m.startswith("09_eval_iter2: not mirrored") and "zzz.jpg" in m for m in rep.mismatches)
     assert any("MISMATCH" in line for line in rep.lines(verbose=False))
     assert not ds.has_field("pred_iter2") and ds.has_field("pred_iter0")
+
+
+@pytest.mark.fiftyone
+@pytest.mark.skipif(not fiftyone_reachable(), reason="no MongoDB for FiftyOne (CI starts one)")
+def test_two_project_folders_one_database_keep_their_own_datasets(tmp_path: Path, monkeypatch) -> None:
+    """Issue 15, finding 3: same config name and prefix, two folders, one MongoDB."""
+    import fiftyone as fo
+
+    from bddengine import fiftyone_mirror
+    from bddengine.integrations.fiftyone import ProjectMismatch, sync_runs
+
+    a_runs = make_runs(tmp_path / "a" / "runs")
+    b_runs = make_runs(tmp_path / "b" / "runs")
+    a_cfg, b_cfg = mirror_config(tmp_path, a_runs), mirror_config(tmp_path, b_runs)
+    try:
+        a = sync_runs(a_cfg)
+        b = sync_runs(b_cfg)
+        assert a.dataset != b.dataset
+        a_ds, b_ds = fo.load_dataset(a.dataset), fo.load_dataset(b.dataset)
+        assert all(p.startswith(str(tmp_path / "a")) for p in a_ds.values("filepath"))
+        assert all(p.startswith(str(tmp_path / "b")) for p in b_ds.values("filepath"))
+        a_fields = set(a_ds.get_field_schema())
+        # `app --sync` in B (a full rebuild) touches only B's dataset
+        sync_runs(b_cfg, full=True)
+        a_ds.reload()
+        assert set(a_ds.get_field_schema()) == a_fields and len(a_ds) == len(FRAMES)
+        assert a_ds.info["bddengine_mirror"]["runs_dir"] == str(a_runs.resolve())
+        # should two folders ever map to one name, the second refuses and names both folders
+        monkeypatch.setattr(fiftyone_mirror, "project_id", lambda runs_dir: "same")
+        sync_runs(a_cfg)
+        with pytest.raises(ProjectMismatch) as err:
+            sync_runs(b_cfg, full=True)
+        assert str(a_runs.resolve()) in str(err.value) and str(b_runs.resolve()) in str(err.value)
+        shared = fo.load_dataset(sync_runs(a_cfg).dataset)
+        assert all(p.startswith(str(tmp_path / "a")) for p in shared.values("filepath"))
+    finally:
+        for name in fo.list_datasets():
+            if name.startswith(a_cfg.fiftyone.dataset_prefix):
+                fo.delete_dataset(name)

@@ -74,6 +74,10 @@ def test_smoke_turn(tmp_path: Path, monkeypatch) -> None:
     assert emb["random_init"] is True
     train = runs_dir / "04_train_iter0"
     assert (train / "ultralytics/weights/best.pt").is_file() and (train / "ultralytics/results.csv").is_file()
+    assert not list((runs_dir / "03_split").rglob("*.cache"))  # train wrote nothing into the split run
+    train_res = json.loads((train / "result.json").read_text())
+    assert train_res["inputs"]["split"] == "03_split"  # relative: a moved project finds its own runs
+    assert set(train_res["weights_sha256"]) == {"ultralytics/weights/best.pt", "ultralytics/weights/last.pt"}
     ev = runs_dir / "05_eval_iter0"
     gt = json.loads((runs_dir / "03_split/eval_gt.json").read_text())
     preds = json.loads((ev / "preds.json").read_text())

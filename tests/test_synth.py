@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -123,10 +124,40 @@ def test_refuses_to_overwrite_and_replaces_when_asked(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError, match="overwrite=True"):
         generate_world(root, workers=1, **SMALL)
     assert (root / "keep.txt").read_text() == "mine"
-    generate_world(root, workers=1, overwrite=True, **SMALL)
-    assert not (root / "keep.txt").exists()
+    with pytest.raises(world_module.NotAWorldError, match="keep.txt"):  # not a world it made
+        generate_world(root, workers=1, overwrite=True, **SMALL)
+    assert (root / "keep.txt").read_text() == "mine"
+    (root / "keep.txt").unlink()
+    generate_world(root, workers=1, **SMALL)
+    generate_world(root, workers=1, overwrite=True, seed=7, **SMALL)  # its own world is replaced
+    assert json.loads((root / "synth_meta.json").read_text())["seed"] == 7
     assert (root / "labels" / "det_20" / "det_train.json").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["world"]
+
+
+def test_a_world_with_a_user_file_added_is_not_replaced(tmp_path: Path) -> None:
+    root = tmp_path / "world"
+    generate_world(root, workers=1, **SMALL)
+    assert world_module.foreign_files(root) == []
+    (root / "images" / "100k" / "train" / "notes.txt").write_text("mine")
+    (root / "photos").mkdir()
+    assert world_module.foreign_files(root) == ["photos", "images/100k/train/notes.txt"]
+    with pytest.raises(world_module.NotAWorldError):
+        generate_world(root, workers=1, overwrite=True, **SMALL)
+    assert (root / "images" / "100k" / "train" / "notes.txt").read_text() == "mine"
+
+
+def test_temp_trees_of_dead_runs_are_cleaned_at_the_next_start(tmp_path: Path) -> None:
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f"world.tmp-{dead.pid}-0000abcd"
+    (stale / "images").mkdir(parents=True)
+    live = tmp_path / f"world.tmp-{os.getpid() + 0}-0000abce"  # this process: never treated as dead
+    live.mkdir()
+    generate_world(tmp_path / "world", workers=1, **SMALL)
+    assert not stale.exists() and live.exists()
 
 
 def test_failure_leaves_no_partial_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

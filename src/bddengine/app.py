@@ -89,6 +89,24 @@ def check_database(uri: str | None, *, timeout_ms: int = 3000) -> None:
         raise AppError(f"FiftyOne's MongoDB {where} is unreachable ({first[:200]}). {MONGO_HELP}") from exc
 
 
+def address_warning(address: str) -> str | None:
+    """The warning to print when the App would be served beyond this machine (None on loopback)."""
+    import ipaddress
+
+    host = address.strip("[]")
+    if host == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name: it may resolve to any interface
+    return (f"warning: serving the FiftyOne App on {address}, beyond this machine. The App has no "
+            "authentication: anyone who can reach this port can browse every dataset in this MongoDB "
+            "(and the images they point to). Use the default 127.0.0.1 with an SSH tunnel "
+            "(ssh -L 5151:127.0.0.1:5151 host) unless this network is trusted.")
+
+
 def dataset_url(base: str, dataset: str, view: str | None = None) -> str:
     """The App's address of a dataset, opened on a saved view."""
     url = f"{base.rstrip('/')}/datasets/{quote(dataset, safe='')}"
@@ -149,6 +167,9 @@ def launch(
         AppError: no App build, MongoDB unreachable, or an unknown ``run``.
         StageInputError: no collect run to show.
     """
+    warning = address_warning(address)
+    if warning:
+        echo(warning)
     offline_environment()
     app_static_dir()
     check_database(os.environ.get("FIFTYONE_DATABASE_URI"))

@@ -19,9 +19,12 @@ from rich.table import Table
 
 from bddengine.bdd.validate import LabelFileError
 from bddengine.config import ConfigError, EngineConfig, load_config, strategy_names
+from bddengine.diskfull import disk_full, is_disk_full
 from bddengine.errors import StageInputError
+from bddengine.locks import StageBusy
 from bddengine.runs import RunLookupError
 from bddengine.stages import STAGE_BY_NAME, StageOutcome
+from bddengine.weights_trust import trust
 
 app = typer.Typer(
     name="bddengine",
@@ -45,7 +48,13 @@ FromOpt = Annotated[
     str | None, typer.Option("--from", help="Read this run folder instead of the newest one.")
 ]
 
-KNOWN_ERRORS = (ConfigError, RunLookupError, StageInputError, LabelFileError)
+TrustOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--trust-weights", help="Load this weights file even though it needs full unpickling "
+                 "(which runs any code in it): only for a file from a source you trust. Repeatable."),
+]
+
+KNOWN_ERRORS = (ConfigError, RunLookupError, StageInputError, LabelFileError, StageBusy)
 
 _debug = {"on": False}
 
@@ -59,12 +68,18 @@ def _main(
 
 
 @contextlib.contextmanager
-def _errors(prefix: str = "") -> Iterator[None]:
-    """Known errors become one paragraph and exit 2; anything else too, unless --debug."""
+def _errors(prefix: str = "", *, what: str = "the command", folder: Path | None = None) -> Iterator[None]:
+    """Known errors become one paragraph and exit 2; anything else too, unless --debug.
+
+    A full disk is one message naming ``folder`` (or the file's own folder); Ctrl-C
+    stops with exit 130 and says that nothing was committed.
+    """
     try:
         yield
     except typer.Exit:
         raise
+    except KeyboardInterrupt:
+        _interrupted(what)
     except KNOWN_ERRORS as exc:
         if _debug["on"]:
             raise
@@ -72,6 +87,8 @@ def _errors(prefix: str = "") -> Iterator[None]:
     except Exception as exc:
         if _debug["on"]:
             raise
+        if isinstance(exc, OSError) and folder is not None:
+            _fail_if_disk_full(exc, what, folder)
         _fail(f"{prefix}unexpected {type(exc).__name__}: {exc}. This is a bddengine bug, not your input: "
               "re-run with --debug for the traceback and report it with the command you ran.")
 
@@ -125,9 +142,22 @@ def _run_stage(name: str, cfg: EngineConfig, **kwargs) -> StageOutcome:
 
 def _invoke(name: str, config: Path | None, overrides: list[str] | None, **kwargs) -> None:
     cfg = _load(config, overrides)
-    with _errors():
+    with _errors(what=name, folder=cfg.data.root if name == "synth" else cfg.runs_dir):
         out = _run_stage(name, cfg, **kwargs)
     print_outcome(out)
+
+
+def _interrupted(what: str) -> None:
+    """Ctrl-C: nothing was committed; exit 130 like any interrupted command."""
+    console.print(f"[bold red]interrupted:[/] {what} stopped; nothing was committed (an interrupted "
+                  "training keeps its folder for `--resume`)", highlight=False, soft_wrap=True)
+    raise typer.Exit(130)
+
+
+def _fail_if_disk_full(exc: OSError, what: str, folder: Path) -> None:
+    """A full disk outside a run folder (data.root, the published report): one clear message."""
+    if is_disk_full(exc):
+        _fail(str(disk_full(exc, Path(exc.filename).parent if exc.filename else folder, what=what)))
 
 
 @app.command()
@@ -204,11 +234,13 @@ def train(
     set_: SetOpt = None,
     force: ForceOpt = False,
     source: FromOpt = None,
+    trust_weights: TrustOpt = None,
 ) -> None:
     """Train the YOLOv8 detector for one flywheel iteration.
 
     Example: bddengine train --iter 0 --config configs/demo.yaml
     """
+    trust(trust_weights or [])
     _invoke("train", config, set_, iter=iter_, arm=arm, seed=seed, resume=resume, force=force,
             source=source)
 
@@ -222,11 +254,13 @@ def eval_(
     set_: SetOpt = None,
     force: ForceOpt = False,
     source: FromOpt = None,
+    trust_weights: TrustOpt = None,
 ) -> None:
     """Evaluate mAP@0.5 per weather x timeofday x scene slice.
 
     Example: bddengine eval --iter 0 --config configs/demo.yaml
     """
+    trust(trust_weights or [])
     _invoke("eval", config, set_, iter=iter_, arm=arm, seed=seed, force=force, source=source)
 
 
@@ -258,11 +292,13 @@ def autolabel(
     set_: SetOpt = None,
     force: ForceOpt = False,
     source: FromOpt = None,
+    trust_weights: TrustOpt = None,
 ) -> None:
     """Auto-label the mined frames and route boxes to accept / review / drop.
 
     Example: bddengine autolabel --config configs/demo.yaml --arm prototype
     """
+    trust(trust_weights or [])
     _invoke("autolabel", config, set_, iter=iter_, arm=arm, force=force, source=source)
 
 
@@ -360,6 +396,7 @@ def flywheel(
     config: ConfigOpt = None,
     set_: SetOpt = None,
     force: ForceOpt = False,
+    trust_weights: TrustOpt = None,
 ) -> None:
     """Run every stage of one flywheel turn in order, every arm, ending with the report.
 
@@ -373,13 +410,15 @@ def flywheel(
     overrides += [f"flywheel.arms=[{arms}]"] if arms else []
     overrides += [f"flywheel.seeds={seeds}"] if seeds else []
     cfg = _load(config, overrides)
+    trust(trust_weights or [])
     steps = plan_turn(cfg, force=force)
     timings: list[tuple[str, float, bool]] = []
     start = time.perf_counter()
     for i, step in enumerate(steps, 1):
         console.rule(f"[bold]{i}/{len(steps)} {step.title()}")
         t0 = time.perf_counter()
-        with _errors(f"flywheel stopped at {step.title()}: "):
+        with _errors(f"flywheel stopped at {step.title()}: ", what=f"flywheel step {step.title()}",
+                     folder=step.cfg.data.root if step.stage == "synth" else step.cfg.runs_dir):
             out = _run_stage(step.stage, step.cfg, **step.kwargs)
         print_outcome(out)
         timings.append((step.title(), time.perf_counter() - t0, out.skipped))

@@ -24,6 +24,7 @@ FiftyOne is imported lazily: it is slow to import and needs a MongoDB server.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -96,9 +97,33 @@ def _database_errors() -> Iterator[None]:
 # ---------------------------------------------------------------------------
 
 
-def dataset_name(prefix: str, name: str, collect_run: str) -> str:
-    """The FiftyOne dataset of one collect run (the name collect gives it)."""
-    return f"{prefix}-{name}-{collect_run}"
+def project_id(runs_dir: Path) -> str:
+    """A short hash of the absolute runs folder: two project folders never share a dataset name."""
+    return hashlib.sha256(str(Path(runs_dir).resolve()).encode()).hexdigest()[:8]
+
+
+def dataset_name(prefix: str, name: str, collect_run: str, runs_dir: Path) -> str:
+    """The FiftyOne dataset of one collect run of the project at ``runs_dir`` (the name collect gives it)."""
+    return f"{prefix}-{name}-{project_id(runs_dir)}-{collect_run}"
+
+
+class ProjectMismatch(StageInputError):
+    """A dataset of the right name belongs to another project folder; it is left alone."""
+
+
+def check_owner(ds, runs_dir: Path) -> None:
+    """Refuse to touch a dataset that records another project's runs folder.
+
+    Raises:
+        ProjectMismatch: the dataset's ``info`` names another runs folder (both are named).
+    """
+    theirs = ds.info.get(INFO_KEY, {}).get("runs_dir")
+    ours = str(Path(runs_dir).resolve())
+    if theirs and theirs != ours:
+        raise ProjectMismatch(
+            f"FiftyOne dataset {ds.name!r} belongs to the runs folder {theirs}, not to this one ({ours}); "
+            "bddengine leaves it alone. Give this project another `name` or `fiftyone.dataset_prefix`, "
+            "or use another database (FIFTYONE_DATABASE_NAME)")
 
 
 def slug(text: str) -> str:
@@ -455,7 +480,7 @@ def _sync(cfg, runs: list[RunRef], collect: RunRef, *, full: bool, only: RunRef 
     if only is not None:
         plan[slot_of(only, models.get(only.name))] = only
     fo = _import_fiftyone()
-    name = dataset_name(cfg.fiftyone.dataset_prefix, cfg.name, collect.name)
+    name = dataset_name(cfg.fiftyone.dataset_prefix, cfg.name, collect.name, runs_dir)
     report = SyncReport(dataset=name, collect=collect.name, skipped=skipped if only is None else [])
     with _database_errors():
         ds = _open_dataset(fo, name, collect, runs_dir, full=full, report=report)
@@ -530,9 +555,12 @@ def _open_dataset(fo, name: str, collect: RunRef, runs_dir: Path, *, full: bool,
     boxes_path = COLLECT.boxes.require(collect, "bddengine collect --force")
     n_frames = len(pd.read_parquet(manifest_path, columns=["name"]))
     reason = None
+    exists = fo.dataset_exists(name)
+    if exists:
+        check_owner(fo.load_dataset(name), runs_dir)
     if full:
         reason = "full re-sync requested"
-    elif not fo.dataset_exists(name):
+    elif not exists:
         reason = "the dataset did not exist"
     else:
         ds = fo.load_dataset(name)
@@ -544,7 +572,7 @@ def _open_dataset(fo, name: str, collect: RunRef, runs_dir: Path, *, full: bool,
             report.mismatches.append(f"dataset {name} had {len(ds)} samples, {manifest_path} has {n_frames}: "
                                      "rebuilt from the collect run")
         else:
-            if meta.get("runs_dir") != str(runs_dir.resolve()):
+            if not meta.get("runs_dir"):  # a dataset mirrored before the runs folder was recorded
                 ds.info = {**ds.info, INFO_KEY: {**meta, "runs_dir": str(runs_dir.resolve())}}
                 ds.save()
             return ds
@@ -611,7 +639,7 @@ def _tag_primary(ds, state: dict[str, dict], primary: str | None) -> None:
 
 
 def _remove_stale_datasets(fo, cfg, runs_dir: Path, current: str, report: SyncReport) -> None:
-    prefix = dataset_name(cfg.fiftyone.dataset_prefix, cfg.name, "")
+    prefix = dataset_name(cfg.fiftyone.dataset_prefix, cfg.name, "", runs_dir)
     for name in fo.list_datasets():
         if not name.startswith(prefix) or name == current:
             continue
@@ -942,10 +970,15 @@ def mirror_collect(dataset_name: str, manifest: pd.DataFrame, boxes: pd.DataFram
 
     Returns:
         The dataset name.
+
+    Raises:
+        ProjectMismatch: a dataset of that name records another runs folder (left alone).
     """
     fo = _import_fiftyone()
     with _database_errors():
         if fo.dataset_exists(dataset_name):
+            if runs_dir is not None:
+                check_owner(fo.load_dataset(dataset_name), runs_dir)
             fo.delete_dataset(dataset_name)
         ds = fo.Dataset(dataset_name)
         ds.persistent = True
@@ -1020,6 +1053,7 @@ def mirror_embeddings(
     field: str | None = None,
     visualization_key: str | None = None,
     run: str = "",
+    runs_dir: Path | None = None,
 ) -> dict[str, str | None]:
     """Store per-frame embeddings on a collect dataset and index them for similarity.
 
@@ -1037,13 +1071,19 @@ def mirror_embeddings(
         field: sample field for the vectors; ``<brain_key without _sim>_embedding`` when None.
         visualization_key: brain key for the 2-D map; None skips it.
         run: the embed run's folder name, recorded in ``dataset.info``.
+        runs_dir: the embed run's runs folder; a dataset of another one is refused.
 
     Returns:
         ``{"field", "similarity", "visualization", "visualization_method"}``.
+
+    Raises:
+        ProjectMismatch: the dataset records another runs folder (left alone).
     """
     fo = _import_fiftyone()
     with _database_errors():
         ds = fo.load_dataset(dataset_name)
+        if runs_dir is not None:
+            check_owner(ds, runs_dir)
         done = _write_embeddings(fo, ds, names, embeddings, brain_key=brain_key, field=field,
                                  visualization_key=visualization_key)
         state = dict(ds.info.get(INFO_KEY, {}).get("slots", {}))

@@ -73,6 +73,21 @@ def offline_ultralytics() -> bool:
     return True
 
 
+def keep_label_caches_out() -> None:
+    """Stop ultralytics writing ``labels/*.cache`` beside a dataset's label files.
+
+    Training reads the split run's YOLO export, a committed run of another stage that
+    no stage may write into; without its cache, ultralytics checks the labels again at
+    the start of each training (every training run did so anyway: each has new folders).
+    """
+    import ultralytics.data.dataset as dataset
+
+    def mark_only(prefix: str, path: Path, x: dict, version: str) -> None:
+        x["version"] = version  # what the saver adds in place, and the reader checks
+
+    dataset.save_dataset_cache_file = mark_only
+
+
 def resolve_device(device: str, key: str = "device") -> str:
     """``auto`` -> the first GPU when torch sees one, else ``cpu``; anything else checked.
 
@@ -174,11 +189,19 @@ def in_batches(items: Sequence[T], batch: int, call: Callable[[list[T]], Sequenc
 def fit(run_dir: Path, init: Path | str, data_yaml: Path, t: Any, *, epochs: int, seed: int,
         resume: bool) -> None:
     """Run ultralytics training inside ``run_dir/ultralytics`` (``t``: the train config section)."""
+    keep_label_caches_out()
     if resume:
         last = TRAIN.last_weights.at(run_dir)
         if not last.is_file():
             raise StageInputError(f"--resume: {last} missing; re-run without --resume")
-        load_yolo(last).train(resume=True)
+        try:
+            # resume=<path> and the run's own dataset: with resume=True ultralytics fills in its
+            # default dataset (coco8.yaml) and tries to download it
+            load_yolo(last).train(resume=str(last), data=str(data_yaml))
+        except AssertionError as exc:
+            if "nothing to resume" not in str(exc):
+                raise
+            finish_stopped_training(last.parent)
         return
     load_yolo(init).train(
         data=str(data_yaml),
@@ -203,6 +226,19 @@ def fit(run_dir: Path, init: Path | str, data_yaml: Path, t: Any, *, epochs: int
         plots=True,
         verbose=False,
     )
+
+
+def finish_stopped_training(weights_dir: Path) -> None:
+    """Every epoch ran but the run was stopped before ultralytics' end of training.
+
+    Do what that end does to the weights files (drop the optimizer state, keep the EMA
+    weights in half precision), so they match an uninterrupted run's.
+    """
+    from ultralytics.utils.torch_utils import strip_optimizer
+
+    for name in ("last.pt", "best.pt"):
+        if (weights_dir / name).is_file():
+            strip_optimizer(weights_dir / name)
 
 
 def predict_frames(

@@ -26,6 +26,9 @@ from typing import Any
 
 import yaml
 
+from bddengine.diskfull import disk_full, is_disk_full
+from bddengine.locks import StageLock, acquire
+
 RESULT_FILE = "result.json"
 CONFIG_FILE = "config.yaml"
 TMP_PREFIX = ".tmp_"
@@ -143,6 +146,18 @@ def resolve_input(
     return ref
 
 
+def relative_inputs(runs_dir: Path, inputs: dict[str, str]) -> dict[str, str]:
+    """``inputs`` with paths inside ``runs_dir`` written relative to it (``03_split``), others as given."""
+    root = runs_dir.resolve()
+    out = {}
+    for key, value in inputs.items():
+        try:
+            out[key] = Path(value).resolve().relative_to(root).as_posix()
+        except (ValueError, OSError):
+            out[key] = value
+    return out
+
+
 def package_versions() -> dict[str, str]:
     """Versions of the packages whose behaviour shapes the results."""
     out = {"python": platform.python_version()}
@@ -213,7 +228,11 @@ class StageRun:
     Inside the ``with`` block, write artifacts under ``run.dir``. Call
     :meth:`commit` to write ``result.json`` and rename the folder into place; leaving
     the block without committing (an exception, Ctrl-C) deletes the folder, unless
-    ``resumable`` is set: then the folder stays, marked, for a later ``resume_from``.
+    ``resumable`` is set: then the folder stays, marked, for a later ``resume_from``
+    (and a fresh resumable run deletes the interrupted folders of its stage).
+
+    Only one process at a time builds a run of a stage (and iteration, tag) on a
+    runs folder: a second one gets `bddengine.locks.StageBusy`, naming the first.
     """
 
     runs_dir: Path
@@ -231,10 +250,15 @@ class StageRun:
     final: RunRef | None = field(init=False, default=None)
     _t0: float = field(init=False)
     _started: str = field(init=False)
+    _lock: StageLock | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.runs_dir.mkdir(parents=True, exist_ok=True)
+        key = self.stage + (f"_iter{self.iter}" if self.iter is not None else "") + (f"_{self.tag}" if self.tag else "")
+        self._lock = acquire(self.runs_dir, key)  # one live copy of a stage per runs folder
         clean_stale_tmp(self.runs_dir)
+        if self.resumable and self.resume_from is None:  # a fresh run replaces interrupted ones
+            discard_resumable(self.runs_dir, self.stage, iter=self.iter, tag=self.tag)
         if self.resume_from is not None:
             self.number = int(self.resume_from.name[len(TMP_PREFIX):].split("_", 1)[0])
             self.dir = self.resume_from
@@ -252,17 +276,30 @@ class StageRun:
         return name
 
     def __enter__(self) -> StageRun:
-        self.dir.mkdir(parents=True, exist_ok=self.resume_from is not None)
-        self._t0 = time.perf_counter()
-        self._started = _now()
-        (self.dir / CONFIG_FILE).write_text(yaml.safe_dump(self.config, sort_keys=False))
-        if self.resumable:
-            (self.dir / RESUMABLE_MARKER).write_text(self.fingerprint)
+        try:
+            self._t0 = time.perf_counter()
+            self.dir.mkdir(parents=True, exist_ok=self.resume_from is not None)
+            self._started = _now()
+            (self.dir / CONFIG_FILE).write_text(yaml.safe_dump(self.config, sort_keys=False))
+            if self.resumable:
+                (self.dir / RESUMABLE_MARKER).write_text(self.fingerprint)
+        except BaseException as exc:
+            self.__exit__(type(exc), exc, None)
+            raise
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if self.final is None and self.dir.exists() and not self.resumable:
-            shutil.rmtree(self.dir, ignore_errors=True)
+        written = folder_bytes(self.dir) if is_disk_full(exc) and self.dir.exists() else None
+        try:
+            if self.final is None and self.dir.exists() and not self.resumable:
+                shutil.rmtree(self.dir, ignore_errors=True)
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+        if is_disk_full(exc):
+            kept = (f"the interrupted run is kept in {self.dir} for `--resume`"
+                    if self.resumable and self.dir.exists() else None)
+            raise disk_full(exc, self.runs_dir, written=written, what=f"{self.run_name}", kept=kept) from exc
 
     def commit(
         self,
@@ -290,7 +327,7 @@ class StageRun:
             "status": "complete",
             "seed": self.seed,
             "fingerprint": self.fingerprint,
-            "inputs": self.inputs,
+            "inputs": relative_inputs(self.runs_dir, self.inputs),
             "outputs": outputs,
             "metrics": metrics,
             "wall_time_s": round(wall, 3),
@@ -363,6 +400,9 @@ def discard_resumable(runs_dir: Path, stage: str, *, iter: int | None = None, ta
         if not entry.name.startswith(TMP_PREFIX) or not (entry / RESUMABLE_MARKER).is_file():
             continue
         ref = parse_run_name(Path(entry.name[len(TMP_PREFIX):].rsplit("_", 2)[0]))
+        owner = _tmp_owner(entry)
+        if owner is not None and owner != os.getpid() and _alive(owner):
+            continue  # another live process's training: never delete it
         if ref is not None and (ref.stage, ref.iter, ref.tag) == (stage, iter, tag):
             shutil.rmtree(entry, ignore_errors=True)
             n += 1

@@ -1,9 +1,10 @@
 """Which runs a run was built from, with one rule.
 
-Every ``result.json`` records the runs it read under ``inputs`` (stage -> path). A
-recorded run is found at that path, else by its name under ``runs_dir`` (a moved or
-copied runs folder); when it is in neither place the error names the missing run
-and the command that makes it.
+Every ``result.json`` records the runs it read under ``inputs`` (stage -> run folder,
+relative to ``runs_dir``). A recorded run is found by its name under the project's own
+``runs_dir``, so a moved or copied runs folder reads its own runs and never another
+project's; when it is not there the error names the missing run and the command that
+makes it.
 """
 
 from __future__ import annotations
@@ -17,15 +18,17 @@ from bddengine.runs.folders import RESULT_FILE, RunRef, parse_run_name
 
 
 def recorded_run(runs_dir: Path, value: str | Path | None) -> RunRef | None:
-    """The complete run a recorded input path points at (the path, then its name in ``runs_dir``)."""
+    """The complete run a recorded input names, looked up by its folder name in ``runs_dir``.
+
+    Inputs are recorded relative to ``runs_dir`` (``03_split``); older runs recorded an
+    absolute path, of which only the name is used. Either way a copied or moved project
+    reads its own runs, never the folder it was copied from. None when the run is gone.
+    """
     if not value:
         return None
-    recorded = Path(str(value))
-    for path in (recorded, runs_dir / recorded.name):
-        ref = parse_run_name(path)
-        if ref is not None and (path / RESULT_FILE).is_file():
-            return ref
-    return None
+    path = runs_dir / Path(str(value)).name
+    ref = parse_run_name(path)
+    return ref if ref is not None and (path / RESULT_FILE).is_file() else None
 
 
 def recorded_input(runs_dir: Path, result: dict[str, Any], stage: str) -> RunRef | None:

@@ -39,6 +39,7 @@ from bddengine.runs import RunRef, StageRun, find_same_run, resolve_input
 from bddengine.runs.layout import AUTOLABEL, COLLECT, MINE, TRAIN
 from bddengine.runs.lineage import upstream
 from bddengine.stages import StageOutcome
+from bddengine.weights_trust import check_weights
 
 IOU_THRESHOLD = 0.5
 
@@ -76,6 +77,8 @@ def run(
     ev, split, collect = upstream_runs(cfg.runs_dir, mine)
     imgsz = a.imgsz or cfg.train.imgsz
     model_ref = labeler_inputs(a, cfg.runs_dir, ev)
+    for role, path in model_ref.items():
+        check_weights(path, _WEIGHTS_KEY[a.labeler if role == "weights" else "sam"], runs_dir=cfg.runs_dir)
     fp = fingerprint(config_dict(a), imgsz, cfg.seed, mine.name, str(mine.path),
                      {k: str(v) for k, v in model_ref.items()})
     same = None if force else find_same_run(cfg.runs_dir, "autolabel", fp, iter=iter, tag=arm)
@@ -135,6 +138,10 @@ def run(
 
         out.look_at.append(try_mirror_run(cfg, ref))
     return out
+
+
+_WEIGHTS_KEY = {"detector": "autolabel.detector_model", "grounded": "autolabel.grounded_model",
+                "sam": "autolabel.sam_model"}
 
 
 def _mine_hint(iter: int, arm: str) -> str:

@@ -98,11 +98,11 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
         plot_slice_distribution(manifest, COLLECT.slice_distribution.at(run))
         fo_name = None
         if cfg.fiftyone.enabled:
-            from bddengine.integrations.fiftyone import mirror_collect
+            from bddengine.integrations.fiftyone import dataset_name, mirror_collect
 
             fo_name = mirror_collect(
-                f"{cfg.fiftyone.dataset_prefix}-{cfg.name}-{run.run_name}", manifest, boxes,
-                run=run.run_name,
+                dataset_name(cfg.fiftyone.dataset_prefix, cfg.name, run.run_name, cfg.runs_dir), manifest, boxes,
+                run=run.run_name, runs_dir=cfg.runs_dir,
             )
         metrics = collect_metrics(manifest, boxes, join.to_dict(), malformed, n_dropped)
         metrics["n_bad_images"] = len(bad_images)

@@ -108,7 +108,7 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
             key = "clip" if e.model == "clip" else "dinov2"
             mirrored = mirror_embeddings(fo_name, frames["name"].tolist(), embeddings,
                                          brain_key=f"{key}_sim", visualization_key=f"{key}_viz",
-                                         run=run.run_name)
+                                         run=run.run_name, runs_dir=cfg.runs_dir)
         metrics = {
             "n_frames": len(frames),
             "n_encoded": int(len(todo)),
@@ -159,10 +159,12 @@ def fiftyone_target(cfg: EngineConfig, collect: RunRef) -> tuple[str | None, str
 
     Checked before encoding, so a stopped MongoDB fails in seconds, not after the work.
     """
-    name = collect.result().get("metrics", {}).get("fiftyone_dataset")
-    if not cfg.fiftyone.enabled or not name:
+    if not cfg.fiftyone.enabled or not collect.result().get("metrics", {}).get("fiftyone_dataset"):
         return None, None
-    from bddengine.integrations.fiftyone import fiftyone_dataset_exists
+    from bddengine.integrations.fiftyone import dataset_name, fiftyone_dataset_exists
+
+    # this project's dataset of that collect run, never the name a copied run folder recorded
+    name = dataset_name(cfg.fiftyone.dataset_prefix, cfg.name, collect.name, cfg.runs_dir)
 
     if fiftyone_dataset_exists(name):
         return name, None

@@ -30,6 +30,7 @@ from bddengine.runs import RunRef, StageRun, find_same_run, resolve_input
 from bddengine.runs.layout import EVAL, SPLIT, TRAIN
 from bddengine.runs.lineage import upstream
 from bddengine.stages import StageOutcome
+from bddengine.weights_trust import check_weights
 
 GROUPINGS: tuple[tuple[str, ...], ...] = (FRAME_ATTRIBUTES,) + tuple((a,) for a in FRAME_ATTRIBUTES)
 """The full weather x timeofday x scene slices, then each marginal."""
@@ -74,6 +75,7 @@ def run(
     gt = json.loads(gt_path.read_text())
     pool = pd.read_parquet(pool_path)
     weights = TRAIN.best_weights.at(train)
+    check_weights(weights, f"eval --from {train.name} (its best.pt)", runs_dir=cfg.runs_dir)
     inputs = {"train": str(train.path), "split": str(split.path), "eval_gt": str(gt_path)}
     with StageRun(cfg.runs_dir, "eval", config_dict(cfg), cfg.seed, fp, iter=iter, tag=tag,
                   inputs=inputs) as run:

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +24,7 @@ from bddengine.bdd.categories import FRAME_ATTRIBUTES
 from bddengine.config import ConfigError, EngineConfig, config_dict, default_contrasts, fingerprint, load_config
 from bddengine.errors import StageInputError
 from bddengine.evaluation import MatchCache, UnknownFrameError, build_match_cache
+from bddengine.publishing import publish_trees
 from bddengine.report.architecture import build_graph, render
 from bddengine.report.casestudy import (
     WORD_BUDGET,
@@ -171,7 +169,8 @@ def gather(cfg: EngineConfig, runs: FlywheelRuns, *, out_dir: Path, progress: bo
     """Read every file the report needs and compute the headline table."""
     eval0 = runs.eval0
     split_dir = runs.split.path if runs.split is not None else None
-    gt_path = SPLIT.eval_gt.at(split_dir) if split_dir else Path(str(eval0.result()["inputs"].get("eval_gt", "")))
+    recorded_gt = cfg.runs_dir / str(eval0.result()["inputs"].get("eval_gt", ""))  # relative, or absolute (older)
+    gt_path = SPLIT.eval_gt.at(split_dir) if split_dir else recorded_gt
     preds_path = EVAL.preds.at(eval0)
     for p, todo in ((gt_path, "bddengine split --force"), (preds_path, "bddengine eval --iter 0 --force")):
         if not p.is_file():
@@ -345,23 +344,13 @@ def write_figures(fig_dir: Path, data: ReportData, runs: FlywheelRuns) -> tuple[
 
 
 def publish(run_dir: Path, out_dir: Path) -> list[Path]:
-    """Replace ``out_dir/case_study`` and ``out_dir/figures`` with the run's copies.
+    """Publish the run's ``case_study`` and ``figures`` into ``out_dir``.
 
-    Each folder is copied under a hidden temporary name first and then renamed into
-    place, so a reader never sees a half-written folder.
+    Only files the last publish put there are replaced or removed; a user's own files
+    stay (`bddengine.publishing.publish_trees`). Each file is renamed into place whole.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
-    done = []
-    for name in (CASE_STUDY, FIGURES):
-        token = f"{os.getpid()}_{uuid.uuid4().hex[:6]}"
-        tmp, old, target = out_dir / f".tmp_{name}_{token}", out_dir / f".old_{name}_{token}", out_dir / name
-        shutil.copytree(run_dir / name, tmp)
-        if target.exists():
-            os.rename(target, old)
-        os.rename(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-        done.append(target)
-    return done
+    return publish_trees([(run_dir / name, out_dir / name) for name in (CASE_STUDY, FIGURES)])
 
 
 def _outcome(ref: RunRef, out_dir: Path, *, skipped: bool) -> StageOutcome:

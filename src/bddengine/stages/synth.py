@@ -10,6 +10,7 @@ from bddengine.config import EngineConfig
 from bddengine.errors import StageInputError
 from bddengine.stages import StageOutcome
 from bddengine.synth import generate_world
+from bddengine.synth.world import foreign_files
 
 
 def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> StageOutcome:
@@ -17,8 +18,11 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
 
     Args:
         cfg: the engine config (``synth`` section, ``data.root``, ``seed``).
-        force: replace an existing world.
+        force: replace an existing world (never a folder holding anything else).
         progress: show a progress bar.
+
+    Raises:
+        StageInputError: ``data.root`` is not empty and is not a world synth made.
     """
     root = cfg.data.root
     s = cfg.synth
@@ -40,6 +44,14 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
             wrote=[f"{root} (already there: {meta.name}; --force regenerates)"],
             safe_to_delete=str(root),
         )
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        foreign = foreign_files(root) if root.is_dir() else [root.name]
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise StageInputError(
+                f"data.root={root} is not empty and is not a synthetic world bddengine made (it holds "
+                f"{shown}); synth never deletes files it did not write, --force included. Set data.root "
+                "to an empty or new folder (--set data.root=data/synth), or move those files away")
     result = generate_world(
         root,
         n_train=s.n_train,

@@ -19,16 +19,17 @@ from bddengine.bdd.categories import CLASSES
 from bddengine.config import EngineConfig, config_dict, fingerprint, train_tag
 from bddengine.errors import StageInputError
 from bddengine.integrations.ultralytics import fit, resolve_device, resolve_weights
+from bddengine.lifecycle import interrupts_stick
 from bddengine.runs import (
     RunRef,
     StageRun,
-    discard_resumable,
     find_resumable,
     find_same_run,
     resolve_input,
 )
 from bddengine.runs.layout import AUTOLABEL, SPLIT, TRAIN
 from bddengine.stages import StageOutcome
+from bddengine.weights_trust import SHA_KEY, check_weights, record_weights
 
 
 def run(
@@ -63,6 +64,10 @@ def run(
             hint=f"bddengine autolabel --iter {iter - 1}" + (f" --arm {arm}" if arm else ""),
         )
     init = initial_weights(cfg, iter)
+    if isinstance(init, Path):
+        check_weights(init, "train.model" if iter == 0 or t.next_iter_init != "previous"
+                      else f"train --iter {iter} (starts from iteration {iter - 1}'s best.pt)",
+                      runs_dir=cfg.runs_dir)
     epochs = t.next_iter_epochs if (iter > 0 and t.next_iter_epochs) else t.epochs
     seed = cfg.seed if seed is None else seed
     fp = fingerprint(config_dict(t), seed, iter, arm, split.name,
@@ -76,8 +81,8 @@ def run(
         raise StageInputError(
             f"--resume: no interrupted `train --iter {iter}` with this config under {cfg.runs_dir}"
         )
-    if not resume:
-        discard_resumable(cfg.runs_dir, "train", iter=iter, tag=tag)
+    if resume_dir is not None:
+        check_weights(TRAIN.last_weights.at(resume_dir), "train --resume", runs_dir=cfg.runs_dir)
 
     inputs = {"split": str(split.path)} | ({"autolabel": str(autolabel.path)} if autolabel else {})
     with StageRun(cfg.runs_dir, "train", config_dict(cfg), seed, fp, iter=iter, tag=tag,
@@ -85,7 +90,8 @@ def run(
                   resume_from=resume_dir) as run:
         data_yaml = write_dataset_yaml(TRAIN.dataset_yaml.at(run), split, autolabel)
         counts = count_images(data_yaml)
-        fit(run.dir, init, data_yaml, t, epochs=epochs, seed=seed, resume=resume_dir is not None)
+        with interrupts_stick():  # ultralytics swallows a Ctrl-C that lands in its plotting code
+            fit(run.dir, init, data_yaml, t, epochs=epochs, seed=seed, resume=resume_dir is not None)
         curves = read_curves(TRAIN.curves.at(run))
         ref = run.commit(
             outputs=TRAIN.outputs(TRAIN.best_weights, TRAIN.last_weights, TRAIN.curves, TRAIN.dataset_yaml),
@@ -100,7 +106,8 @@ def run(
                 "note": "ultralytics' own val numbers; `bddengine eval` gives the BDD100K numbers",
             },
             extra={"curves": curves, "plots": sorted(
-                p.name for p in TRAIN.ultralytics_dir(run).glob("*.png"))},
+                p.name for p in TRAIN.ultralytics_dir(run).glob("*.png")),
+                SHA_KEY: record_weights(run.dir, (TRAIN.best_weights.file, TRAIN.last_weights.file))},
         )
     return _outcome(ref, skipped=False)
 

@@ -20,7 +20,6 @@ import json
 import math
 import multiprocessing
 import os
-import secrets
 import shutil
 import time
 from collections import Counter
@@ -33,6 +32,7 @@ import numpy as np
 from PIL import Image
 
 from bddengine.bdd.categories import CLASSES, IGNORED_NAMES
+from bddengine.lifecycle import clean_dead_siblings, die_with_parent, tmp_sibling
 from bddengine.synth.attributes import VideoConditions, sample_conditions, weather_time_cdf
 from bddengine.synth.geometry import Painter
 from bddengine.synth.look import Shader, Textures, apply_frame_effects, make_glare, make_look
@@ -260,7 +260,8 @@ def generate_world(root: Path, *, n_train: int, n_val: int, width: int = 640, he
         classes: label only these of the 10 classes (default: all); other people and
             vehicles become ignored regions, other lights and signs go unlabelled.
         workers: processes to render with (default: all CPUs).
-        overwrite: replace an existing non-empty ``root`` (atomically).
+        overwrite: replace an existing non-empty ``root`` (atomically), only when it is a
+            world this generator made (`foreign_files` finds nothing else in it).
         progress: show a progress bar.
 
     Returns:
@@ -268,6 +269,8 @@ def generate_world(root: Path, *, n_train: int, n_val: int, width: int = 640, he
 
     Raises:
         FileExistsError: ``root`` exists, is not empty, and ``overwrite`` is False.
+        NotAWorldError: ``overwrite`` is set but ``root`` holds files this generator
+            did not write (they are listed; nothing is deleted).
         ValueError: a parameter is out of range (all such problems are listed).
     """
     _validate(n_train, n_val, width, height, frames_per_video, jpeg_quality, workers)
@@ -283,8 +286,12 @@ def generate_world(root: Path, *, n_train: int, n_val: int, width: int = 640, he
             raise FileExistsError(f"{root} exists and is not a folder; remove it or choose another root")
         if any(root.iterdir()) and not overwrite:
             raise FileExistsError(f"{root} exists and is not empty; pass overwrite=True to replace it")
+        foreign = foreign_files(root)
+        if foreign:
+            raise NotAWorldError(root, foreign)
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.parent / f"{root.name}.tmp-{secrets.token_hex(4)}"
+    clean_dead_siblings(root)  # temporary trees of killed runs
+    tmp = tmp_sibling(root)
     start = time.perf_counter()
     try:
         for split in SPLITS:
@@ -325,6 +332,45 @@ def generate_world(root: Path, *, n_train: int, n_val: int, width: int = 640, he
     return SynthResult(root, n_frames, n_boxes, len(jobs), wall, fps)
 
 
+WORLD_MARKER = "synth_meta.json"
+"""The file that marks a folder as a world this generator made (``"generator": "bddengine.synth"``)."""
+
+
+class NotAWorldError(FileExistsError):
+    """A folder to replace holds files the generator did not write."""
+
+    def __init__(self, root: Path, foreign: list[str]) -> None:
+        self.root, self.foreign = root, foreign
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        super().__init__(f"{root} is not a synthetic world bddengine made (it holds {shown}); "
+                         "nothing was deleted. Point data.root at an empty or new folder, "
+                         "or move those files away first")
+
+
+def foreign_files(root: Path) -> list[str]:
+    """Paths under ``root`` (relative) that a world written by `generate_world` would not hold.
+
+    An empty list means the folder is such a world (or empty) and may be replaced.
+    """
+    marker = root / WORLD_MARKER
+    try:
+        own = json.loads(marker.read_text()).get("generator") == "bddengine.synth"
+    except (OSError, ValueError, AttributeError):
+        own = False
+    expected = {WORLD_MARKER, "images", "images/100k", "labels", "labels/det_20",
+                *(f"images/100k/{s}" for s in SPLITS), *(f"labels/det_20/det_{s}.json" for s in SPLITS)}
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        base = Path(dirpath).relative_to(root)
+        for name in sorted(dirnames) + sorted(filenames):
+            rel = (base / name).as_posix()
+            in_images = len(base.parts) == 3 and base.parts[:2] == ("images", "100k") and name.endswith(".jpg")
+            if not (own and (rel in expected or in_images)):
+                out.append(rel)
+        dirnames[:] = [d for d in dirnames if (base / d).as_posix() in expected]
+    return out
+
+
 def _run_jobs(settings: _Settings, jobs: list[_Job], workers: int | None, progress: bool,
               total_frames: int) -> Iterator[list[dict]]:
     """Render jobs (in order), in worker processes unless one worker is asked for."""
@@ -339,7 +385,8 @@ def _run_jobs(settings: _Settings, jobs: list[_Job], workers: int | None, progre
     context = multiprocessing.get_context()
     if context.get_start_method() == "fork":
         _textures(settings.width, settings.height)  # built once here, inherited by every worker
-    executor = ProcessPoolExecutor(n_workers, mp_context=context)
+    executor = ProcessPoolExecutor(n_workers, mp_context=context, initializer=die_with_parent,
+                                   initargs=(os.getpid(),))  # no worker outlives a killed parent
     try:
         # Submitting starts the workers, before the progress bar's refresh thread exists (fork + threads).
         # Chunks of a few videos: passing a result back costs the parent about a millisecond,
@@ -398,7 +445,7 @@ def _commit(tmp: Path, root: Path) -> None:
     """Move the finished folder into place; an existing root is swapped out, then removed."""
     if root.exists():
         if any(root.iterdir()):
-            old = root.parent / f"{root.name}.old-{secrets.token_hex(4)}"
+            old = tmp_sibling(root, "old")
             os.rename(root, old)
             os.rename(tmp, root)
             shutil.rmtree(old, ignore_errors=True)
