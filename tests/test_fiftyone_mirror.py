@@ -383,7 +383,7 @@ def test_two_project_folders_one_database_keep_their_own_datasets(tmp_path: Path
     """Issue 15, finding 3: same config name and prefix, two folders, one MongoDB."""
     import fiftyone as fo
 
-    from bddengine import fiftyone_mirror
+    from bddengine.integrations import fiftyone as fiftyone_mirror
     from bddengine.integrations.fiftyone import ProjectMismatch, sync_runs
 
     a_runs = make_runs(tmp_path / "a" / "runs")

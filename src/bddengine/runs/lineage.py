@@ -1,10 +1,10 @@
 """Which runs a run was built from, with one rule.
 
 Every ``result.json`` records the runs it read under ``inputs`` (stage -> run folder,
-relative to ``runs_dir``). A recorded run is found by its name under the project's own
-``runs_dir``, so a moved or copied runs folder reads its own runs and never another
-project's; when it is not there the error names the missing run and the command that
-makes it.
+relative to ``runs_dir``). A recorded run is found by its name in the runs folder the
+reading run lives in, so a moved or copied runs folder reads its own runs and never
+another project's; when it is not there the error names the missing run and the
+command that makes it.
 """
 
 from __future__ import annotations
@@ -36,15 +36,17 @@ def recorded_input(runs_dir: Path, result: dict[str, Any], stage: str) -> RunRef
     return recorded_run(runs_dir, (result.get("inputs") or {}).get(stage))
 
 
-def upstream(runs_dir: Path, ref: RunRef, stage: str) -> RunRef:
-    """The ``stage`` run that ``ref`` was built from.
+def upstream(ref: RunRef, stage: str) -> RunRef:
+    """The ``stage`` run that ``ref`` was built from, in the runs folder ``ref`` lives in.
+
+    A run read with ``--from`` from another folder finds its inputs beside it there.
 
     Raises:
         StageInputError: ``ref`` records no such run, or the run is gone; the message
             says which and what to re-run.
     """
     result = ref.result()
-    found = recorded_input(runs_dir, result, stage)
+    found = recorded_input(ref.path.parent, result, stage)
     if found is None:
         recorded = (result.get("inputs") or {}).get(stage)
         raise StageInputError(

@@ -74,9 +74,9 @@ def run(
         iter = mine.iter if mine.iter is not None else iter
         arm = mine.tag or arm
     mined_path = MINE.mined.require(mine, f"{_mine_hint(iter, arm)} --force")
-    ev, split, collect = upstream_runs(cfg.runs_dir, mine)
+    ev, split, collect = upstream_runs(mine)
     imgsz = a.imgsz or cfg.train.imgsz
-    model_ref = labeler_inputs(a, cfg.runs_dir, ev)
+    model_ref = labeler_inputs(a, ev)
     for role, path in model_ref.items():
         check_weights(path, _WEIGHTS_KEY[a.labeler if role == "weights" else "sam"], runs_dir=cfg.runs_dir)
     fp = fingerprint(config_dict(a), imgsz, cfg.seed, mine.name, str(mine.path),
@@ -150,23 +150,23 @@ def _mine_hint(iter: int, arm: str) -> str:
         " --embedding detector" if embedding == "detector" else "")
 
 
-def upstream_runs(runs_dir: Path, mine: RunRef) -> tuple[RunRef, RunRef, RunRef]:
+def upstream_runs(mine: RunRef) -> tuple[RunRef, RunRef, RunRef]:
     """The eval, split and collect runs behind a mine run."""
-    ev, split = upstream(runs_dir, mine, "eval"), upstream(runs_dir, mine, "split")
-    collect = upstream(runs_dir, split, "collect")
+    ev, split = upstream(mine, "eval"), upstream(mine, "split")
+    collect = upstream(split, "collect")
     for artifact in (COLLECT.manifest, COLLECT.boxes):
         artifact.require(collect, "bddengine collect --force")
     return ev, split, collect
 
 
-def labeler_inputs(a: AutolabelConfig, runs_dir: Path, ev: RunRef) -> dict[str, Path]:
+def labeler_inputs(a: AutolabelConfig, ev: RunRef) -> dict[str, Path]:
     """The weights files the configured labeler reads, resolved locally.
 
     Raises:
         StageInputError: a weights file is missing; the message says where to put it.
     """
     def iteration_weights() -> Path:
-        train = upstream(runs_dir, ev, "train")
+        train = upstream(ev, "train")
         weights = TRAIN.best_weights.at(train)
         if not weights.is_file():
             raise StageInputError(f"{weights} missing (autolabel.detector_model=iter): re-run "

@@ -62,7 +62,7 @@ def run(
     train = resolve_input(cfg.runs_dir, "train", explicit=source, iter=iter, tag=tag,
                           hint=f"bddengine train --iter {iter}" + (f" --arm {arm}" if arm else "")
                           + (f" --seed {seed}" if seed is not None else ""))
-    split = upstream(cfg.runs_dir, train, "split")
+    split = upstream(train, "split")
     gt_path = SPLIT.eval_gt.require(split, "bddengine split --force")
     pool_path = SPLIT.eval_pool.require(split, "bddengine split --force")
     imgsz = e.imgsz or cfg.train.imgsz

@@ -104,7 +104,7 @@ def run(
     ev = resolve_input(cfg.runs_dir, "eval", explicit=source, iter=iter, tag=None,
                        hint=f"bddengine eval --iter {iter}")
     iter = ev.iter if ev.iter is not None else iter  # --from names the iteration
-    train, split, embed, collect = upstream_runs(cfg.runs_dir, ev)
+    train, split, embed, collect = upstream_runs(ev)
     imgsz = cfg.eval.imgsz or cfg.train.imgsz
     fp = fingerprint(config_dict(m), cfg.seed, iter, *(_id(r) for r in (ev, train, split, embed, collect)),
                      imgsz if m.embedding == "detector" else None)
@@ -212,14 +212,14 @@ def run(
     return out
 
 
-def upstream_runs(runs_dir: Path, ev: RunRef) -> tuple[RunRef, RunRef, RunRef, RunRef]:
+def upstream_runs(ev: RunRef) -> tuple[RunRef, RunRef, RunRef, RunRef]:
     """The train and split runs an eval run read, and the embed and collect runs of that split.
 
     Raises:
         StageInputError: a run named in a ``result.json`` is gone.
     """
-    train, split = upstream(runs_dir, ev, "train"), upstream(runs_dir, ev, "split")
-    return train, split, upstream(runs_dir, split, "embed"), upstream(runs_dir, split, "collect")
+    train, split = upstream(ev, "train"), upstream(ev, "split")
+    return train, split, upstream(split, "embed"), upstream(split, "collect")
 
 
 def _id(ref: RunRef) -> tuple[str, str | None]:
