@@ -123,6 +123,7 @@ FIGURE_SOURCES = {
     "mined_frames_grid": "a mine run (mined_frames_grid.png)",
     "autolabel_pr": "an autolabel run (autolabel_pr.png)",
     "slice_delta": "the report (slice_delta.png)",
+    "turn_profile": "the flywheel's turn_profile.json",
 }
 
 
@@ -304,7 +305,37 @@ def stage_table(d: ReportData) -> str:
     note = ("One row per run folder (`<NN>_<stage>[_iter<k>][_<arm>]`). Wall time is each stage's own "
             "`wall_time_s` (the work inside the run, not process start-up); disk is the run folder's size when it "
             "was committed (`disk_bytes`).")
-    return md_table(["run", "input", "output", "wall time", "disk"], rows, align="lllrr") + "\n\n" + note
+    return (md_table(["run", "input", "output", "wall time", "disk"], rows, align="lllrr") + "\n\n" + note
+            + "\n\n" + turn_profile(d))
+
+
+def turn_profile(d: ReportData) -> str:
+    """Where the turn's time went, from ``turn_profile.json``: the share of each kind of stage, and the chart."""
+    p = d.turn_profile
+    if not p or not p.get("steps"):
+        return (f"No `turn_profile.json` of this turn is in `{d.runs.runs_dir}`: it is written by "
+                "`bddengine flywheel`; stages run one by one have only their own wall times above.")
+    steps = p["steps"]
+    total = sum(float(s["wall_s"]) for s in steps)
+    by_stage: dict[str, float] = {}
+    for s in steps:
+        by_stage[s["stage"]] = by_stage.get(s["stage"], 0.0) + float(s["wall_s"])
+    shares = ", ".join(f"{stage} {fmt_pct(secs / total, 0)}" for stage, secs in
+                       sorted(by_stage.items(), key=lambda kv: -kv[1])) if total > 0 else "n/a"
+    peak = max((s for s in steps if is_num(s.get("peak_rss_mb"))), key=lambda s: s["peak_rss_mb"], default=None)
+    skipped = [s["step"] for s in steps if s.get("skipped")]
+    cpu = sum(float(s["cpu_s"]) for s in steps)
+    lines = [f"Where the turn's time went (`turn_profile.json`, `bddengine flywheel` started {p.get('started_at')}): "
+             f"{len(steps)} steps, {fmt_seconds(total)} wall time, {fmt_seconds(cpu)} CPU time. By stage: {shares}."]
+    if peak is not None:
+        lines.append(f"The largest resident memory of the bddengine process was {peak['peak_rss_mb']:,.0f} MB, "
+                     f"in `{peak['step']}`.")
+    if skipped:
+        lines.append(f"{len(skipped)} step(s) were up to date and not re-run ({', '.join(skipped[:6])}"
+                     f"{', ...' if len(skipped) > 6 else ''}): their time is the check, not the work.")
+    if not any(s["stage"] == "report" for s in steps):
+        lines.append("The report step itself is not included: the file was read while it ran.")
+    return " ".join(lines) + "\n\n" + figure(d, "turn_profile", "Wall time per step of the turn")
 
 
 def curation(d: ReportData) -> str:

@@ -57,6 +57,8 @@ class ReportData:
     generated_at: str
     n_boot: int
     min_frames: int
+    turn_profile: dict[str, Any] | None = None
+    """``turn_profile.json`` of the flywheel turn that made these runs (None: not run by `bddengine flywheel`)."""
 
     @property
     def arms_missing(self) -> list[str]:
