@@ -38,8 +38,14 @@ test-all: install
 lint: install
 	$(BIN)/ruff check src tests benchmarks
 
-bench: install
-	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+# Every benchmark appends its ratios to BENCH_RESULTS; the last line prints them as one table
+# against their goals and fails when one is missed (benchmarks/_*.py are helpers, not benchmarks).
+BENCH_RESULTS := outputs/bench/results.jsonl
+bench: install  ## every benchmarks/*.py, then one table of their ratios against the goals
+	@mkdir -p $(dir $(BENCH_RESULTS)); rm -f $(BENCH_RESULTS); status=0; $(WITH_MONGO) \
+	for b in benchmarks/[!_]*.py; do echo "== $$b"; \
+		BDDENGINE_BENCH_RESULTS=$(BENCH_RESULTS) $(BIN)/python $$b || status=1; done; \
+	$(BIN)/python benchmarks/_results.py $(BENCH_RESULTS) benchmarks/[!_]*.py || status=1; exit $$status
 
 clean:
 	rm -rf outputs data/synth data/smoke

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import torch
+from _results import record
 from PIL import Image
 
 from bddengine.embedding import cpu_count, encode_batches, frame_loader, load_encoder, torch_threads
@@ -150,6 +151,8 @@ def main() -> None:
           f"{1000 / main_row['e2e']:.0f} s per 1000 frames; goal ratio >= 0.8: "
           f"{'met' if main_row['ratio'] >= 0.8 else 'NOT met'}")
     print(f"load average {os.getloadavg()[0]:.2f} after (other processes share these cores)")
+    record("embed: end-to-end / min(decode-only, model-only)", main_row["ratio"], 0.8,
+           note=f"{len(paths)} frames, {spec.arch}, {main_row['e2e']:.1f} frames/s end to end")
 
 
 if __name__ == "__main__":

@@ -103,3 +103,28 @@ def test_dataset_yaml_adds_autolabel_images(tmp_path: Path) -> None:
     assert spec["names"][8] == "traffic light" and len(spec["names"]) == 10
     with pytest.raises(StageInputError, match="autolabel"):
         write_dataset_yaml(tmp_path / "d.yaml", RunRef(split, 3, "split"), RunRef(tmp_path / "x", 9, "autolabel"))
+
+
+def test_predict_frames_keeps_the_callers_order_and_names_an_unreadable_image(tmp_path: Path) -> None:
+    """The detector pass streams a file list (read in ultralytics' sorted order): results come back per name."""
+    from PIL import Image
+    from ultralytics import YOLO
+
+    from bddengine.integrations.ultralytics import predict_frames
+
+    weights = tmp_path / "scratch.pt"
+    YOLO("yolov8n.yaml").save(str(weights))
+    paths = []
+    for name, colour in (("c.jpg", (200, 0, 0)), ("a.jpg", (0, 200, 0)), ("b.jpg", (0, 0, 200))):
+        Image.new("RGB", (96, 64), colour).save(tmp_path / name)
+        paths.append(str(tmp_path / name))
+    names = ["frame-c", "frame-a", "frame-b"]
+    preds = predict_frames(weights, paths, names, imgsz=64, conf=0.0, iou=0.7, max_det=5, batch=2,
+                           device="cpu", progress=False)
+    assert [f["name"] for f in preds] == names and all(len(f["labels"]) <= 5 for f in preds)
+    assert predict_frames(weights, [], [], imgsz=64, conf=0.0, iou=0.7, max_det=5, batch=2, device="cpu",
+                          progress=False) == []
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(StageInputError, match=r"1 of 4 frames .*broken\.jpg"):
+        predict_frames(weights, [*paths, str(tmp_path / "broken.jpg")], [*names, "frame-x"], imgsz=64, conf=0.0,
+                       iou=0.7, max_det=5, batch=2, device="cpu", progress=False)

@@ -1,5 +1,6 @@
 """plan_turn: the stage calls of one flywheel turn, every arm and seed."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -56,3 +57,40 @@ def test_unknown_arm_is_a_config_error(arm: str) -> None:
 def test_parse_arm() -> None:
     assert parse_arm("random-slice") == ("random-slice", "embed")
     assert parse_arm("random-slice-detector") == ("random-slice", "detector")
+
+
+def test_turn_profile_records_each_step_its_cost_and_share(tmp_path: Path) -> None:
+    from bddengine.flywheel import TurnProfile, measure_step, profile_path, read_turn_profile
+
+    cfg = _cfg()
+    steps = plan_turn(cfg)[:3]
+    runs = tmp_path / "runs"
+    path = profile_path(runs)
+    assert path == tmp_path / "turn_profile.json"  # beside the runs folder, not among the run folders
+    profile = TurnProfile(path, cfg.name, runs, [s.title() for s in steps])
+    with measure_step() as cost:
+        big = b"x" * 80_000_000  # touches 80 MB
+        total = sum(range(2_000_000))
+    del big
+    profile.add(steps[0], cost, run="01_synth", skipped=False)
+    with measure_step() as small:
+        total += sum(range(10))
+    profile.add(steps[1], small, run="02_collect", skipped=True)
+    doc = json.loads(path.read_text())
+    assert not doc["complete"] and doc["n_steps_planned"] == 3 and doc["runs_dir"] == str(runs.resolve())
+    first, second = doc["steps"]
+    assert (first["step"], first["run"], first["skipped"]) == ("synth", "01_synth", False)
+    assert second["skipped"] and second["stage"] == "collect"
+    assert first["cpu_s"] > 0 and first["wall_s"] > second["wall_s"]
+    assert abs(first["share"] + second["share"] - 1) < 1e-3 and doc["wall_s"] == first["wall_s"] + second["wall_s"]
+    assert first["peak_rss_mb"] >= 80
+    if first["peak_rss_scope"] == "step":  # Linux: the peak is reset at each step
+        assert second["peak_rss_mb"] < first["peak_rss_mb"] - 50
+    assert read_turn_profile(runs, "05_eval_iter0") is None  # no eval step: not that turn's profile
+    eval_step = next(s for s in plan_turn(cfg) if s.stage == "eval")
+    profile.planned = [s.title() for s in steps[:2]] + [eval_step.title()]
+    profile.add(eval_step, small, run="05_eval_iter0", skipped=False)
+    doc = read_turn_profile(runs, "05_eval_iter0")
+    assert doc is not None and doc["complete"] and len(doc["steps"]) == 3
+    assert read_turn_profile(tmp_path / "other" / "runs", "05_eval_iter0") is None  # another runs folder
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp_")]

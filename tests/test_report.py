@@ -471,3 +471,37 @@ def test_fragile_slices_are_marked_and_never_bold(turn, tmp_path: Path) -> None:
     line = next(x for x in md.splitlines() if "(worst)" in x and "| prototype |" in x)
     assert "‡" in line and "**+" not in line  # excludes 0, yet not bold
     assert "fewer than 10 GT boxes" in md
+
+
+def test_turn_profile_chart(turn, tmp_path: Path) -> None:
+    """The flywheel's turn_profile.json becomes one chart and a sentence of shares; another turn's is not shown."""
+    from bddengine.flywheel import Step, StepCost, TurnProfile, profile_path
+
+    runs = tmp_path / "runs"
+    shutil.copytree(turn["runs"], runs)
+    cfg = _cfg(turn, html=False, pdf=False).model_copy(update={"runs_dir": runs})
+    cfg.report.out_dir = tmp_path / "out"
+    costs = [("collect", "collect", 10.0, False), ("train --iter 0", "train", 70.0, False),
+             ("eval --iter 0", "eval", 15.0, False), ("mine --arm prototype", "mine", 5.0, True)]
+    eval0 = turn["eval0"].name
+    profile = TurnProfile(profile_path(runs), "fixture", runs, [c[0] for c in costs] + ["report"])
+    for title, stage, wall, skipped in costs:
+        run = eval0 if stage == "eval" else f"00_{stage}"
+        profile.add(Step(stage, cfg, label=title), StepCost(wall, wall * 1.5, 300.0 + wall), run=run,
+                    skipped=skipped)
+    report_stage.run(cfg, progress=False)
+    md = (tmp_path / "out/case_study/case_study_v1.md").read_text()
+    stages = md.split("## 3. Numbers per stage")[1].split("## 4.")[0]
+    assert "4 steps, 1.7\u00a0min wall time" in stages
+    assert "By stage: train 70%, eval 15%, collect 10%, mine 5%" in stages
+    assert "370 MB, in `train --iter 0`" in stages and "1 step(s) were up to date" in stages
+    assert "The report step itself is not included" in stages
+    assert "../figures/turn_profile.png" in stages and (tmp_path / "out/figures/turn_profile.png").is_file()
+
+    doc = json.loads(profile_path(runs).read_text())  # a profile of another turn: not this report's
+    for s in doc["steps"]:
+        s["run"] = "99_eval_iter0" if s["stage"] == "eval" else s["run"]
+    profile_path(runs).write_text(json.dumps(doc))
+    report_stage.run(cfg, progress=False)
+    md = (tmp_path / "out/case_study/case_study_v1.md").read_text()
+    assert "No `turn_profile.json` of this turn" in md and "turn_profile.png" not in md

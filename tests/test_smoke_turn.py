@@ -54,6 +54,10 @@ def test_smoke_turn(tmp_path: Path, monkeypatch) -> None:
         assert got == set(STAGE_BY_NAME[stage].reads) - ({"train"} if stage == "autolabel" else set()), stage
 
     out = runs_dir.parent
+    profile = json.loads((out / "turn_profile.json").read_text())  # where the turn's time went
+    assert profile["complete"] and [s["run"] for s in profile["steps"] if s["stage"] != "synth"] == TURN
+    assert all(s["wall_s"] > 0 and s["cpu_s"] >= 0 and s["peak_rss_mb"] > 0 for s in profile["steps"])
+    assert abs(sum(s["share"] for s in profile["steps"]) - 1) < 1e-3
     study = out / "case_study" / "case_study_v1.md"
     text = study.read_text()
     assert find_placeholders(text) == []
@@ -61,7 +65,7 @@ def test_smoke_turn(tmp_path: Path, monkeypatch) -> None:
     for name in ("case_study_v1.html", "case_study_v1.pdf"):
         assert (out / "case_study" / name).stat().st_size > 1000, name
     for fig in ("slice_distribution.png", "slice_delta.png", "worst_slice_failures.png",
-                "mined_frames_grid.png", "autolabel_pr.png", "architecture.png"):
+                "mined_frames_grid.png", "autolabel_pr.png", "architecture.png", "turn_profile.png"):
         assert (out / "figures" / fig).is_file(), fig
     mined = json.loads((runs_dir / "06_mine_iter0_prototype/mined.json").read_text())
     assert mined["strategy"] == "prototype" and 0 < len(mined["frames"]) <= cfg["mine"]["k"]

@@ -404,7 +404,7 @@ def flywheel(
     """
     import time
 
-    from bddengine.flywheel import plan_turn
+    from bddengine.flywheel import TurnProfile, measure_step, plan_turn, profile_path
 
     overrides = list(set_ or [])
     overrides += [f"flywheel.arms=[{arms}]"] if arms else []
@@ -412,20 +412,24 @@ def flywheel(
     cfg = _load(config, overrides)
     trust(trust_weights or [])
     steps = plan_turn(cfg, force=force)
-    timings: list[tuple[str, float, bool]] = []
+    profile = TurnProfile(profile_path(cfg.runs_dir), cfg.name, cfg.runs_dir, [s.title() for s in steps])
     start = time.perf_counter()
     for i, step in enumerate(steps, 1):
         console.rule(f"[bold]{i}/{len(steps)} {step.title()}")
-        t0 = time.perf_counter()
-        with _errors(f"flywheel stopped at {step.title()}: ", what=f"flywheel step {step.title()}",
-                     folder=step.cfg.data.root if step.stage == "synth" else step.cfg.runs_dir):
+        with measure_step() as cost, \
+                _errors(f"flywheel stopped at {step.title()}: ", what=f"flywheel step {step.title()}",
+                        folder=step.cfg.data.root if step.stage == "synth" else step.cfg.runs_dir):
             out = _run_stage(step.stage, step.cfg, **step.kwargs)
         print_outcome(out)
-        timings.append((step.title(), time.perf_counter() - t0, out.skipped))
-    table = Table("step", "wall time", "", title=f"flywheel turn: {time.perf_counter() - start:.0f} s")
-    for title, secs, skipped in timings:
-        table.add_row(title, f"{secs:.1f} s", "up to date" if skipped else "")
+        profile.add(step, cost, run=Path(out.location).name if out.location else None, skipped=out.skipped)
+    table = Table("step", "wall time", "CPU time", "peak RSS", "share", "",
+                  title=f"flywheel turn: {time.perf_counter() - start:.0f} s")
+    for s in profile.to_dict()["steps"]:
+        table.add_row(s["step"], f"{s['wall_s']:.1f} s", f"{s['cpu_s']:.1f} s",
+                      f"{s['peak_rss_mb']:.0f} MB" if s["peak_rss_mb"] is not None else "n/a",
+                      f"{s['share']:.0%}" if s["share"] is not None else "", "up to date" if s["skipped"] else "")
     console.print(table)
+    console.print(f"where the time went: {profile.path}")
 
 
 @app.command("app")

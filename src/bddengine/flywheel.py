@@ -3,11 +3,21 @@
 ``plan_turn`` is pure: it lists the stage calls (stage, options, config) of a turn;
 ``bddengine flywheel`` runs them in order. The order of stages lives in
 `bddengine.stages.STAGES`; this module only expands the arms and seeds of iteration 1.
+`TurnProfile` records what each step cost (``turn_profile.json``).
 """
 
 from __future__ import annotations
 
+import json
+import os
+import resource
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from bddengine.config import EngineConfig, parse_arm
@@ -74,3 +84,126 @@ def plan_turn(cfg: EngineConfig, *, force: bool = False) -> list[Step]:
             steps.append(Step("eval", acfg, dict(opts), f"eval --iter 1 --arm {arm}{suffix}"))
     steps.append(Step("report", cfg, dict(f)))
     return steps
+
+
+# ---------------------------------------------------------------------------
+# where a turn's time goes
+# ---------------------------------------------------------------------------
+
+PROFILE_FILE = "turn_profile.json"
+"""Written by ``bddengine flywheel`` next to the runs folder (`profile_path`), rewritten after every step."""
+
+
+def profile_path(runs_dir: Path) -> Path:
+    """Where a turn over ``runs_dir`` keeps its profile: beside the runs folder, like the published report."""
+    return Path(runs_dir).parent / PROFILE_FILE
+
+
+@dataclass
+class StepCost:
+    """What one step of a turn cost the ``bddengine`` process."""
+
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    peak_rss_mb: float | None = None
+    peak_rss_scope: str = "step"
+    """``step``: the peak during this step; ``process``: since the process started (no per-step reset)."""
+
+
+def _cpu_s() -> float:
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark of this process (Linux >= 4.0); False where that is not possible."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+@contextmanager
+def measure_step() -> Iterator[StepCost]:
+    """Measure the block: wall time, CPU time (this process plus the worker processes that ended in
+    it) and this process's peak resident memory during it."""
+    cost = StepCost()
+    cost.peak_rss_scope = "step" if _reset_peak_rss() else "process"
+    wall0, cpu0 = time.perf_counter(), _cpu_s()
+    try:
+        yield cost
+    finally:
+        cost.wall_s = time.perf_counter() - wall0
+        cost.cpu_s = _cpu_s() - cpu0
+        cost.peak_rss_mb = _peak_rss_mb()
+
+
+@dataclass
+class TurnProfile:
+    """The steps of one ``bddengine flywheel`` turn and what each cost, saved as ``turn_profile.json``."""
+
+    path: Path
+    config: str
+    runs_dir: Path
+    planned: list[str]
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, step: Step, cost: StepCost, *, run: str | None, skipped: bool) -> None:
+        """Record one finished step and rewrite the file (so a later step, e.g. the report, reads it)."""
+        self.steps.append({"step": step.title(), "stage": step.stage, "run": run, "skipped": skipped,
+                           "wall_s": round(cost.wall_s, 3), "cpu_s": round(cost.cpu_s, 3),
+                           "peak_rss_mb": None if cost.peak_rss_mb is None else round(cost.peak_rss_mb, 1),
+                           "peak_rss_scope": cost.peak_rss_scope})
+        self.write()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The file's content: every step with its share of the turn's wall time so far."""
+        total = sum(s["wall_s"] for s in self.steps)
+        steps = [s | {"share": round(s["wall_s"] / total, 4) if total > 0 else None} for s in self.steps]
+        done = [s["step"] for s in self.steps]
+        return {
+            "config": self.config,
+            "runs_dir": str(Path(self.runs_dir).resolve()),
+            "started_at": self.started_at,
+            "complete": done == self.planned,
+            "n_steps_planned": len(self.planned),
+            "wall_s": round(total, 3),
+            "cpu_s": round(sum(s["cpu_s"] for s in self.steps), 3),
+            "peak_rss_mb": max((s["peak_rss_mb"] for s in self.steps if s["peak_rss_mb"] is not None),
+                               default=None),
+            "note": "wall and CPU seconds of each step as `bddengine flywheel` ran it (CPU time includes worker "
+                    "processes that ended within the step); peak RSS is the bddengine process's own; share is "
+                    "the step's part of the wall time of the steps recorded",
+            "steps": steps,
+        }
+
+    def write(self) -> Path:
+        """Write the file atomically (a temporary file renamed into place)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".tmp_{self.path.name}_{os.getpid()}")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        os.replace(tmp, self.path)
+        return self.path
+
+
+def read_turn_profile(runs_dir: Path, eval0_run: str) -> dict[str, Any] | None:
+    """The turn profile beside ``runs_dir`` when it belongs to the turn whose iteration-0 eval is
+    ``eval0_run``; None when there is none, it is unreadable, or it is another runs folder's or turn's."""
+    try:
+        doc = json.loads(profile_path(runs_dir).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("runs_dir") != str(Path(runs_dir).resolve()):
+        return None
+    steps = doc.get("steps")
+    if not isinstance(steps, list) or not any(
+            isinstance(s, dict) and s.get("stage") == "eval" and s.get("run") == eval0_run for s in steps):
+        return None
+    return doc

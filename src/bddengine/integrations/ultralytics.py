@@ -245,18 +245,43 @@ def predict_frames(
     weights: Path, paths: list[str], names: list[str], *, imgsz: int, conf: float, iou: float,
     max_det: int, batch: int, device: str, progress: bool = True,
 ) -> list[dict[str, Any]]:
-    """Run the detector once over the frames; BDD-format prediction frames."""
+    """Run the detector once over the frames; BDD-format prediction frames, in ``names`` order.
+
+    The frames go to ultralytics as one ``.txt`` list streamed ``batch`` images at a
+    time: ultralytics then decodes a batch on threads while the previous one runs
+    (``benchmarks/eval_pass.py``); a Python list per chunk is decoded serially first.
+
+    Raises:
+        StageInputError: the weights are missing, or a frame gave no result (its image
+            is unreadable or not an image file).
+    """
+    import tempfile
+
+    from rich.progress import Progress
+
     if not weights.is_file():
         raise StageInputError(f"{weights} missing: re-run `bddengine train --force`")
+    if not paths:
+        return []
     model = load_yolo(weights)
-
-    def predict(chunk: list[tuple[str, str]]) -> list[Any]:
-        return model.predict([p for p, _ in chunk], imgsz=imgsz, conf=conf, iou=iou, max_det=max_det,
-                             device=device, verbose=False, batch=len(chunk))
-
-    return [result_to_frame(name, res) for (_, name), res in
-            in_batches(list(zip(paths, names, strict=True)), batch, predict, what="predicting eval pool",
-                       progress=progress)]
+    name_of = {os.path.abspath(p): n for p, n in zip(paths, names, strict=True)}
+    found: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="bddengine-predict-") as tmp, \
+            Progress(disable=not progress, transient=True) as bar:
+        listing = Path(tmp) / "frames.txt"  # ultralytics reads it in its own (sorted) order: matched by path
+        listing.write_text("".join(f"{p}\n" for p in name_of))
+        task = bar.add_task("predicting eval pool", total=len(paths))
+        for res in model.predict(str(listing), imgsz=imgsz, conf=conf, iou=iou, max_det=max_det,
+                                 device=device, verbose=False, batch=batch, stream=True):
+            name = name_of[os.path.abspath(res.path)]
+            found[name] = result_to_frame(name, res)
+            bar.advance(task)
+    missing = [(n, p) for p, n in zip(paths, names, strict=True) if n not in found]
+    if missing:
+        raise StageInputError(f"{len(missing)} of {len(paths)} frames gave the detector no image (first: "
+                              f"{missing[0][1]}): it is unreadable or not an image file; fix or remove it and "
+                              "re-run `bddengine split --force`")
+    return [found[n] for n in names]
 
 
 def result_to_frame(name: str, res: Any) -> dict[str, Any]:

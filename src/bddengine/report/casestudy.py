@@ -145,6 +145,7 @@ FIGURE_SOURCES = {
     "mined_frames_grid": "a mine run (mined_frames_grid.png)",
     "autolabel_pr": "an autolabel run (autolabel_pr.png)",
     "slice_delta": "the report (slice_delta.png)",
+    "turn_profile": "the flywheel's turn_profile.json",
 }
 
 
@@ -345,17 +346,11 @@ def stage_rows(d: ReportData) -> tuple[list[list[str]], float, float]:
 
 
 def stage_table(d: ReportData) -> str:
-    """How many runs, how long and how much disk, and which stage took the time."""
+    """How many runs, how long and how much disk, and where the turn's time went."""
     rows, total_s, total_b = stage_rows(d)
-    by_stage: Counter[str] = Counter()
-    for ref in d.runs.ordered():
-        wall = d.result(ref).get("wall_time_s")
-        by_stage[ref.stage] += wall if is_num(wall) else 0
-    shares = ", ".join(f"{stage} {fmt_pct(w / total_s, 0)}" for stage, w in by_stage.most_common(3)
-                       if total_s > 0)
     return (f"The turn is {len(rows)} run folders: {fmt_seconds(total_s)} of stage wall time and "
-            f"{fmt_bytes(total_b)} on disk" + (f"; by stage, {shares} of that time" if shares else "") +
-            ". Every run's input, output, wall time and disk: appendix B.")
+            f"{fmt_bytes(total_b)} on disk (every run's input, output, wall time and disk: appendix B). "
+            + turn_profile(d))
 
 
 def stage_table_full(d: ReportData) -> str:
@@ -366,6 +361,35 @@ def stage_table_full(d: ReportData) -> str:
             "`wall_time_s` (the work inside the run, not process start-up); disk is the run folder's size when it "
             "was committed (`disk_bytes`).")
     return md_table(["run", "input", "output", "wall time", "disk"], rows, align="lllrr") + "\n\n" + note
+
+
+def turn_profile(d: ReportData) -> str:
+    """Where the turn's time went, from ``turn_profile.json``: the share of each kind of stage, and the chart."""
+    p = d.turn_profile
+    if not p or not p.get("steps"):
+        return (f"No `turn_profile.json` of this turn is in `{d.runs.runs_dir}` (`bddengine flywheel` writes it; "
+                "stages run one by one have only their own wall times).")
+    steps = p["steps"]
+    total = sum(float(s["wall_s"]) for s in steps)
+    by_stage: dict[str, float] = {}
+    for s in steps:
+        by_stage[s["stage"]] = by_stage.get(s["stage"], 0.0) + float(s["wall_s"])
+    shares = ", ".join(f"{stage} {fmt_pct(secs / total, 0)}" for stage, secs in
+                       sorted(by_stage.items(), key=lambda kv: -kv[1])) if total > 0 else "n/a"
+    peak = max((s for s in steps if is_num(s.get("peak_rss_mb"))), key=lambda s: s["peak_rss_mb"], default=None)
+    skipped = [s["step"] for s in steps if s.get("skipped")]
+    cpu = sum(float(s["cpu_s"]) for s in steps)
+    lines = [f"Where the turn's time went (`turn_profile.json`, `bddengine flywheel` started {p.get('started_at')}): "
+             f"{len(steps)} steps, {fmt_seconds(total)} wall time, {fmt_seconds(cpu)} CPU time. By stage: {shares}."]
+    if peak is not None:
+        lines.append(f"The largest resident memory of the bddengine process was {peak['peak_rss_mb']:,.0f} MB, "
+                     f"in `{peak['step']}`.")
+    if skipped:
+        lines.append(f"{len(skipped)} step(s) were up to date and not re-run ({', '.join(skipped[:6])}"
+                     f"{', ...' if len(skipped) > 6 else ''}): their time is the check, not the work.")
+    if not any(s["stage"] == "report" for s in steps):
+        lines.append("The report step itself is not included: the file was read while it ran.")
+    return " ".join(lines) + "\n\n" + figure(d, "turn_profile", "Wall time per step of the turn")
 
 
 def curation(d: ReportData) -> str:

@@ -58,6 +58,8 @@ class ReportData:
     n_boot: int
     min_frames: int
     contrasts: pd.DataFrame | None = None
+    turn_profile: dict[str, Any] | None = None
+    """``turn_profile.json`` of the flywheel turn that made these runs (None: not run by `bddengine flywheel`)."""
 
     @property
     def arms_missing(self) -> list[str]:

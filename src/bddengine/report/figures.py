@@ -1,4 +1,5 @@
-"""Figures of the case study: the per-slice delta chart, and copies of the stages' own figures.
+"""Figures of the case study: the per-slice delta chart, the turn's time per step, and copies of the
+stages' own figures.
 
 One palette for every figure of the report (arms, highlights, stage kinds), so the
 same arm has the same colour in the delta chart and the architecture diagram.
@@ -132,6 +133,46 @@ def plot_slice_delta(table: pd.DataFrame, arms: list[str], path: Path, *, n_boot
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     ax.set_title(title, loc="left")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_turn_profile(profile: dict, path: Path) -> Path:
+    """Each step's wall time in one turn (``turn_profile.json``), one bar per step, with its share.
+
+    Steps that were up to date (not re-run) are grey; the longest stage kind is named in the title.
+    """
+    _style()
+    steps = profile["steps"]
+    n = len(steps)
+    fig, ax = plt.subplots(figsize=(7.5, min(8.0, 0.24 * n + 1.3)), dpi=150)
+    y = np.arange(n)[::-1].astype(float)
+    walls = [float(s["wall_s"]) for s in steps]
+    colors = [MUTED if s["skipped"] else (HIGHLIGHT if s["stage"] == "train" else ARM_COLORS["prototype"])
+              for s in steps]
+    ax.barh(y, walls, height=0.7, color=colors)
+    for yi, s in zip(y, steps, strict=True):
+        share = f" ({s['share']:.0%})" if s.get("share") is not None else ""
+        ax.annotate(f"{s['wall_s']:.0f} s{share}" + (" up to date" if s["skipped"] else ""), (s["wall_s"], yi),
+                    xytext=(3, 0), textcoords="offset points", va="center", fontsize=7, color=INK)
+    ax.set_yticks(y, [s["step"] for s in steps], fontsize=7)
+    ax.set_xlim(0, max(walls + [1.0]) * 1.25)
+    ax.set_xlabel("wall time (s)")
+    by_stage: dict[str, float] = {}
+    for s in steps:
+        by_stage[s["stage"]] = by_stage.get(s["stage"], 0.0) + float(s["wall_s"])
+    total = sum(walls)
+    top = max(by_stage, key=by_stage.get) if by_stage else None
+    title = f"Where the turn's {total:.0f} s went"
+    if top and total > 0:
+        title += f": {top} {by_stage[top] / total:.0%}"
+    ax.set_title(title, loc="left")
+    ax.grid(axis="x", color="#E6E6E6", lw=0.6)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

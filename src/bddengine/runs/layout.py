@@ -235,6 +235,7 @@ class REPORT(StageLayout):
     architecture_dot = _a("architecture_dot", f"{FIGURES_DIR}/architecture.dot", "the architecture graph")
     architecture_png = _a("figure_architecture", f"{FIGURES_DIR}/architecture.png", "the architecture diagram")
     slice_delta = _a("figure_slice_delta", f"{FIGURES_DIR}/slice_delta.png", "per-slice deltas with CIs")
+    turn_profile = _a("figure_turn_profile", f"{FIGURES_DIR}/turn_profile.png", "where the turn's time went")
     html = _a("html", f"{CASE_STUDY_DIR}/case_study_v1.html", "the case study (HTML)")
     pdf = _a("pdf", f"{CASE_STUDY_DIR}/case_study_v1.pdf", "the case study (PDF)")
     appendix_html = _a("appendix_html", f"{CASE_STUDY_DIR}/case_study_appendix.html", "the appendix (HTML)")

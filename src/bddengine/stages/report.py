@@ -24,6 +24,7 @@ from bddengine.bdd.categories import FRAME_ATTRIBUTES
 from bddengine.config import ConfigError, EngineConfig, config_dict, default_contrasts, fingerprint, load_config
 from bddengine.errors import StageInputError
 from bddengine.evaluation import MatchCache, UnknownFrameError, build_match_cache
+from bddengine.flywheel import read_turn_profile
 from bddengine.publishing import publish_trees
 from bddengine.report.architecture import build_graph, render
 from bddengine.report.casestudy import (
@@ -38,7 +39,7 @@ from bddengine.report.casestudy import (
 )
 from bddengine.report.data import ArmFacts, ReportData
 from bddengine.report.export import to_html, to_pdf
-from bddengine.report.figures import copy_figure, plot_slice_delta
+from bddengine.report.figures import copy_figure, plot_slice_delta, plot_turn_profile
 from bddengine.report.headline import compute_contrasts, compute_headline, headline_records, headline_slices
 from bddengine.report.inputs import FlywheelRuns, discover_runs, read_json
 from bddengine.report.tables import (
@@ -93,8 +94,10 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
     template_path = resolve_template(r.template)
     template = template_path.read_text()
     out_dir = Path(r.out_dir) if r.out_dir is not None else cfg.runs_dir.parent
+    profile = read_turn_profile(cfg.runs_dir, runs.eval0.name)
     fp = fingerprint(config_dict(cfg), hashlib.sha256(template.encode()).hexdigest(),
-                     [(ref.name, ref.result().get("fingerprint")) for ref in runs.ordered()])
+                     [(ref.name, ref.result().get("fingerprint")) for ref in runs.ordered()],
+                     _profile_key(profile))
     same = None if force else find_same_run(cfg.runs_dir, "report", fp)
     if same is not None:
         publish(same.path, out_dir)
@@ -106,6 +109,7 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
         case_dir.mkdir()
         fig_dir.mkdir()
         data = gather(cfg, runs, out_dir=out_dir, progress=progress)
+        data.turn_profile = profile
         write_headline(case_dir, data)
         data.figures, data.figure_sources = write_figures(fig_dir, data, runs)
         title = f"bddengine: one turn of the data flywheel ({cfg.name})"
@@ -151,6 +155,14 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
         ref = run.commit(outputs=outputs, metrics=metrics)
     publish(ref.path, out_dir)
     return _outcome(ref, out_dir, skipped=False)
+
+
+def _profile_key(profile: dict[str, Any] | None) -> list[tuple] | None:
+    """What of the turn profile the report shows: a new turn over the same runs rebuilds the report."""
+    if profile is None:
+        return None
+    return [(s.get("step"), s.get("run"), s.get("skipped"), round(float(s.get("wall_s") or 0)))
+            for s in profile.get("steps", []) if s.get("stage") != "report"]
 
 
 def resolve_template(path: Path | None) -> Path:
@@ -340,6 +352,10 @@ def write_figures(fig_dir: Path, data: ReportData, runs: FlywheelRuns) -> tuple[
         links.setdefault(Path(figure.file).stem, None)
     plot_slice_delta(data.headline, data.arms_compared, REPORT.slice_delta.at(fig_dir.parent), n_boot=data.n_boot)
     links["slice_delta"] = f"../{REPORT.slice_delta.file}"
+    links["turn_profile"] = None
+    if data.turn_profile and data.turn_profile.get("steps"):
+        plot_turn_profile(data.turn_profile, REPORT.turn_profile.at(fig_dir.parent))
+        links["turn_profile"] = f"../{REPORT.turn_profile.file}"
     return links, sources
 
 
