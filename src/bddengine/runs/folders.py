@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from bddengine.diskfull import disk_full, is_disk_full
+from bddengine.lifecycle import alive
 from bddengine.locks import StageLock, acquire
 
 RESULT_FILE = "result.json"
@@ -194,7 +195,7 @@ def clean_stale_tmp(runs_dir: Path, max_age_s: float = 0.0) -> list[Path]:
         if (entry / RESUMABLE_MARKER).is_file():
             continue  # an interrupted training that `--resume` can pick up
         pid = _tmp_owner(entry)
-        if pid is not None and pid != os.getpid() and _alive(pid):
+        if pid is not None and pid != os.getpid() and alive(pid):
             continue
         if time.time() - entry.stat().st_mtime < max_age_s:
             continue
@@ -209,16 +210,6 @@ def _tmp_owner(path: Path) -> int | None:
         return int(parts[-2])
     except (IndexError, ValueError):
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass
@@ -401,7 +392,7 @@ def discard_resumable(runs_dir: Path, stage: str, *, iter: int | None = None, ta
             continue
         ref = parse_run_name(Path(entry.name[len(TMP_PREFIX):].rsplit("_", 2)[0]))
         owner = _tmp_owner(entry)
-        if owner is not None and owner != os.getpid() and _alive(owner):
+        if owner is not None and owner != os.getpid() and alive(owner):
             continue  # another live process's training: never delete it
         if ref is not None and (ref.stage, ref.iter, ref.tag) == (stage, iter, tag):
             shutil.rmtree(entry, ignore_errors=True)
