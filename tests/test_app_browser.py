@@ -23,6 +23,7 @@ import yaml
 from typer.testing import CliRunner
 
 from bddengine.cli import app
+from bddengine.integrations.fiftyone import dataset_name
 from conftest import fiftyone_reachable
 
 REPO = Path(__file__).resolve().parents[1]
@@ -140,7 +141,7 @@ def test_app_shows_the_slice_story(tmp_path: Path) -> None:
     driver = None
     try:
         url, printed = wait_for_line(proc, "FiftyOne App:", timeout=120)
-        dataset = f"{prefix}-smoke-01_collect"
+        dataset = dataset_name(prefix, "smoke", "01_collect", runs)  # the project folder's own dataset
         assert url == f"http://127.0.0.1:{port}/datasets/{dataset}"
         t_server = time.monotonic() - t0 - t_smoke
         driver = chrome()
