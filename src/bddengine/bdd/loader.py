@@ -64,6 +64,7 @@ from bddengine.bdd.validate import (  # noqa: F401  (the reasons and the report 
     box_problem,
     parse_flag,
     read_flags,
+    short_repr,
 )
 
 IMAGE_BUNDLES: tuple[str, ...] = ("100k", "10k")
@@ -393,7 +394,7 @@ def _scan_frames(
             continue
         name = record.get("name")
         if type(name) is not str or not name:
-            report.add(MISSING_NAME, file=file, frame=None, detail=_short_repr(name))
+            report.add(MISSING_NAME, file=file, frame=None, detail=short_repr(name))
             continue
         if name in seen:
             report.add(DUPLICATE_NAME, file=file, frame=name, detail="later record skipped")
@@ -414,7 +415,7 @@ def _scan_frames(
         else:
             scan.timestamps.append(None)
             if timestamp is not None:
-                report.add(BAD_TIMESTAMP, file=file, frame=name, detail=_short_repr(timestamp))
+                report.add(BAD_TIMESTAMP, file=file, frame=name, detail=short_repr(timestamp))
 
         attrs = record.get("attributes")
         if type(attrs) is dict:
@@ -633,14 +634,14 @@ def _report_bad_label(report: MalformedReport, file: str, frame: str, label: Any
             # e.g. "lane" or "drivable area" poly2d labels: not part of detection.
             report.non_detection += 1
         else:
-            report.add(UNKNOWN_CATEGORY, file=file, frame=frame, label_id=label_id, detail=_short_repr(raw))
+            report.add(UNKNOWN_CATEGORY, file=file, frame=frame, label_id=label_id, detail=short_repr(raw))
         return
     if type(box) is not dict:
-        report.add(MISSING_BOX, file=file, frame=frame, label_id=label_id, detail=_short_repr(box))
+        report.add(MISSING_BOX, file=file, frame=frame, label_id=label_id, detail=short_repr(box))
         return
     coords = tuple(box.get(k) for k in ("x1", "y1", "x2", "y2"))
     reason = box_problem(box, allow_zero=False) or EMPTY_BOX
-    report.add(reason, file=file, frame=frame, label_id=label_id, detail=_short_repr(coords))
+    report.add(reason, file=file, frame=frame, label_id=label_id, detail=short_repr(coords))
 
 
 @contextmanager
@@ -676,7 +677,7 @@ def _bad_attribute(report: MalformedReport, file: str, frame: str, key: str, val
     if value is _MISSING:
         report.add(MISSING_ATTRIBUTE, file=file, frame=frame, detail=key)
     else:
-        report.add(UNKNOWN_ATTRIBUTE_VALUE, file=file, frame=frame, detail=f"{key}={_short_repr(value)}")
+        report.add(UNKNOWN_ATTRIBUTE_VALUE, file=file, frame=frame, detail=f"{key}={short_repr(value)}")
     return UNDEFINED
 
 
@@ -686,11 +687,3 @@ def _id_text(value: object) -> str:
         return str(value)
     except ValueError:
         return f"<{type(value).__name__}>"
-
-
-def _short_repr(value: object) -> str:
-    try:
-        text = repr(value)
-    except (RecursionError, ValueError):
-        text = f"<{type(value).__name__}>"
-    return text[:80]

@@ -206,7 +206,7 @@ def read_flags(attributes: Any, *, file: str, frame: str, label_id: Any) -> tupl
         return False, False, False, False
     if type(attributes) is not dict:
         raise LabelFileError(
-            f"{file}: frame {frame!r}, label {_short(label_id)}: attributes is {_short(attributes)}, "
+            f"{file}: frame {frame!r}, label {short_repr(label_id)}: attributes is {short_repr(attributes)}, "
             "not a mapping; write it like {\"occluded\": false, \"truncated\": false, \"crowd\": false}, "
             "then run again."
         )
@@ -216,8 +216,8 @@ def read_flags(attributes: Any, *, file: str, frame: str, label_id: Any) -> tupl
         flag = parse_flag(value)
         if flag is None:
             raise LabelFileError(
-                f"{file}: frame {frame!r}, label {_short(label_id)}: attributes.{key} is "
-                f"{_short(value)}, which is not a boolean; {_FLAG_HINT}, then run again."
+                f"{file}: frame {frame!r}, label {short_repr(label_id)}: attributes.{key} is "
+                f"{short_repr(value)}, which is not a boolean; {_FLAG_HINT}, then run again."
             )
         out.append(flag)
     return out[0], out[1], out[2], out[3]
@@ -299,7 +299,7 @@ def check_frames(
             continue
         name = record.get("name")
         if type(name) is not str or not name:
-            report.add(MISSING_NAME, file=file, frame=None, detail=_short(name))
+            report.add(MISSING_NAME, file=file, frame=None, detail=short_repr(name))
             continue
         frame = {
             "name": name,
@@ -332,7 +332,7 @@ def _frame_attributes(
     attrs = record.get("attributes")
     if type(attrs) is not dict:
         if keys:
-            report.add(MISSING_ATTRIBUTES, file=file, frame=name, detail=_short(attrs))
+            report.add(MISSING_ATTRIBUTES, file=file, frame=name, detail=short_repr(attrs))
         return dict.fromkeys(keys, UNDEFINED)
     out = {}
     for key in keys:
@@ -342,7 +342,7 @@ def _frame_attributes(
             continue
         value = attrs[key]
         if type(value) is not str or value not in ATTRIBUTE_VALUES[key]:
-            report.add(UNKNOWN_ATTRIBUTE_VALUE, file=file, frame=name, detail=f"{key}={_short(value)}")
+            report.add(UNKNOWN_ATTRIBUTE_VALUE, file=file, frame=name, detail=f"{key}={short_repr(value)}")
             value = UNDEFINED
         out[key] = value
     return out
@@ -365,12 +365,12 @@ def _labels(
         raw = label.get("category")
         mapped = map_category(raw) if type(raw) is str else None
         if mapped is None:
-            report.add(UNKNOWN_CATEGORY, file=file, frame=name, label_id=_id(label_id), detail=_short(raw))
+            report.add(UNKNOWN_CATEGORY, file=file, frame=name, label_id=_id(label_id), detail=short_repr(raw))
             continue
         box = label.get("box2d")
         problem = box_problem(box, allow_zero=True)
         if problem is not None:
-            report.add(problem, file=file, frame=name, label_id=_id(label_id), detail=_short(box))
+            report.add(problem, file=file, frame=name, label_id=_id(label_id), detail=short_repr(box))
             continue
         crowd, ignored, occluded, truncated = read_flags(
             label.get("attributes"), file=file, frame=name, label_id=label_id
@@ -384,14 +384,14 @@ def _labels(
         if predictions:
             score = label.get("score")
             if type(score) not in _NUMBER_TYPES:
-                report.add(MISSING_SCORE, file=file, frame=name, label_id=_id(label_id), detail=_short(score))
+                report.add(MISSING_SCORE, file=file, frame=name, label_id=_id(label_id), detail=short_repr(score))
                 continue
             try:
                 score = float(score)
             except OverflowError:
                 score = math.inf
             if not math.isfinite(score):
-                report.add(NAN_SCORE, file=file, frame=name, label_id=_id(label_id), detail=_short(score))
+                report.add(NAN_SCORE, file=file, frame=name, label_id=_id(label_id), detail=short_repr(score))
                 continue
             clean["score"] = score
         b = clean["box2d"]
@@ -402,10 +402,10 @@ def _labels(
 
 
 def _id(label_id: Any) -> str | None:
-    return None if label_id is None else _short(label_id) if type(label_id) is not str else label_id
+    return None if label_id is None else short_repr(label_id) if type(label_id) is not str else label_id
 
 
-def _short(value: Any, limit: int = 80) -> str:
+def short_repr(value: Any, limit: int = 80) -> str:
     """A value's repr for a message: bounded in length, and printable whatever it holds."""
     try:
         text = repr(value)
