@@ -19,8 +19,6 @@ seeds drawn on its own, the frames shared, iteration 0 cancelling out.
 
 from __future__ import annotations
 
-import json
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,6 +27,7 @@ import numpy as np
 from bddengine.evaluation.cache import MatchCache
 from bddengine.evaluation.slices import (
     classes_with_gt,
+    key_tag,
     resample_counts,
     resampled_map50,
     score_frames,
@@ -175,7 +174,7 @@ def _compare(
         at50_a = [_at50(c, frames) for c in side_a]
         at50_b = [_at50(c, frames) for c in side_b]
         means = _resampled_means([at50_a, at50_b], frames.size, n_boot, slice_rng(seed, key),
-                                 np.random.default_rng([seed, *_seed_tag(key)]))
+                                 np.random.default_rng([seed, key_tag(key), 1]))  # seed draws apart from frames
         boot = means[1] - means[0]
         boot = boot[np.isfinite(boot)]
         if boot.size:
@@ -195,11 +194,6 @@ def _at50(cache: MatchCache, frames: np.ndarray) -> list[tuple[np.ndarray, np.nd
     """Per class with GT in ``frames``: (is_tp, local frame column, n_gt) at IoU 0.5."""
     return [(*scored_at(matches, pos, local, 0), n_gt)
             for _, matches, pos, local, n_gt in classes_with_gt(cache, frames)]
-
-
-def _seed_tag(key: dict[str, str]) -> tuple[int, int]:
-    """Seeds the seed-level draws apart from the frame draws (which `slice_rng` seeds)."""
-    return (zlib.crc32(json.dumps(key, sort_keys=True).encode()), 1)
 
 
 def _resampled_means(

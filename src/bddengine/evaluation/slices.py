@@ -226,8 +226,12 @@ def resampled_map50(at50: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], c
 def slice_rng(seed: int, key: dict[str, str]) -> np.random.Generator:
     """The resampling generator of one slice: seeded by ``seed`` and the slice key, so a
     slice's draws do not depend on which other slices are scored."""
-    tag = zlib.crc32(json.dumps(key, sort_keys=True).encode())
-    return np.random.default_rng([seed, tag])
+    return np.random.default_rng([seed, key_tag(key)])
+
+
+def key_tag(key: dict[str, str]) -> int:
+    """A stable integer for a slice key (part of the seed of its resampling)."""
+    return zlib.crc32(json.dumps(key, sort_keys=True).encode())
 
 
 def _key_items(key: tuple | dict | str) -> tuple[tuple[str, str], ...]:
