@@ -35,6 +35,7 @@ from bddengine.report.casestudy import (
     count_words,
     fill_template,
     find_placeholders,
+    headline_full,
     summary_numbers,
 )
 from bddengine.report.data import ArmFacts, ReportData
@@ -43,14 +44,9 @@ from bddengine.report.figures import copy_figure, plot_slice_delta, plot_turn_pr
 from bddengine.report.headline import compute_contrasts, compute_headline, headline_records, headline_slices
 from bddengine.report.inputs import FlywheelRuns, discover_runs, read_json
 from bddengine.report.tables import (
-    contrast_markdown,
     fmt_ci,
     fmt_delta,
-    fmt_int,
-    fmt_map,
-    headline_markdown,
     key_label,
-    md_table,
 )
 from bddengine.runs import RunRef, StageRun, find_same_run
 from bddengine.runs.layout import (
@@ -309,16 +305,7 @@ def write_headline(case_dir: Path, data: ReportData) -> None:
         "contrasts": headline_records(data.contrasts) if data.contrasts is not None else [],
     }
     REPORT.headline_json.write(case_dir.parent, doc)
-    if data.arms_compared:
-        md = headline_markdown(t, data.arms_compared, n_boot=data.n_boot, seed=data.cfg.seed,
-                               fragile_min_gt=data.cfg.report.fragile_min_gt)
-        if data.contrasts is not None and not data.contrasts.empty:
-            md += "\n\nArm against control:\n\n" + contrast_markdown(data.contrasts)
-    else:
-        rows = [[r["slice"] + (" (worst)" if r["worst"] else ""), fmt_int(r["n_frames"]), fmt_map(r["map50_iter0"])]
-                for _, r in t.iterrows()]
-        md = "No arm has an iteration-1 eval yet: iteration-0 mAP@0.5 only.\n\n" + md_table(
-            ["slice", "frames", "iter 0"], rows)
+    md = headline_full(data)  # the same tables as the appendix's "every slice" section
     REPORT.headline_md.at(case_dir.parent).write_text(md + "\n")
 
 
