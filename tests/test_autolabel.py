@@ -32,7 +32,6 @@ from bddengine.labeling.routing import (
     FP,
     IGNORED,
     TP,
-    cost_table,
     gt_counts,
     label_quality,
     match_frame,
@@ -43,6 +42,14 @@ from bddengine.labeling.routing import (
     route_frames,
     skippable_share,
     sweep_all,
+)
+from bddengine.labeling.sources import (
+    LabelPlan,
+    arm_cost,
+    calibrate,
+    choose_audit,
+    plan_labels,
+    route_calibrated,
 )
 from bddengine.runs import RunRef, StageRun, parse_run_name
 from bddengine.stages import STAGE_BY_NAME
@@ -172,17 +179,68 @@ def test_sweep_all_agrees_with_accepted_quality() -> None:
     assert o["precision"][i] == pytest.approx(q["precision"]) and o["recall"][i] == pytest.approx(q["recall"])
 
 
-def test_cost_table() -> None:
-    kw = {"n_frames": 100, "n_gt_boxes": 900, "n_review_frames": 30, "n_review_boxes": 45,
-          "n_accept_frames": 80, "n_accept_boxes": 700, "labeler_wall_s": 7200.0, "usd_per_frame": 0.5,
-          "usd_per_frame_range": (0.25, 1.5), "usd_per_box": 0.01, "usd_per_gpu_hour": 1.5}
-    c = cost_table(**kw)
-    assert c["usd_human_all"] == 59.0 and c["usd_human_all_range"] == [34.0, 159.0]
-    assert c["usd_human_review"] == pytest.approx(15.45) and c["usd_compute"] == 3.0
-    assert (c["frames_to_humans"], c["boxes_to_humans"], c["boxes_auto_accepted"]) == (30, 45, 700)
-    oracle = cost_table(**kw, human_labeler=True)
-    assert oracle["usd_compute"] == 0 and oracle["usd_human_review"] == oracle["usd_human_all"] == 59.0
-    assert oracle["frames_to_humans"] == 100 and oracle["boxes_auto_accepted"] == 0
+def _plan(source: str, routed: dict, gt: dict, audit=()) -> LabelPlan:
+    return plan_labels(source, list(routed), routed, gt, audit=audit)
+
+
+def test_arm_cost_charges_human_frames_and_claims_savings_only_at_target_precision() -> None:
+    gt = {f"f{i}.jpg": [_box("car", 0, 0, 10, 10)] * 3 for i in range(10)}
+    routed = {n: [_box("car", 0, 0, 10, 10, 0.9, route="accept")] for n in gt}
+    routed["f0.jpg"] = [_box("car", 0, 0, 10, 10, 0.4, route="review")]
+    kw = {"n_frames": 10, "labeler_wall_s": 7200.0, "usd_per_frame": 0.5, "usd_per_frame_range": (0.25, 1.5),
+          "usd_per_box": 0.01, "usd_per_gpu_hour": 1.5, "target_precision": 0.9}
+    pyramid = _plan("pyramid", routed, gt, audit=["f1.jpg"])
+    c = arm_cost(pyramid, gt, machine_precision=0.95, machine_tp=8, **kw)
+    assert (c["frames_to_humans"], c["boxes_to_humans"], c["audit_frames"], c["review_frames"]) == (2, 6, 1, 1)
+    assert c["usd_human"] == pytest.approx(2 * 0.5 + 6 * 0.01) and c["usd_human_range"] == [0.56, 3.06]
+    assert c["usd_human_all"] == pytest.approx(10 * 0.5 + 30 * 0.01) and c["usd_compute"] == 3.0
+    assert c["usd_total"] == pytest.approx(1.06 + 3.0) and c["saving_claimed"]
+    assert c["usd_saved"] == pytest.approx(5.3 - 1.06 - 3.0) and c["frames_machine_labeled"] == 8
+    # below the target precision, or with nothing recovered, no saving is claimed
+    low = arm_cost(pyramid, gt, machine_precision=0.6, machine_tp=8, **kw)
+    assert not low["saving_claimed"] and low["usd_saved"] is None and "0.600 < target 0.9" in low["saving_note"]
+    none = arm_cost(_plan("auto", {n: [] for n in gt}, gt), gt, machine_precision=None, machine_tp=0, **kw)
+    assert none["usd_saved"] is None and "recovered no ground-truth box" in none["saving_note"]
+    assert none["frames_to_humans"] == 0 and none["usd_human"] == 0
+    human = arm_cost(_plan("human", routed, gt), gt, machine_precision=None, machine_tp=0, **kw)
+    assert human["frames_to_humans"] == 10 and human["usd_human"] == human["usd_human_all"]
+    assert human["usd_compute"] == 0 and not human["saving_claimed"]
+
+
+def test_pyramid_calibrates_per_class_on_the_audit_and_routes_by_it() -> None:
+    """Hand-made audit: cars are right above 0.6, trucks never reach the target precision."""
+    gt = {"a.jpg": [_box("car", 0, 0, 10, 10), _box("car", 20, 0, 30, 10), _box("truck", 40, 0, 60, 20)],
+          "b.jpg": [_box("car", 0, 0, 10, 10), _box("car", 50, 50, 60, 60)]}
+    boxes = {"a.jpg": [_box("car", 0, 0, 10, 10, 0.9), _box("car", 20, 0, 30, 10, 0.7),
+                       _box("car", 80, 80, 90, 90, 0.5),  # false positive at 0.5
+                       _box("truck", 40, 0, 60, 20, 0.3), _box("truck", 0, 50, 20, 70, 0.8)],  # truck FP above TP
+               "b.jpg": [_box("car", 0, 0, 10, 10, 0.65), _box("car", 50, 50, 60, 60, 0.2)]}
+    t = calibrate(boxes, gt, target_precision=0.9, drop_keep_recall=0.75, min_boxes=2, default_drop=0.25)
+    car, truck = t["car"], t["truck"]
+    assert car.accept == pytest.approx(0.65) and car.precision_at_accept == 1.0
+    assert car.recall_at_accept == pytest.approx(3 / 4)
+    assert car.drop == pytest.approx(0.65)  # 3 of the 4 correct cars (0.75) score >= 0.65
+    assert truck.accept is None and "never reaches 0.9" in truck.reason and truck.drop == pytest.approx(0.3)
+    few = calibrate(boxes, gt, target_precision=0.9, drop_keep_recall=0.75, min_boxes=3, default_drop=0.25)
+    assert few["truck"].accept is None and "audit_min_boxes 3" in few["truck"].reason
+    # routing the other frames: cars by their own pair, trucks never accepted, unseen classes to review
+    other = {"c.jpg": [_box("car", 0, 0, 9, 9, 0.7), _box("car", 0, 0, 9, 9, 0.5), _box("truck", 0, 0, 9, 9, 0.95),
+                       _box("bus", 0, 0, 9, 9, 0.99)],
+             "d.jpg": [_box("car", 0, 0, 9, 9, 0.66)]}
+    routed = route_calibrated(other, t, accept=0.5, drop=0.25)
+    assert [b["route"] for b in routed["c.jpg"]] == ["accept", "drop", "review", "review"]
+    plan = plan_labels("pyramid", ["c.jpg", "d.jpg"], routed, {"c.jpg": gt["a.jpg"], "d.jpg": []})
+    assert plan.review == ["c.jpg"] and plan.by == {"c.jpg": "human", "d.jpg": "machine"}
+    assert plan.labels["d.jpg"][0]["score"] == 0.66 and len(plan.labels["c.jpg"]) == 3  # the human's boxes
+    auto = plan_labels("auto", ["c.jpg", "d.jpg"], routed, {})
+    assert auto.by == {"c.jpg": "machine", "d.jpg": "machine"} and len(auto.labels["c.jpg"]) == 1
+
+
+def test_choose_audit_is_seeded_and_bounded() -> None:
+    names = [f"f{i}.jpg" for i in range(50)]
+    a = choose_audit(names, 20, 42)
+    assert len(a) == 20 and a == choose_audit(names, 20, 42) and a != choose_audit(names, 20, 7)
+    assert choose_audit(names[:5], 20, 42) == names[:5]
 
 
 # --- labelers ---------------------------------------------------------------------------------------
@@ -322,16 +380,17 @@ def test_yolo_label_files_written(tmp_path: Path) -> None:
         "c.jpg": [],
     }
     root = tmp_path / "yolo"
-    stats = write_yolo(root, frames, routed, include_empty=False)
+    stats = write_yolo(root, frames, plan_labels("auto", [f["name"] for f in frames], routed, {}))
     assert sorted(p.name for p in (root / "images/train").iterdir()) == ["a.jpg"]
     assert (root / "images/train/a.jpg").resolve() == (tmp_path / "a.jpg").resolve()
     lines = (root / "labels/train/a.txt").read_text().splitlines()
     assert lines == [f"{CLASS_ID['car']} 0.200000 0.300000 0.200000 0.400000",
                      f"{CLASS_ID['traffic light']} 0.975000 0.950000 0.050000 0.100000"]
     assert stats["n_images"] == 1 and stats["n_boxes"] == 2 and stats["n_clipped"] == 1
-    # a labeler that knows empty frames (the oracle) also writes them, with empty label files
-    stats = write_yolo(tmp_path / "yolo2", frames, routed, include_empty=True)
-    assert stats["n_images"] == 3 and stats["n_empty"] == 2
+    # frames a human labeled are written even when empty (a human looked); ignored regions are no target
+    gt = {"a.jpg": [_box("car", 20, 10, 60, 50), _box("bus", 0, 0, 9, 9, ignored=True)], "b.jpg": [], "c.jpg": []}
+    stats = write_yolo(tmp_path / "yolo2", frames, plan_labels("human", list(gt), routed, gt))
+    assert stats["n_images"] == 3 and stats["n_empty"] == 2 and stats["n_boxes"] == 1
     assert (tmp_path / "yolo2/labels/train/c.txt").read_text() == ""
 
 
@@ -428,7 +487,9 @@ def test_stage_oracle_end_to_end(turn: tuple[Path, Path]) -> None:
 
     # quality and cost: the oracle is the human labeling
     q = json.loads((run / "quality.json").read_text())
-    assert q["n_frames_scored"] == K and q["skippable"] is None and "oracle" in q["skippable_note"]
+    assert q["n_frames_scored"] == K and q["skippable"] is None and "human arm" in q["skippable_note"]
+    assert m["label_source"] == "human" and m["n_human_frames"] == K and q["cost"]["frames_to_humans"] == K
+    assert q["cost"]["usd_human"] == q["cost"]["usd_human_all"] and not q["cost"]["saving_claimed"]
     assert q["cost"]["usd_human_all"] == pytest.approx(K * 0.5) and q["cost"]["usd_compute"] == 0
     assert q["cost"]["usd_human_all_range"] == pytest.approx([K * 0.25, K * 1.5])
     assert (run / "autolabel_pr.png").stat().st_size > 10_000
@@ -472,7 +533,9 @@ def test_stage_detector_end_to_end(turn: tuple[Path, Path]) -> None:
     s = q["sweep"]["overall"]
     assert len(s["threshold"]) == len(s["precision"]) == len(s["recall"])
     assert (np.diff(s["recall"]) >= 0).all()
-    assert q["cost"]["usd_compute"] >= 0 and q["cost"]["frames_to_humans"] == m["n_review_frames"]
+    # an auto arm charges nothing but compute: no frame goes to humans
+    assert q["cost"]["usd_compute"] >= 0 and q["cost"]["frames_to_humans"] == 0 == m["n_human_frames"]
+    assert m["label_source"] == "auto" and q["cost"]["usd_human"] == 0
     assert q["skippable"] is not None or "not reachable" in q["skippable_note"]
     assert (run / "autolabel_pr.png").is_file()
 
@@ -511,10 +574,61 @@ def test_a_new_labeler_is_one_module_and_one_entry(turn: tuple[Path, Path], monk
 
     monkeypatch.setitem(registry.LABELERS, "corner", LabelerSpec(  # the one entry
         "corner", "a car in the corner", weights=lambda a, iteration_weights: {},
-        build=lambda a, weights, gt, imgsz: CornerLabeler()))
+        build=lambda a, weights, imgsz: CornerLabeler()))
     result = _invoke(path, "--set", "autolabel.labeler=corner")
     assert result.exit_code == 0, result.output
     run = sorted((tmp / "runs").glob("*_autolabel_iter0_prototype"))[-1]
     m = json.loads((run / "result.json").read_text())["metrics"]
     assert m["labeler"] == "corner" and m["n_frames"] == K
     assert m["n_boxes"]["accept"] == K and m["n_train_images"] == K
+
+
+def test_stage_pyramid_end_to_end(turn: tuple[Path, Path]) -> None:
+    """Audit frames and review frames are labeled by the human stand-in, the rest by accepted boxes."""
+    tmp, path = turn
+    result = CliRunner().invoke(app, [
+        "autolabel", "--iter", "0", "--arm", "prototype-pyramid", "--config", str(path),
+        "--set", "autolabel.labeler=detector", "--set", "autolabel.conf=0.0001", "--set", "autolabel.audit_frames=3",
+        "--set", "autolabel.target_precision=0.01", "--set", "autolabel.audit_min_boxes=1"])
+    assert result.exit_code == 0, result.output
+    (run,) = sorted((tmp / "runs").glob("*_autolabel_iter0_prototype-pyramid"))
+    res = json.loads((run / "result.json").read_text())
+    m, cal = res["metrics"], res["calibration"]
+    assert res["inputs"]["mine"].endswith("_mine_iter0_prototype")  # the mining arm's run, shared by sources
+    assert m["label_source"] == "pyramid" and m["n_audit_frames"] == 3 == len(cal["audit_frames"])
+    labels = {f["name"]: f for f in json.loads((run / "autolabels.json").read_text())}
+    assert {n for n, f in labels.items() if f["why"] == "audit"} == set(cal["audit_frames"])
+    assert m["n_human_frames"] == 3 + m["n_reviewed_by_humans"]
+    assert m["n_human_frames"] + m["n_machine_frames"] <= K == m["n_frames"]
+    assert m["cost"]["frames_to_humans"] == m["n_human_frames"]
+    assert m["cost"]["usd_human"] == pytest.approx(m["n_human_frames"] * 0.5)
+    # every frame a human labeled carries the human's boxes in the training data
+    boxes = pd.read_parquet(tmp / "runs/01_collect/boxes.parquet")
+    for name, f in labels.items():
+        if f["labeled_by"] == "human":
+            want = int((~boxes[boxes["name"] == name]["ignored"]).sum())
+            got = (run / "yolo/labels/train" / f"{Path(name).stem}.txt").read_text().splitlines()
+            assert len(got) == want
+    assert {r["group"] for r in m["per_slice"]} <= {"worst slice", "rest", "all"} and m["per_slice"]
+
+
+def test_machine_labeler_never_sees_hidden_ground_truth(turn: tuple[Path, Path]) -> None:
+    """Poison the hidden labels: the machine's boxes do not move; only its scores against GT do."""
+    tmp, path = turn
+    args = ["--set", "autolabel.labeler=detector", "--set", "autolabel.conf=0.0001", "--force"]
+    assert _invoke(path, *args).exit_code == 0
+    run = sorted((tmp / "runs").glob("*_autolabel_iter0_prototype"))[-1]
+    before = [(f["name"], f["labels"]) for f in json.loads((run / "autolabels.json").read_text())]
+    parquet = tmp / "runs/01_collect/boxes.parquet"
+    clean = parquet.read_bytes()
+    boxes = pd.read_parquet(parquet)
+    poisoned = boxes.assign(x1=boxes["x1"] + 7, x2=boxes["x2"] + 91, category="bus")
+    try:
+        poisoned.to_parquet(parquet)
+        assert _invoke(path, *args).exit_code == 0
+    finally:
+        parquet.write_bytes(clean)
+    run2 = sorted((tmp / "runs").glob("*_autolabel_iter0_prototype"))[-1]
+    assert run2 != run
+    after = [(f["name"], f["labels"]) for f in json.loads((run2 / "autolabels.json").read_text())]
+    assert after == before and any(labels for _, labels in before)

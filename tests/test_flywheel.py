@@ -94,3 +94,80 @@ def test_turn_profile_records_each_step_its_cost_and_share(tmp_path: Path) -> No
     assert doc is not None and doc["complete"] and len(doc["steps"]) == 3
     assert read_turn_profile(tmp_path / "other" / "runs", "05_eval_iter0") is None  # another runs folder
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".tmp_")]
+
+
+def test_label_sources_share_one_mine_run_per_mining_arm() -> None:
+    from bddengine.config import default_contrasts, label_source, mining_arm, parse_arm_spec
+
+    cfg = _cfg("autolabel.labeler=detector", "flywheel.arms=[prototype-human,prototype-pyramid,random-human]",
+               "flywheel.mine_only=[prototype-detector]", "flywheel.seeds=2")
+    titles = [s.title() for s in plan_turn(cfg)]
+    assert [t for t in titles if t.startswith("mine")] == [
+        "mine --arm prototype", "mine --arm random", "mine --arm prototype-detector"]
+    assert [t for t in titles if t.startswith("autolabel")] == [
+        "autolabel --arm prototype-human", "autolabel --arm prototype-pyramid", "autolabel --arm random-human"]
+    assert titles.count("train --iter 1 --arm prototype-pyramid --seed 43") == 1
+    assert parse_arm_spec("random-slice-detector-auto").mining == "random-slice-detector"
+    assert mining_arm("prototype-pyramid") == "prototype" and parse_arm("random-human") == ("random", "embed")
+    assert label_source("prototype", "oracle") == "human" and label_source("prototype", "detector") == "auto"
+    assert label_source("prototype-pyramid", "grounded") == "pyramid"
+    # one thing changes per contrast: the mining strategy at the same label source, or the label source
+    assert default_contrasts(list(cfg.flywheel.arms), "detector") == [
+        ("prototype-human", "random-human"), ("prototype-pyramid", "prototype-human")]
+
+
+def test_machine_label_arms_need_a_machine_labeler() -> None:
+    with pytest.raises(ConfigError, match="autolabel.labeler is oracle"):
+        _cfg("autolabel.labeler=oracle", "flywheel.arms=[prototype-pyramid,random-human]")
+
+
+def test_an_arm_that_added_nothing_is_not_retrained(tmp_path: Path, monkeypatch) -> None:
+    """flywheel: the autolabel run added no box, so the arm's train and eval never run."""
+    from typer.testing import CliRunner
+
+    from bddengine import cli
+    from bddengine.runs import StageRun
+    from bddengine.stages import StageOutcome
+
+    runs = tmp_path / "runs"
+    called: list[str] = []
+
+    def fake(name: str, cfg, **kwargs) -> StageOutcome:
+        called.append(f"{name} {kwargs.get('arm') or ''}".strip())
+        loc = None
+        if name == "autolabel":
+            n = 0 if kwargs["arm"] == "prototype-auto" else 5
+            with StageRun(runs, "autolabel", {}, 42, f"fp-{kwargs['arm']}", iter=0, tag=kwargs["arm"]) as run:
+                loc = run.commit(outputs={}, metrics={"n_train_boxes": n}).path
+        return StageOutcome(stage=name, location=loc, skipped=False)
+
+    monkeypatch.setattr(cli, "_run_stage", fake)
+    result = CliRunner().invoke(cli.app, [
+        "flywheel", "--config", str(REPO / "configs/demo.yaml"), "--set", f"runs_dir={runs}",
+        "--set", "autolabel.labeler=detector", "--set", "flywheel.arms=[prototype-auto,random-human]",
+        "--set", "flywheel.mine_only=[]", "--set", "flywheel.seeds=1"])
+    assert result.exit_code == 0, result.output
+    assert "prototype-auto added nothing" in result.output
+    assert "train prototype-auto" not in called and "eval prototype-auto" not in called
+    assert "train random-human" in called and called[-1] == "report"
+    profile = json.loads((tmp_path / "turn_profile.json").read_text())
+    skipped = [s for s in profile["steps"] if s["note"] == "added nothing"]
+    assert [s["step"] for s in skipped] == ["train --iter 1 --arm prototype-auto", "eval --iter 1 --arm prototype-auto"]
+    assert profile["complete"]
+
+
+def test_train_refuses_an_autolabel_run_without_boxes(tmp_path: Path) -> None:
+    from bddengine.errors import StageInputError
+    from bddengine.runs import StageRun
+    from bddengine.stages import train
+
+    runs = tmp_path / "runs"
+    with StageRun(runs, "split", {}, 42, "fp-split") as run:
+        run.commit(outputs={}, metrics={})
+    with StageRun(runs, "autolabel", {}, 42, "fp-a", iter=0, tag="prototype-auto") as run:
+        run.commit(outputs={}, metrics={"n_train_boxes": 0, "n_frames": 100, "n_boxes": {"accept": 0, "review": 7,
+                                                                                        "drop": 40}})
+    cfg = _cfg(f"runs_dir={runs}", "autolabel.labeler=detector")
+    with pytest.raises(StageInputError, match="added no labeled box") as exc:
+        train.run(cfg, iter=1, arm="prototype-auto")
+    assert "review 7" in str(exc.value) and "--force" in str(exc.value)

@@ -404,7 +404,8 @@ def flywheel(
     """
     import time
 
-    from bddengine.flywheel import TurnProfile, measure_step, plan_turn, profile_path
+    from bddengine.flywheel import TurnProfile, added_nothing, measure_step, plan_turn, profile_path
+    from bddengine.runs import parse_run_name
 
     overrides = list(set_ or [])
     overrides += [f"flywheel.arms=[{arms}]"] if arms else []
@@ -414,14 +415,25 @@ def flywheel(
     steps = plan_turn(cfg, force=force)
     profile = TurnProfile(profile_path(cfg.runs_dir), cfg.name, cfg.runs_dir, [s.title() for s in steps])
     start = time.perf_counter()
+    empty: dict[str, str] = {}  # arm -> the autolabel run that added nothing
     for i, step in enumerate(steps, 1):
         console.rule(f"[bold]{i}/{len(steps)} {step.title()}")
+        if step.stage in ("train", "eval") and step.arm in empty:
+            console.print(f"[yellow]{step.arm} added nothing[/] ({empty[step.arm]} has no labeled box): "
+                          f"{step.title()} skipped; the report lists the arm without a delta", highlight=False)
+            with measure_step() as cost:
+                pass
+            profile.add(step, cost, run=None, skipped=True, note="added nothing")
+            continue
         with measure_step() as cost, \
                 _errors(f"flywheel stopped at {step.title()}: ", what=f"flywheel step {step.title()}",
                         folder=step.cfg.data.root if step.stage == "synth" else step.cfg.runs_dir):
             out = _run_stage(step.stage, step.cfg, **step.kwargs)
         print_outcome(out)
         profile.add(step, cost, run=Path(out.location).name if out.location else None, skipped=out.skipped)
+        ref = parse_run_name(Path(out.location)) if step.stage == "autolabel" and out.location else None
+        if ref is not None and step.arm and added_nothing(ref.result().get("metrics") or {}):
+            empty[step.arm] = ref.name
     table = Table("step", "wall time", "CPU time", "peak RSS", "share", "",
                   title=f"flywheel turn: {time.perf_counter() - start:.0f} s")
     for s in profile.to_dict()["steps"]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -277,7 +278,22 @@ class AutolabelConfig(_Model):
     usd_per_frame_range: tuple[float, float] = Field((0.25, 1.50), description="Quoted price range.")
     usd_per_box: float = Field(0.0, ge=0, description="Extra human price per box.")
     usd_per_gpu_hour: float = Field(1.50, ge=0, description="Compute price for auto-labeling.")
-    target_precision: float = Field(0.9, gt=0, le=1, description="Precision at which to state the skippable share.")
+    target_precision: float = Field(
+        0.9, gt=0, le=1, description="Precision the accepted boxes must reach: the pyramid's calibration target, "
+        "and the precision at which the skippable share is stated."
+    )
+    audit_frames: int = Field(
+        20, ge=0, description="Pyramid arms: mined frames labeled by humans first (charged) to calibrate the "
+        "per-class thresholds; 0: use accept / drop / per_class as configured."
+    )
+    audit_min_boxes: int = Field(
+        5, ge=1, description="A class needs this many labeler boxes on the audit frames to get its own "
+        "accept threshold; with fewer, none of its boxes is auto-accepted (all go to review or drop)."
+    )
+    drop_keep_recall: float = Field(
+        0.9, gt=0, le=1, description="Pyramid calibration: the drop threshold keeps this share of the "
+        "labeler's correct audit boxes above it."
+    )
     batch: int = Field(16, ge=1)
     device: str = "auto"
 
@@ -349,17 +365,86 @@ class FlywheelConfig(_Model):
             raise ValueError(f"arms repeats a name: {self.arms}")
         return self
 
+    def mining_arms(self) -> list[str]:
+        """Every mining arm a turn mines, once each: those of ``arms``, then ``mine_only``'s."""
+        out: list[str] = []
+        for arm in [*self.arms, *self.mine_only]:
+            if (m := mining_arm(arm)) not in out:
+                out.append(m)
+        return out
 
-def parse_arm(arm: str) -> tuple[str, str]:
-    """``prototype`` -> (prototype, embed); ``prototype-detector`` -> (prototype, detector)."""
-    strategy, embedding = arm, "embed"
-    if arm.endswith("-detector"):
-        strategy, embedding = arm[: -len("-detector")], "detector"
+
+LABEL_SOURCES: tuple[str, ...] = ("human", "auto", "pyramid")
+"""Who labels an arm's mined frames, at the same frame budget ``mine.k``:
+
+- ``human``: the human stand-in (the hidden ground truth) labels every mined frame, charged per frame;
+- ``auto``: only the machine labeler's accepted boxes, nothing charged but compute;
+- ``pyramid``: accepted machine boxes kept, frames with a box to review (and the audit frames that
+  calibrate the thresholds) labeled by the human stand-in, charged per frame; dropped boxes gone.
+"""
+
+
+@dataclass(frozen=True)
+class ArmSpec:
+    """One arm of a turn: a mining strategy, its embedding and a label source.
+
+    Written ``<strategy>[-detector][-<source>]``: ``prototype-pyramid``, ``random-human``,
+    ``prototype-detector-auto``. Without a source suffix (``prototype``) the source follows
+    ``autolabel.labeler``: ``human`` for the oracle, else ``auto`` (`label_source`).
+    """
+
+    strategy: str
+    embedding: str
+    source: str | None
+
+    @property
+    def mining(self) -> str:
+        """The mining arm (the mine run's tag): ``prototype``, ``random-slice-detector``."""
+        return arm_name(self.strategy, self.embedding)
+
+
+def parse_arm_spec(arm: str) -> ArmSpec:
+    """``prototype-detector-pyramid`` -> ArmSpec(prototype, detector, pyramid).
+
+    Raises:
+        ValueError: the strategy is not registered.
+    """
+    rest, source = arm, None
+    for s in LABEL_SOURCES:
+        if rest.endswith(f"-{s}"):
+            rest, source = rest[: -len(s) - 1], s
+            break
+    strategy, embedding = rest, "embed"
+    if rest.endswith("-detector"):
+        strategy, embedding = rest[: -len("-detector")], "detector"
     if strategy not in strategy_names():
         raise ValueError(
-            f"arm {arm!r}: strategy must be one of {strategy_names()}, optionally with -detector"
+            f"arm {arm!r}: strategy must be one of {strategy_names()}, optionally with -detector, "
+            f"then optionally a label source -{'/-'.join(LABEL_SOURCES)}"
         )
-    return strategy, embedding
+    return ArmSpec(strategy, embedding, source)
+
+
+def parse_arm(arm: str) -> tuple[str, str]:
+    """``prototype`` -> (prototype, embed); ``prototype-detector`` -> (prototype, detector).
+
+    A label-source suffix (``-human``, ``-auto``, ``-pyramid``) is accepted and ignored here.
+    """
+    spec = parse_arm_spec(arm)
+    return spec.strategy, spec.embedding
+
+
+def mining_arm(arm: str) -> str:
+    """The mine run an arm reads: ``prototype-pyramid`` -> ``prototype``."""
+    return parse_arm_spec(arm).mining
+
+
+def label_source(arm: str, labeler: str) -> str:
+    """The arm's label source: its suffix, else ``human`` for the oracle labeler and ``auto`` otherwise."""
+    source = parse_arm_spec(arm).source
+    if source is not None:
+        return source
+    return "human" if labeler == "oracle" else "auto"
 
 
 def train_tag(iter: int, arm: str | None, seed: int | None, base_seed: int) -> str | None:
@@ -410,6 +495,13 @@ class EngineConfig(_Model):
                 f"collect.splits names {missing} but data.label_files has only "
                 f"{sorted(self.data.label_files)}"
             )
+        if self.autolabel.labeler == "oracle":
+            machine = [a for a in self.flywheel.arms if label_source(a, "oracle") != "human"]
+            if machine:
+                raise ValueError(
+                    f"flywheel.arms {machine}: `-auto` and `-pyramid` arms label with a machine labeler, but "
+                    "autolabel.labeler is oracle (the hidden ground truth, i.e. human labels); set "
+                    "autolabel.labeler to detector or grounded, or use -human arms")
         for arm, control in self.report.contrasts or []:
             unknown = [a for a in (arm, control) if a not in self.flywheel.arms]
             if unknown or arm == control:
@@ -420,14 +512,28 @@ class EngineConfig(_Model):
         return self
 
 
-def default_contrasts(arms: list[str]) -> list[tuple[str, str]]:
-    """Arm-vs-control pairs when ``report.contrasts`` is unset: each arm against each random arm.
+def default_contrasts(arms: list[str], labeler: str = "grounded") -> list[tuple[str, str]]:
+    """Arm-vs-control pairs when ``report.contrasts`` is unset, each changing one thing:
 
-    A random arm spends the same label budget on frames picked without looking at the
-    failures, so "arm minus random" is what targeted mining added.
+    - mining: each arm against each random arm with the same label source. A random arm
+      spends the same label budget on frames picked without looking at the failures, so
+      "arm minus random" is what targeted mining added;
+    - labeling: each ``auto`` / ``pyramid`` arm against the ``human`` arm of the same mining
+      arm, so "pyramid minus human" is what machine labels cost (or gained) on those frames.
+
+    Args:
+        arms: ``flywheel.arms``.
+        labeler: ``autolabel.labeler`` (the source of arms without a suffix, `label_source`).
     """
-    controls = [a for a in arms if parse_arm(a)[0] == "random"]
-    return [(a, c) for a in arms if a not in controls for c in controls]
+    specs = {a: parse_arm_spec(a) for a in arms}
+    source = {a: label_source(a, labeler) for a in arms}
+    controls = [a for a in arms if specs[a].strategy == "random"]
+    out = [(a, c) for a in arms if a not in controls for c in controls if source[a] == source[c]]
+    for a in arms:
+        if source[a] != "human":
+            out += [(a, h) for h in arms if source[h] == "human" and specs[h].mining == specs[a].mining
+                    and (a, h) not in out]
+    return out
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

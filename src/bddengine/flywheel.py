@@ -32,6 +32,8 @@ class Step:
     cfg: EngineConfig
     kwargs: dict[str, Any] = field(default_factory=dict)
     label: str = ""
+    arm: str | None = None
+    """The iteration-1 arm an autolabel / train / eval step belongs to."""
 
     def title(self) -> str:
         """What the progress line shows, e.g. ``train --iter 1 --arm prototype``."""
@@ -54,8 +56,10 @@ def plan_turn(cfg: EngineConfig, *, force: bool = False) -> list[Step]:
     """Every stage call of one turn, in order.
 
     synth (synthetic worlds only) -> collect -> embed -> split -> train/eval iter 0 ->
-    mine every arm (plus the mining-only comparisons) -> per trained arm: autolabel,
-    then train/eval iter 1 for each seed -> report.
+    mine every mining arm once (an arm's strategy and embedding, shared by its label
+    sources, plus the mining-only comparisons) -> per trained arm: autolabel, then
+    train/eval iter 1 for each seed -> report. An arm whose autolabel run added no
+    labeled box has its train/eval steps skipped by `bddengine flywheel` (`added_nothing`).
 
     Args:
         cfg: the validated config (``flywheel.arms``, ``flywheel.mine_only``, ``flywheel.seeds``).
@@ -71,19 +75,24 @@ def plan_turn(cfg: EngineConfig, *, force: bool = False) -> list[Step]:
     steps.append(Step("train", cfg, {"iter": 0, **f}, "train --iter 0"))
     steps.append(Step("eval", cfg, {"iter": 0, **f}, "eval --iter 0"))
     arms = list(cfg.flywheel.arms)
-    for arm in arms + [a for a in cfg.flywheel.mine_only if a not in arms]:
-        steps.append(Step("mine", arm_config(cfg, arm), {"iter": 0, **f}, f"mine --arm {arm}"))
+    for mining in cfg.flywheel.mining_arms():
+        steps.append(Step("mine", arm_config(cfg, mining), {"iter": 0, **f}, f"mine --arm {mining}"))
     seeds = turn_seeds(cfg)
     for arm in arms:
         acfg = arm_config(cfg, arm)
-        steps.append(Step("autolabel", acfg, {"iter": 0, "arm": arm, **f}, f"autolabel --arm {arm}"))
+        steps.append(Step("autolabel", acfg, {"iter": 0, "arm": arm, **f}, f"autolabel --arm {arm}", arm=arm))
         for seed in seeds:
             opts = {"iter": 1, "arm": arm, "seed": seed, **f}
             suffix = f" --seed {seed}" if seed != cfg.seed else ""
-            steps.append(Step("train", acfg, dict(opts), f"train --iter 1 --arm {arm}{suffix}"))
-            steps.append(Step("eval", acfg, dict(opts), f"eval --iter 1 --arm {arm}{suffix}"))
+            steps.append(Step("train", acfg, dict(opts), f"train --iter 1 --arm {arm}{suffix}", arm=arm))
+            steps.append(Step("eval", acfg, dict(opts), f"eval --iter 1 --arm {arm}{suffix}", arm=arm))
     steps.append(Step("report", cfg, dict(f)))
     return steps
+
+
+def added_nothing(autolabel_metrics: dict[str, Any]) -> bool:
+    """True when an autolabel run gives iteration N+1 no labeled box to train on."""
+    return not autolabel_metrics.get("n_train_boxes")
 
 
 # ---------------------------------------------------------------------------
@@ -155,9 +164,9 @@ class TurnProfile:
     started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     steps: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, step: Step, cost: StepCost, *, run: str | None, skipped: bool) -> None:
+    def add(self, step: Step, cost: StepCost, *, run: str | None, skipped: bool, note: str | None = None) -> None:
         """Record one finished step and rewrite the file (so a later step, e.g. the report, reads it)."""
-        self.steps.append({"step": step.title(), "stage": step.stage, "run": run, "skipped": skipped,
+        self.steps.append({"step": step.title(), "stage": step.stage, "run": run, "skipped": skipped, "note": note,
                            "wall_s": round(cost.wall_s, 3), "cpu_s": round(cost.cpu_s, 3),
                            "peak_rss_mb": None if cost.peak_rss_mb is None else round(cost.peak_rss_mb, 1),
                            "peak_rss_scope": cost.peak_rss_scope})

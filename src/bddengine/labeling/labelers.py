@@ -325,13 +325,20 @@ class LabelerSpec:
         weights: ``(autolabel config, iteration_weights) -> {role: weights file}``, resolved
             locally before any work starts; ``iteration_weights()`` gives the iteration's own
             detector (it raises when that is missing). Recorded in the run's inputs.
-        build: ``(autolabel config, weights, hidden ground truth, imgsz) -> Labeler``.
+        build: ``(autolabel config, weights, imgsz) -> Labeler`` for a machine labeler. It is
+            given no ground truth: a machine labeler cannot read the hidden labels. None for
+            the human stand-in (`OracleLabeler`), which the stage builds from the hidden labels.
     """
 
     name: str
     summary: str
     weights: Callable[[AutolabelConfig, Callable[[], Path]], dict[str, Path]]
-    build: Callable[[AutolabelConfig, dict[str, Path], dict[str, list[Box]], int], Labeler]
+    build: Callable[[AutolabelConfig, dict[str, Path], int], Labeler] | None
+
+    @property
+    def machine(self) -> bool:
+        """True for a labeler that labels from weights (not the human stand-in)."""
+        return self.build is not None
 
 
 def _settings(a: AutolabelConfig, imgsz: int) -> dict[str, Any]:
@@ -345,9 +352,9 @@ def model_names(model: Any) -> list[str]:
 
 
 ORACLE = LabelerSpec(
-    "oracle", "hidden GT: a human labeling vendor",
+    "oracle", "hidden GT: a human labeling vendor (the labels of -human arms and of the pyramid's review)",
     weights=lambda a, iteration_weights: {},
-    build=lambda a, weights, gt, imgsz: OracleLabeler(gt),
+    build=None,
 )
 
 
@@ -357,7 +364,7 @@ def _detector_weights(a: AutolabelConfig, iteration_weights: Callable[[], Path])
     return {"weights": iteration_weights()}
 
 
-def _build_detector(a: AutolabelConfig, weights: dict[str, Path], gt: dict[str, list[Box]], imgsz: int) -> Labeler:
+def _build_detector(a: AutolabelConfig, weights: dict[str, Path], imgsz: int) -> Labeler:
     model = load_yolo(weights["weights"])
     if a.detector_model == "iter":
         names, class_map = list(CLASSES), {c: c for c in CLASSES}
@@ -378,7 +385,7 @@ def _grounded_weights(a: AutolabelConfig, iteration_weights: Callable[[], Path])
     return out
 
 
-def _build_grounded(a: AutolabelConfig, weights: dict[str, Path], gt: dict[str, list[Box]], imgsz: int) -> Labeler:
+def _build_grounded(a: AutolabelConfig, weights: dict[str, Path], imgsz: int) -> Labeler:
     settings = _settings(a, imgsz)
     classes = prompt_classes(GROUNDED_PROMPT)
     model = load_grounded(weights["weights"], classes)

@@ -1,5 +1,6 @@
 """Pure functions of auto-labeling: the accept / review / drop pyramid, label quality
-against hidden ground truth, the precision/recall sweep and the cost table.
+against hidden ground truth and the precision/recall sweep (label sources and the
+bill are in `bddengine.labeling.sources`).
 
 A box is a dict ``{"category", "score", "box2d": {"x1", "y1", "x2", "y2"}}`` in pixels of
 the original image; a ground-truth box also carries ``"ignored"`` (crowd regions and
@@ -267,54 +268,3 @@ def skippable_share(sweep: Mapping[str, list[float]], target_precision: float) -
         if r is not None and p >= target_precision and (best is None or t < best["threshold"]):
             best = {"threshold": t, "precision": p, "recall": r}
     return best
-
-
-# --- cost ----------------------------------------------------------------------------------------
-
-
-def cost_table(
-    *, n_frames: int, n_gt_boxes: int, n_review_frames: int, n_review_boxes: int,
-    n_accept_frames: int, n_accept_boxes: int, labeler_wall_s: float, usd_per_frame: float,
-    usd_per_frame_range: Sequence[float], usd_per_box: float, usd_per_gpu_hour: float,
-    human_labeler: bool = False,
-) -> dict[str, Any]:
-    """What labeling the mined frames costs, by humans and by the auto-labeler.
-
-    Args:
-        n_frames: mined frames.
-        n_gt_boxes: boxes a human would draw on them (non-ignored ground truth).
-        n_review_frames: frames in the review queue (sent to humans).
-        n_review_boxes: boxes in the review queue.
-        n_accept_frames: frames with at least one auto-accepted box.
-        n_accept_boxes: auto-accepted boxes.
-        labeler_wall_s: wall time of the labeler.
-        usd_per_frame: human price per frame.
-        usd_per_frame_range: quoted (low, high) price per frame.
-        usd_per_box: extra human price per box.
-        usd_per_gpu_hour: compute price.
-        human_labeler: the labeler stands in for humans (oracle): its cost is the
-            human cost of every frame and it uses no compute.
-
-    Returns:
-        Counts and dollar amounts (rounded to cents), ``usd_human_all`` with its range.
-    """
-    def human(frames: int, boxes: int, per_frame: float) -> float:
-        return round(frames * per_frame + boxes * usd_per_box, 2)
-
-    lo, hi = usd_per_frame_range
-    compute = 0.0 if human_labeler else round(labeler_wall_s / 3600 * usd_per_gpu_hour, 4)
-    return {
-        "n_frames": n_frames,
-        "n_gt_boxes": n_gt_boxes,
-        "frames_to_humans": n_frames if human_labeler else n_review_frames,
-        "boxes_to_humans": n_gt_boxes if human_labeler else n_review_boxes,
-        "frames_auto_accepted": 0 if human_labeler else n_accept_frames,
-        "boxes_auto_accepted": 0 if human_labeler else n_accept_boxes,
-        "labeler_wall_s": round(labeler_wall_s, 3),
-        "usd_human_all": human(n_frames, n_gt_boxes, usd_per_frame),
-        "usd_human_all_range": [human(n_frames, n_gt_boxes, lo), human(n_frames, n_gt_boxes, hi)],
-        "usd_human_review": (human(n_frames, n_gt_boxes, usd_per_frame) if human_labeler
-                             else human(n_review_frames, n_review_boxes, usd_per_frame)),
-        "usd_compute": compute,
-        "human_labeler": human_labeler,
-    }

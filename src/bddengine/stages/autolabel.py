@@ -17,16 +17,25 @@ from typing import Any
 
 import pandas as pd
 
-from bddengine.config import AutolabelConfig, EngineConfig, arm_name, config_dict, fingerprint, parse_arm
+from bddengine.config import (
+    AutolabelConfig,
+    EngineConfig,
+    arm_name,
+    config_dict,
+    fingerprint,
+    label_source,
+    mining_arm,
+    parse_arm,
+    parse_arm_spec,
+)
 from bddengine.errors import StageInputError
 from bddengine.figures import plot_pr
 from bddengine.integrations.yolo_export import link_image, yolo_labels
-from bddengine.labeling.labelers import gt_frames
+from bddengine.labeling.labelers import OracleLabeler, gt_frames
 from bddengine.labeling.registry import LABELERS
 from bddengine.labeling.routing import (
     ACCEPT,
     REVIEW,
-    cost_table,
     gt_counts,
     label_quality,
     match_frames,
@@ -34,6 +43,18 @@ from bddengine.labeling.routing import (
     route_frames,
     skippable_share,
     sweep_all,
+)
+from bddengine.labeling.sources import (
+    HUMAN,
+    MACHINE,
+    NONE,
+    LabelPlan,
+    arm_cost,
+    calibrate,
+    choose_audit,
+    plan_labels,
+    route_calibrated,
+    slice_quality,
 )
 from bddengine.runs import RunRef, StageRun, find_same_run, resolve_input
 from bddengine.runs.layout import AUTOLABEL, COLLECT, MINE, TRAIN
@@ -66,20 +87,29 @@ def run(
     a = cfg.autolabel
     arm = arm or arm_name(cfg.mine.strategy, cfg.mine.embedding)
     try:
-        parse_arm(arm)
+        mining = mining_arm(arm)
     except ValueError as exc:
         raise StageInputError(f"--arm {exc}") from None
-    mine = resolve_input(cfg.runs_dir, "mine", explicit=source, iter=iter, tag=arm, hint=_mine_hint(iter, arm))
+    mine = resolve_input(cfg.runs_dir, "mine", explicit=source, iter=iter, tag=mining,
+                         hint=_mine_hint(iter, mining))
     if source:
         iter = mine.iter if mine.iter is not None else iter
-        arm = mine.tag or arm
-    mined_path = MINE.mined.require(mine, f"{_mine_hint(iter, arm)} --force")
+        if mine.tag and mine.tag != mining:
+            suffix = parse_arm_spec(arm).source
+            arm, mining = mine.tag + (f"-{suffix}" if suffix else ""), mine.tag
+    how = label_source(arm, a.labeler)
+    if how != "human" and not LABELERS[a.labeler].machine:
+        raise StageInputError(
+            f"--arm {arm}: a {how} arm labels with a machine labeler, but autolabel.labeler is {a.labeler} "
+            "(the hidden ground truth, i.e. human labels); set autolabel.labeler to detector or grounded, "
+            f"or use --arm {mining}-human")
+    mined_path = MINE.mined.require(mine, f"{_mine_hint(iter, mining)} --force")
     ev, split, collect = upstream_runs(mine)
     imgsz = a.imgsz or cfg.train.imgsz
-    model_ref = labeler_inputs(a, ev)
+    model_ref = labeler_inputs(a, ev) if how != "human" else {}
     for role, path in model_ref.items():
         check_weights(path, _WEIGHTS_KEY[a.labeler if role == "weights" else "sam"], runs_dir=cfg.runs_dir)
-    fp = fingerprint(config_dict(a), imgsz, cfg.seed, mine.name, str(mine.path),
+    fp = fingerprint(config_dict(a), imgsz, cfg.seed, how, mine.name, str(mine.path),
                      {k: str(v) for k, v in model_ref.items()})
     same = None if force else find_same_run(cfg.runs_dir, "autolabel", fp, iter=iter, tag=arm)
     if same is not None:
@@ -87,50 +117,78 @@ def run(
 
     mined = json.loads(mined_path.read_text())
     frames = mined_frames(mined, COLLECT.manifest.read(collect), mined_path)
-    boxes = COLLECT.boxes.read(collect, columns=["name", "category", "x1", "y1", "x2", "y2", "ignored"])
-    with_gt = [f["name"] for f in frames if f["has_gt"]]
-    gt = gt_frames(boxes, with_gt)
+    worst = mined.get("worst_slice") if isinstance(mined.get("worst_slice"), dict) else None
+    if worst is not None and isinstance(worst.get("key"), dict):
+        worst = worst["key"]
     inputs = {"mine": str(mine.path), "eval": str(ev.path), "split": str(split.path),
               "collect": str(collect.path)} | {k: str(v) for k, v in model_ref.items()}
     with StageRun(cfg.runs_dir, "autolabel", config_dict(cfg), cfg.seed, fp, iter=iter, tag=arm,
                   inputs=inputs) as run:
-        labeler = LABELERS[a.labeler].build(a, model_ref, gt, imgsz)
         t0 = time.perf_counter()
-        raw = labeler.label(frames, progress=progress)
+        if how != "human":  # built from weights alone: the hidden labels are read only after it has labeled
+            labeler = LABELERS[a.labeler].build(a, model_ref, imgsz)
+            raw, name = labeler.label(frames, progress=progress), labeler.name
         wall = time.perf_counter() - t0
-        routed = route_frames(raw, accept=a.accept, drop=a.drop, per_class=a.per_class)
-        AUTOLABEL.autolabels.write(run, autolabel_frames(frames, routed))
-        queue = review_queue(frames, routed)
+        boxes = COLLECT.boxes.read(collect, columns=["name", "category", "x1", "y1", "x2", "y2", "ignored"])
+        gt = gt_frames(boxes, [f["name"] for f in frames if f["has_gt"]])  # the human stand-in's labels
+        if how == "human":
+            human = OracleLabeler(gt)
+            raw, name = human.label([f for f in frames if f["name"] in gt], progress=progress), human.name
+        names = [f["name"] for f in frames]
+        audit = choose_audit([n for n in names if n in gt], a.audit_frames, cfg.seed) if how == "pyramid" else []
+        calibration = None
+        if audit:
+            thresholds = calibrate({n: raw.get(n, []) for n in audit}, {n: gt[n] for n in audit},
+                                   target_precision=a.target_precision, drop_keep_recall=a.drop_keep_recall,
+                                   min_boxes=a.audit_min_boxes, default_drop=a.drop)
+            routed = route_calibrated(raw, thresholds, accept=a.accept, drop=a.drop)
+            calibration = {"audit_frames": audit, "per_class": {c: t.to_dict() for c, t in thresholds.items()},
+                           "target_precision": a.target_precision, "drop_keep_recall": a.drop_keep_recall,
+                           "audit_min_boxes": a.audit_min_boxes}
+        else:
+            routed = route_frames(raw, accept=a.accept, drop=a.drop, per_class=a.per_class)
+        plan = plan_labels(how, names, routed, gt, audit=audit)
+        AUTOLABEL.autolabels.write(run, autolabel_frames(frames, routed, plan))
+        queue = review_queue(frames, routed, plan)
         AUTOLABEL.review_queue.write(run, queue)
-        yolo = write_yolo(AUTOLABEL.yolo_dir(run), frames, routed, include_empty=labeler.trusts_empty)
-        quality = score_labels(routed, gt, a, labeler=labeler.name, wall_s=wall, n_frames=len(frames),
-                               n_review_frames=len(queue))
+        yolo = write_yolo(AUTOLABEL.yolo_dir(run), frames, plan)
+        quality = score_labels(routed, gt, plan, a, labeler=name, wall_s=wall, n_frames=len(frames),
+                               frames=frames, worst=worst, calibration=calibration)
         AUTOLABEL.quality.write(run, quality)
         plot_pr(quality["sweep"], AUTOLABEL.pr_chart.at(run), accept=a.accept, drop=a.drop,
-                target=a.target_precision, title=f"{labeler.name} labels of iter {iter} {arm}: "
+                target=a.target_precision, title=f"{name} labels of iter {iter} {arm}: "
                 f"precision / recall vs score threshold ({quality['n_frames_scored']} frames)")
         counts = route_counts(routed)
+        held = quality["accepted"]["overall"]
         ref = run.commit(
             outputs=AUTOLABEL.outputs(),
             metrics={
-                "labeler": labeler.name,
+                "labeler": name,
+                "label_source": how,
                 "n_frames": len(frames),
                 "n_boxes": counts,
+                "n_human_frames": len(plan.human_frames),
+                "n_audit_frames": len(plan.audit),
                 "n_review_frames": len(queue),
+                "n_reviewed_by_humans": len(plan.review),
+                "n_machine_frames": quality["cost"]["frames_machine_labeled"],
+                "n_no_label_frames": len(plan.no_gt),
                 "n_train_images": yolo["n_images"],
                 "n_train_boxes": yolo["n_boxes"],
                 "n_empty_train_images": yolo["n_empty"],
-                "precision": quality["accepted"]["overall"]["precision"],
-                "recall": quality["accepted"]["overall"]["recall"],
+                "precision": held["precision"],
+                "recall": held["recall"],
+                "training_labels": quality["training_labels"]["overall"],
                 "per_class": {c: {"precision": q["precision"], "recall": q["recall"]}
                               for c, q in quality["accepted"]["per_class"].items()},
+                "per_slice": quality["per_slice"],
                 "cost": quality["cost"],
                 "skippable_share": quality["skippable"]["recall"] if quality["skippable"] else None,
                 "skippable": quality["skippable"],
                 "skippable_note": quality["skippable_note"],
                 "labeler_wall_s": round(wall, 3),
             },
-            extra={"yolo_export": yolo},
+            extra={"yolo_export": yolo, "calibration": calibration},
         )
     out = _outcome(ref, skipped=False)
     if cfg.fiftyone.enabled:  # after commit: a mirror problem never fails the run, it is printed
@@ -199,29 +257,43 @@ def mined_frames(mined: dict[str, Any], manifest: pd.DataFrame, source: Path) ->
     return out
 
 
-def autolabel_frames(frames: list[dict[str, Any]], routed: dict[str, list[dict]]) -> list[dict[str, Any]]:
-    """BDD-format frames of every mined frame, each label with its score and route."""
-    return [{"name": f["name"],
-             "attributes": {k: f[k] for k in ("weather", "timeofday", "scene") if k in f},
-             "labels": routed.get(f["name"], [])} for f in frames]
-
-
-def review_queue(frames: list[dict[str, Any]], routed: dict[str, list[dict]]) -> list[dict[str, Any]]:
-    """Frames with at least one box to review (mined order), with those boxes."""
+def autolabel_frames(frames: list[dict[str, Any]], routed: dict[str, list[dict]],
+                     plan: LabelPlan) -> list[dict[str, Any]]:
+    """BDD-format frames of every mined frame: the machine's boxes with score and route, who
+    labeled the frame for training (``human``, ``machine`` or ``none``), and why."""
+    audit, review, no_gt = set(plan.audit), set(plan.review), set(plan.no_gt)
     out = []
     for f in frames:
-        boxes = [b for b in routed.get(f["name"], []) if b["route"] == REVIEW]
-        if boxes:
-            out.append({"name": f["name"], "path": str(f["path"]), "n_review": len(boxes), "boxes": boxes})
+        n = f["name"]
+        why = ("audit" if n in audit else "review" if n in review else "human arm" if plan.source == "human"
+               else "accepted boxes" if plan.by.get(n) == MACHINE else "no accepted box")
+        out.append({"name": n,
+                    "attributes": {k: f[k] for k in ("weather", "timeofday", "scene") if k in f},
+                    "labeled_by": plan.by.get(n, NONE), "why": why + (" (no hidden label)" if n in no_gt else ""),
+                    "labels": routed.get(n, []) if plan.source != "human" else plan.labels.get(n, [])})
     return out
 
 
-def write_yolo(root: Path, frames: list[dict[str, Any]], routed: dict[str, list[dict]], *,
-               include_empty: bool) -> dict[str, Any]:
-    """Accepted boxes as YOLO training data: ``images/train`` links and ``labels/train`` files.
+def review_queue(frames: list[dict[str, Any]], routed: dict[str, list[dict]], plan: LabelPlan) -> list[dict[str, Any]]:
+    """Frames with at least one box to review (mined order), with those boxes.
 
-    A frame is written when it has at least one accepted box, or, with
-    ``include_empty`` (a labeler that knows a frame is empty), when it has none.
+    In a pyramid arm these frames went to the human stand-in; in an auto arm the queue is
+    what a reviewer would see, and its boxes were not trained on."""
+    out = []
+    audit = set(plan.audit)
+    for f in frames:
+        boxes = [b for b in routed.get(f["name"], []) if b["route"] == REVIEW]
+        if boxes and f["name"] not in audit:
+            out.append({"name": f["name"], "path": str(f["path"]), "n_review": len(boxes), "boxes": boxes,
+                        "labeled_by": plan.by.get(f["name"], NONE)})
+    return out
+
+
+def write_yolo(root: Path, frames: list[dict[str, Any]], plan: LabelPlan) -> dict[str, Any]:
+    """The planned training labels as YOLO data: ``images/train`` links and ``labels/train`` files.
+
+    A frame labeled by humans is written even without boxes (a human looked: it is empty);
+    a machine-labeled frame has at least one accepted box; other frames are not written.
 
     Raises:
         StageInputError: two frames share a file-name stem.
@@ -232,72 +304,88 @@ def write_yolo(root: Path, frames: list[dict[str, Any]], routed: dict[str, list[
     stems = [Path(f["name"]).stem for f in frames]
     if len(set(stems)) != len(stems):
         raise StageInputError(f"mined frame names collide on their stem: {sorted(stems)[:3]}...")
-    stats: dict[str, Any] = {"n_images": 0, "n_boxes": 0, "n_empty": 0, "n_clipped": 0,
-                             "n_degenerate": 0, "n_duplicate": 0, "link_methods": {}}
+    stats: dict[str, Any] = {"n_images": 0, "n_boxes": 0, "n_empty": 0, "n_human_images": 0, "n_clipped": 0,
+                             "n_degenerate": 0, "n_duplicate": 0, "n_ignored": 0, "link_methods": {}}
     for f in frames:
-        accepted = [b for b in routed.get(f["name"], []) if b["route"] == ACCEPT]
+        if f["name"] not in plan.labels:
+            continue
+        boxes = plan.labels[f["name"]]
         table = pd.DataFrame({
-            "category": [b["category"] for b in accepted],
-            "ignored": [False] * len(accepted),
-            **{k: [float(b["box2d"][k]) for b in accepted] for k in ("x1", "y1", "x2", "y2")},
+            "category": [b["category"] for b in boxes],
+            "ignored": [bool(b.get("ignored")) for b in boxes],
+            **{k: [float(b["box2d"][k]) for b in boxes] for k in ("x1", "y1", "x2", "y2")},
         })
         lines, counts = yolo_labels(table, float(f["width"]), float(f["height"]))
-        if not lines and not include_empty:
-            continue
         method = link_image(f["path"], images / f["name"])
         stats["link_methods"][method] = stats["link_methods"].get(method, 0) + 1
         (labels / f"{Path(f['name']).stem}.txt").write_text("".join(line + "\n" for line in lines))
         stats["n_images"] += 1
         stats["n_boxes"] += len(lines)
         stats["n_empty"] += not lines
-        for k in ("clipped", "degenerate", "duplicate"):
+        stats["n_human_images"] += plan.by.get(f["name"]) == HUMAN
+        for k in ("clipped", "degenerate", "duplicate", "ignored"):
             stats[f"n_{k}"] += counts[k]
     return stats
 
 
-def score_labels(routed: dict[str, list[dict]], gt: dict[str, list[dict]], a: AutolabelConfig, *,
-                 labeler: str, wall_s: float, n_frames: int, n_review_frames: int) -> dict[str, Any]:
-    """Quality of the labels against the hidden ground truth, the sweep, and the cost table."""
-    states = match_frames(routed, gt, iou_thr=IOU_THRESHOLD)
-    n_gt = gt_counts(gt)
+def score_labels(routed: dict[str, list[dict]], gt: dict[str, list[dict]], plan: LabelPlan, a: AutolabelConfig, *,
+                 labeler: str, wall_s: float, n_frames: int, frames: list[dict[str, Any]],
+                 worst: dict[str, str] | None, calibration: dict[str, Any] | None) -> dict[str, Any]:
+    """Quality of the labels against the hidden ground truth, per slice, the sweep, and the cost.
+
+    The machine's numbers (``accepted``, ``all_boxes``, ``sweep``, ``per_slice``) leave out the
+    audit frames, whose human labels chose the thresholds; ``training_labels`` scores what
+    iteration N+1 actually trains on (human labels where humans labeled, accepted machine boxes
+    elsewhere) over every mined frame with hidden labels.
+    """
+    audit = set(plan.audit)
+    held = {n: g for n, g in gt.items() if n not in audit}
+    states = match_frames(routed, held, iou_thr=IOU_THRESHOLD)
+    n_gt = gt_counts(held)
     accepted = label_quality(routed, states, n_gt, route=ACCEPT)
     every = label_quality(routed, states, n_gt, route=None)
     sweep = sweep_all(routed, states, n_gt)
-    oracle = labeler == "oracle"
-    skip = None if oracle else skippable_share(sweep["overall"], a.target_precision)
-    if oracle:
-        note = "n/a: the oracle is the human labeling (its precision and recall are 1 by construction)"
+    trained = {n: [b for b in plan.labels.get(n, []) if not b.get("ignored")] for n in gt}
+    training = label_quality({n: [{**b, "route": ACCEPT} for b in bs] for n, bs in trained.items()},
+                             match_frames(trained, gt, iou_thr=IOU_THRESHOLD), gt_counts(gt), route=ACCEPT)
+    human = plan.source == "human"
+    skip = None if human else skippable_share(sweep["overall"], a.target_precision)
+    if human:
+        note = "n/a: a human arm (the human stand-in labeled every mined frame)"
     elif skip is None:
         note = f"not reachable: no score threshold gives precision >= {a.target_precision}"
     else:
         note = (f"{skip['recall']:.1%} of the GT boxes are recovered at threshold {skip['threshold']:.3f} "
                 f"with precision {skip['precision']:.3f} >= {a.target_precision}")
-    counts = route_counts(routed)
-    cost = cost_table(
-        n_frames=n_frames, n_gt_boxes=sum(n_gt.values()), n_review_frames=n_review_frames,
-        n_review_boxes=counts[REVIEW],
-        n_accept_frames=sum(any(b["route"] == ACCEPT for b in bs) for bs in routed.values()),
-        n_accept_boxes=counts[ACCEPT], labeler_wall_s=wall_s, usd_per_frame=a.usd_per_frame,
-        usd_per_frame_range=a.usd_per_frame_range, usd_per_box=a.usd_per_box,
-        usd_per_gpu_hour=a.usd_per_gpu_hour, human_labeler=oracle,
-    )
+    ov = accepted["overall"]
+    cost = arm_cost(plan, gt, n_frames=n_frames, labeler_wall_s=wall_s, usd_per_frame=a.usd_per_frame,
+                    usd_per_frame_range=a.usd_per_frame_range, usd_per_box=a.usd_per_box,
+                    usd_per_gpu_hour=a.usd_per_gpu_hour, machine_precision=ov["precision"],
+                    machine_tp=ov["tp"], target_precision=a.target_precision)
     return {
         "labeler": labeler,
+        "label_source": plan.source,
         "iou_threshold": IOU_THRESHOLD,
         "matching": "greedy by score, class-matched, each GT box once; an unmatched box inside an "
                     "ignored region of its class (intersection / box area >= 0.5) is neither TP nor FP",
-        "n_frames_scored": len(gt),
+        "n_frames_scored": len(held),
+        "n_audit_frames": len(plan.audit),
         "n_gt_boxes": n_gt,
-        "thresholds": {"accept": a.accept, "drop": a.drop, "per_class": a.per_class},
+        "thresholds": {"accept": a.accept, "drop": a.drop, "per_class": a.per_class,
+                       "calibrated": calibration["per_class"] if calibration else None},
+        "calibration": calibration,
         "accepted": accepted,
         "all_boxes": every,
+        "training_labels": training,
+        "per_slice": slice_quality(frames, routed, gt, plan, worst, exclude=plan.audit),
         "sweep": sweep,
         "target_precision": a.target_precision,
         "skippable": skip,
         "skippable_note": note,
         "cost": cost,
-        "note": ("oracle: human labeling of every mined frame; precision and recall are 1 by "
-                 "construction and the whole cost is the human cost") if oracle else "",
+        "note": ("human arm: the human stand-in (hidden ground truth) labeled every mined frame; its labels are "
+                 "exact by construction and the whole cost is the human cost") if human else
+                ("machine numbers leave out the audit frames that calibrated the thresholds" if plan.audit else ""),
     }
 
 
@@ -310,30 +398,47 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
     m = res["metrics"]
     c = m["cost"]
     n = m["n_boxes"]
-    lo, hi = c["usd_human_all_range"]
+    lo, hi = c["usd_human_range"]
+    tl = m.get("training_labels") or {}
+    numbers = {
+        "iteration / arm": f"{res['iter']} / {res['tag']} (label source {m.get('label_source', '?')})",
+        "labeler": m["labeler"],
+        "mined frames": m["n_frames"],
+        "labeled by humans / machine / not trained on":
+            f"{m['n_human_frames']} / {m['n_machine_frames']} / "
+            f"{m['n_frames'] - m['n_human_frames'] - m['n_machine_frames']}"
+            + (f" (audit {m['n_audit_frames']}, review {m['n_review_frames']})" if m.get("label_source") == "pyramid"
+               else ""),
+    }
+    if m.get("label_source") != "human":
+        numbers |= {
+            "machine boxes accept / review / drop": f"{n['accept']} / {n['review']} / {n['drop']}",
+            "accepted machine boxes P / R @IoU0.5": f"{_pct(m['precision'])} / {_pct(m['recall'])}",
+        }
+    numbers |= {
+        "training labels: boxes, P / R of GT": f"{m['n_train_boxes']} in {m['n_train_images']} frames, "
+                                               f"{_pct(tl.get('precision'))} / {_pct(tl.get('recall'))}",
+        "human labeling paid": f"${c['usd_human']:,.2f} (range ${lo:,.2f}-${hi:,.2f}) for "
+                               f"{c['frames_to_humans']} frames",
+        "labeler compute": f"${c['usd_compute']:,.4f} ({c['labeler_wall_s']:.1f} s)",
+        "saving vs labeling all by hand": (f"${c['usd_saved']:,.2f}" if c["saving_claimed"] else "none claimed")
+                                          + f": {c['saving_note']}",
+        "wall time (s)": res["wall_time_s"],
+    }
+    warn = []
+    if not m["n_train_boxes"]:
+        warn = [f"ADDED NOTHING: no labeled box for iteration {res['iter'] + 1}; `bddengine train --iter "
+                f"{res['iter'] + 1} --arm {res['tag']}` refuses to run and the flywheel skips the arm"]
     return StageOutcome(
         stage="autolabel",
         location=ref.path,
         skipped=skipped,
-        wrote=[f"{AUTOLABEL.autolabels.at(ref)} (every mined frame, each box with its route)",
+        wrote=[f"{AUTOLABEL.autolabels.at(ref)} (every mined frame: machine boxes with their route, who labeled it)",
                f"{AUTOLABEL.yolo_images.at(ref)} + labels/train ({m['n_train_images']} frames for "
                f"`bddengine train --iter {res['iter'] + 1} --arm {res['tag']}`)",
                f"{ref.path}/{AUTOLABEL.review_queue.file}, {AUTOLABEL.quality.file}, {AUTOLABEL.pr_chart.file}"],
-        numbers={
-            "iteration / arm": f"{res['iter']} / {res['tag']}",
-            "labeler": m["labeler"],
-            "mined frames": m["n_frames"],
-            "boxes accept / review / drop": f"{n['accept']} / {n['review']} / {n['drop']}",
-            "frames to review (humans)": m["n_review_frames"],
-            "accepted labels P / R @IoU0.5": f"{_pct(m['precision'])} / {_pct(m['recall'])}",
-            "human labeling of all mined frames": f"${c['usd_human_all']:,.2f} (range ${lo:,.2f}-${hi:,.2f})"
-            + (" = the whole cost (the oracle is the labeling vendor)" if c["human_labeler"] else ""),
-            "human review of the queue": "-" if c["human_labeler"] else f"${c['usd_human_review']:,.2f}",
-            "labeler compute": f"${c['usd_compute']:,.4f} ({c['labeler_wall_s']:.1f} s)",
-            "human labeling skippable": m["skippable_note"],
-            "wall time (s)": res["wall_time_s"],
-        },
-        look_at=[str(AUTOLABEL.pr_chart.at(ref)), str(AUTOLABEL.review_queue.at(ref))],
+        numbers=numbers,
+        look_at=warn + [str(AUTOLABEL.pr_chart.at(ref)), str(AUTOLABEL.review_queue.at(ref))],
         safe_to_delete=f"{ref.path} (then `bddengine autolabel --iter {res['iter']} --arm {res['tag']}` "
                        "re-labels)",
     )

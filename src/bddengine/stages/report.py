@@ -225,7 +225,8 @@ def gather(cfg: EngineConfig, runs: FlywheelRuns, *, out_dir: Path, progress: bo
     compared = {a: arm_caches[a] for a in arms_compared}
     table = compute_headline(cache0, compared, slices, n_boot=cfg.report.n_boot, seed=cfg.seed, worst_key=key,
                              fragile_min_gt=cfg.report.fragile_min_gt, progress=progress)
-    pairs = cfg.report.contrasts if cfg.report.contrasts is not None else default_contrasts(list(cfg.flywheel.arms))
+    pairs = cfg.report.contrasts if cfg.report.contrasts is not None else \
+        default_contrasts(list(cfg.flywheel.arms), cfg.autolabel.labeler)
     contrasts = compute_contrasts(cache0, compared, list(pairs), slices, n_boot=cfg.report.n_boot, seed=cfg.seed,
                                   worst_key=key, fragile_min_gt=cfg.report.fragile_min_gt)
 

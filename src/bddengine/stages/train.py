@@ -63,6 +63,7 @@ def run(
             cfg.runs_dir, "autolabel", iter=iter - 1, tag=arm,
             hint=f"bddengine autolabel --iter {iter - 1}" + (f" --arm {arm}" if arm else ""),
         )
+        refuse_empty_labels(autolabel, iter)
     init = initial_weights(cfg, iter)
     if isinstance(init, Path):
         check_weights(init, "train.model" if iter == 0 or t.next_iter_init != "previous"
@@ -110,6 +111,28 @@ def run(
                 SHA_KEY: record_weights(run.dir, (TRAIN.best_weights.file, TRAIN.last_weights.file))},
         )
     return _outcome(ref, skipped=False)
+
+
+def refuse_empty_labels(autolabel: RunRef, iter: int) -> None:
+    """Stop iteration ``iter`` when its autolabel run added no labeled box.
+
+    Training again on the same frames would retrain iteration ``iter - 1`` and report a
+    delta that no label caused.
+
+    Raises:
+        StageInputError: the run's ``n_train_boxes`` is 0 (or missing).
+    """
+    m = autolabel.result().get("metrics") or {}
+    if m.get("n_train_boxes"):
+        return
+    n = m.get("n_boxes") or {}
+    raise StageInputError(
+        f"train --iter {iter} --arm {autolabel.tag}: {autolabel.name} added no labeled box "
+        f"({m.get('n_frames', '?')} mined frames; boxes accepted {n.get('accept', 0)}, review {n.get('review', 0)}, "
+        f"dropped {n.get('drop', 0)}; {m.get('n_human_frames', 0)} labeled by humans), so iteration {iter} would "
+        f"train on iteration {iter - 1}'s data again and any delta would be noise. Lower autolabel.accept (or "
+        "calibrate with autolabel.audit_frames), use a -pyramid or -human arm, or a stronger labeler, then "
+        f"re-run `bddengine autolabel --iter {iter - 1} --arm {autolabel.tag} --force`")
 
 
 def initial_weights(cfg: EngineConfig, iter: int) -> Path | str:
