@@ -172,14 +172,22 @@ def turn(tmp_path_factory: pytest.TempPathFactory, conformance_dir: Path):
             "mined_frames_grid.png": _png}, metrics={"n_mined": 20, "k": 20})
         oracle = arm == "random"  # one arm labeled by the oracle (human stand-in), one by a model
         overall = {"precision": 1.0, "recall": 1.0} if oracle else {"precision": 0.91, "recall": 0.84}
-        cost = {"n_frames": 20, "n_gt_boxes": 300, "frames_to_humans": 20 if oracle else 6,
-                "boxes_to_humans": 300 if oracle else 40, "frames_auto_accepted": 0 if oracle else 18,
+        source = "human" if oracle else "pyramid"
+        cost = {"source": source, "n_frames": 20, "n_gt_boxes": 300, "frames_to_humans": 20 if oracle else 6,
+                "boxes_to_humans": 300 if oracle else 40, "audit_frames": 0 if oracle else 2,
+                "review_frames": 0 if oracle else 4, "frames_machine_labeled": 0 if oracle else 12,
                 "boxes_auto_accepted": 0 if oracle else 230, "labeler_wall_s": 4.2, "usd_human_all": 10.0,
-                "usd_human_all_range": [5.0, 30.0], "usd_human_review": 10.0 if oracle else 3.0,
-                "usd_compute": 0.0 if oracle else 0.0018, "human_labeler": oracle}
+                "usd_human_all_range": [5.0, 30.0], "usd_human": 10.0 if oracle else 3.0,
+                "usd_human_range": [5.0, 30.0] if oracle else [1.5, 9.0], "usd_compute": 0.0 if oracle else 0.0018,
+                "usd_total": 10.0 if oracle else 3.0018, "usd_saved": None if oracle else 7.0,
+                "saving_claimed": not oracle,
+                "saving_note": "human labels of every mined frame: nothing to save" if oracle else
+                "14 of 20 frames not sent to humans; accepted boxes at precision 0.910 >= 0.9",
+                "human_labeler": oracle}
         auto = _commit(runs, "autolabel", iter=0, tag=arm, inputs={"mine": mine.path}, files={
             "quality.json": {
-                "labeler": "oracle" if oracle else "grounded", "iou_threshold": 0.5, "n_frames_scored": 20,
+                "labeler": "oracle" if oracle else "grounded", "label_source": source, "iou_threshold": 0.5,
+                "n_frames_scored": 20,
                 "thresholds": {"accept": 0.5, "drop": 0.25, "per_class": {}},
                 "accepted": {"overall": overall, "per_class": {
                     "car": {"tp": 200, "fp": 15, "fn": 27, "n_gt": 227, "precision": 0.93, "recall": 0.88},
@@ -189,8 +197,9 @@ def turn(tmp_path_factory: pytest.TempPathFactory, conformance_dir: Path):
                 "skippable_note": "n/a: the oracle is the human labeling" if oracle else "",
                 "cost": cost, "note": "oracle: human labeling of every mined frame" if oracle else ""},
             "autolabel_pr.png": _png},
-            metrics={"labeler": "oracle" if oracle else "grounded", "n_boxes": {"accept": 230, "review": 40,
-                                                                              "drop": 60},
+            metrics={"labeler": "oracle" if oracle else "grounded", "label_source": source,
+                     "n_boxes": {"accept": 230, "review": 40, "drop": 60}, "n_train_boxes": 230,
+                     "n_human_frames": 20 if oracle else 6, "n_machine_frames": 0 if oracle else 12,
                      "n_review_frames": 6, "precision": overall["precision"], "recall": overall["recall"],
                      "cost": cost})
         for seed, preds in seeds.items():
@@ -252,10 +261,14 @@ def test_report_writes_everything(reported) -> None:
     mining = md.split("### Mining")[1].split("### Auto-label")[0]
     assert "| prototype | prototype | embed | 20 | 6 |" in mining and "2.0×" in mining  # failed-class lift
     auto = md.split("### Auto-label quality")[1].split("### Cost")[0]
-    assert "| accepted boxes: precision | 0.910 | 1.000 |" in auto and "230 / 40 / 60" in auto
+    assert "| accepted machine boxes: precision | 0.910 | 1.000 |" in auto and "230 / 40 / 60" in auto
+    assert "| label source | pyramid | human |" in auto and "| frames labeled by humans / machine | 6 / 12 |" in auto
     assert "62.0% of GT boxes at score ≥ 0.42" in auto and "| truck | 16 | 10 | 4 | 6 |" in appendix
     cost = md.split("### Cost")[1].split("### Headline")[0]
-    assert "| label everything by hand | $10.00 | $10.00 |" in cost and "70% less" in cost
+    assert "| all frames by hand | $10.00 | $10.00 |" in appendix and "| paid to humans | $3.00 | $10.00 |" in appendix
+    assert "humans labeled 6 of 20 frames ($3.00 of the $10.00 by-hand price)" in cost and "$7.00 saved" in cost
+    summary = md.split("## Summary")[1].split("## 1.")[0]
+    assert "**Labels and cost per arm**" in summary and "| prototype | pyramid |" in summary
     html = (case / "case_study_v1.html").read_text()
     assert "data:image/png;base64," in html and "../figures/" not in html and "<table>" in html
     pdf = (case / "case_study_v1.pdf").read_bytes()
@@ -505,3 +518,26 @@ def test_turn_profile_chart(turn, tmp_path: Path) -> None:
     report_stage.run(cfg, progress=False)
     md = (tmp_path / "out/case_study/case_study_v1.md").read_text()
     assert "No `turn_profile.json` of this turn" in md and "turn_profile.png" not in md
+
+
+def test_cost_per_point_only_when_the_delta_ci_excludes_zero() -> None:
+    from bddengine.report.costs import per_point
+
+    cost, ci, note = per_point(50.0, 0.05, 0.02, 0.10, True)
+    assert cost == pytest.approx(10.0) and ci == pytest.approx((5.0, 25.0)) and note == ""
+    assert per_point(50.0, 0.05, -0.01, 0.10, False) == (None, None, "CI includes 0")
+    assert per_point(50.0, -0.05, -0.08, -0.02, True)[0] is None
+    assert per_point(None, 0.05, 0.02, 0.10, True)[0] is None
+
+
+def test_no_saving_is_claimed_for_labels_that_recovered_nothing() -> None:
+    """The bill of an arm whose machine accepted nothing: humans paid nothing, and nothing is 'saved'."""
+    from bddengine.report.casestudy import saving_sentence
+
+    c = {"source": "auto", "n_frames": 20, "frames_to_humans": 0, "usd_human": 0.0, "usd_human_all": 10.0,
+         "usd_compute": 0.01, "usd_saved": None, "saving_claimed": False,
+         "saving_note": "not claimed: the machine's accepted boxes recovered no ground-truth box",
+         "human_labeler": False}
+    text = saving_sentence("prototype-auto", c)
+    assert "no saving is claimed" in text and "recovered no ground-truth box" in text and "less" not in text
+    assert "saved" not in text.replace("no saving", "")

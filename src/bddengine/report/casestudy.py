@@ -23,10 +23,13 @@ from typing import Any
 import pandas as pd
 
 from bddengine.bdd.categories import CLASSES, FRAME_ATTRIBUTES
+from bddengine.config import mining_arm
+from bddengine.report.costs import arm_costs, cost_markdown
 from bddengine.report.data import (
     ArmFacts,
     ReportData,
     arm_commands,
+    arm_source,
     cost_of,
     labeler,
     mined_k,
@@ -187,11 +190,17 @@ def summary(d: ReportData) -> str:
     missing = d.arms_missing
     if missing:
         lines.append(f"- Missing arm(s): {', '.join(missing)} (see section 7).")
+    for arm in d.arms_empty:
+        lines.append(f"- {arm} added nothing: its labels gave iteration 1 no box, so it was not retrained and "
+                     f"has no delta.")
     if d.arms_compared:
         top = d.headline[d.headline["worst"].astype(bool) | (d.headline["grouping"] == "overall")]
         lines += ["", "**Headline** (worst slice and overall; every slice is in the appendix):", "",
                   headline_markdown(top, d.arms_compared, n_boot=d.n_boot, seed=d.cfg.seed,
                                     fragile_min_gt=d.cfg.report.fragile_min_gt)]
+    costs = arm_costs(d)
+    if costs:
+        lines += ["", "**Labels and cost per arm** (worst slice):", "", cost_markdown(d, costs)]
     return "\n".join(lines)
 
 
@@ -227,9 +236,9 @@ def problem_statement(d: ReportData) -> str:
     arms = [a for a, f in d.arms.items() if not f.mine_only]
     only = [a for a, f in d.arms.items() if f.mine_only]
     text = [
-        "A detector with a good overall score can still fail in one condition (night, rain, a highway at "
-        "dusk). The data flywheel answers with data: find the worst slice, mine unlabeled frames like its "
-        "failures, label them cheaply, retrain, and check whether that slice improved.",
+        "A detector with a good overall score can still fail in one condition (night, rain, fog). The data "
+        "flywheel finds the worst slice, mines unlabeled frames like its failures, labels them, retrains, and "
+        "checks whether that slice improved.",
         "",
         f"This turn runs the loop on {data}. Iteration 0 trains "
         f"`{(train.get('inputs') or {}).get('init_weights', d.cfg.train.model)}` for "
@@ -245,8 +254,8 @@ def problem_statement(d: ReportData) -> str:
         text.append(f"The retraining arms asked for are {', '.join(arms) or 'none'}; none has mined frames yet.")
     text += [
         "",
-        "The question: does the worst slice's mAP@0.5 rise by more than the bootstrap noise, and by more "
-        "with targeted mining than with the same budget spent at random?",
+        "The questions: does the worst slice's mAP@0.5 rise by more than the noise, by more with targeted mining "
+        "than at random, and what do machine labels cost or save on it against human ones?",
     ]
     return "\n".join(text)
 
@@ -677,17 +686,52 @@ def _skippable(q: dict[str, Any]) -> str:
 
 
 AUTOLABEL_ROWS: tuple[tuple[str, Any], ...] = (
+    ("label source", lambda q, m: m.get("label_source") or q.get("label_source") or NA),
     ("labeler", lambda q, m: q.get("labeler") or m.get("labeler") or NA),
-    ("mined frames scored against hidden GT", lambda q, m: fmt_int(q.get("n_frames_scored"))),
-    ("boxes accepted / review / dropped", lambda q, m: _routes(m)),
-    ("accepted boxes: precision", lambda q, m: fmt_map(_overall(q, "accepted", "precision")
-                                                       if q else m.get("precision"))),
-    ("accepted boxes: recall", lambda q, m: fmt_map(_overall(q, "accepted", "recall") if q else m.get("recall"))),
-    ("all boxes: precision", lambda q, m: fmt_map(_overall(q, "all_boxes", "precision"))),
-    ("all boxes: recall", lambda q, m: fmt_map(_overall(q, "all_boxes", "recall"))),
-    ("frames sent to human review", lambda q, m: fmt_int(m.get("n_review_frames"))),
+    ("frames labeled by humans / machine", lambda q, m: f"{fmt_int(m.get('n_human_frames'))} / "
+                                                        f"{fmt_int(m.get('n_machine_frames'))}"),
+    ("machine boxes accepted / review / dropped", lambda q, m: _routes(m)),
+    ("accepted machine boxes: precision", lambda q, m: fmt_map(_overall(q, "accepted", "precision")
+                                                               if q else m.get("precision"))),
+    ("accepted machine boxes: recall", lambda q, m: fmt_map(_overall(q, "accepted", "recall")
+                                                            if q else m.get("recall"))),
+    ("training labels: precision / recall", lambda q, m: f"{fmt_map(_overall(q, 'training_labels', 'precision'))} / "
+                                                         f"{fmt_map(_overall(q, 'training_labels', 'recall'))}"),
     ("skippable human work", lambda q, m: _skippable(q)),
 )
+
+
+def calibration_markdown(d: ReportData) -> str:
+    """The pyramid's calibrated thresholds, and per slice (worst vs the rest) what they did."""
+    lines = []
+    for arm, f in d.arms.items():
+        q = f.quality or {}
+        per_slice = q.get("per_slice") or []
+        if arm_source(f) not in ("pyramid", "auto") or not per_slice:
+            continue
+        cal = q.get("calibration") or {}
+        if cal.get("per_class"):
+            parts = []
+            for c, t in cal["per_class"].items():
+                if t.get("accept") is None:
+                    parts.append(f"{c}: no auto-accept ({t.get('reason')})")
+                else:
+                    parts.append(f"{c}: accept ≥ {t['accept']:.3f}, drop < {t['drop']:.3f} "
+                                 f"({t['n_boxes']} audit boxes)")
+            lines.append(f"**{arm}**: thresholds from {len(cal.get('audit_frames') or [])} human-labeled audit "
+                         f"frames at target precision {cal.get('target_precision')}: " + "; ".join(parts) + ".")
+        else:
+            t = q.get("thresholds") or {}
+            lines.append(f"**{arm}**: configured thresholds (accept ≥ {t.get('accept')}, drop < {t.get('drop')}), "
+                         "no audit.")
+        rows = [[r["group"], fmt_int(r["n_frames"]), fmt_map(r["accepted_precision"]), fmt_map(r["accepted_recall"]),
+                 fmt_pct(r["review_share"]), fmt_pct(r["drop_share"]), fmt_pct(r["human_frame_share"])]
+                for r in per_slice]
+        lines += ["", md_table(["frames of", "frames", "accepted P", "accepted R", "boxes to review",
+                                "boxes dropped", "frames to humans"], rows, align="lrrrrrr"), ""]
+    if lines:
+        lines.append("P / R: accepted machine boxes against the hidden ground truth at IoU 0.5, audit frames left out.")
+    return "\n".join(lines).strip()
 
 
 def autolabel(d: ReportData) -> str:
@@ -707,6 +751,9 @@ def autolabel(d: ReportData) -> str:
             f"{next(iter(have.values())).quality.get('iou_threshold', 0.5)}, class-matched).", "",
             md_table(["measure", *have], [[label, *[fn(f.quality or {}, f.autolabel_metrics or {})
                                                     for f in have.values()]] for label, fn in AUTOLABEL_ROWS])]
+        cal = calibration_markdown(d)
+        if cal:
+            lines += ["", cal]
         if any(_per_class_rows(f) for f in have.values()):
             lines.append("\nAccepted boxes per class and arm: appendix D.")
         notes = {f.quality.get("note") for f in have.values() if (f.quality or {}).get("note")}
@@ -750,17 +797,19 @@ def _generic_quality(d: ReportData, have: dict[str, ArmFacts]) -> list[str]:
 
 
 COST_ROWS: tuple[tuple[str, str], ...] = (
+    ("source", "label source"),
     ("n_frames", "mined frames"),
-    ("n_gt_boxes", "boxes a human would draw"),
-    ("frames_to_humans", "frames sent to humans"),
-    ("boxes_to_humans", "boxes sent to humans"),
-    ("frames_auto_accepted", "frames with auto-accepted boxes"),
-    ("boxes_auto_accepted", "auto-accepted boxes"),
+    ("frames_to_humans", "frames labeled by humans"),
+    ("audit_frames", "  of which audit (calibration)"),
+    ("review_frames", "  of which review queue"),
+    ("frames_machine_labeled", "frames labeled by the machine"),
+    ("boxes_auto_accepted", "machine boxes trained on"),
     ("labeler_wall_s", "labeler wall time"),
-    ("usd_human_all", "label everything by hand"),
-    ("usd_human_all_range", "  (quoted price range)"),
-    ("usd_human_review", "human review of the queue"),
-    ("usd_compute", "auto-label compute"),
+    ("usd_human", "paid to humans"),
+    ("usd_human_range", "  (quoted price range)"),
+    ("usd_compute", "labeler compute"),
+    ("usd_human_all", "all frames by hand"),
+    ("usd_saved", "saved (only at target precision)"),
 )
 
 
@@ -775,26 +824,12 @@ def _cost_value(key: str, v: Any) -> str:
 
 
 def cost(d: ReportData) -> str:
-    """The label bill of each arm, from the autolabel runs' cost tables."""
+    """The label bill of each arm, from the autolabel runs' cost tables; savings only where earned."""
     costs = {a: c for a, f in d.arms.items() if (c := cost_of(f)) is not None}
     lines = []
     if costs:
-        keys = [k for k, _ in COST_ROWS if any(k in c for c in costs.values())]
-        keys += [k for c in costs.values() for k in c if k not in keys and k != "human_labeler"]
-        labels = dict(COST_ROWS)
-        lines += [md_table(["", *costs], [[labels.get(k, k.replace("_", " ")),
-                                           *[_cost_value(k, c.get(k)) for c in costs.values()]]
-                                          for k in dict.fromkeys(keys)])]
-        for arm, c in costs.items():
-            by_hand, auto = c.get("usd_human_all"), None
-            if is_num(c.get("usd_human_review")) and is_num(c.get("usd_compute")):
-                auto = c["usd_human_review"] + c["usd_compute"]
-            if is_num(by_hand) and is_num(auto) and by_hand > 0 and not c.get("human_labeler"):
-                lines.append(f"\n- {arm}: auto-labeling with human review costs {fmt_usd(auto)} against "
-                             f"{fmt_usd(by_hand)} by hand ({fmt_pct(1 - auto / by_hand, 0)} less).")
-            elif c.get("human_labeler"):
-                lines.append(f"\n- {arm}: labeled by the oracle (the human stand-in): the by-hand price, "
-                             f"{fmt_usd(by_hand)}.")
+        lines += ["- " + saving_sentence(arm, c) for arm, c in costs.items()]
+        lines.append("\nThe per-arm bill (who labeled how many frames, at which price): appendix D.")
     k = mined_k(d)
     if k and not costs:
         a = d.cfg.autolabel
@@ -808,6 +843,33 @@ def cost(d: ReportData) -> str:
     return "\n".join(lines).strip()
 
 
+def cost_table_full(d: ReportData) -> str:
+    """Every arm's bill, row by row, from the autolabel runs' cost tables."""
+    costs = {a: c for a, f in d.arms.items() if (c := cost_of(f)) is not None}
+    if not costs:
+        return "No autolabel run recorded a cost table."
+    keys = [k for k, _ in COST_ROWS if any(k in c for c in costs.values())]
+    labels = dict(COST_ROWS)
+    return md_table(["", *costs], [[labels.get(k, k.replace("_", " ")),
+                                    *[_cost_value(k, c.get(k)) for c in costs.values()]]
+                                   for k in dict.fromkeys(keys)])
+
+
+def saving_sentence(arm: str, c: dict[str, Any]) -> str:
+    """What humans were paid for one arm and whether a saving is claimed (only at the target precision)."""
+    by_hand, paid = c.get("usd_human_all"), c.get("usd_human")
+    if c.get("human_labeler"):
+        return f"{arm}: humans labeled every mined frame: {fmt_usd(by_hand)}, the by-hand price."
+    if not is_num(paid):  # a cost table of an older shape: its numbers as they are, no claim
+        return f"{arm}: no human cost recorded; no saving is claimed."
+    text = (f"{arm}: humans labeled {fmt_int(c.get('frames_to_humans'))} of {fmt_int(c.get('n_frames'))} frames "
+            f"({fmt_usd(paid)} of the {fmt_usd(by_hand)} by-hand price) plus {fmt_usd(c.get('usd_compute'))} of "
+            f"labeler compute")
+    if c.get("saving_claimed") and is_num(c.get("usd_saved")):
+        return text + f": {fmt_usd(c['usd_saved'])} saved ({c.get('saving_note')})."
+    return text + f"; no saving is claimed ({c.get('saving_note', 'not measured')})."
+
+
 def headline(d: ReportData) -> str:
     """What the turn did to the worst slice, arm against control, and what is missing.
 
@@ -816,11 +878,6 @@ def headline(d: ReportData) -> str:
     """
     lines = []
     if d.arms_compared:
-        rows = worst_delta_rows(d)
-        if rows:
-            verdicts = [f"{r['arm']} {fmt_delta(r['delta'])} "
-                        f"(CI {'excludes' if bool(r['ci_excludes_0']) else 'includes'} 0)" for r in rows]
-            lines.append(f"Worst-slice Δ per arm (table in the summary): {'; '.join(verdicts)}.")
         c = d.contrasts
         if c is not None and not c.empty:
             lines += ["", "Arm against control (difference of the two deltas; iteration 0 cancels out):", "",
@@ -834,8 +891,12 @@ def headline(d: ReportData) -> str:
     else:
         lines.append("**No arm has an iteration-1 eval, so no delta can be computed yet.** Iteration-0 mAP@0.5 "
                      "per slice is in section 5.")
+    lines += source_comparison(d)
+    for arm in d.arms_empty:
+        lines.append(f"\n**{arm} added nothing**: `{d.arms[arm].autolabel_run}` gave iteration 1 no labeled box, "
+                     f"so the flywheel did not retrain it; it has no delta.")
     for arm, f in d.arms.items():
-        if arm in d.arms_compared or f.mine_only:
+        if arm in d.arms_compared or f.mine_only or f.added_nothing:
             continue
         todo = ", ".join(f.missing) or "usable iteration-1 eval"
         cmds = arm_commands(arm, [], d.cfg.seed, d.config_source)
@@ -846,6 +907,48 @@ def headline(d: ReportData) -> str:
         for note in f.notes:
             lines.append(f"\n- Note: {note}.")
     return "\n".join(lines).strip()
+
+
+def _mining(arm: str) -> str:
+    try:
+        return mining_arm(arm)
+    except ValueError:
+        return arm
+
+
+def source_comparison(d: ReportData) -> list[str]:
+    """Human vs pyramid vs auto labels on the worst slice, and what the data supports.
+
+    Built from the contrasts whose control is a ``human`` arm of the same mining arm
+    (`config.default_contrasts`); says "X beats Y" only when the CI excludes 0.
+    """
+    c = _worst_contrasts(d)
+    if c.empty:
+        return []
+    sources = {a: arm_source(f) for a, f in d.arms.items()}
+    costs = arm_costs(d)
+    out = []
+    for _, r in c.iterrows():
+        a, h = r["arm"], r["control"]
+        if sources.get(h) != "human" or sources.get(a) not in ("auto", "pyramid") or _mining(a) != _mining(h):
+            continue
+        ca, ch = costs.get(a), costs.get(h)
+        price = ""
+        if ca and ch and ca.usd_total is not None and ch.usd_total:
+            price = (f" {a} cost {fmt_usd(ca.usd_total)} against {fmt_usd(ch.usd_total)} for {h} "
+                     f"({fmt_pct(ca.usd_total / ch.usd_total, 0)} of it).")
+        ci = fmt_ci(r["ci_lo"], r["ci_hi"])
+        if not bool(r["ci_excludes_0"]):
+            verdict = (f"the data cannot tell {sources[a]} labels from human labels on the worst slice (difference "
+                       f"{fmt_delta(r['diff'])}, 95% CI {ci}); a loss as large as {fmt_delta(r['ci_lo'])} is not "
+                       f"ruled out.")
+        elif r["diff"] > 0:
+            verdict = f"{sources[a]} labels beat human labels on the worst slice by {fmt_delta(r['diff'])} (CI {ci})."
+        else:
+            verdict = (f"human labels beat {sources[a]} labels on the worst slice by {fmt_delta(-r['diff'])} (CI "
+                       f"{ci}): at this labeler's quality, the saving costs mAP.")
+        out.append(f"\n**Label source, {a} vs {h}:** {verdict}{price}")
+    return out
 
 
 def headline_full(d: ReportData) -> str:
@@ -876,8 +979,9 @@ def build_appendix(d: ReportData) -> str:
         curation_marginals(d),
         "Iteration-0 mAP@0.5 per slice:",
         iteration0_slices(d),
-        "## D. Auto-label quality per class",
+        "## D. Auto-label quality per class, and the bill per arm",
         autolabel_per_class(d),
+        cost_table_full(d),
         "## E. Headline, every slice",
         headline_full(d),
         "## F. Reproduction",
@@ -936,6 +1040,8 @@ def summary_numbers(d: ReportData) -> dict[str, Any]:
         "arms_compared": d.arms_compared,
         "arms_missing": d.arms_missing,
         "arms_mine_only": [a for a, f in d.arms.items() if f.mine_only],
+        "arms_added_nothing": d.arms_empty,
+        "arm_costs": {a: c.to_dict() for a, c in arm_costs(d).items()},
         "worst_slice_delta": {r["arm"]: {"delta": _f(r["delta"]), "ci95": [_f(r["ci_lo"]), _f(r["ci_hi"])],
                                          "ci_excludes_0": bool(r["ci_excludes_0"]), "n_seeds": int(r["n_seeds"]),
                                          "ci_levels": r["ci_levels"], "fragile": bool(r["fragile"])}

@@ -29,6 +29,8 @@ class ArmFacts:
     autolabel_metrics: dict[str, Any] | None = None
     seeds: list[int] = field(default_factory=list)
     mine_only: bool = False
+    added_nothing: bool = False
+    """The autolabel run gave iteration 1 no labeled box: the arm was not retrained (and has no delta)."""
 
 
 @dataclass
@@ -64,7 +66,13 @@ class ReportData:
     @property
     def arms_missing(self) -> list[str]:
         """Retraining arms without a usable iteration-1 eval (mining-only arms are not missing)."""
-        return [a for a, f in self.arms.items() if a not in self.arms_compared and not f.mine_only]
+        return [a for a, f in self.arms.items()
+                if a not in self.arms_compared and not f.mine_only and not f.added_nothing]
+
+    @property
+    def arms_empty(self) -> list[str]:
+        """Arms whose autolabel run added no labeled box (not retrained, no delta)."""
+        return [a for a, f in self.arms.items() if f.added_nothing]
 
     def result(self, ref: RunRef | None) -> dict[str, Any]:
         """A run's result.json ({} for a missing run)."""
@@ -106,6 +114,14 @@ def worst_delta_rows(d: ReportData) -> list[dict[str, Any]]:
     """The headline rows of the worst slice, one per compared arm."""
     rows = worst_rows(d.headline)
     return [r for _, r in rows.iterrows() if r["arm"] is not None and not pd.isna(r["arm"])]
+
+
+def arm_source(f: ArmFacts) -> str | None:
+    """The label source an arm's autolabel run recorded (``human``, ``auto``, ``pyramid``)."""
+    for src in (f.autolabel_metrics or {}, f.quality or {}):
+        if isinstance(src.get("label_source"), str):
+            return src["label_source"]
+    return None
 
 
 def arm_labeler(f: ArmFacts) -> str | None:

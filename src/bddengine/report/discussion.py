@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bddengine.report.data import (
     ReportData,
     arm_commands,
     arm_labeler,
+    arm_source,
     cost_of,
     mined_k,
     wall_time,
@@ -95,13 +98,15 @@ def scale_discussion(d: ReportData, *, table_only: bool = False) -> str:
         text = (f"- **Labeling cost.** A label budget that grows with the pool ({fmt_int(k)} → {fmt_int(k_big)} "
                 f"frames per arm) costs {fmt_usd(k_big * a.usd_per_frame)} by hand at {fmt_usd(a.usd_per_frame)} "
                 f"per frame; labeling all 100M frames would cost {fmt_usd(TARGET_FRAMES * a.usd_per_frame)}.")
-        costs = [c for f in d.arms.values() if (c := cost_of(f)) and not c.get("human_labeler")]
-        c = costs[0] if costs else None
-        if c and is_num(c.get("n_frames")) and c["n_frames"] and is_num(c.get("usd_human_review")) \
-                and is_num(c.get("usd_compute")):
-            per_frame = (c["usd_human_review"] + c["usd_compute"]) / c["n_frames"]
-            text += (f" This run's auto-labeling with human review of the uncertain boxes cost {fmt_usd(per_frame)} "
-                     f"per mined frame, {fmt_usd(per_frame * k_big)} for the grown budget.")
+        for arm, f in d.arms.items():
+            c = cost_of(f)
+            if not c or c.get("human_labeler") or not c.get("n_frames") or not is_num(c.get("usd_human")):
+                continue
+            per_frame = (c["usd_human"] + float(c.get("usd_compute") or 0)) / c["n_frames"]
+            text += (f" {arm} ({c.get('source', 'machine')} labels) paid {fmt_usd(per_frame)} per mined frame, "
+                     f"{fmt_usd(per_frame * k_big)} for the grown budget"
+                     + ("" if c.get("saving_claimed") else
+                        f", but no saving is claimed ({c.get('saving_note', 'not measured')})") + ".")
         text += " Mining and review queues keep the bill proportional to the failures, not to the fleet."
         lines.append(text)
     w = d.worst or {}
@@ -127,6 +132,44 @@ def _search_note(d: ReportData) -> str:
                 text += f" (recall@k {m['recall_at_k']:.3f} against exact search)"
             return text + "."
     return ""
+
+
+def more_training_sentence(d: ReportData, init: str) -> str:
+    """Whether iteration 1 also trained longer than iteration 0, from ``train.next_iter_init``.
+
+    ``init``: what iteration 0 started from (its train run's recorded ``init_weights``)."""
+    if d.cfg.train.next_iter_init == "previous":
+        return ("Iteration 1 fine-tunes iteration 0, so part of any delta is more training; the random arms "
+                "(same extra frames and epochs) are the comparison that matters.")
+    return (f"Iteration 1 restarts from `{Path(init).name}` (`train.next_iter_init: model`), so the delta is not "
+            f"extra training.")
+
+
+def label_limitation(d: ReportData) -> str:
+    """What the labels of the arms that ran were, and what that leaves out."""
+    by_source: dict[str, list[str]] = {}
+    for a, f in d.arms.items():
+        if (src := arm_source(f)) is not None and not f.mine_only:
+            by_source.setdefault(src, []).append(a)
+    if not by_source:
+        return (f"**No labels measured.** No autolabel run was found, so the quality of the labels that "
+                f"iteration 1 would train on (labeler `{d.cfg.autolabel.labeler}`) is unknown.")
+    parts = []
+    if "human" in by_source:
+        parts.append(f"{', '.join(by_source['human'])}: human labels played by the hidden ground truth, exact as "
+                     "no vendor is")
+    machine = [a for s in ("pyramid", "auto") for a in by_source.get(s, [])]
+    if machine:
+        names = ", ".join(f"{a} ({arm_labeler(d.arms[a]) or NA})" for a in machine)
+        parts.append(f"{names}: machine labels, whose errors (section 7) are part of the delta")
+    if "pyramid" in by_source:
+        audits = {a: (d.arms[a].autolabel_metrics or {}).get("n_audit_frames") for a in by_source["pyramid"]}
+        parts.append("pyramid thresholds come from "
+                     + ", ".join(f"{fmt_int(n)} audit frames ({a})" for a, n in audits.items())
+                     + ": coarse for a class with few audit boxes")
+    if "auto" in by_source:
+        parts.append("auto arms drop their review boxes uncorrected")
+    return "**Label sources.** " + "; ".join(parts) + "."
 
 
 def limitations(d: ReportData) -> str:
@@ -210,26 +253,8 @@ def limitations(d: ReportData) -> str:
         f"{'from scratch (' + str(init) + ')' if scratch else 'from ' + str(init)}"
         + (f"; iteration 1 trained {' / '.join(str(e) for e in ep1)} epoch{'' if ep1 == [1] else 's'}"
            if ep1 else "")
-        + ". Far from convergence, part of any delta is more training; the random arms (same extra frames "
-        "and epochs) are the comparison that matters.")
-    who = {a: arm_labeler(f) for a, f in d.arms.items() if arm_labeler(f)}
-    machine = {a: w for a, w in who.items() if w != "oracle"}
-    if who and not machine:
-        items.append("**Oracle labels.** The labeler was the hidden ground truth (the human stand-in), so label "
-                     "noise, the main risk of auto-labeling, is not part of the measured delta.")
-    elif machine:
-        names = ", ".join(f"{a}: {w}" for a, w in machine.items())
-        oracle_arms = [a for a in who if a not in machine]
-        text = (f"**Label noise.** Iteration 1 trained on machine labels ({names}); their errors (section 7) are "
-                f"part of the delta. Only accepted boxes were trained on: review-queue boxes were left out, not "
-                f"corrected by a human.")
-        if oracle_arms:
-            text += (f" {', '.join(oracle_arms)} used oracle labels instead, so the arms differ in label quality "
-                     f"as well as in which frames they mined.")
-        items.append(text)
-    else:
-        items.append(f"**No labels measured.** No autolabel run was found, so the quality of the labels that "
-                     f"iteration 1 would train on (labeler `{d.cfg.autolabel.labeler}`) is unknown.")
+        + ". " + more_training_sentence(d, str(init)))
+    items.append(label_limitation(d))
     eval_n = d.overall0.get("n_frames")
     n_sl = len({r for r in d.headline.loc[d.headline["grouping"] == "slice", "slice"]})
     total_sl = len([r for r in d.eval0_table if r.get("grouping") == "slice"])

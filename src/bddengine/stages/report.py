@@ -24,7 +24,7 @@ from bddengine.bdd.categories import FRAME_ATTRIBUTES
 from bddengine.config import ConfigError, EngineConfig, config_dict, default_contrasts, fingerprint, load_config
 from bddengine.errors import StageInputError
 from bddengine.evaluation import MatchCache, UnknownFrameError, build_match_cache
-from bddengine.flywheel import read_turn_profile
+from bddengine.flywheel import added_nothing, read_turn_profile
 from bddengine.publishing import publish_trees
 from bddengine.report.architecture import build_graph, render
 from bddengine.report.casestudy import (
@@ -216,6 +216,10 @@ def gather(cfg: EngineConfig, runs: FlywheelRuns, *, out_dir: Path, progress: bo
             q = read_json(AUTOLABEL.quality.at(refs.autolabel))
             f.quality = q if isinstance(q, dict) else None
             f.autolabel_metrics = refs.autolabel.result().get("metrics") or {}
+        f.added_nothing = refs.autolabel is not None and added_nothing(f.autolabel_metrics or {})
+        if f.added_nothing and arm_caches.pop(arm, None):
+            f.notes.append(f"{refs.autolabel.name} added no labeled box, so the arm's iteration-1 runs retrained "
+                           "on iteration 0's data: left out, never shown as a result")
         f.seeds = sorted(arm_caches.get(arm, {}))
         facts[arm] = f
     arms_compared = [a for a in runs.arms if arm_caches.get(a)]
