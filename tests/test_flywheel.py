@@ -16,7 +16,7 @@ def _cfg(*overrides: str):
 
 
 def test_turn_runs_stages_in_registry_order_and_ends_with_the_report() -> None:
-    steps = plan_turn(_cfg("flywheel.arms=[prototype,random]", "flywheel.mine_only=[random-slice]"))
+    steps = plan_turn(_cfg("flywheel.arms=[prototype,random]", "flywheel.mine_only=[random-slice]", "flywheel.seeds=1"))
     titles = [s.title() for s in steps]
     assert titles == [
         "synth", "collect", "embed", "split", "train --iter 0", "eval --iter 0",

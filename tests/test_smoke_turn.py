@@ -17,8 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 TURN = [
     "01_collect", "02_embed", "03_split", "04_train_iter0", "05_eval_iter0",
     "06_mine_iter0_prototype", "07_mine_iter0_random", "08_mine_iter0_random-slice",
-    "09_autolabel_iter0_prototype", "10_train_iter1_prototype", "11_eval_iter1_prototype",
-    "12_autolabel_iter0_random", "13_train_iter1_random", "14_eval_iter1_random", "15_report",
+    "09_autolabel_iter0_prototype-pyramid", "10_train_iter1_prototype-pyramid", "11_eval_iter1_prototype-pyramid",
+    "12_autolabel_iter0_random-human", "13_train_iter1_random-human", "14_eval_iter1_random-human", "15_report",
 ]
 
 
@@ -48,10 +48,9 @@ def test_smoke_turn(tmp_path: Path, monkeypatch) -> None:
         assert res["status"] == "complete" and res["seed"] == 42 and res["wall_time_s"] >= 0
         assert recorded_reads(res) <= set(STAGE_BY_NAME[res["stage"]].reads), run
         reads.setdefault(res["stage"], set()).update(recorded_reads(res))
-    # every stage's declared reads are what it resolved; the oracle labeler reads no train run
-    # (the detector labeler does: see test_autolabel)
+    # every stage's declared reads are what it resolved (the pyramid's detector labeler reads the train run)
     for stage, got in reads.items():
-        assert got == set(STAGE_BY_NAME[stage].reads) - ({"train"} if stage == "autolabel" else set()), stage
+        assert got == set(STAGE_BY_NAME[stage].reads), stage
 
     out = runs_dir.parent
     profile = json.loads((out / "turn_profile.json").read_text())  # where the turn's time went
@@ -69,8 +68,14 @@ def test_smoke_turn(tmp_path: Path, monkeypatch) -> None:
         assert (out / "figures" / fig).is_file(), fig
     mined = json.loads((runs_dir / "06_mine_iter0_prototype/mined.json").read_text())
     assert mined["strategy"] == "prototype" and 0 < len(mined["frames"]) <= cfg["mine"]["k"]
-    train1 = json.loads((runs_dir / "10_train_iter1_prototype/result.json").read_text())
-    assert train1["metrics"]["n_autolabel_images"] > 0  # the oracle's labels reached iteration 1
+    train1 = json.loads((runs_dir / "10_train_iter1_prototype-pyramid/result.json").read_text())
+    assert train1["metrics"]["n_autolabel_images"] > 0  # the pyramid's labels reached iteration 1
+    pyramid = json.loads((runs_dir / "09_autolabel_iter0_prototype-pyramid/result.json").read_text())["metrics"]
+    assert pyramid["label_source"] == "pyramid" and pyramid["n_audit_frames"] == 3
+    assert pyramid["cost"]["frames_to_humans"] == pyramid["n_human_frames"] >= 3
+    report = json.loads((runs_dir / "15_report/result.json").read_text())["metrics"]
+    assert set(report["arm_costs"]) == {"prototype-pyramid", "random-human"}
+    assert "**Labels and cost per arm**" in text
 
     manifest = pd.read_parquet(runs_dir / "01_collect/manifest.parquet")
     assert len(manifest) == 50

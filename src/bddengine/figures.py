@@ -218,7 +218,11 @@ def plot_pr(sweep: dict[str, dict[str, list]], path: Path, *, accept: float, dro
     ax.set_xlim(0, 1.02)
     ax.set_xlabel("recall (IoU 0.5)")
     ax.set_ylabel("precision")
-    ax.legend(fontsize=7, loc="lower left")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="lower left")
+    else:
+        ax.text(0.5, 0.5, "no machine box scored against ground truth", ha="center", va="center", fontsize=9,
+                transform=ax.transAxes)
     bx.set_title("bold: overall precision and recall; thin: recall per class", fontsize=9)
     bx.set_xlabel("score threshold (boxes scoring at least this)")
     bx.set_ylabel(f"precision / recall; dotted: target precision {target:g}")

@@ -421,8 +421,8 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
         "human labeling paid": f"${c['usd_human']:,.2f} (range ${lo:,.2f}-${hi:,.2f}) for "
                                f"{c['frames_to_humans']} frames",
         "labeler compute": f"${c['usd_compute']:,.4f} ({c['labeler_wall_s']:.1f} s)",
-        "saving vs labeling all by hand": (f"${c['usd_saved']:,.2f}" if c["saving_claimed"] else "none claimed")
-                                          + f": {c['saving_note']}",
+        "saving vs labeling all by hand": (f"${c['usd_saved']:,.2f}: {c['saving_note']}" if c["saving_claimed"]
+                                           else c["saving_note"]),
         "wall time (s)": res["wall_time_s"],
     }
     warn = []
