@@ -24,7 +24,7 @@ from bddengine.evaluation.slices import score_frames
 from bddengine.report import find_placeholders
 from bddengine.report.architecture import build_graph, render, to_dot
 from bddengine.report.casestudy import APPENDIX, WORD_BUDGET, count_words, fill_template, template_fields
-from bddengine.report.inputs import split_tag
+from bddengine.report.inputs import discover_runs, split_tag
 from bddengine.runs import StageRun
 from bddengine.stages import STAGES
 from bddengine.stages import report as report_stage
@@ -541,3 +541,37 @@ def test_no_saving_is_claimed_for_labels_that_recovered_nothing() -> None:
     text = saving_sentence("prototype-auto", c)
     assert "no saving is claimed" in text and "recovered no ground-truth box" in text and "less" not in text
     assert "saved" not in text.replace("no saving", "")
+
+
+def test_reproduction_commands_only_for_what_ran_and_weights_hashed(reported) -> None:
+    """The mining-only arm gets its mine command alone; weights files carry their SHA-256."""
+    turn, _ = reported
+    appendix = (turn["root"] / "out/case_study" / APPENDIX).read_text()
+    repro = appendix.split("## F. Reproduction")[1].split("## G.")[0]
+    assert "bddengine mine --strategy prototype --embedding detector" in repro
+    assert "bddengine autolabel --arm prototype-detector" not in repro
+    assert "bddengine train --iter 1 --arm prototype-detector" not in repro
+    assert "**Weights files**" in repro or "no run read or wrote a weights file" in repro
+
+
+def test_claims_follow_the_config_that_ran(reported) -> None:
+    from bddengine.report.discussion import more_training_sentence
+    from bddengine.stages.report import gather
+
+    turn, _ = reported
+    d = gather(_cfg(turn), discover_runs(turn["runs"], base_seed=42, expected_arms=ARMS,
+                                         mine_only=["prototype-detector"]), out_dir=turn["root"] / "o", progress=False)
+    for init, more in (("previous", True), ("model", False)):
+        d.cfg = d.cfg.model_copy(update={"train": d.cfg.train.model_copy(update={"next_iter_init": init})})
+        assert ("more training" in more_training_sentence(d, "weights/yolov8m.pt")) is more
+    text = more_training_sentence(d, "weights/yolov8m.pt")
+    assert "more training" not in text and "restarts from `yolov8m.pt`" in text
+
+
+def test_failure_breakdown_counts_only_scored_boxes() -> None:
+    """Ignored categories and crowd regions are not ground truth the protocol scores."""
+    from bddengine.stages.eval import scored_classes
+
+    labels = [{"category": "car"}, {"category": "trailer"}, {"category": "car", "attributes": {"crowd": True}},
+              {"category": "person"}, {"category": "lane"}, {"category": "truck"}]
+    assert scored_classes(labels) == {"car": 1, "pedestrian": 1, "truck": 1}

@@ -231,7 +231,8 @@ def problem_statement(d: ReportData) -> str:
         data = (f"the synthetic driving world written by `bddengine synth` in the BDD100K det_20 layout "
                 f"({fmt_int(c.get('n_frames'))} frames collected; rendered scenes, not camera images)")
     else:
-        data = f"BDD100K det_20 ({fmt_int(c.get('n_frames'))} frames collected from the label files)"
+        data = (f"BDD100K det_20 ({fmt_int(c.get('n_frames'))} frames collected: {fmt_int(c.get('n_labeled'))} "
+                f"labeled, {fmt_int(c.get('n_unlabeled'))} for the mining pool)")
     k = mined_k(d)
     arms = [a for a, f in d.arms.items() if not f.mine_only]
     only = [a for a, f in d.arms.items() if f.mine_only]

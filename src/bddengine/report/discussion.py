@@ -149,8 +149,12 @@ def label_limitation(d: ReportData) -> str:
     """What the labels of the arms that ran were, and what that leaves out."""
     by_source: dict[str, list[str]] = {}
     for a, f in d.arms.items():
-        if (src := arm_source(f)) is not None and not f.mine_only:
+        if (src := arm_source(f)) is not None and not f.mine_only and not f.added_nothing:
             by_source.setdefault(src, []).append(a)
+    empty = [a for a, f in d.arms.items() if f.added_nothing]
+    if empty and not by_source:
+        return (f"**No labels trained on.** {', '.join(empty)} added no labeled box, so iteration 1 never trained "
+                "on any label of this turn.")
     if not by_source:
         return (f"**No labels measured.** No autolabel run was found, so the quality of the labels that "
                 f"iteration 1 would train on (labeler `{d.cfg.autolabel.labeler}`) is unknown.")
@@ -169,6 +173,8 @@ def label_limitation(d: ReportData) -> str:
                      + ": coarse for a class with few audit boxes")
     if "auto" in by_source:
         parts.append("auto arms drop their review boxes uncorrected")
+    if empty:
+        parts.append(f"{', '.join(empty)} added nothing and was not retrained")
     return "**Label sources.** " + "; ".join(parts) + "."
 
 
@@ -304,6 +310,12 @@ def reproduction(d: ReportData) -> str:
                             for s, v in files.items()], align="lllr"), ""]
     else:
         lines += ["**Label files:** the collect run has no `data_provenance.json`.", ""]
+    weights = weights_files(d)
+    if weights:
+        lines += ["**Weights files** (SHA-256; files a run wrote as that run recorded them):", "",
+                  md_table(["run", "", "file", "SHA-256"], weights, align="llll"), ""]
+    else:
+        lines += ["**Weights files:** no run read or wrote a weights file (random-init models from YAML).", ""]
     lines += ["**Commands**, in order:", "", "```bash", *commands(d), "```", "",
               f"or in one go: `bddengine flywheel --config {config}` (runs the stages in registry order; an "
               f"unchanged stage is recognised by its fingerprint and skipped)."]
@@ -326,7 +338,35 @@ def commands(d: ReportData) -> list[str]:
     out += [f"bddengine collect --config {c}", f"bddengine embed --config {c}", f"bddengine split --config {c}",
             f"bddengine train --iter 0 --config {c}", f"bddengine eval --iter 0 --config {c}"]
     for arm, f in d.arms.items():
-        if f.mine_run or f.seeds:
-            out += arm_commands(arm, f.seeds, d.cfg.seed, c)
+        if not (f.mine_run or f.seeds):
+            continue
+        cmds = arm_commands(arm, f.seeds, d.cfg.seed, c)
+        if f.mine_only:  # mined for the comparison only: never labeled or retrained
+            cmds = cmds[:1]
+        elif f.added_nothing or not f.seeds:  # labeled (perhaps), never retrained
+            cmds = cmds[:2] if f.autolabel_run else cmds[:1]
+        out += [x for x in cmds if x not in out]  # label sources of one mining arm share its mine run
     out.append(f"bddengine report --config {c}")
     return out
+
+
+def weights_files(d: ReportData) -> list[list[str]]:
+    """Every weights file a run read or wrote, with its SHA-256: ``[run, role, path, sha256]``.
+
+    Files a run wrote carry the digest it recorded; files it read are hashed now, and a
+    file no longer there is said to be missing.
+    """
+    from bddengine.weights_trust import SHA_KEY, sha256_file
+
+    rows = []
+    for ref in d.runs.ordered():
+        res = d.result(ref)
+        for role, value in (res.get("inputs") or {}).items():
+            if not isinstance(value, str) or not value.endswith((".pt", ".pth", ".bin", ".safetensors", ".ts")):
+                continue
+            path = Path(value) if Path(value).is_absolute() else d.runs.runs_dir / value
+            digest = sha256_file(path) if path.is_file() else "missing now"
+            rows.append([ref.name, f"read ({role})", f"`{value}`", f"`{digest}`"])
+        for rel, digest in (res.get(SHA_KEY) or {}).items():
+            rows.append([ref.name, "wrote", f"`{rel}`", f"`{digest}`"])
+    return rows

@@ -48,7 +48,7 @@ em { color: var(--muted); }
 """
 
 
-FIGURE_MAX_PAGE_SHARE = 0.3
+FIGURE_MAX_PAGE_SHARE = 0.22
 """The largest share of a PDF page's height one figure may take."""
 
 
@@ -110,9 +110,9 @@ LINE = (216, 222, 228)
 HEAD_FILL = (236, 242, 249)
 ROW_FILL = (248, 250, 252)
 CODE_FILL = (246, 248, 250)
-BODY_PT = 9.5
+BODY_PT = 8.5
 NARROW_MM = 17.0
-HEADING_PT = {1: 17.0, 2: 13.0, 3: 11.0}
+HEADING_PT = {1: 15.0, 2: 11.5, 3: 10.0}
 
 
 @dataclass
@@ -141,8 +141,8 @@ def to_pdf(markdown: str, base_dir: Path, path: Path, *, title: str) -> Path:
             self.cell(0, 6, f"{title}  ·  page {self.page_no()}/{{nb}}", align="C")
 
     pdf = _Doc(format="A4", unit="mm")
-    pdf.set_margins(16, 16, 16)
-    pdf.set_auto_page_break(True, margin=16)
+    pdf.set_margins(13, 12, 13)
+    pdf.set_auto_page_break(True, margin=13)
     for style, name in _FONTS.items():
         pdf.add_font("dejavu", style, str(_FONT_DIR / name))
     pdf.add_font("dejavumono", "", str(_FONT_DIR / "DejaVuSansMono.ttf"))
@@ -261,7 +261,7 @@ class _Renderer:
             return 0.0, 0.0
         with Image.open(path) as im:
             w_px, h_px = im.size
-        # a figure takes at most ~30% of a page: six figures fit in two pages of the case study
+        # a figure takes at most ~22% of a page: six figures fit in a page and a half of the case study
         max_w, max_h = self.pdf.epw, self.pdf.eph * FIGURE_MAX_PAGE_SHARE
         w = min(max_w, w_px / 150 * 25.4 * 1.05)  # the figures are drawn at 150 dpi
         h = w * h_px / w_px

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from bddengine.bdd.categories import CLASSES, FRAME_ATTRIBUTES
+from bddengine.bdd.categories import CLASSES, FRAME_ATTRIBUTES, map_category
 from bddengine.config import EngineConfig, config_dict, fingerprint, train_tag
 from bddengine.evaluation import (
     MatchCache,
@@ -189,12 +189,25 @@ def worst_slice_frames(gt: list[dict], worst: dict[str, Any]) -> list[str]:
     return [name for name, key in keys.items() if key == worst["key"]]
 
 
+def scored_classes(labels: list[dict]) -> Counter:
+    """Boxes per class that the protocol scores: ignored categories and crowd regions left out,
+    legacy names mapped (so the counts add up to the frame's ``n_gt``)."""
+    out: Counter = Counter()
+    for lab in labels:
+        mapped = map_category(str(lab.get("category")))
+        attrs = lab.get("attributes") if isinstance(lab.get("attributes"), dict) else {}
+        if mapped is None or mapped[1] or attrs.get("crowd") is True or attrs.get("ignored") is True:
+            continue
+        out[mapped[0]] += 1
+    return out
+
+
 def failure_frames(per_frame: dict[str, dict], gt: list[dict], *, recall_below: float) -> list[dict]:
     """Frames with AP@0.5 of 0 or recall under ``recall_below``, with their reasons.
 
     Sorted worst first (lowest AP, then lowest recall).
     """
-    gt_classes = {f["name"]: Counter(lab["category"] for lab in f.get("labels") or []) for f in gt}
+    gt_classes = {f["name"]: scored_classes(f.get("labels") or []) for f in gt}
     out = []
     for name, m in per_frame.items():
         if m["ap50"] is None:
