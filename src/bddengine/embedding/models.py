@@ -138,9 +138,11 @@ def _load_clip(arch: str, pretrained: str | None, image_size: int | None = None)
             f"(known: {tags}) nor an existing checkpoint file: {_clip_howto(arch)}"
         )
 
-    # OpenAI's weights were trained with QuickGELU; open_clip only warns when the arch lacks it
+    # OpenAI's weights were trained with QuickGELU; open_clip only warns when the arch lacks it (a
+    # tag), and says nothing at all for a local file, whose tensors look the same either way
     tag_cfg = open_clip.get_pretrained_cfg(arch, pretrained) if checkpoint is None and pretrained else {}
-    quick_gelu = bool(tag_cfg.get("quick_gelu")) and not open_clip.get_model_config(arch).get("quick_gelu")
+    wants_quick_gelu = bool(tag_cfg.get("quick_gelu")) or (checkpoint is not None and openai_checkpoint(pretrained))
+    quick_gelu = wants_quick_gelu and not open_clip.get_model_config(arch).get("quick_gelu")
 
     def create() -> nn.Module:
         return open_clip.create_model(arch, pretrained=pretrained, force_quick_gelu=quick_gelu,
@@ -165,6 +167,32 @@ def _load_clip(arch: str, pretrained: str | None, image_size: int | None = None)
         checkpoint=checkpoint,
     )
     return visual, spec
+
+
+def openai_checkpoint(path: str | os.PathLike[str]) -> bool:
+    """Whether a local CLIP checkpoint holds OpenAI's weights, which need QuickGELU.
+
+    Nothing in the tensors tells, so the file says it: OpenAI's own release is a
+    TorchScript archive (``ViT-B-32.pt``, a zip with a ``code/`` folder), and a copy of
+    open_clip's ``openai`` tag keeps ``openai`` in its name or folder (the Hugging Face
+    cache keeps it under ``models--timm--vit_base_patch32_clip_224.openai``).
+    """
+    p = Path(path)
+    if "openai" in p.name.lower() or any(
+            part.startswith("models--") and "openai" in part.lower() for part in p.parts):
+        return True
+    return is_torchscript(p)
+
+
+def is_torchscript(path: Path) -> bool:
+    """Whether ``path`` is a TorchScript archive (``torch.jit.save``), read from its zip listing only."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(name.split("/")[1:2] == ["code"] for name in z.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def _load_dinov2(arch: str, pretrained: str | None) -> tuple[nn.Module, EncoderSpec]:
