@@ -22,6 +22,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from bddengine.bdd.categories import ATTRIBUTES_KNOWN
 from bddengine.curation.sampling import BucketAllocation, allocate
 from bddengine.curation.slice_index import slice_index
 
@@ -588,11 +589,15 @@ def check_video_holdout(pools: Mapping[str, pd.DataFrame | Iterable[str]]) -> di
 def split_table(frames: pd.DataFrame, pool: np.ndarray) -> pd.DataFrame:
     """Frames per weather x timeofday x scene slice and pool.
 
+    Frames whose attributes are unknown (``attributes_known`` False) are in no slice.
+
     Returns:
         One row per slice with columns weather, timeofday, scene, train, val,
         eval, mining, excluded, total; most frames first.
     """
     table = frames[list(SLICE)].assign(pool=pool)
+    if ATTRIBUTES_KNOWN in frames.columns:
+        table = table[frames[ATTRIBUTES_KNOWN].fillna(True).astype(bool).to_numpy()]
     counts = table.groupby([*SLICE, "pool"], dropna=False).size().unstack("pool", fill_value=0)
     for column in (*POOLS, EXCLUDED):
         if column not in counts.columns:
