@@ -122,6 +122,78 @@ def load_encoder(
     return model.eval().requires_grad_(False), spec
 
 
+def weights_status(family: str, arch: str, pretrained: str | None) -> tuple[bool, str]:
+    """Whether ``load_encoder`` would find its weights, without loading or downloading them.
+
+    Random init needs nothing; a checkpoint path must be a file; a tag must be in the
+    Hugging Face cache, or the Hub must answer (``load_encoder`` downloads it then).
+
+    Returns:
+        ``(found, detail)``: where the weights are, or what is missing and how to provide it.
+    """
+    if pretrained is None:
+        return True, "random init (embed.pretrained: null): nothing to download"
+    ref, checkpoint = weights_ref(pretrained)
+    if checkpoint is not None:
+        return True, str(ref)
+    try:
+        cached, howto, known = (_clip_cached if family == "clip" else _dinov2_cached)(arch, pretrained)
+    except StageInputError as exc:
+        return False, str(exc)
+    if cached:
+        return True, f"{pretrained}: in the Hugging Face cache ({cached})"
+    if not known:
+        return False, (f"embed.pretrained={pretrained!r} is neither a pretrained tag of {arch} nor an "
+                       f"existing checkpoint file: {howto}")
+    if hub_reachable():
+        return True, f"{pretrained}: not cached; `embed` downloads it from {HUB_HOST}"
+    return False, f"{arch} weights {pretrained!r}: not in the Hugging Face cache and {HUB_HOST} is unreachable. {howto}"
+
+
+def _clip_cached(arch: str, tag: str) -> tuple[str | None, str, bool]:
+    import open_clip
+
+    if arch not in open_clip.list_models():
+        raise StageInputError(f"embed.clip_arch={arch!r} is not an open_clip architecture "
+                              "(e.g. ViT-B-32, ViT-B-16, ViT-L-14; see open_clip.list_models())")
+    tag_cfg = open_clip.get_pretrained_cfg(arch, tag)
+    howto = _clip_howto(arch, tag_cfg)
+    if not tag_cfg:
+        return None, howto, False
+    if tag_cfg.get("hf_hub"):
+        repo_id = tag_cfg["hf_hub"].strip("/").split("/")
+        return _hub_cached("/".join(repo_id[:2]), "/".join(repo_id[2:]),
+                           ("open_clip_model.safetensors", CLIP_FILE)), howto, True
+    url = tag_cfg.get("url", "")
+    file = Path(os.path.expanduser("~/.cache/clip")) / os.path.basename(url)
+    return (str(file) if url and file.is_file() else None), howto, True
+
+
+def _dinov2_cached(arch: str, tag: str) -> tuple[str | None, str, bool]:
+    import timm
+
+    howto = _dinov2_howto(arch)
+    if not timm.is_model(arch) or "dinov2" not in arch:
+        raise StageInputError(f"embed.dinov2_arch={arch!r} is not a timm DINOv2 model "
+                              "(vit_small_patch14_dinov2 or vit_base_patch14_dinov2)")
+    name = f"{arch}.{tag}"
+    if name not in timm.list_pretrained(f"{arch}.*"):
+        return None, howto, False
+    repo_id = timm.models.get_pretrained_cfg(name).hf_hub_id or f"timm/{name}"
+    return _hub_cached(repo_id, "", ("model.safetensors", "pytorch_model.bin")), howto, True
+
+
+def _hub_cached(repo_id: str, subfolder: str, files: tuple[str, ...]) -> str | None:
+    """The cached path of the first of ``files`` in a Hub repository, or None (never goes online)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    for name in files:
+        path = try_to_load_from_cache(repo_id, f"{subfolder}/{name}" if subfolder else name)
+        if isinstance(path, str):
+            return path
+    return None
+
+
 def _load_clip(arch: str, pretrained: str | None, image_size: int | None = None) -> tuple[nn.Module, EncoderSpec]:
     import open_clip
 

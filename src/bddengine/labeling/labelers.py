@@ -461,11 +461,12 @@ DETECTOR = LabelerSpec("detector", "any ultralytics checkpoint or the iteration'
 
 
 class MissingWeights(StageInputError):
-    """Several weights files a labeler needs are missing or unusable; ``problems`` has each
-    as ``(config key or item, message)``."""
+    """Weights files a labeler needs are missing or unusable; ``problems`` has each as
+    ``(config key or item, message)``, ``found`` the files that were resolved."""
 
-    def __init__(self, problems: list[tuple[str, str]]) -> None:
+    def __init__(self, problems: list[tuple[str, str]], found: dict[str, Path] | None = None) -> None:
         self.problems = problems
+        self.found = dict(found or {})
         text = problems[0][1] if len(problems) == 1 else (
             f"{len(problems)} files the labeler needs are missing or unusable: "
             + " ".join(f"({i}) {msg}" for i, (_, msg) in enumerate(problems, 1)))
@@ -503,7 +504,7 @@ def _grounded_weights(a: AutolabelConfig, iteration_weights: Callable[[], Path])
     else:
         out["text_encoder"] = text_encoder_file(kind, folder=folder).resolve()
     if problems:
-        raise MissingWeights(problems)
+        raise MissingWeights(problems, out)
     return out
 
 
