@@ -122,3 +122,15 @@ def test_labeler_weights_come_from_the_registry(nothing_downloaded: Path, monkey
     assert it.found and "trained by this turn" in it.detail
     oracle = _needs("smoke.yaml")["oracle labeler"]
     assert oracle.found and "no weights" in oracle.detail
+
+
+def test_collect_stops_at_once_when_mongodb_does_not_answer(tiny_world: Path, tmp_path: Path, monkeypatch) -> None:
+    from bddengine.errors import StageInputError
+    from bddengine.stages import collect
+    from conftest import write_config
+
+    monkeypatch.setenv("FIFTYONE_DATABASE_URI", "mongodb://127.0.0.1:9")
+    cfg = load_config(write_config(tmp_path / "c.yaml", tiny_world, tmp_path / "runs", fiftyone={"enabled": True}))
+    with pytest.raises(StageInputError, match=r"fiftyone.enabled: the mirror needs MongoDB: no answer at mongodb"):
+        collect.run(cfg, progress=False)
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())

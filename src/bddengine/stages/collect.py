@@ -51,6 +51,12 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
     c = cfg.collect
     label_paths = {split: cfg.data.label_path(split) for split in c.splits}
     check_dataset(cfg.data.root, label_paths, synthetic=cfg.data.synthetic)
+    if cfg.fiftyone.enabled:  # seconds now, rather than after parsing every label file
+        from bddengine.preflight import database_need
+
+        db = database_need()
+        if not db.found:
+            raise StageInputError(f"fiftyone.enabled: the mirror needs MongoDB: {db.detail}")
     images = index_images(cfg.data.root)
     label_stats = {s: _file_stat(p) for s, p in label_paths.items()}
     fp = fingerprint(config_dict(c), str(cfg.data.root), cfg.seed, label_stats, len(images))
