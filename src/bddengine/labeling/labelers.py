@@ -297,7 +297,7 @@ def clip_installed() -> bool:
     return importlib.util.find_spec("clip") is not None
 
 
-def clip_file_problem(file: Path, *, expected_sha256: str | None = None) -> str | None:
+def clip_file_problem(file: Path) -> str | None:
     """None when ``file`` is OpenAI's ``ViT-B-32.pt`` byte for byte; else what it is and what to do.
 
     The ``clip`` package accepts the file only when its SHA-256 matches and otherwise
@@ -309,7 +309,7 @@ def clip_file_problem(file: Path, *, expected_sha256: str | None = None) -> str 
     """
     from bddengine.weights_trust import sha256_file
 
-    expected = expected_sha256 or CLIP_VIT_B32_SHA256
+    expected = CLIP_VIT_B32_SHA256
     try:
         digest = sha256_file(file)
     except OSError as exc:
