@@ -343,8 +343,11 @@ def test_openai_weights_from_a_local_file_build_quick_gelu(tiny_arch: str, tmp_p
     folder.mkdir(parents=True)
     ckpt = folder / "open_clip_pytorch_model.bin"
     torch.save(source.state_dict(), ckpt)
-    model, _ = load_encoder("clip", tiny_arch, str(ckpt))
-    assert _activation(model) == "QuickGELU"
+    model, spec = load_encoder("clip", tiny_arch, str(ckpt))
+    assert _activation(model) == "QuickGELU" and spec.model_id()["quick_gelu"] is True
+    request = models.requested_model("clip", tiny_arch, str(ckpt), seed=0)
+    assert request["quick_gelu"] is True  # never matches vectors an older GELU build made of this file
+    assert all(spec.model_id()[k] == v for k, v in request.items())
     x = torch.randn(2, 3, 224, 224)
     with torch.inference_mode():
         torch.testing.assert_close(model(x), source.visual.eval()(x))

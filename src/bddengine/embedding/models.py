@@ -51,6 +51,8 @@ class EncoderSpec:
     """Size and mtime of a local checkpoint file, so a replaced file changes the id."""
     seed: int | None = None
     """The init seed; only set for random init, where it decides the weights."""
+    quick_gelu: bool = False
+    """The CLIP model uses QuickGELU (OpenAI's weights need it)."""
 
     def model_id(self) -> dict[str, Any]:
         """The request (``requested_model``) plus what loading the model told us."""
@@ -84,6 +86,8 @@ def requested_model(
         "random_init": pretrained is None, "seed": seed if pretrained is None else None,
         "preprocess": PREPROCESS,
     }
+    if family == "clip" and stamp is not None and openai_checkpoint(str(ref)):
+        request["quick_gelu"] = True  # vectors of the same file built with GELU must not be reused
     return request | ({"image_size": image_size} if image_size is not None else {})
 
 
@@ -233,7 +237,8 @@ def _load_clip(arch: str, pretrained: str | None, image_size: int | None = None)
     size = _square(getattr(visual, "image_size", INPUT_SIZE))
     spec = EncoderSpec(
         family="clip", arch=arch, pretrained=pretrained, random_init=pretrained is None,
-        dim=int(visual.output_dim), image_size=size,
+        dim=int(visual.output_dim), image_size=size, quick_gelu=wants_quick_gelu
+        or bool(open_clip.get_model_config(arch).get("quick_gelu")),
         mean=tuple(float(v) for v in cfg.get("mean", open_clip.OPENAI_DATASET_MEAN)),
         std=tuple(float(v) for v in cfg.get("std", open_clip.OPENAI_DATASET_STD)),
         checkpoint=checkpoint,
