@@ -13,13 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from PIL import Image
 
 from bddengine.config import load_config
 from bddengine.curation.pools import split_table
 from bddengine.curation.slice_index import slice_index
 from bddengine.stages import collect
-from conftest import write_config
+from conftest import fiftyone_reachable, write_config
 
 
 def _world_with_test_images(tiny_world: Path, tmp_path: Path, n: int = 6) -> Path:
@@ -64,3 +65,25 @@ def test_slice_tables_skip_unknown_attributes() -> None:
     table = split_table(frames, np.array(["train", "eval", "mining"], dtype=object))
     assert len(table) == 1 and table["mining"].tolist() == [0]
     assert slice_index(frames.drop(columns="attributes_known")).slices["n_frames"].sum() == 3  # older manifests
+
+
+@pytest.mark.fiftyone
+@pytest.mark.skipif(not fiftyone_reachable(), reason="no MongoDB for FiftyOne (CI starts one)")
+def test_mirror_tags_unknown_attributes_instead_of_a_slice(tiny_world: Path, tmp_path: Path) -> None:
+    import os
+
+    import fiftyone as fo
+
+    root = _world_with_test_images(tiny_world, tmp_path)
+    cfg = load_config(write_config(tmp_path / "c.yaml", root, tmp_path / "runs", name=f"u{os.getpid()}",
+                                   collect={"labeled_target": 30, "unlabeled_target": 60, "min_per_bucket": 1},
+                                   fiftyone={"enabled": True, "dataset_prefix": "bddengine-test"}))
+    out = collect.run(cfg, progress=False)
+    name = json.loads((out.location / "result.json").read_text())["metrics"]["fiftyone_dataset"]
+    ds = fo.load_dataset(name)
+    try:
+        unknown = ds.match_tags("attributes:unknown")
+        assert unknown.count() == 6 and set(unknown.values("weather")) == {None}
+        assert not any(t.startswith(("weather:", "timeofday:", "scene:")) for t in unknown.distinct("tags"))
+    finally:
+        fo.delete_dataset(name)
