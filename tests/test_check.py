@@ -99,29 +99,35 @@ def test_flywheel_stops_before_any_work(nothing_downloaded: Path) -> None:
 
 
 def test_labeler_weights_come_from_the_registry(nothing_downloaded: Path, monkeypatch) -> None:
-    """A registered labeler's own weights function decides what the check looks for."""
+    """A registered labeler's own weights function decides what the check looks for; -human arms need none."""
     from bddengine.errors import StageInputError
-    from bddengine.labeling.labelers import ORACLE, LabelerSpec
+    from bddengine.labeling.labelers import LabelerSpec
     from bddengine.labeling.registry import LABELERS
 
     weights = nothing_downloaded.parent / "fake.pt"
     weights.write_bytes(b"w")
-    found = LabelerSpec("fake-found", "a test labeler", weights=lambda a, it: {"weights": weights}, build=ORACLE.build)
+
+    def build(a, weights, imgsz):
+        raise AssertionError("the check builds no labeler")
 
     def missing(a, it):
         raise StageInputError("fake.pt: put it somewhere")
 
-    lost = LabelerSpec("fake-missing", "a test labeler", weights=missing, build=ORACLE.build)
-    own = LabelerSpec("fake-iter", "a test labeler", weights=lambda a, it: {"weights": it()}, build=ORACLE.build)
+    found = LabelerSpec("fake-found", "a test labeler", weights=lambda a, it: {"weights": weights}, build=build)
+    lost = LabelerSpec("fake-missing", "a test labeler", weights=missing, build=build)
+    own = LabelerSpec("fake-iter", "a test labeler", weights=lambda a, it: {"weights": it()}, build=build)
     for spec in (found, lost, own):
         monkeypatch.setitem(LABELERS, spec.name, spec)
-    assert _needs("smoke.yaml", "autolabel.labeler=fake-found")["fake-found labeler: weights"].detail == str(weights)
-    bad = _needs("smoke.yaml", "autolabel.labeler=fake-missing")["fake-missing labeler: autolabel.labeler=fake-missing"]
+    auto = "flywheel.arms=[prototype-auto]"
+    assert _needs("smoke.yaml", auto, "autolabel.labeler=fake-found")["fake-found labeler: weights"].detail == \
+        str(weights)
+    bad = _needs("smoke.yaml", auto, "autolabel.labeler=fake-missing")[
+        "fake-missing labeler: autolabel.labeler=fake-missing"]
     assert not bad.found and bad.detail == "fake.pt: put it somewhere"
-    it = _needs("smoke.yaml", "autolabel.labeler=fake-iter")["fake-iter labeler: weights"]
+    it = _needs("smoke.yaml", auto, "autolabel.labeler=fake-iter")["fake-iter labeler: weights"]
     assert it.found and "trained by this turn" in it.detail
-    oracle = _needs("smoke.yaml")["oracle labeler"]
-    assert oracle.found and "no weights" in oracle.detail
+    human = _needs("smoke.yaml", "flywheel.arms=[prototype-human]", "autolabel.labeler=fake-missing")
+    assert human["human labels (-human arms)"].found and not any("fake-missing" in item for item in human)
 
 
 def test_collect_stops_at_once_when_mongodb_does_not_answer(tiny_world: Path, tmp_path: Path, monkeypatch) -> None:

@@ -178,9 +178,11 @@ def train_needs(cfg: EngineConfig) -> list[Need]:
 def labeler_needs(cfg: EngineConfig) -> list[Need]:
     """The weights of every labeler the retraining arms use, as the labeler registry resolves them.
 
-    Each arm's config (`flywheel.arm_config`) says which labeler it uses; the labeler's
-    registered ``weights`` resolves its files, so a new labeler needs nothing here.
+    An arm's label source (`config.label_source`) says whether it labels with the hidden
+    ground truth (``human``: no weights) or with ``autolabel.labeler``, whose registered
+    ``weights`` resolves its files; so a new labeler needs nothing here.
     """
+    from bddengine.config import label_source
     from bddengine.flywheel import arm_config
     from bddengine.labeling.labelers import MissingWeights
     from bddengine.labeling.registry import LABELERS
@@ -189,11 +191,19 @@ def labeler_needs(cfg: EngineConfig) -> list[Need]:
     seen: set[str] = set()
     for arm in cfg.flywheel.arms:
         a = arm_config(cfg, arm).autolabel
+        how = label_source(arm, a.labeler)
+        if how == "human":
+            if "human" not in seen:
+                seen.add("human")
+                needs.append(Need("autolabel", "human labels (-human arms)", True,
+                                  "the hidden ground truth stands in for a labeling vendor: no weights"))
+            continue
+        spec = LABELERS[a.labeler]  # a machine labeler: the config refuses -auto arms on the oracle
         if a.labeler in seen:
             continue
         seen.add(a.labeler)
         try:
-            found, problems = LABELERS[a.labeler].weights(a, lambda: ITERATION_DETECTOR), []
+            found, problems = spec.weights(a, lambda: ITERATION_DETECTOR), []
         except MissingWeights as exc:
             found, problems = exc.found, exc.problems
         except StageInputError as exc:
@@ -204,8 +214,7 @@ def labeler_needs(cfg: EngineConfig) -> list[Need]:
             needs.append(Need("autolabel", f"{a.labeler} labeler: {role.replace('_', ' ')}", True, detail))
         needs += [Need("autolabel", f"{a.labeler} labeler: {key}", False, msg) for key, msg in problems]
         if not found and not problems:
-            needs.append(Need("autolabel", f"{a.labeler} labeler", True, "no weights: "
-                              + LABELERS[a.labeler].summary))
+            needs.append(Need("autolabel", f"{a.labeler} labeler", True, f"no weights: {spec.summary}"))
     return needs
 
 
