@@ -307,13 +307,19 @@ def test_grounded_weights_missing_offline_say_where_to_put_them(tmp_path: Path) 
     assert found == (tmp_path / "weights" / "yolov8x-worldv2.pt").resolve()
 
 
-def test_grounded_text_encoder_missing_offline(tmp_path: Path) -> None:
+def test_grounded_text_encoder_missing_offline(tmp_path: Path, monkeypatch) -> None:
     msg = text_encoder_problem("world", folder=tmp_path, clip_importable=False)
     assert "pip install git+https://github.com/ultralytics/CLIP.git" in msg
     msg = text_encoder_problem("world", folder=tmp_path, clip_importable=True)
     assert "ViT-B-32.pt" in msg and str((tmp_path / "clip" / "ViT-B-32.pt").resolve()) in msg
     (tmp_path / "clip").mkdir()
     (tmp_path / "clip" / "ViT-B-32.pt").write_bytes(b"x")
+    import hashlib
+
+    from bddengine.labeling import labelers
+
+    # the real file is OpenAI's, byte for byte: stand in for it by its checksum
+    monkeypatch.setattr(labelers, "CLIP_VIT_B32_SHA256", hashlib.sha256(b"x").hexdigest())
     assert text_encoder_problem("world", folder=tmp_path, clip_importable=True) is None
     assert "mobileclip2_b.ts" in text_encoder_problem("yoloe", folder=tmp_path, text_model="mobileclip2:b")
 
@@ -632,3 +638,76 @@ def test_machine_labeler_never_sees_hidden_ground_truth(turn: tuple[Path, Path])
     assert run2 != run
     after = [(f["name"], f["labels"]) for f in json.loads((run2 / "autolabels.json").read_text())]
     assert after == before and any(labels for _, labels in before)
+
+
+class _ClipLike(__import__("torch").nn.Module):
+    """The tensors that tell OpenAI CLIP ViT-B/32 apart, in a model small enough for a test."""
+
+    def __init__(self, patch: int = 32) -> None:
+        import torch
+
+        super().__init__()
+        self.visual = torch.nn.Module()
+        self.visual.conv1 = torch.nn.Conv2d(3, 768, patch, patch, bias=False)
+        self.visual.proj = torch.nn.Parameter(torch.zeros(768, 512))
+        self.text_projection = torch.nn.Parameter(torch.zeros(512, 512))
+        self.positional_embedding = torch.nn.Parameter(torch.zeros(77, 512))
+
+    def forward(self, x):
+        return x @ self.text_projection
+
+
+def test_text_encoder_file_problems_are_one_paragraph_with_the_exact_address(tmp_path: Path) -> None:
+    """Wrong checksum, a state dict, another architecture: each named, with the file and its address."""
+    import torch
+
+    from bddengine.labeling.labelers import CLIP_VIT_B32_URL
+
+    file = tmp_path / "clip" / "ViT-B-32.pt"
+    file.parent.mkdir()
+
+    def problem() -> str:
+        msg = text_encoder_problem("world", folder=tmp_path, clip_importable=True)
+        assert msg is not None and "\n" not in msg
+        assert str(file.resolve()) in msg and CLIP_VIT_B32_URL in msg and "SHA-256" in msg
+        return msg
+
+    torch.jit.script(_ClipLike()).save(str(file))
+    assert "TorchScript CLIP ViT-B/32 but not OpenAI's file" in problem()
+    torch.save(_ClipLike().state_dict(), file)
+    assert "is a state dict (torch.save), not OpenAI's TorchScript release" in problem()
+    torch.jit.script(_ClipLike(patch=16)).save(str(file))
+    assert "TorchScript model of another architecture (visual.conv1.weight is [768, 3, 16, 16]" in problem()
+    file.write_bytes(b"not a model")
+    assert "not a PyTorch file" in problem()
+
+
+def test_autolabel_stops_on_a_bad_text_encoder_before_loading_anything(tmp_path: Path, monkeypatch) -> None:
+    """The grounded labeler's files are checked together, before any model is loaded or downloaded."""
+    import torch
+
+    from bddengine.labeling import labelers
+    from bddengine.labeling.registry import LABELERS
+
+    weights = tmp_path / "weights"
+    (weights / "clip").mkdir(parents=True)
+    torch.save(_ClipLike().state_dict(), weights / "clip" / "ViT-B-32.pt")
+    (weights / "yolov8x-worldv2.pt").write_bytes(b"w")
+    monkeypatch.setattr(labelers, "weights_dir", lambda: weights)
+    monkeypatch.setattr(labelers, "resolve_weights",
+                        lambda model, key: resolve_weights(model, key, folder=weights))
+    monkeypatch.setattr(labelers, "clip_installed", lambda: True)
+    a = SimpleNamespace(grounded_model="yolov8x-worldv2.pt", sam_model="sam2_b.pt")
+    with pytest.raises(labelers.MissingWeights) as err:
+        LABELERS["grounded"].weights(a, lambda: pytest.fail("no iteration weights needed"))
+    keys = [k for k, _ in err.value.problems]
+    assert keys == ["autolabel.sam_model", "text encoder"]
+    assert "sam2_b.pt" in str(err.value) and "state dict" in str(err.value)
+    torch.jit.script(_ClipLike()).save(str(weights / "clip" / "ViT-B-32.pt"))
+    from bddengine.weights_trust import sha256_file
+
+    monkeypatch.setattr(labelers, "CLIP_VIT_B32_SHA256", sha256_file(weights / "clip" / "ViT-B-32.pt"))
+    found = LABELERS["grounded"].weights(SimpleNamespace(grounded_model="yolov8x-worldv2.pt", sam_model=None),
+                                         lambda: pytest.fail("no iteration weights needed"))
+    assert found == {"weights": (weights / "yolov8x-worldv2.pt").resolve(),
+                     "text_encoder": (weights / "clip" / "ViT-B-32.pt").resolve()}

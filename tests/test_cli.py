@@ -12,7 +12,7 @@ from conftest import write_config
 
 runner = CliRunner()
 REPO = Path(__file__).resolve().parents[1]
-COMMANDS = [s.name for s in STAGES] + ["flywheel", "score", "app"]
+COMMANDS = [s.name for s in STAGES] + ["flywheel", "check", "score", "app"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -328,3 +328,39 @@ def test_embeddings_mirrored_with_similarity_index(tiny_arch: str, world: Path, 
         assert nearest.id == sample.id  # a frame is its own nearest neighbour
     finally:
         fo.delete_dataset(name)
+
+
+def _activation(model: torch.nn.Module) -> str:
+    return type(model.transformer.resblocks[0].mlp.gelu).__name__
+
+
+def test_openai_weights_from_a_local_file_build_quick_gelu(tiny_arch: str, tmp_path: Path) -> None:
+    """OpenAI's weights were trained with QuickGELU: a local copy of them must get it too."""
+    import open_clip
+
+    source = open_clip.create_model(tiny_arch, force_quick_gelu=True)
+    folder = tmp_path / "models--timm--vit_base_patch32_clip_224.openai" / "snapshots" / "abc"
+    folder.mkdir(parents=True)
+    ckpt = folder / "open_clip_pytorch_model.bin"
+    torch.save(source.state_dict(), ckpt)
+    model, spec = load_encoder("clip", tiny_arch, str(ckpt))
+    assert _activation(model) == "QuickGELU" and spec.model_id()["quick_gelu"] is True
+    request = models.requested_model("clip", tiny_arch, str(ckpt), seed=0)
+    assert request["quick_gelu"] is True  # never matches vectors an older GELU build made of this file
+    assert all(spec.model_id()[k] == v for k, v in request.items())
+    x = torch.randn(2, 3, 224, 224)
+    with torch.inference_mode():
+        torch.testing.assert_close(model(x), source.visual.eval()(x))
+    other = tmp_path / "laion" / "open_clip_pytorch_model.bin"  # any other checkpoint keeps GELU
+    other.parent.mkdir()
+    torch.save(source.state_dict(), other)
+    assert _activation(load_encoder("clip", tiny_arch, str(other))[0]) == "GELU"
+
+
+def test_torchscript_archive_counts_as_openai(tmp_path: Path) -> None:
+    scripted = torch.jit.script(torch.nn.Linear(2, 2))
+    jit_file = tmp_path / "ViT-B-32.pt"
+    scripted.save(str(jit_file))
+    plain = tmp_path / "weights.pt"
+    torch.save(torch.nn.Linear(2, 2).state_dict(), plain)
+    assert models.openai_checkpoint(jit_file) and not models.openai_checkpoint(plain)

@@ -32,6 +32,7 @@ from bddengine.mining.core import (
     nearest_similarity,
     precision_block,
     recall_at_k,
+    slice_mask,
 )
 from bddengine.runs import RunLookupError
 from bddengine.stages import mine as mine_stage
@@ -149,8 +150,9 @@ def test_mining_precision_hand_made() -> None:
     failed = failed_classes(row)
     assert failed == ["car", "truck"]
     block = precision_block(frames, WORST, gt, failed)
-    assert block == {"n_frames": 4, "slice_match": 0.5, "weather": 0.75, "timeofday": 0.75, "scene": 0.5,
-                     "n_with_gt": 3, "has_failed_class": pytest.approx(2 / 3)}
+    assert block == {"n_frames": 4, "n_attributes_known": 4, "n_attributes_unknown": 0, "slice_match": 0.5,
+                     "weather": 0.75, "timeofday": 0.75, "scene": 0.5, "n_with_gt": 3,
+                     "has_failed_class": pytest.approx(2 / 3)}
     base = precision_block(pd.concat([frames, pd.DataFrame([{"name": "e", **OTHER, "has_gt": True}] * 4)]),
                            WORST, gt, failed)
     assert base["slice_match"] == 0.25 and base["has_failed_class"] == pytest.approx(2 / 7)
@@ -425,3 +427,32 @@ def test_stage_detector_embedding_on_real_runs(real_runs: Path) -> None:
                            iter=0, progress=False)
     det2 = json.loads((again.location / "result.json").read_text())["detector"]
     assert det2["n_computed"] == 0 and det2["reused_from"] == out.location.name
+
+
+def test_mining_precision_leaves_out_frames_whose_attributes_are_unknown() -> None:
+    """Images without a label file are neither hits nor misses; their count is reported beside."""
+    undefined = {"weather": "undefined", "timeofday": "undefined", "scene": "undefined"}
+    frames = pd.DataFrame([
+        {"name": "a", **WORST, "has_gt": True, "attributes_known": True},
+        {"name": "b", **OTHER, "has_gt": True, "attributes_known": True},
+        {"name": "u1", **undefined, "has_gt": False, "attributes_known": False},
+        {"name": "u2", **undefined, "has_gt": False, "attributes_known": False},
+    ])
+    block = precision_block(frames, WORST, {"a": {"car"}}, ["car"])
+    assert (block["n_frames"], block["n_attributes_known"], block["n_attributes_unknown"]) == (4, 2, 2)
+    assert block["slice_match"] == 0.5 and block["weather"] == 0.5  # not 1 of 4
+    assert block["n_with_gt"] == 2 and block["has_failed_class"] == 0.5
+    only_unknown = precision_block(frames.iloc[2:], WORST, {}, ["car"])
+    assert only_unknown["slice_match"] is None and only_unknown["n_attributes_unknown"] == 2
+    # a known `undefined` slice (drop_undefined: false) never matches an unknown frame
+    assert slice_mask(frames, undefined).tolist() == [False, False, False, False]
+
+
+def test_mine_summary_gives_the_unknown_count_beside_the_precision() -> None:
+    from bddengine.stages.mine import _unknown_note
+
+    mined = {"n_attributes_known": 70, "n_attributes_unknown": 30}
+    pool = {"n_attributes_known": 450, "n_attributes_unknown": 150}
+    assert _unknown_note(mined, pool) == ("; over the frames with known attributes: 70 mined (30 unknown), "
+                                          "450 in the pool (150 unknown)")
+    assert _unknown_note({"n_attributes_unknown": 0}, {"n_attributes_unknown": 0}) == ""

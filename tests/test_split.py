@@ -455,6 +455,69 @@ def test_stage_refuses_embeddings_that_cannot_tell_frames_apart(tmp_path: Path) 
         split_stage.run(_cfg(tmp_path / "runs"), progress=False)
 
 
+def test_stage_stops_when_near_duplicates_take_more_than_the_allowed_share(tmp_path: Path) -> None:
+    """Crowded embeddings must not leave a split with a handful of eval frames (default share 0.2)."""
+    frames = make_frames(
+        [(("clear", "daytime", "city street"), 16), (("clear", "night", "city street"), 12),
+         (("overcast", "daytime", "highway"), 10), (("rainy", "night", "residential"), 8)]
+    )
+    emb = _unit(np.random.default_rng(4), len(frames))
+    collect, _ = write_fake_runs(tmp_path, frames, emb)
+    runs = tmp_path / "runs"
+    first = split_stage.run(_cfg(runs), progress=False).location
+    eval_names = pd.read_parquet(first / "eval_pool.parquet")["name"].tolist()
+    train_name = pd.read_parquet(first / "train_pool.parquet")["name"].iloc[0]
+    idx = {n: i for i, n in enumerate(frames["name"])}
+    for name in eval_names[: len(eval_names) // 2]:  # half the eval pool copies one train frame
+        emb[idx[name]] = emb[idx[train_name]]
+    write_fake_embed(runs, collect, emb, fp="embed-fp-2")
+    before = sorted(p.name for p in runs.iterdir())
+    with pytest.raises(StageInputError) as err:
+        split_stage.run(_cfg(runs), progress=False)
+    msg = str(err.value)
+    n = len(eval_names) // 2
+    assert f"dropped {n} of {len(eval_names)} eval frames" in msg
+    assert "split.near_dup_threshold=0.95" in msg and "split.near_dup_max_share=0.2" in msg
+    assert "04_embed (model not recorded)" in msg and "embed.pretrained" in msg and "\n" not in msg
+    assert sorted(p.name for p in runs.iterdir()) == before  # nothing written
+    allowed = split_stage.run(_cfg(runs, near_dup_max_share=0.6), progress=False).location
+    assert len(pd.read_parquet(allowed / "eval_pool.parquet")) == len(eval_names) - n
+
+
+def test_eval_include_report_says_what_each_pattern_matched() -> None:
+    from bddengine.curation.pools import eval_include_report
+
+    per = {("clear", "day", "city"): 50, ("foggy", "day", "city"): 20, ("foggy", "night", "hwy"): 3}
+    foggy, clear, snowy = eval_include_report(
+        per, [{"weather": "foggy"}, {"weather": "clear"}, {"weather": "snowy", "timeofday": "night"}], 5,
+        top=[("clear", "day", "city")])
+    assert [(r["weather"], r["status"]) for r in foggy["slices"]] == [
+        ("foggy", "added"), ("foggy", "too few labeled frames")]
+    assert foggy["n_added"] == 1 and foggy["n_labeled"] == 23
+    assert clear["slices"][0]["status"] == "already among the top slices" and clear["n_added"] == 0
+    assert snowy["n_slices"] == 0
+    assert snowy["summary"] == ("{weather: snowy, timeofday: night} matched nothing: no labeled frame has "
+                                "weather=snowy and timeofday=night")
+
+
+def test_stage_reports_every_eval_include_pattern(tmp_path: Path) -> None:
+    frames = make_frames(
+        [(("clear", "daytime", "city street"), 20), (("clear", "night", "city street"), 14),
+         (("rainy", "night", "residential"), 8), (("foggy", "dawn/dusk", "tunnel"), 2)]
+    )
+    write_fake_runs(tmp_path, frames, _unit(np.random.default_rng(3), len(frames)))
+    cfg = _cfg(tmp_path / "runs", eval_top_slices=2, eval_include_min=5,
+               eval_include=[{"weather": "rainy"}, {"weather": "foggy"}, {"weather": "snowy"}])
+    out = split_stage.run(cfg, progress=False)
+    report = json.loads((out.location / "result.json").read_text())["metrics"]["eval_include"]
+    rainy, foggy, snowy = report
+    assert rainy["n_added"] == 1 and rainy["slices"][0]["eval_frames"] > 0
+    assert foggy["n_added"] == 0 and "none with split.eval_include_min=5" in foggy["summary"]
+    assert snowy["summary"] == "{weather: snowy} matched nothing: no labeled frame has weather=snowy"
+    assert out.numbers["eval_include 3"] == snowy["summary"]
+    assert out.numbers["eval_include 1"].startswith("{weather: rainy} matched 1 slice(s)")
+
+
 def test_stage_on_real_collect_and_embed_runs(tiny_world: Path, tiny_clip_arch: str, tmp_path: Path) -> None:
     from bddengine.config import load_config
     from bddengine.stages import collect, embed

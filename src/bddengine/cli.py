@@ -386,6 +386,41 @@ def _pct(v: float | None) -> str:
 
 
 @app.command()
+def check(config: ConfigOpt = None, set_: SetOpt = None) -> None:
+    """Check that every file, weight, package and service the configured turn needs is here.
+
+    Prints one table (found / missing / what to do) and exits 2 when something is
+    missing; writes nothing and downloads nothing. `bddengine flywheel` runs the same
+    check before any work.
+
+    Example: bddengine check --config configs/default.yaml
+    """
+    from bddengine.preflight import turn_needs
+
+    cfg = _load(config, set_)
+    with _errors(what="check"):
+        needs = turn_needs(cfg)
+    missing = print_needs(needs, title=f"what the turn of {config or 'configs/default.yaml'} needs")
+    if missing:
+        _fail(f"{missing} of the {len(needs)} things the turn needs are missing: the table says what to do "
+              "for each; nothing was written.")
+    console.print(f"[bold green]ready:[/] all {len(needs)} things the turn needs are here", highlight=False)
+
+
+def print_needs(needs: list, *, title: str) -> int:
+    """The check's table; returns how many items are missing."""
+    from rich.table import Column
+
+    table = Table("stage", Column("item", max_width=26, overflow="fold"), "",
+                  Column("where it is / what to do", ratio=3, overflow="fold"), title=title, show_lines=True)
+    for n in needs:
+        table.add_row(n.stage, n.item, "[green]found[/]" if n.found else "[bold red]missing[/]",
+                      _printable(n.detail))
+    console.print(table, soft_wrap=False)
+    return sum(1 for n in needs if not n.found)
+
+
+@app.command()
 def flywheel(
     arms: Annotated[
         str | None, typer.Option("--arms", help="Comma list of retraining arms (overrides flywheel.arms).")
@@ -413,6 +448,7 @@ def flywheel(
     cfg = _load(config, overrides)
     trust(trust_weights or [])
     steps = plan_turn(cfg, force=force)
+    _check_turn(cfg)
     profile = TurnProfile(profile_path(cfg.runs_dir), cfg.name, cfg.runs_dir, [s.title() for s in steps])
     start = time.perf_counter()
     empty: dict[str, str] = {}  # arm -> the autolabel run that added nothing
@@ -442,6 +478,20 @@ def flywheel(
                       f"{s['share']:.0%}" if s["share"] is not None else "", "up to date" if s["skipped"] else "")
     console.print(table)
     console.print(f"where the time went: {profile.path}")
+
+
+def _check_turn(cfg: EngineConfig) -> None:
+    """Stop before any work when something the turn will need is missing (`bddengine check`)."""
+    from bddengine.preflight import turn_needs
+
+    with _errors("flywheel: ", what="the flywheel check"):
+        needs = turn_needs(cfg)
+    missing = [n for n in needs if not n.found]
+    if missing:
+        print_needs(needs, title="what this turn needs")
+        _fail(f"flywheel: {len(missing)} of the {len(needs)} things the turn needs are missing ("
+              + ", ".join(n.item for n in missing) + "): nothing was run. The table says what to do for "
+              "each; `bddengine check` (same --config) repeats the check.")
 
 
 @app.command("app")

@@ -153,6 +153,11 @@ class SplitConfig(_Model):
         description="Cosine similarity above which a train/eval pair is a near-duplicate; null turns "
         "the check off (random-init embeddings cannot tell frames apart; the video hold-out stays).",
     )
+    near_dup_max_share: float = Field(
+        0.2, ge=0, le=1,
+        description="Split fails when the near-duplicate check drops more than this share of the eval "
+        "pool: embeddings that crowd frames together would leave too few frames to measure.",
+    )
 
 
 class TrainConfig(_Model):

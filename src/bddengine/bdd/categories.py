@@ -7,6 +7,11 @@ protocol (bdd100k ``configs/det.toml``, scalabel ``eval/detect.py``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 CLASSES: tuple[str, ...] = (
     "pedestrian",
     "rider",
@@ -81,3 +86,15 @@ def map_category(name: str) -> tuple[str, bool] | None:
 def column_name(class_name: str) -> str:
     """Column-safe form of a class name: ``"traffic light"`` -> ``"n_traffic_light"``."""
     return "n_" + class_name.replace(" ", "_")
+
+
+ATTRIBUTES_KNOWN = "attributes_known"
+"""Optional bool column of a frames table: False for an image no label file names, whose
+weather, timeofday and scene read ``undefined`` only because nobody recorded them."""
+
+
+def known_attributes(frames: pd.DataFrame) -> pd.DataFrame:
+    """The frames whose attributes are known (all of them without an ``attributes_known`` column)."""
+    if ATTRIBUTES_KNOWN not in frames.columns:
+        return frames
+    return frames[frames[ATTRIBUTES_KNOWN].fillna(True).astype(bool).to_numpy()]

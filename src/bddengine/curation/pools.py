@@ -22,6 +22,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
+from bddengine.bdd.categories import ATTRIBUTES_KNOWN
 from bddengine.curation.sampling import BucketAllocation, allocate
 from bddengine.curation.slice_index import slice_index
 
@@ -90,6 +91,8 @@ class PoolAssignment:
     eval_quotas: list[SliceQuota] = field(default_factory=list)
     train_allocation: list[BucketAllocation] = field(default_factory=list)
     val_allocation: list[BucketAllocation] = field(default_factory=list)
+    include_report: list[dict[str, object]] = field(default_factory=list)
+    """What each ``eval_include`` pattern matched (`eval_include_report`)."""
 
     def indices(self, pool: str) -> np.ndarray:
         """Row indices of one pool (or of the excluded frames), ascending."""
@@ -156,6 +159,7 @@ def assign_pools(
     # eval: equal shares over the most common slices of the labeled frames
     top = top_slices(frames[labeled], eval_top_slices)
     per_slice = Counter(slice_keys[i] for i in np.flatnonzero(labeled))
+    top_common = list(top)
     top += included_slices(per_slice, eval_include, eval_include_min, exclude=top)
     available = [per_slice[k] for k in top]
     planned, allocated = eval_quotas(available, eval_size)
@@ -198,6 +202,7 @@ def assign_pools(
         eval_quotas=quotas,
         train_allocation=allocations["train"],
         val_allocation=allocations["val"],
+        include_report=eval_include_report(per_slice, eval_include, eval_include_min, top_common),
     )
 
 
@@ -225,6 +230,63 @@ def included_slices(
         and any(all(key[SLICE.index(a)] == v for a, v in pat.items()) for pat in patterns)
     ]
     return out
+
+
+INCLUDE_ADDED = "added"
+INCLUDE_TOP = "already among the top slices"
+INCLUDE_SMALL = "too few labeled frames"
+
+
+def eval_include_report(
+    per_slice: Mapping[Key, int], patterns: Sequence[Mapping[str, str]], min_frames: int, top: Sequence[Key],
+) -> list[dict[str, object]]:
+    """What each ``eval_include`` pattern matched: every matching slice and what became of it.
+
+    Args:
+        per_slice: labeled frames per (weather, timeofday, scene) slice.
+        patterns: the ``eval_include`` patterns.
+        min_frames: ``eval_include_min``.
+        top: the most common slices, chosen before the patterns.
+
+    Returns:
+        One entry per pattern: ``pattern``, ``n_slices``, ``n_labeled`` (frames in the
+        matching slices), ``n_added``, ``slices`` (``weather``, ``timeofday``, ``scene``,
+        ``n_labeled``, ``status``: `INCLUDE_ADDED`, `INCLUDE_TOP` or `INCLUDE_SMALL`) and
+        ``summary``, a sentence that says plainly when the pattern matched nothing.
+    """
+    chosen = set(top)
+    out = []
+    for pat in patterns:
+        rows = []
+        for key, n in sorted(per_slice.items(), key=lambda kv: (-kv[1], kv[0])):
+            if not all(key[SLICE.index(a)] == v for a, v in pat.items()):
+                continue
+            status = INCLUDE_TOP if key in chosen else INCLUDE_ADDED if n >= min_frames else INCLUDE_SMALL
+            if status == INCLUDE_ADDED:
+                chosen.add(key)  # a later pattern matching it too finds it taken
+            rows.append({**dict(zip(SLICE, key, strict=True)), "n_labeled": int(n), "status": status})
+        out.append(_include_entry(dict(pat), rows, min_frames))
+    return out
+
+
+def _include_entry(pat: dict[str, str], rows: list[dict[str, object]], min_frames: int) -> dict[str, object]:
+    text = "{" + ", ".join(f"{k}: {v}" for k, v in pat.items()) + "}"
+    by = Counter(str(r["status"]) for r in rows)
+    n_labeled = sum(int(r["n_labeled"]) for r in rows)  # type: ignore[call-overload]
+    if not rows:
+        summary = (f"{text} matched nothing: no labeled frame has "
+                   + " and ".join(f"{k}={v}" for k, v in pat.items()))
+    elif not by[INCLUDE_ADDED] and not by[INCLUDE_TOP]:
+        summary = (f"{text} matched {len(rows)} slice(s) with {n_labeled} labeled frames, none with "
+                   f"split.eval_include_min={min_frames}: nothing added to the eval pool")
+    else:
+        parts = [f"{by[INCLUDE_ADDED]} added"] + ([f"{by[INCLUDE_TOP]} already among the top slices"]
+                                                  if by[INCLUDE_TOP] else [])
+        parts += [f"{by[INCLUDE_SMALL]} with fewer than {min_frames} labeled frames left out"] \
+            if by[INCLUDE_SMALL] else []
+        summary = f"{text} matched {len(rows)} slice(s) ({n_labeled} labeled frames): " + ", ".join(parts)
+    return {"pattern": pat, "n_slices": len(rows), "n_labeled": n_labeled, "n_added": by[INCLUDE_ADDED],
+            "slices": rows, "summary": summary}
 
 
 def top_slices(frames: pd.DataFrame, k: int) -> list[Key]:
@@ -527,11 +589,15 @@ def check_video_holdout(pools: Mapping[str, pd.DataFrame | Iterable[str]]) -> di
 def split_table(frames: pd.DataFrame, pool: np.ndarray) -> pd.DataFrame:
     """Frames per weather x timeofday x scene slice and pool.
 
+    Frames whose attributes are unknown (``attributes_known`` False) are in no slice.
+
     Returns:
         One row per slice with columns weather, timeofday, scene, train, val,
         eval, mining, excluded, total; most frames first.
     """
     table = frames[list(SLICE)].assign(pool=pool)
+    if ATTRIBUTES_KNOWN in frames.columns:
+        table = table[frames[ATTRIBUTES_KNOWN].fillna(True).astype(bool).to_numpy()]
     counts = table.groupby([*SLICE, "pool"], dropna=False).size().unstack("pool", fill_value=0)
     for column in (*POOLS, EXCLUDED):
         if column not in counts.columns:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.ticker import FuncFormatter
 
-from bddengine.bdd.categories import ATTRIBUTE_VALUES, FRAME_ATTRIBUTES
+from bddengine.bdd.categories import ATTRIBUTE_VALUES, FRAME_ATTRIBUTES, known_attributes
 from bddengine.figures import plt
 from bddengine.runs.layout import COLLECT
 
@@ -46,12 +46,15 @@ class SliceIndex:
     slices: pd.DataFrame
     weather_timeofday: pd.DataFrame
     marginals: dict[str, pd.DataFrame]
+    n_attributes_unknown: int = 0
+    """Frames left out because their attributes are unknown (``attributes_known`` False)."""
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready form: every table as a list of row dicts."""
         return {
             "n_frames": int(self.slices["n_frames"].sum()),
             "n_slices": len(self.slices),
+            "n_attributes_unknown": self.n_attributes_unknown,
             "slices": _records(self.slices),
             "weather_timeofday": _records(self.weather_timeofday),
             "marginals": {key: _records(df) for key, df in self.marginals.items()},
@@ -63,7 +66,8 @@ def slice_index(frames: pd.DataFrame) -> SliceIndex:
 
     Args:
         frames: a frames table with weather, timeofday and scene columns, and
-            optionally a bool ``labeled`` column.
+            optionally bool ``labeled`` and ``attributes_known`` columns; frames whose
+            attributes are unknown are counted apart, in no slice.
 
     Returns:
         The counts, every table sorted by frame count (largest first, ties in
@@ -75,10 +79,12 @@ def slice_index(frames: pd.DataFrame) -> SliceIndex:
     missing = [c for c in SLICE_COLUMNS if c not in frames.columns]
     if missing:
         raise KeyError(f"frames table lacks slice column(s) {missing}; it needs {list(SLICE_COLUMNS)}")
+    n_unknown = len(frames) - len(frames := known_attributes(frames))
     return SliceIndex(
         slices=_count(frames, list(SLICE_COLUMNS)),
         weather_timeofday=_count(frames, ["weather", "timeofday"]),
         marginals={key: _count(frames, [key]) for key in SLICE_COLUMNS},
+        n_attributes_unknown=n_unknown,
     )
 
 

@@ -51,6 +51,8 @@ class EncoderSpec:
     """Size and mtime of a local checkpoint file, so a replaced file changes the id."""
     seed: int | None = None
     """The init seed; only set for random init, where it decides the weights."""
+    quick_gelu: bool = False
+    """The CLIP model uses QuickGELU (OpenAI's weights need it)."""
 
     def model_id(self) -> dict[str, Any]:
         """The request (``requested_model``) plus what loading the model told us."""
@@ -84,6 +86,8 @@ def requested_model(
         "random_init": pretrained is None, "seed": seed if pretrained is None else None,
         "preprocess": PREPROCESS,
     }
+    if family == "clip" and stamp is not None and openai_checkpoint(str(ref)):
+        request["quick_gelu"] = True  # vectors of the same file built with GELU must not be reused
     return request | ({"image_size": image_size} if image_size is not None else {})
 
 
@@ -122,6 +126,78 @@ def load_encoder(
     return model.eval().requires_grad_(False), spec
 
 
+def weights_status(family: str, arch: str, pretrained: str | None) -> tuple[bool, str]:
+    """Whether ``load_encoder`` would find its weights, without loading or downloading them.
+
+    Random init needs nothing; a checkpoint path must be a file; a tag must be in the
+    Hugging Face cache, or the Hub must answer (``load_encoder`` downloads it then).
+
+    Returns:
+        ``(found, detail)``: where the weights are, or what is missing and how to provide it.
+    """
+    if pretrained is None:
+        return True, "random init (embed.pretrained: null): nothing to download"
+    ref, checkpoint = weights_ref(pretrained)
+    if checkpoint is not None:
+        return True, str(ref)
+    try:
+        cached, howto, known = (_clip_cached if family == "clip" else _dinov2_cached)(arch, pretrained)
+    except StageInputError as exc:
+        return False, str(exc)
+    if cached:
+        return True, f"{pretrained}: in the Hugging Face cache ({cached})"
+    if not known:
+        return False, (f"embed.pretrained={pretrained!r} is neither a pretrained tag of {arch} nor an "
+                       f"existing checkpoint file: {howto}")
+    if hub_reachable():
+        return True, f"{pretrained}: not cached; `embed` downloads it from {HUB_HOST}"
+    return False, f"{arch} weights {pretrained!r}: not in the Hugging Face cache and {HUB_HOST} is unreachable. {howto}"
+
+
+def _clip_cached(arch: str, tag: str) -> tuple[str | None, str, bool]:
+    import open_clip
+
+    if arch not in open_clip.list_models():
+        raise StageInputError(f"embed.clip_arch={arch!r} is not an open_clip architecture "
+                              "(e.g. ViT-B-32, ViT-B-16, ViT-L-14; see open_clip.list_models())")
+    tag_cfg = open_clip.get_pretrained_cfg(arch, tag)
+    howto = _clip_howto(arch, tag_cfg)
+    if not tag_cfg:
+        return None, howto, False
+    if tag_cfg.get("hf_hub"):
+        repo_id = tag_cfg["hf_hub"].strip("/").split("/")
+        return _hub_cached("/".join(repo_id[:2]), "/".join(repo_id[2:]),
+                           ("open_clip_model.safetensors", CLIP_FILE)), howto, True
+    url = tag_cfg.get("url", "")
+    file = Path(os.path.expanduser("~/.cache/clip")) / os.path.basename(url)
+    return (str(file) if url and file.is_file() else None), howto, True
+
+
+def _dinov2_cached(arch: str, tag: str) -> tuple[str | None, str, bool]:
+    import timm
+
+    howto = _dinov2_howto(arch)
+    if not timm.is_model(arch) or "dinov2" not in arch:
+        raise StageInputError(f"embed.dinov2_arch={arch!r} is not a timm DINOv2 model "
+                              "(vit_small_patch14_dinov2 or vit_base_patch14_dinov2)")
+    name = f"{arch}.{tag}"
+    if name not in timm.list_pretrained(f"{arch}.*"):
+        return None, howto, False
+    repo_id = timm.models.get_pretrained_cfg(name).hf_hub_id or f"timm/{name}"
+    return _hub_cached(repo_id, "", ("model.safetensors", "pytorch_model.bin")), howto, True
+
+
+def _hub_cached(repo_id: str, subfolder: str, files: tuple[str, ...]) -> str | None:
+    """The cached path of the first of ``files`` in a Hub repository, or None (never goes online)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    for name in files:
+        path = try_to_load_from_cache(repo_id, f"{subfolder}/{name}" if subfolder else name)
+        if isinstance(path, str):
+            return path
+    return None
+
+
 def _load_clip(arch: str, pretrained: str | None, image_size: int | None = None) -> tuple[nn.Module, EncoderSpec]:
     import open_clip
 
@@ -138,9 +214,11 @@ def _load_clip(arch: str, pretrained: str | None, image_size: int | None = None)
             f"(known: {tags}) nor an existing checkpoint file: {_clip_howto(arch)}"
         )
 
-    # OpenAI's weights were trained with QuickGELU; open_clip only warns when the arch lacks it
+    # OpenAI's weights were trained with QuickGELU; open_clip only warns when the arch lacks it (a
+    # tag), and says nothing at all for a local file, whose tensors look the same either way
     tag_cfg = open_clip.get_pretrained_cfg(arch, pretrained) if checkpoint is None and pretrained else {}
-    quick_gelu = bool(tag_cfg.get("quick_gelu")) and not open_clip.get_model_config(arch).get("quick_gelu")
+    wants_quick_gelu = bool(tag_cfg.get("quick_gelu")) or (checkpoint is not None and openai_checkpoint(pretrained))
+    quick_gelu = wants_quick_gelu and not open_clip.get_model_config(arch).get("quick_gelu")
 
     def create() -> nn.Module:
         return open_clip.create_model(arch, pretrained=pretrained, force_quick_gelu=quick_gelu,
@@ -159,12 +237,39 @@ def _load_clip(arch: str, pretrained: str | None, image_size: int | None = None)
     size = _square(getattr(visual, "image_size", INPUT_SIZE))
     spec = EncoderSpec(
         family="clip", arch=arch, pretrained=pretrained, random_init=pretrained is None,
-        dim=int(visual.output_dim), image_size=size,
+        dim=int(visual.output_dim), image_size=size, quick_gelu=wants_quick_gelu
+        or bool(open_clip.get_model_config(arch).get("quick_gelu")),
         mean=tuple(float(v) for v in cfg.get("mean", open_clip.OPENAI_DATASET_MEAN)),
         std=tuple(float(v) for v in cfg.get("std", open_clip.OPENAI_DATASET_STD)),
         checkpoint=checkpoint,
     )
     return visual, spec
+
+
+def openai_checkpoint(path: str | os.PathLike[str]) -> bool:
+    """Whether a local CLIP checkpoint holds OpenAI's weights, which need QuickGELU.
+
+    Nothing in the tensors tells, so the file says it: OpenAI's own release is a
+    TorchScript archive (``ViT-B-32.pt``, a zip with a ``code/`` folder), and a copy of
+    open_clip's ``openai`` tag keeps ``openai`` in its name or folder (the Hugging Face
+    cache keeps it under ``models--timm--vit_base_patch32_clip_224.openai``).
+    """
+    p = Path(path)
+    if "openai" in p.name.lower() or any(
+            part.startswith("models--") and "openai" in part.lower() for part in p.parts):
+        return True
+    return is_torchscript(p)
+
+
+def is_torchscript(path: Path) -> bool:
+    """Whether ``path`` is a TorchScript archive (``torch.jit.save``), read from its zip listing only."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(name.split("/")[1:2] == ["code"] for name in z.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def _load_dinov2(arch: str, pretrained: str | None) -> tuple[nn.Module, EncoderSpec]:

@@ -37,6 +37,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from bddengine.bdd.categories import ATTRIBUTES_KNOWN
 from bddengine.errors import StageInputError
 from bddengine.runs import CONFIG_FILE, RunRef, list_runs
 from bddengine.runs.layout import AUTOLABEL, COLLECT, EMBED, EVAL, MINE, SPLIT
@@ -51,6 +52,8 @@ MIRRORED_STAGES: tuple[str, ...] = ("collect", "embed", "split", "eval", "mine",
 POOL_TABLES = {"train": SPLIT.train_pool, "val": SPLIT.val_pool, "eval": SPLIT.eval_pool,
                "mining": SPLIT.mining_pool, "excluded": SPLIT.excluded}
 WORST_TAG, FAILURE_TAG = "worst-slice", "worst-slice-failure"
+UNKNOWN_TAG = "attributes:unknown"
+"""Tags a frame no label file names instead of its weather/timeofday/scene tags."""
 COLLECT_FIELDS = frozenset({
     "id", "filepath", "tags", "metadata", "created_at", "last_modified_at",
     "frame_name", "video", "weather", "timeofday", "scene", "labeled", BOX_FIELD,
@@ -844,7 +847,8 @@ def save_views(fo, ds, state: dict[str, dict], primary: str | None) -> list[str]
     F = fo.ViewField
     views: list[tuple[str, Any, str]] = []
     schema = ds.get_field_schema()
-    combos = sorted({tuple(v) for v in zip(*ds.values(["weather", "timeofday", "scene"]), strict=True)})
+    combos = sorted({tuple(v) for v in zip(*ds.values(["weather", "timeofday", "scene"]), strict=True)
+                     if None not in v})  # frames whose attributes are unknown are in no slice
     for w, t, s in combos:
         views.append((f"slice-{slug(f'{w}-{t}-{s}')}",
                       ds.match((F("weather") == w) & (F("timeofday") == t) & (F("scene") == s)),
@@ -937,15 +941,16 @@ def _samples(fo, manifest: pd.DataFrame, boxes: pd.DataFrame) -> Iterator:
     visible = boxes[boxes["name"].isin(manifest.loc[manifest["labeled"], "name"])]
     dets = detections_by_frame(visible, sizes)
     for row in manifest.itertuples(index=False):
+        known = bool(getattr(row, ATTRIBUTES_KNOWN, True))  # an image without a label file is in no slice
         sample = fo.Sample(
             filepath=os.path.abspath(row.path),
-            tags=slice_tags(row.weather, row.timeofday, row.scene)
+            tags=(slice_tags(row.weather, row.timeofday, row.scene) if known else [UNKNOWN_TAG])
             + ["labeled" if row.labeled else "unlabeled"],
             frame_name=row.name,
             video=row.video,
-            weather=row.weather,
-            timeofday=row.timeofday,
-            scene=row.scene,
+            weather=row.weather if known else None,
+            timeofday=row.timeofday if known else None,
+            scene=row.scene if known else None,
             labeled=bool(row.labeled),
         )
         sample.metadata = fo.ImageMetadata(width=int(row.width), height=int(row.height))

@@ -148,8 +148,23 @@ def resolve_weights(model: str, key: str, *, folder: Path | None = None, otherwi
         return (folder / path.name).resolve()
     raise StageInputError(
         f"{key}={model}: weights file not found (looked at {path.resolve()} and "
-        f"{(folder / path.name).resolve()}). Download {path.name} from {WEIGHTS_URL} and put it "
+        f"{(folder / path.name).resolve()}). Download {path.name} from {asset_url(path.name)} and put it "
         f"at one of those paths, or set {key} to its path{otherwise}")
+
+
+def asset_url(name: str) -> str:
+    """The address ultralytics downloads the weights file ``name`` from (its assets release).
+
+    A file ultralytics does not publish gets the releases page, where its release lists it.
+    """
+    import inspect
+
+    from ultralytics.utils import downloads
+
+    if name in downloads.GITHUB_ASSETS_NAMES:
+        release = inspect.signature(downloads.attempt_download_asset).parameters["release"].default
+        return f"https://github.com/{downloads.GITHUB_ASSETS_REPO}/releases/download/{release}/{name}"
+    return f"{WEIGHTS_URL} (the release that lists {name})"
 
 
 def load_yolo(weights: Path | str) -> Any:

@@ -27,7 +27,7 @@ import pandas as pd
 from bddengine.bdd.categories import CLASSES
 from bddengine.errors import StageInputError
 from bddengine.integrations.ultralytics import (
-    WEIGHTS_URL,
+    asset_url,
     in_batches,
     load_sam,
     load_yolo,
@@ -60,6 +60,15 @@ COCO_TO_BDD: dict[str, str] = {
 """COCO class name -> BDD class; every other COCO class is dropped."""
 
 CLIP_PACKAGE = "git+https://github.com/ultralytics/CLIP.git"
+CLIP_VIT_B32_URL = ("https://openaipublic.azureedge.net/clip/models/"
+                    "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af/ViT-B-32.pt")
+"""Where the ``clip`` package downloads ViT-B/32 from; the folder name is the file's SHA-256."""
+CLIP_VIT_B32_SHA256 = CLIP_VIT_B32_URL.split("/")[-2]
+CLIP_VIT_B32_SHAPES: dict[str, tuple[int, ...]] = {
+    "visual.conv1.weight": (768, 3, 32, 32), "visual.proj": (768, 512), "text_projection": (512, 512),
+    "positional_embedding": (77, 512),
+}
+"""Tensors that tell ViT-B/32 from the other CLIP models (width 768, patch 32, text width 512)."""
 NMS_IOU = 0.7
 MAX_DET = 300
 
@@ -253,35 +262,108 @@ def text_encoder_problem(kind: str, *, folder: Path, text_model: str = "mobilecl
     """What is missing for ``set_classes`` to embed the prompts offline, or None.
 
     YOLO-World embeds prompts with OpenAI CLIP ViT-B/32 (the ``clip`` package and
-    ``<weights_dir>/clip/ViT-B-32.pt``); YOLOE with MobileCLIP (``mobileclip_blt.ts``
-    or ``mobileclip2_b.ts`` in the weights folder or the working directory).
+    ``<weights_dir>/clip/ViT-B-32.pt``, verified byte for byte: `clip_file_problem`);
+    YOLOE with MobileCLIP (``mobileclip_blt.ts`` or ``mobileclip2_b.ts`` in the weights
+    folder or the working directory).
 
     Args:
         kind: ``world`` or ``yoloe``.
         folder: ultralytics' weights folder.
         text_model: YOLOE's ``text_model`` (``mobileclip:blt``, ``mobileclip2:b``, ``clip:ViT-B/32``).
-        clip_importable: whether ``import clip`` works (default: try it).
+        clip_importable: whether ``import clip`` works (default: look for the package, not importing it).
     """
     if kind == "world" or text_model.startswith("clip:"):
         if clip_importable is None:
-            try:
-                import clip  # noqa: F401
-                clip_importable = True
-            except ImportError:
-                clip_importable = False
+            clip_importable = clip_installed()
         if not clip_importable:
             return (f"the prompts are embedded with OpenAI CLIP, whose package is not installed: "
                     f"pip install {CLIP_PACKAGE}")
-        file = folder / "clip" / "ViT-B-32.pt"
+        file = text_encoder_file(kind, folder=folder, text_model=text_model)
         if not file.is_file():
-            return (f"the prompts are embedded with CLIP ViT-B/32: put ViT-B-32.pt (from "
-                    f"https://openaipublic.azureedge.net/clip/models/) at {file.resolve()}")
+            return (f"the prompts are embedded with CLIP ViT-B/32: download {CLIP_VIT_B32_URL} and put it "
+                    f"at {file.resolve()}")
+        return clip_file_problem(file)
+    file = text_encoder_file(kind, folder=folder, text_model=text_model)
+    if file.is_file():
         return None
-    name = "mobileclip2_b.ts" if text_model.startswith("mobileclip2") else "mobileclip_blt.ts"
-    if (folder / name).is_file() or Path(name).is_file():
+    return (f"the prompts are embedded with MobileCLIP: download {asset_url(file.name)} and put it "
+            f"at {(folder / file.name).resolve()}")
+
+
+def clip_installed() -> bool:
+    """Whether the ``clip`` package is installed (looked up, not imported: importing it loads torch)."""
+    import importlib.util
+
+    return importlib.util.find_spec("clip") is not None
+
+
+def clip_file_problem(file: Path) -> str | None:
+    """None when ``file`` is OpenAI's ``ViT-B-32.pt`` byte for byte; else what it is and what to do.
+
+    The ``clip`` package accepts the file only when its SHA-256 matches and otherwise
+    downloads it again (offline: a long traceback); so the file is checked here first,
+    and a file that fails is described: a state dict instead of OpenAI's TorchScript
+    release, a CLIP of another architecture, or the right kind of file with the wrong
+    bytes. Nothing is downloaded, and a file that is not TorchScript is read only with
+    torch's restricted unpickler.
+    """
+    from bddengine.weights_trust import sha256_file
+
+    expected = CLIP_VIT_B32_SHA256
+    try:
+        digest = sha256_file(file)
+    except OSError as exc:
+        return f"the CLIP text encoder {file.resolve()} cannot be read ({exc}): download {CLIP_VIT_B32_URL} again"
+    if digest == expected:
         return None
-    return (f"the prompts are embedded with MobileCLIP: download {name} from {WEIGHTS_URL} and put it "
-            f"at {(folder / name).resolve()}")
+    what = _describe_clip_file(file)
+    return (f"the CLIP text encoder {file.resolve()} {what}; its SHA-256 is {digest}, not OpenAI's {expected}, "
+            f"so the clip package would refuse it and try to download it again. Download {CLIP_VIT_B32_URL} "
+            f"(OpenAI's TorchScript release, 338 MB) and put it at {file.resolve()}, replacing this file")
+
+
+def _describe_clip_file(file: Path) -> str:
+    """What a file that is not OpenAI's ViT-B-32.pt holds, in a few words."""
+    import warnings
+    import zipfile
+
+    import torch
+
+    from bddengine.embedding.models import is_torchscript
+
+    if not zipfile.is_zipfile(file):
+        return "is not a PyTorch file (no zip archive)"
+    if is_torchscript(file):
+        try:
+            with warnings.catch_warnings():  # torch deprecates TorchScript; OpenAI's file is one
+                warnings.simplefilter("ignore", FutureWarning)
+                tensors = dict(torch.jit.load(str(file), map_location="cpu").state_dict())
+        except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a damaged archive
+            first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            return f"is a damaged TorchScript archive ({first})"
+        arch = _clip_architecture(tensors)
+        return ("is a TorchScript CLIP ViT-B/32 but not OpenAI's file (different weights, or a damaged download)"
+                if arch is None else f"is a TorchScript model of another architecture ({arch})")
+    try:
+        loaded = torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:  # noqa: BLE001 - the restricted unpickler refuses anything else
+        return f"is a PyTorch file torch's restricted unpickler cannot read ({type(exc).__name__})"
+    tensors = loaded if isinstance(loaded, dict) else {}
+    arch = _clip_architecture(tensors)
+    kind = "a state dict (torch.save)" if tensors else f"a pickled {type(loaded).__name__}"
+    return (f"is {kind}, not OpenAI's TorchScript release"
+            + ("" if arch is None else f", and of another architecture ({arch})"))
+
+
+def _clip_architecture(tensors: Mapping[str, Any]) -> str | None:
+    """None when the tensors have ViT-B/32's shapes, else the first one that differs."""
+    for key, shape in CLIP_VIT_B32_SHAPES.items():
+        if key not in tensors:
+            return f"no {key} tensor: not a CLIP model"
+        got = tuple(getattr(tensors[key], "shape", ()))
+        if got != shape:
+            return f"{key} is {list(got)}, ViT-B/32 has {list(shape)}"
+    return None
 
 
 def load_grounded(model_path: Path, classes: Sequence[str], *, folder: Path | None = None,
@@ -378,10 +460,51 @@ DETECTOR = LabelerSpec("detector", "any ultralytics checkpoint or the iteration'
                        weights=_detector_weights, build=_build_detector)
 
 
+class MissingWeights(StageInputError):
+    """Weights files a labeler needs are missing or unusable; ``problems`` has each as
+    ``(config key or item, message)``, ``found`` the files that were resolved."""
+
+    def __init__(self, problems: list[tuple[str, str]], found: dict[str, Path] | None = None) -> None:
+        self.problems = problems
+        self.found = dict(found or {})
+        text = problems[0][1] if len(problems) == 1 else (
+            f"{len(problems)} files the labeler needs are missing or unusable: "
+            + " ".join(f"({i}) {msg}" for i, (_, msg) in enumerate(problems, 1)))
+        super().__init__(text)
+
+
+def grounded_kind(model: str) -> str:
+    """``yoloe`` or ``world``, from the weights file's name (the loaded model has the last word)."""
+    return "yoloe" if "yoloe" in Path(model).name.lower() else "world"
+
+
+def text_encoder_file(kind: str, *, folder: Path, text_model: str = "mobileclip:blt") -> Path:
+    """Where the text encoder of a YOLO-World (``world``) or YOLOE (``yoloe``) model is read from."""
+    if kind == "world" or text_model.startswith("clip:"):
+        return folder / "clip" / "ViT-B-32.pt"
+    name = "mobileclip2_b.ts" if text_model.startswith("mobileclip2") else "mobileclip_blt.ts"
+    return folder / name if (folder / name).is_file() or not Path(name).is_file() else Path(name)
+
+
 def _grounded_weights(a: AutolabelConfig, iteration_weights: Callable[[], Path]) -> dict[str, Path]:
-    out = {"weights": resolve_weights(a.grounded_model, "autolabel.grounded_model")}
-    if a.sam_model:
-        out["sam"] = resolve_weights(a.sam_model, "autolabel.sam_model")
+    """The grounded model, SAM (when set) and the text encoder, every problem reported at once."""
+    out: dict[str, Path] = {}
+    problems: list[tuple[str, str]] = []
+    for role, key, model in (("weights", "autolabel.grounded_model", a.grounded_model),
+                             ("sam", "autolabel.sam_model", a.sam_model)):
+        if model:
+            try:
+                out[role] = resolve_weights(model, key)
+            except StageInputError as exc:
+                problems.append((key, str(exc)))
+    kind, folder = grounded_kind(a.grounded_model), weights_dir()
+    problem = text_encoder_problem(kind, folder=folder)
+    if problem:
+        problems.append(("text encoder", f"autolabel.labeler=grounded ({Path(a.grounded_model).name}): {problem}"))
+    else:
+        out["text_encoder"] = text_encoder_file(kind, folder=folder).resolve()
+    if problems:
+        raise MissingWeights(problems, out)
     return out
 
 

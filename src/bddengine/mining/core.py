@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bddengine.bdd.categories import CLASSES, FRAME_ATTRIBUTES
+from bddengine.bdd.categories import ATTRIBUTES_KNOWN, CLASSES, FRAME_ATTRIBUTES, known_attributes
 
 RECALL_QUERIES = 100
 """Queries sampled from the pool to measure an approximate index's recall@k."""
@@ -266,8 +266,10 @@ def mine_random(n: int, k: int, seed: int) -> np.ndarray:
 
 
 def slice_mask(frames: pd.DataFrame, key: Mapping[str, str]) -> np.ndarray:
-    """Rows whose weather, timeofday and scene all equal ``key``'s."""
+    """Rows whose weather, timeofday and scene all equal ``key``'s (never a frame whose attributes are unknown)."""
     mask = np.ones(len(frames), dtype=bool)
+    if ATTRIBUTES_KNOWN in frames.columns:
+        mask &= frames[ATTRIBUTES_KNOWN].fillna(True).astype(bool).to_numpy()
     for a in FRAME_ATTRIBUTES:
         mask &= (frames[a].astype(str) == str(key[a])).to_numpy()
     return mask
@@ -309,16 +311,21 @@ def precision_block(
         failed: the classes the model failed on in the worst slice.
 
     Returns:
-        ``n_frames``; ``slice_match`` (all three attributes equal) and the per-attribute
-        shares; ``n_with_gt`` and ``has_failed_class`` (share of the frames with ground
+        ``n_frames``; ``n_attributes_known`` and ``n_attributes_unknown`` (images without a
+        label file, whose weather, timeofday and scene nobody recorded); ``slice_match``
+        (all three attributes equal) and the per-attribute shares, over the frames whose
+        attributes are known; ``n_with_gt`` and ``has_failed_class`` (share of the frames with ground
         truth holding at least one box of a failed class; None without failed classes
         or without ground truth).
     """
     n = len(frames)
-    share = lambda mask: float(np.mean(mask)) if n else None  # noqa: E731
-    out: dict[str, object] = {"n_frames": n, "slice_match": share(slice_mask(frames, key))}
+    known = known_attributes(frames)
+    n_known = len(known)
+    share = lambda mask: float(np.mean(mask)) if n_known else None  # noqa: E731
+    out: dict[str, object] = {"n_frames": n, "n_attributes_known": n_known,
+                              "n_attributes_unknown": n - n_known, "slice_match": share(slice_mask(known, key))}
     for a in FRAME_ATTRIBUTES:
-        out[a] = share((frames[a].astype(str) == str(key[a])).to_numpy())
+        out[a] = share((known[a].astype(str) == str(key[a])).to_numpy())
     names = frames["name"].astype(str).tolist()
     has_gt = frames["has_gt"].to_numpy(dtype=bool) if "has_gt" in frames else np.ones(n, dtype=bool)
     with_gt = [name for name, g in zip(names, has_gt, strict=True) if g]

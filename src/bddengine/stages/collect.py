@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from bddengine.bdd.categories import CLASSES, UNDEFINED, column_name
+from bddengine.bdd.categories import ATTRIBUTES_KNOWN, CLASSES, UNDEFINED, column_name, known_attributes
 from bddengine.bdd.loader import (
     LabelFileError,
     MalformedReport,
@@ -51,6 +51,12 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
     c = cfg.collect
     label_paths = {split: cfg.data.label_path(split) for split in c.splits}
     check_dataset(cfg.data.root, label_paths, synthetic=cfg.data.synthetic)
+    if cfg.fiftyone.enabled:  # seconds now, rather than after parsing every label file
+        from bddengine.preflight import database_need
+
+        db = database_need()
+        if not db.found:
+            raise StageInputError(f"fiftyone.enabled: the mirror needs MongoDB: {db.detail}")
     images = index_images(cfg.data.root)
     label_stats = {s: _file_stat(p) for s, p in label_paths.items()}
     fp = fingerprint(config_dict(c), str(cfg.data.root), cfg.seed, label_stats, len(images))
@@ -156,7 +162,11 @@ def parse_label_files(
 
 
 def unlabeled_images(names: tuple[str, ...] | list[str], images: dict[str, tuple[Path, str]]) -> pd.DataFrame:
-    """Frames table rows for images that no label file names: attributes unknown."""
+    """Frames table rows for images that no label file names: attributes unknown.
+
+    Their weather, timeofday and scene read ``undefined`` and ``attributes_known`` is
+    False: they join the mining pool but no slice count, chart or base rate.
+    """
     origins = [images[n][1] for n in names]
     table = {
         "name": list(names),
@@ -173,6 +183,7 @@ def unlabeled_images(names: tuple[str, ...] | list[str], images: dict[str, tuple
         out[column_name(cls)] = 0
     out["n_ignored"] = 0
     out["n_boxes"] = 0
+    out[ATTRIBUTES_KNOWN] = False
     return out
 
 
@@ -205,7 +216,7 @@ def select_frames(
     keep = np.ones(len(frames), dtype=bool)
     if drop_undefined:
         keep = ((frames["weather"] != UNDEFINED) & (frames["timeofday"] != UNDEFINED)).to_numpy()
-    candidates = frames[keep].reset_index(drop=True)
+    candidates = frames[keep].reset_index(drop=True).assign(**{ATTRIBUTES_KNOWN: True})
     idx, labeled_alloc = sample_by_video(candidates, labeled_target, min_per_bucket, seed)
     labeled = candidates.iloc[idx].assign(labeled=True, has_gt=True)
     rest = candidates.drop(index=idx).assign(labeled=False, has_gt=True)
@@ -377,7 +388,8 @@ def collect_metrics(
         "n_unlabeled_with_hidden_gt": int((~manifest["labeled"] & manifest["has_gt"]).sum()),
         "n_boxes_labeled": int(labeled["n_boxes"].sum()),
         "n_videos": int(manifest["video"].nunique()),
-        "n_slices": int(manifest.groupby(["weather", "timeofday", "scene"]).ngroups),
+        "n_slices": int(known_attributes(manifest).groupby(["weather", "timeofday", "scene"]).ngroups),
+        "n_attributes_unknown": int(len(manifest) - len(known_attributes(manifest))),
         "n_dropped_undefined": n_dropped_undefined,
         "join": join,
         "malformed": malformed.total,
@@ -405,6 +417,8 @@ def _outcome(path: Path, result: dict, *, skipped: bool) -> StageOutcome:
             "images without labels": f"{join['n_images_without_label']:,}",
             "collected": f"{m['n_labeled']:,} labeled + {m['n_unlabeled']:,} unlabeled frames",
             "slices (weather x timeofday x scene)": m["n_slices"],
+            "frames with unknown attributes": f"{m.get('n_attributes_unknown', 0):,} (images without a label "
+                                              "file: mining pool only, in no slice)",
             "rarest weather": ", ".join(f"{k} ({v})" for k, v in rarest),
             "malformed items": f"{m['malformed']} (see {COLLECT.malformed.file})",
             "unreadable images skipped": f"{m.get('n_bad_images', 0)} (see {COLLECT.bad_images.file})",

@@ -170,6 +170,8 @@ def run(
             "failed_class_precision": blocks["mined"]["has_failed_class"],
             "failed_class_base_rate": blocks["base_rate"]["has_failed_class"],
             "failed_class_lift": lifts["has_failed_class"],
+            "n_mined_attributes_unknown": blocks["mined"]["n_attributes_unknown"],
+            "n_pool_attributes_unknown": blocks["base_rate"]["n_attributes_unknown"],
             "worst_slice": inp.worst, "failed_classes": failed, **blocks, "lift": lifts,
         }
         MINE.mining_precision.write(run, precision)
@@ -397,7 +399,9 @@ def _counts(masks: dict[str, np.ndarray]) -> dict[str, int]:
 
 
 def _shares(block: dict[str, Any]) -> dict[str, Any]:
-    return {k: block[k] for k in ("slice_match", *FRAME_ATTRIBUTES, "has_failed_class", "n_frames")}
+    keys = ("slice_match", *FRAME_ATTRIBUTES, "has_failed_class", "n_frames", "n_attributes_known",
+            "n_attributes_unknown")
+    return {k: block[k] for k in keys if k in block}
 
 
 def _mined_line(n: int, k: int, scope: str) -> str:
@@ -406,6 +410,15 @@ def _mined_line(n: int, k: int, scope: str) -> str:
     if n < k:
         return f"{n} of k={k} (only {n} eligible frames{scope}: took them all)"
     return f"{n} of k={k}"
+
+
+def _unknown_note(mined: dict[str, Any], base: dict[str, Any]) -> str:
+    """Beside the precision: how many frames it leaves out for unknown attributes (images without labels)."""
+    unknown, pool_unknown = mined.get("n_attributes_unknown", 0), base.get("n_attributes_unknown", 0)
+    if not unknown and not pool_unknown:
+        return ""
+    return (f"; over the frames with known attributes: {mined['n_attributes_known']} mined "
+            f"({unknown} unknown), {base['n_attributes_known']:,} in the pool ({pool_unknown:,} unknown)")
 
 
 def _pct(v: float | None) -> str:
@@ -437,7 +450,7 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
                        f"({m['n_slice_eligible']:,} of the worst slice)",
         "excluded": f"{m['excluded']['any']} ({excluded})",
         "slice precision vs base rate": f"{_pct(p['slice_match'])} vs {_pct(b['slice_match'])}"
-                                        + lift_s("slice_match"),
+                                        + lift_s("slice_match") + _unknown_note(p, b),
         "per attribute (weather / time / scene)": " / ".join(
             f"{_pct(p[a])} vs {_pct(b[a])}" for a in FRAME_ATTRIBUTES),
         "frames with a failed class": (f"{_pct(p['has_failed_class'])} vs {_pct(b['has_failed_class'])}"

@@ -19,6 +19,7 @@ from bddengine.bdd.categories import CLASSES, IGNORED_NAMES, column_name
 from bddengine.config import EngineConfig, config_dict, fingerprint
 from bddengine.curation.pools import (
     EXCLUDED,
+    INCLUDE_SMALL,
     POOLS,
     SLICE,
     NearDuplicates,
@@ -96,6 +97,8 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
                 "tell frames apart (random-init weights?); embed with pretrained weights or raise "
                 "the threshold"
             )
+    check_near_dup_share(len(eval_rows_before), int(eval_dups.query_rows().size), threshold=s.near_dup_threshold,
+                         max_share=s.near_dup_max_share, embed=embed, similarity=eval_dups.best_similarity)
     pools = pool_tables(manifest, assignment)
     holdout = check_video_holdout(pools)
     if not holdout["ok"]:  # a bug, not a data problem: never write a leaking split
@@ -149,6 +152,34 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
 
         out.look_at.append(try_mirror_run(cfg, ref))
     return out
+
+
+def check_near_dup_share(n_eval: int, n_dropped: int, *, threshold: float | None, max_share: float,
+                         embed: RunRef, similarity: np.ndarray) -> None:
+    """Stop when the near-duplicate check took more than ``max_share`` of the eval pool.
+
+    Embeddings that crowd frames together (random-init or mismatched weights) mark most
+    eval frames as near-duplicates; the split would succeed with a handful of eval
+    frames and every later number would rest on them.
+
+    Raises:
+        StageInputError: naming the threshold, the share, the embed run and its model.
+    """
+    if not n_eval or n_dropped <= max_share * n_eval:
+        return
+    model = embed.result().get("model") or {}
+    weights = ("random init" if model.get("random_init") else f"weights {model.get('pretrained')}") \
+        if model else "model not recorded"
+    what = f"{model.get('family', '?')} {model.get('arch', '?')}, {weights}" if model else weights
+    median = f", median nearest cosine {float(np.median(similarity)):.3f}" if similarity.size else ""
+    raise StageInputError(
+        f"the near-duplicate check dropped {n_dropped} of {n_eval} eval frames ({n_dropped / n_eval:.0%}"
+        f"{median}) as near-duplicates of train/val frames at cosine above split.near_dup_threshold="
+        f"{threshold}, more than split.near_dup_max_share={max_share:g}; the embeddings of {embed.name} "
+        f"({what}) put these frames too close together to tell them apart. Embed with pretrained "
+        "weights (embed.pretrained) and re-run `bddengine embed` and `bddengine split`, or raise "
+        "split.near_dup_threshold (null turns the check off; the video hold-out stays), or raise "
+        "split.near_dup_max_share if the data really holds this many repeated frames")
 
 
 def resolve_inputs(runs_dir: Path) -> tuple[RunRef, RunRef]:
@@ -268,10 +299,22 @@ def split_metrics(
         "near_dup_mining_dropped": int(mining_dups.query_rows().size),
         "eval_slices": [q.to_dict() for q in quotas],
         "eval_short_slices": sum(1 for q in quotas if q.allocated < q.planned),
+        "eval_include": include_matches(assignment),
         "train_allocation": [a.to_dict() for a in assignment.train_allocation],
         "val_allocation": [a.to_dict() for a in assignment.val_allocation],
         "yolo": {split: stats.to_dict() for split, stats in export.items()},
     }
+
+
+def include_matches(assignment: PoolAssignment) -> list[dict[str, Any]]:
+    """Each ``eval_include`` pattern's matches, with the eval frames every slice it added kept."""
+    final = {q.key: q.final for q in assignment.eval_quotas}
+    out = []
+    for entry in assignment.include_report:
+        slices = [r | ({"eval_frames": final.get(tuple(r[a] for a in SLICE), 0)} if r["status"] != INCLUDE_SMALL
+                       else {}) for r in entry["slices"]]  # type: ignore[union-attr]
+        out.append(entry | {"slices": slices})
+    return out
 
 
 def _pairs_json(
@@ -345,6 +388,7 @@ def _outcome(path: Path, result: dict, *, skipped: bool) -> StageOutcome:
             f"{m['near_dup_mining_dropped']} mining frames dropped",
             "eval balance": balance,
             **_short_pools(n, m.get("requested", {})),
+            **{f"eval_include {i}": entry["summary"] for i, entry in enumerate(m.get("eval_include", []), 1)},
             "excluded": excluded,
             "YOLO targets": f"train {yolo['train']['n_boxes']:,} boxes on {yolo['train']['n_images']:,} "
             f"images, val {yolo['val']['n_boxes']:,} on {yolo['val']['n_images']:,} "

@@ -1,0 +1,267 @@
+"""What a turn needs before it starts: files, weights, packages and services, found in seconds.
+
+`turn_needs` lists everything the configured turn will read that does not come from
+an earlier stage: the data layout and label files, the embed weights, the train
+model, each retraining arm's labeler weights (asked of the labeler registry, text
+encoder and SAM included), the packages, and MongoDB when ``fiftyone.enabled``. Each
+item is found (and where) or missing (and what to do). ``bddengine check`` prints
+them as one table; ``bddengine flywheel`` stops before any work when one is missing.
+
+Nothing is written and nothing is downloaded; every lookup goes through the resolver
+the stage itself uses (`resolve_weights`, `weights_status`, the labelers' weights),
+and the heavy packages are imported only when the config needs them.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import os
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+
+from bddengine.config import EngineConfig
+from bddengine.errors import StageInputError
+
+README_DATA = "README.md, section 'Getting BDD100K'"
+ITERATION_DETECTOR = Path("<the iteration's own detector>")
+"""Stands in for the detector a turn trains itself, which no check can look for beforehand."""
+MIRRORED = frozenset({"collect", "embed", "split", "eval", "mine", "autolabel"})
+ALL_STAGES = ("synth", "collect", "embed", "split", "train", "eval", "mine", "autolabel", "report")
+
+
+@dataclass(frozen=True)
+class Need:
+    """One thing a stage of the turn needs.
+
+    Attributes:
+        stage: the first stage that needs it.
+        item: what it is, e.g. ``train.model yolov8m.pt``.
+        found: whether it is there.
+        detail: where it is when found; what to do when missing.
+    """
+
+    stage: str
+    item: str
+    found: bool
+    detail: str
+
+
+class MissingNeeds(StageInputError):
+    """Something the turn needs is missing; ``needs`` holds every item checked."""
+
+    def __init__(self, needs: list[Need], what: str = "the turn") -> None:
+        self.needs = needs
+        missing = [n for n in needs if not n.found]
+        super().__init__(
+            f"{len(missing)} of the {len(needs)} things {what} needs are missing: "
+            + " ".join(f"({i}) {n.item}: {n.detail}" for i, n in enumerate(missing, 1)))
+
+
+def turn_needs(cfg: EngineConfig, stages: Collection[str] = ALL_STAGES) -> list[Need]:
+    """Everything ``stages`` of the configured turn need that no earlier stage makes.
+
+    Args:
+        cfg: the validated config.
+        stages: the stages to check for (default: the whole turn).
+    """
+    stages = set(stages)
+    needs: list[Need] = []
+    if stages & {"synth", "collect"}:
+        needs += data_needs(cfg)
+    if "embed" in stages:
+        needs += embed_needs(cfg)
+    if "train" in stages:
+        needs += train_needs(cfg)
+    if "mine" in stages:
+        needs.append(package_need("mine", "faiss", "faiss-cpu"))
+    if "autolabel" in stages and cfg.flywheel.arms:
+        needs += labeler_needs(cfg)
+    if "report" in stages and cfg.report.pdf:
+        needs.append(package_need("report", "fpdf", "fpdf2"))
+    if cfg.fiftyone.enabled and stages & MIRRORED:
+        needs.append(package_need("collect", "fiftyone", "fiftyone"))
+        needs.append(database_need())
+    return needs
+
+
+def require(cfg: EngineConfig, stages: Collection[str] = ALL_STAGES, what: str = "the turn") -> list[Need]:
+    """`turn_needs`, raising `MissingNeeds` when anything is missing."""
+    needs = turn_needs(cfg, stages)
+    if any(not n.found for n in needs):
+        raise MissingNeeds(needs, what)
+    return needs
+
+
+# --- data ----------------------------------------------------------------------------------------
+
+
+def data_needs(cfg: EngineConfig) -> list[Need]:
+    """The dataset root, the image folders and the label files (a synthetic world is made by synth)."""
+    root = cfg.data.root
+    if cfg.data.synthetic:
+        detail = (f"{root.resolve()} (a synthetic world; `synth` remakes it when its parameters changed)"
+                  if root.is_dir() else f"made by `bddengine synth` at {root.resolve()} (data.synthetic: true)")
+        return [Need("synth", "data.root (synthetic world)", True, detail)]
+    todo = (f"download BDD100K as described in {README_DATA} and unzip it under {root.resolve()}, "
+            "or point data.root at it")
+    if not root.is_dir():
+        return [Need("collect", "data.root", False, f"{root.resolve()} does not exist: {todo}")]
+    needs = [Need("collect", "data.root", True, str(root.resolve()))]
+    for split in cfg.collect.splits:
+        folders = [root / "images" / size / split for size in ("100k", "10k")]
+        n100, n10 = (_count_jpegs(f) for f in folders)
+        if n100 + n10:
+            detail = f"{n100:,} images under {folders[0].resolve()}" + (
+                f", {n10:,} under images/10k/{split}" if n10 else "")
+        else:
+            detail = f"no image under {folders[0].resolve()}: unzip bdd100k_images_100k.zip there ({README_DATA})"
+        needs.append(Need("collect", f"images/100k/{split}", bool(n100 + n10), detail))
+        label = cfg.data.label_path(split)
+        needs.append(Need("collect", f"data.label_files.{split}", label.is_file(),
+                          f"{label.resolve()} ({label.stat().st_size / 2**20:.1f} MB)" if label.is_file() else
+                          f"{label.resolve()} missing: unzip bdd100k_det_20_labels_trainval.zip so that it "
+                          f"exists ({README_DATA}), or set data.label_files.{split}"))
+    test = root / "images" / "100k" / "test"
+    if test.is_dir():
+        needs.append(Need("collect", "images/100k/test (optional)", True,
+                          f"{_count_jpegs(test):,} images without labels: mining pool only, in no slice"))
+    return needs
+
+
+def _count_jpegs(folder: Path) -> int:
+    try:
+        with os.scandir(folder) as entries:
+            return sum(1 for e in entries if e.name.lower().endswith((".jpg", ".jpeg")))
+    except OSError:
+        return 0
+
+
+# --- weights -------------------------------------------------------------------------------------
+
+
+def embed_needs(cfg: EngineConfig) -> list[Need]:
+    """The embedding model's weights, and the package that builds it."""
+    e = cfg.embed
+    module, dist, arch = ("open_clip", "open_clip_torch", e.clip_arch) if e.model == "clip" else \
+        ("timm", "timm", e.dinov2_arch)
+    needs = [package_need("embed", module, dist)]
+    if not needs[0].found:
+        return needs
+    from bddengine.embedding.models import weights_status
+
+    found, detail = weights_status(e.model, arch, e.pretrained)
+    needs.append(Need("embed", f"embed weights ({e.model} {arch})", found, detail))
+    return needs
+
+
+def train_needs(cfg: EngineConfig) -> list[Need]:
+    """The model iteration 0 starts from: a weights file, or a model YAML (random init)."""
+    needs = [package_need("train", "ultralytics", "ultralytics")]
+    model = cfg.train.model
+    if not needs[0].found:
+        return needs
+    if model.endswith((".yaml", ".yml")):
+        return needs + [Need("train", f"train.model {model}", True, "a model YAML: trained from scratch, no weights")]
+    from bddengine.integrations.ultralytics import resolve_weights
+
+    try:
+        path = resolve_weights(model, "train.model", otherwise=", or train from scratch with train.model: "
+                               f"{Path(model).stem}.yaml")
+    except StageInputError as exc:
+        return needs + [Need("train", f"train.model {model}", False, str(exc))]
+    return needs + [Need("train", f"train.model {model}", True, str(path))]
+
+
+def labeler_needs(cfg: EngineConfig) -> list[Need]:
+    """The weights of every labeler the retraining arms use, as the labeler registry resolves them.
+
+    An arm's label source (`config.label_source`) says whether it labels with the hidden
+    ground truth (``human``: no weights) or with ``autolabel.labeler``, whose registered
+    ``weights`` resolves its files; so a new labeler needs nothing here.
+    """
+    from bddengine.config import label_source
+    from bddengine.flywheel import arm_config
+    from bddengine.labeling.labelers import MissingWeights
+    from bddengine.labeling.registry import LABELERS
+
+    needs: list[Need] = []
+    seen: set[str] = set()
+    for arm in cfg.flywheel.arms:
+        a = arm_config(cfg, arm).autolabel
+        how = label_source(arm, a.labeler)
+        if how == "human":
+            if "human" not in seen:
+                seen.add("human")
+                needs.append(Need("autolabel", "human labels (-human arms)", True,
+                                  "the hidden ground truth stands in for a labeling vendor: no weights"))
+            continue
+        spec = LABELERS[a.labeler]  # a machine labeler: the config refuses -auto arms on the oracle
+        if a.labeler in seen:
+            continue
+        seen.add(a.labeler)
+        try:
+            found, problems = spec.weights(a, lambda: ITERATION_DETECTOR), []
+        except MissingWeights as exc:
+            found, problems = exc.found, exc.problems
+        except StageInputError as exc:
+            found, problems = {}, [(f"autolabel.labeler={a.labeler}", str(exc))]
+        for role, path in found.items():
+            detail = ("trained by this turn (autolabel.detector_model: iter)" if path == ITERATION_DETECTOR
+                      else str(path))
+            needs.append(Need("autolabel", f"{a.labeler} labeler: {role.replace('_', ' ')}", True, detail))
+        needs += [Need("autolabel", f"{a.labeler} labeler: {key}", False, msg) for key, msg in problems]
+        if not found and not problems:
+            needs.append(Need("autolabel", f"{a.labeler} labeler", True, f"no weights: {spec.summary}"))
+    return needs
+
+
+# --- packages and services -----------------------------------------------------------------------
+
+
+def package_need(stage: str, module: str, dist: str) -> Need:
+    """An importable package (looked up, not imported), with its installed version."""
+    if importlib.util.find_spec(module) is None:
+        return Need(stage, f"package {dist}", False, f"not installed: pip install {dist}")
+    try:
+        version = importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        version = "installed"
+    return Need(stage, f"package {dist}", True, version)
+
+
+def database_need(timeout_ms: int = 2000) -> Need:
+    """FiftyOne's MongoDB: the server at ``FIFTYONE_DATABASE_URI`` answers, or FiftyOne has its own mongod."""
+    from bddengine.app import MONGO_HELP
+
+    off = " Or turn the mirror off: --set fiftyone.enabled=false."
+    uri = os.environ.get("FIFTYONE_DATABASE_URI") or _configured_uri()
+    if uri:
+        try:
+            import pymongo
+
+            pymongo.MongoClient(uri, serverSelectionTimeoutMS=timeout_ms).admin.command("ping")
+        except Exception as exc:  # noqa: BLE001 - pymongo raises many kinds
+            first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            return Need("collect", "MongoDB (fiftyone.enabled)", False, f"no answer at {uri} ({first}). "
+                        + MONGO_HELP + off)
+        return Need("collect", "MongoDB (fiftyone.enabled)", True, f"answers at {uri}")
+    spec = importlib.util.find_spec("fiftyone")
+    own = Path(spec.origin).parent / "db" / "bin" / "mongod" if spec and spec.origin else None
+    if own is not None and own.is_file():
+        return Need("collect", "MongoDB (fiftyone.enabled)", True, f"FiftyOne starts its own: {own}")
+    return Need("collect", "MongoDB (fiftyone.enabled)", False,
+                "FIFTYONE_DATABASE_URI is unset and this FiftyOne install has no mongod of its own. "
+                + MONGO_HELP + off)
+
+
+def _configured_uri() -> str | None:
+    """``database_uri`` from FiftyOne's config file (``FIFTYONE_CONFIG_PATH`` or ~/.fiftyone/config.json)."""
+    path = Path(os.environ.get("FIFTYONE_CONFIG_PATH") or Path.home() / ".fiftyone" / "config.json")
+    try:
+        uri = json.loads(path.read_text()).get("database_uri")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return uri if isinstance(uri, str) and uri else None

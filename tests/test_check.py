@@ -1,0 +1,142 @@
+"""`bddengine check` and the same check at the start of `bddengine flywheel`.
+
+A machine with nothing downloaded gets the full table and exit 2, with nothing
+written; the synthetic configs need nothing beyond the packages; labeler weights come
+from the labeler registry, so a new labeler is checked without touching the check.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bddengine.cli import app
+from bddengine.config import load_config
+from bddengine.preflight import turn_needs
+
+runner = CliRunner()
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def nothing_downloaded(tmp_path: Path, monkeypatch) -> Path:
+    """A fresh folder on a machine without weights, Hub cache, network or MongoDB."""
+    import huggingface_hub.constants as hub
+
+    from bddengine.embedding import models
+    from bddengine.integrations import ultralytics
+    from bddengine.labeling import labelers
+
+    home = tmp_path / "fresh"
+    home.mkdir()
+    empty = tmp_path / "no-weights"
+    monkeypatch.setattr(ultralytics, "weights_dir", lambda: empty)
+    monkeypatch.setattr(labelers, "weights_dir", lambda: empty)
+    monkeypatch.setattr(hub, "HF_HUB_CACHE", str(tmp_path / "no-hub-cache"))
+    monkeypatch.setattr(models, "hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setenv("FIFTYONE_DATABASE_URI", "mongodb://127.0.0.1:9")  # nothing listens there
+    monkeypatch.chdir(home)
+    return home
+
+
+def _needs(config: str, *overrides: str) -> dict[str, object]:
+    return {n.item: n for n in turn_needs(load_config(REPO / "configs" / config, list(overrides)))}
+
+
+def test_default_config_on_a_fresh_machine_lists_everything_missing(nothing_downloaded: Path) -> None:
+    needs = _needs("default.yaml")
+    missing = {item for item, n in needs.items() if not n.found}
+    assert missing == {"data.root", "embed weights (clip ViT-B-32)", "train.model yolov8m.pt",
+                       "grounded labeler: autolabel.grounded_model", "grounded labeler: text encoder",
+                       "MongoDB (fiftyone.enabled)"}
+    assert "does not exist" in needs["data.root"].detail and "Getting BDD100K" in needs["data.root"].detail
+    assert "laion2b_s34b_b79k" in needs["embed weights (clip ViT-B-32)"].detail
+    assert ("https://github.com/ultralytics/assets/releases/download/" in
+            needs["train.model yolov8m.pt"].detail)
+    assert "mongodb://127.0.0.1:9" in needs["MongoDB (fiftyone.enabled)"].detail
+    assert needs["package ultralytics"].found and needs["package faiss-cpu"].found
+
+    result = runner.invoke(app, ["check", "--config", str(REPO / "configs" / "default.yaml")])
+    assert result.exit_code == 2, result.output
+    assert "missing" in result.output and "found" in result.output
+    assert "6 of the" in result.output and "nothing was written" in result.output
+    assert "Traceback" not in result.output
+    assert list(nothing_downloaded.iterdir()) == []  # wrote nothing
+
+
+def test_a_real_layout_is_found_item_by_item(nothing_downloaded: Path) -> None:
+    root = nothing_downloaded / "bdd"
+    for split in ("train", "val"):
+        (root / "images" / "100k" / split).mkdir(parents=True)
+        (root / "images" / "100k" / split / f"{split}1.jpg").write_bytes(b"x")
+    (root / "labels" / "det_20").mkdir(parents=True)
+    (root / "labels" / "det_20" / "det_train.json").write_text("[]")
+    needs = _needs("default.yaml", f"data.root={root}")
+    assert needs["data.root"].found and needs["images/100k/train"].found and needs["images/100k/val"].found
+    assert needs["data.label_files.train"].found
+    val = needs["data.label_files.val"]
+    assert not val.found and str((root / "labels/det_20/det_val.json").resolve()) in val.detail
+
+
+@pytest.mark.parametrize("config", ["demo.yaml", "smoke.yaml"])
+def test_synthetic_configs_need_nothing_downloaded(nothing_downloaded: Path, config: str) -> None:
+    path = str(REPO / "configs" / config)
+    result = runner.invoke(app, ["check", "--config", path, "--set", "fiftyone.enabled=false"])
+    assert result.exit_code == 0, result.output
+    assert "ready:" in result.output and "missing" not in result.output
+    assert list(nothing_downloaded.iterdir()) == []
+
+
+def test_flywheel_stops_before_any_work(nothing_downloaded: Path) -> None:
+    result = runner.invoke(app, ["flywheel", "--config", str(REPO / "configs" / "default.yaml")])
+    assert result.exit_code == 2, result.output
+    assert "nothing was run" in result.output and "bddengine check" in result.output
+    assert re.search(r"1/\d+ collect", result.output) is None  # no step started
+    assert list(nothing_downloaded.iterdir()) == []  # no runs folder, no turn profile
+
+
+def test_labeler_weights_come_from_the_registry(nothing_downloaded: Path, monkeypatch) -> None:
+    """A registered labeler's own weights function decides what the check looks for; -human arms need none."""
+    from bddengine.errors import StageInputError
+    from bddengine.labeling.labelers import LabelerSpec
+    from bddengine.labeling.registry import LABELERS
+
+    weights = nothing_downloaded.parent / "fake.pt"
+    weights.write_bytes(b"w")
+
+    def build(a, weights, imgsz):
+        raise AssertionError("the check builds no labeler")
+
+    def missing(a, it):
+        raise StageInputError("fake.pt: put it somewhere")
+
+    found = LabelerSpec("fake-found", "a test labeler", weights=lambda a, it: {"weights": weights}, build=build)
+    lost = LabelerSpec("fake-missing", "a test labeler", weights=missing, build=build)
+    own = LabelerSpec("fake-iter", "a test labeler", weights=lambda a, it: {"weights": it()}, build=build)
+    for spec in (found, lost, own):
+        monkeypatch.setitem(LABELERS, spec.name, spec)
+    auto = "flywheel.arms=[prototype-auto]"
+    assert _needs("smoke.yaml", auto, "autolabel.labeler=fake-found")["fake-found labeler: weights"].detail == \
+        str(weights)
+    bad = _needs("smoke.yaml", auto, "autolabel.labeler=fake-missing")[
+        "fake-missing labeler: autolabel.labeler=fake-missing"]
+    assert not bad.found and bad.detail == "fake.pt: put it somewhere"
+    it = _needs("smoke.yaml", auto, "autolabel.labeler=fake-iter")["fake-iter labeler: weights"]
+    assert it.found and "trained by this turn" in it.detail
+    human = _needs("smoke.yaml", "flywheel.arms=[prototype-human]", "autolabel.labeler=fake-missing")
+    assert human["human labels (-human arms)"].found and not any("fake-missing" in item for item in human)
+
+
+def test_collect_stops_at_once_when_mongodb_does_not_answer(tiny_world: Path, tmp_path: Path, monkeypatch) -> None:
+    from bddengine.errors import StageInputError
+    from bddengine.stages import collect
+    from conftest import write_config
+
+    monkeypatch.setenv("FIFTYONE_DATABASE_URI", "mongodb://127.0.0.1:9")
+    cfg = load_config(write_config(tmp_path / "c.yaml", tiny_world, tmp_path / "runs", fiftyone={"enabled": True}))
+    with pytest.raises(StageInputError, match=r"fiftyone.enabled: the mirror needs MongoDB: no answer at mongodb"):
+        collect.run(cfg, progress=False)
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
