@@ -125,3 +125,16 @@ def test_report_claims_hold_for_the_rehearsal(rehearsal) -> None:
     assert "part of any delta is more training" not in md and "restarts from `yolov8n.pt`" in md
     # the weights it read are hashed in the reproduction notes
     assert "yolov8n.pt" in appendix.split("**Weights files**")[1].split("**Commands**")[0]
+
+
+def test_label_sources_of_one_mining_arm_are_not_reported_missing(rehearsal) -> None:
+    tmp, result = rehearsal
+    assert result.exit_code == 0, result.output
+    doc = json.loads((tmp / "outputs/case_study/headline.json").read_text())
+    assert not doc["arms_missing"] and "prototype" not in doc["arms"]
+    md = (tmp / "outputs/case_study/case_study_v1.md").read_text()
+    assert "Missing arm" not in md
+    # a random-weight detector before and after: iteration 1 scores what iteration 0 scored, said plainly
+    for arm in doc["arms"]:
+        deltas = [r["delta"] for r in doc["rows"] if r["arm"] == arm]
+        assert (f"{arm} changed nothing" in md) is all(abs(x) < 1e-12 for x in deltas), arm

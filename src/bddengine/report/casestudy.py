@@ -193,6 +193,9 @@ def summary(d: ReportData) -> str:
     for arm in d.arms_empty:
         lines.append(f"- {arm} added nothing: its labels gave iteration 1 no box, so it was not retrained and "
                      f"has no delta.")
+    for arm in unchanged_arms(d):
+        lines.append(f"- {arm} changed nothing: iteration 1 scored exactly what iteration 0 scored on every slice "
+                     f"(Δ = 0 everywhere), so this turn has no result for it.")
     if d.arms_compared:
         top = d.headline[d.headline["worst"].astype(bool) | (d.headline["grouping"] == "overall")]
         lines += ["", "**Headline** (worst slice and overall; every slice is in the appendix):", "",
@@ -202,6 +205,18 @@ def summary(d: ReportData) -> str:
     if costs:
         lines += ["", "**Labels and cost per arm** (worst slice):", "", cost_markdown(d, costs)]
     return "\n".join(lines)
+
+
+def unchanged_arms(d: ReportData) -> list[str]:
+    """Compared arms whose iteration 1 scored exactly as iteration 0 on every row of the headline."""
+    t = d.headline
+    out = []
+    for arm in d.arms_compared:
+        rows = t[t["arm"] == arm]
+        deltas = pd.to_numeric(rows["delta"], errors="coerce")
+        if len(rows) and deltas.notna().all() and (deltas.abs() < 1e-12).all():
+            out.append(arm)
+    return out
 
 
 def _worst_contrasts(d: ReportData) -> pd.DataFrame:

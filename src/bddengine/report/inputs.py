@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bddengine.config import mining_arm
 from bddengine.runs import RunRef, latest_run, list_runs
 from bddengine.runs.lineage import recorded_input
 
@@ -96,6 +97,14 @@ def split_tag(tag: str | None, base_seed: int) -> tuple[str | None, int]:
     return tag, base_seed
 
 
+def _mining(arm: str) -> str:
+    """The mining arm of an arm name (itself when it does not parse)."""
+    try:
+        return mining_arm(arm)
+    except ValueError:
+        return arm
+
+
 def read_json(path: Path) -> Any | None:
     """A JSON file's content, or None when it is missing or unreadable."""
     try:
@@ -132,9 +141,13 @@ def discover_runs(
     arms: dict[str, ArmRuns] = {a: ArmRuns(a) for a in expected_arms}
     arms.update({a: ArmRuns(a, mine_only=True) for a in only})
     for ref in runs:
-        if ref.stage in ("mine", "autolabel") and ref.tag and ref.iter in (0, None):
-            arm = arms.setdefault(ref.tag, ArmRuns(ref.tag))
-            setattr(arm, ref.stage, ref)
+        if ref.stage == "mine" and ref.tag and ref.iter in (0, None):
+            # label sources of one mining arm share its mine run (prototype-human, prototype-pyramid -> prototype)
+            sharing = [a for a in arms if a != ref.tag and _mining(a) == ref.tag]
+            for a in sharing or [ref.tag]:
+                arms.setdefault(a, ArmRuns(a)).mine = ref
+        elif ref.stage == "autolabel" and ref.tag and ref.iter in (0, None):
+            arms.setdefault(ref.tag, ArmRuns(ref.tag)).autolabel = ref
         elif ref.stage in ("train", "eval") and ref.iter == 1:
             name, seed = split_tag(ref.tag, base_seed)
             if name is None:
