@@ -145,7 +145,7 @@ def test_an_arm_that_added_nothing_is_not_retrained(tmp_path: Path, monkeypatch)
     result = CliRunner().invoke(cli.app, [
         "flywheel", "--config", str(REPO / "configs/demo.yaml"), "--set", f"runs_dir={runs}",
         "--set", "autolabel.labeler=detector", "--set", "flywheel.arms=[prototype-auto,random-human]",
-        "--set", "flywheel.mine_only=[]", "--set", "flywheel.seeds=1"])
+        "--set", "flywheel.mine_only=[]", "--set", "flywheel.seeds=1", "--set", "fiftyone.enabled=false"])
     assert result.exit_code == 0, result.output
     assert "prototype-auto added nothing" in result.output
     assert "train prototype-auto" not in called and "eval prototype-auto" not in called

@@ -48,8 +48,10 @@ em { color: var(--muted); }
 """
 
 
-FIGURE_MAX_PAGE_SHARE = 0.22
+FIGURE_MAX_PAGE_SHARE = 0.2
 """The largest share of a PDF page's height one figure may take."""
+FIGURE_MIN_SHRINK = 0.55
+"""A figure that does not fit the rest of a page is shrunk into it down to this share of its size."""
 
 
 def markdown_parser() -> MarkdownIt:
@@ -177,7 +179,8 @@ class _Renderer:
         if t.type == "heading_open":
             level = int(t.tag[1])
             following = self._image_block(tokens, i + 3)
-            need = (self._image_size(following[0])[1] + 18) if following else (45 if level <= 2 else 35)
+            need = (self._image_size(following[0])[1] * FIGURE_MIN_SHRINK + 18) if following else \
+                (28 if level <= 2 else 22)
             if pdf.get_y() + need > pdf.page_break_trigger and pdf.get_y() > pdf.t_margin + 5:
                 pdf.add_page()  # keep a heading with what follows it
             self._heading(level, _runs(tokens[i + 1]))
@@ -261,7 +264,7 @@ class _Renderer:
             return 0.0, 0.0
         with Image.open(path) as im:
             w_px, h_px = im.size
-        # a figure takes at most ~22% of a page: six figures fit in a page and a half of the case study
+        # a figure takes at most ~20% of a page: six figures fit in about a page of the case study
         max_w, max_h = self.pdf.epw, self.pdf.eph * FIGURE_MAX_PAGE_SHARE
         w = min(max_w, w_px / 150 * 25.4 * 1.05)  # the figures are drawn at 150 dpi
         h = w * h_px / w_px
@@ -278,7 +281,7 @@ class _Renderer:
     def _heading(self, level: int, runs: list[Run]) -> None:
         pdf = self.pdf
         size = HEADING_PT.get(level, 10.5)
-        if pdf.get_y() > pdf.page_break_trigger - (45 if level <= 2 else 35):  # keep with what follows
+        if pdf.get_y() > pdf.page_break_trigger - (28 if level <= 2 else 22):  # keep with what follows
             pdf.add_page()
         pdf.ln(5 if level == 1 else 4)
         pdf.set_text_color(*(ACCENT if level == 3 else INK))
@@ -351,7 +354,10 @@ class _Renderer:
         if not w:
             self._paragraph([Run(f"[figure missing: {src}]", "I")], in_list=False)
             return
-        if pdf.get_y() + h > pdf.page_break_trigger:
+        room = pdf.page_break_trigger - pdf.get_y() - 1
+        if h > room >= h * FIGURE_MIN_SHRINK:  # shrink into the page's rest rather than leave it blank
+            w, h = w * room / h, room
+        elif h > room:
             pdf.add_page()
         x = pdf.l_margin + (pdf.epw - w) / 2
         pdf.image(str((self.base / src).resolve()), x=x, y=pdf.get_y(), w=w, h=h, alt_text=alt)
