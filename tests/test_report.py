@@ -505,9 +505,9 @@ def test_turn_profile_chart(turn, tmp_path: Path) -> None:
     report_stage.run(cfg, progress=False)
     md = (tmp_path / "out/case_study/case_study_v1.md").read_text()
     stages = md.split("## 3. Numbers per stage")[1].split("## 4.")[0]
-    assert "4 steps, 1.7\u00a0min wall time" in stages
+    assert "4 steps, 1.7\u00a0min wall" in stages
     assert "By stage: train 70%, eval 15%, collect 10%, mine 5%" in stages
-    assert "370 MB, in `train --iter 0`" in stages and "1 step(s) were up to date" in stages
+    assert "Peak memory 370 MB, in `train --iter 0`" in stages and "1 step(s) were up to date" in stages
     assert "The report step itself is not included" in stages
     assert "../figures/turn_profile.png" in stages and (tmp_path / "out/figures/turn_profile.png").is_file()
 

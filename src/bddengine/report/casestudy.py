@@ -198,7 +198,7 @@ def summary(d: ReportData) -> str:
                      f"(Δ = 0 everywhere), so this turn has no result for it.")
     if d.arms_compared:
         top = d.headline[d.headline["worst"].astype(bool) | (d.headline["grouping"] == "overall")]
-        lines += ["", "**Headline** (worst slice and overall; every slice is in the appendix):", "",
+        lines += ["", "**Headline** (worst slice and overall; all slices: appendix E):", "",
                   headline_markdown(top, d.arms_compared, n_boot=d.n_boot, seed=d.cfg.seed,
                                     fragile_min_gt=d.cfg.report.fragile_min_gt)]
     costs = arm_costs(d)
@@ -256,10 +256,10 @@ def problem_statement(d: ReportData) -> str:
         "flywheel finds the worst slice, mines unlabeled frames like its failures, labels them, retrains, and "
         "checks whether that slice improved.",
         "",
-        f"This turn runs the loop on {data}. Iteration 0 trains "
+        f"This turn runs on {data}. Iteration 0 trains "
         f"`{(train.get('inputs') or {}).get('init_weights', d.cfg.train.model)}` for "
-        f"{plural((train.get('metrics') or {}).get('epochs'), 'epoch')} on {fmt_int(n_train)} frames and is "
-        f"scored per weather × time of day × scene slice with the official BDD100K detection protocol.",
+        f"{plural((train.get('metrics') or {}).get('epochs'), 'epoch')} on {fmt_int(n_train)} frames, scored per "
+        f"weather × time of day × scene slice (official BDD100K protocol).",
     ]
     if k is not None:
         text.append(
@@ -270,8 +270,8 @@ def problem_statement(d: ReportData) -> str:
         text.append(f"The retraining arms asked for are {', '.join(arms) or 'none'}; none has mined frames yet.")
     text += [
         "",
-        "The questions: does the worst slice's mAP@0.5 rise by more than the noise, by more with targeted mining "
-        "than at random, and what do machine labels cost or save on it against human ones?",
+        "Does the worst slice's mAP@0.5 rise beyond the noise, more with targeted mining than at random, and what "
+        "do machine labels cost or save on it against human ones?",
     ]
     return "\n".join(text)
 
@@ -373,9 +373,8 @@ def stage_rows(d: ReportData) -> tuple[list[list[str]], float, float]:
 def stage_table(d: ReportData) -> str:
     """How many runs, how long and how much disk, and where the turn's time went."""
     rows, total_s, total_b = stage_rows(d)
-    return (f"The turn is {len(rows)} run folders: {fmt_seconds(total_s)} of stage wall time and "
-            f"{fmt_bytes(total_b)} on disk (every run's input, output, wall time and disk: appendix B). "
-            + turn_profile(d))
+    return (f"{len(rows)} run folders: {fmt_seconds(total_s)} of stage wall time, {fmt_bytes(total_b)} on disk "
+            f"(per run: appendix B). " + turn_profile(d))
 
 
 def stage_table_full(d: ReportData) -> str:
@@ -404,11 +403,10 @@ def turn_profile(d: ReportData) -> str:
     peak = max((s for s in steps if is_num(s.get("peak_rss_mb"))), key=lambda s: s["peak_rss_mb"], default=None)
     skipped = [s["step"] for s in steps if s.get("skipped")]
     cpu = sum(float(s["cpu_s"]) for s in steps)
-    lines = [f"Where the turn's time went (`turn_profile.json`, `bddengine flywheel` started {p.get('started_at')}): "
-             f"{len(steps)} steps, {fmt_seconds(total)} wall time, {fmt_seconds(cpu)} CPU time. By stage: {shares}."]
+    lines = [f"The flywheel's `turn_profile.json`: {len(steps)} steps, {fmt_seconds(total)} wall, {fmt_seconds(cpu)} "
+             f"CPU. By stage: {shares}."]
     if peak is not None:
-        lines.append(f"The largest resident memory of the bddengine process was {peak['peak_rss_mb']:,.0f} MB, "
-                     f"in `{peak['step']}`.")
+        lines.append(f"Peak memory {peak['peak_rss_mb']:,.0f} MB, in `{peak['step']}`.")
     if skipped:
         lines.append(f"{len(skipped)} step(s) were up to date and not re-run ({', '.join(skipped[:6])}"
                      f"{', ...' if len(skipped) > 6 else ''}): their time is the check, not the work.")
@@ -586,8 +584,7 @@ def failure_reasons(d: ReportData) -> str:
         gt.update(f.get("gt_classes") or {})
     lines = [
         f"{len(d.failures)} of the worst slice's {fmt_int(n)} eval frames are failure frames (AP@0.5 of 0, or "
-        f"recall below {d.cfg.eval.failure_recall} at score ≥ {d.cfg.eval.failure_score}). Their reasons "
-        f"(a frame can have several):",
+        f"recall below {d.cfg.eval.failure_recall} at score ≥ {d.cfg.eval.failure_score}), for these reasons:",
         "",
         md_table(["reason", "frames", "share of failure frames"], rows),
         "",
@@ -644,19 +641,30 @@ def mining(d: ReportData) -> str:
     if d.mining_pool_n:
         lines.append(
             f"Base rate: {fmt_int(d.mining_pool_in_worst)} of the {fmt_int(d.mining_pool_n)} mining-pool frames "
-            f"({fmt_pct(d.mining_pool_in_worst / d.mining_pool_n)}) belong to the worst slice, which is what "
-            f"uniform random mining hits on average. Precision: the share of an arm's mined frames in the worst "
-            f"slice (k-NN arms never see slice attributes); lift: precision over the base rate.")
+            f"({fmt_pct(d.mining_pool_in_worst / d.mining_pool_n)}) are in the worst slice, what random mining hits "
+            f"on average. Precision: the share of mined frames in the worst slice (k-NN never sees attributes); "
+            f"lift: precision over the base rate.")
     if rows:
         failed = next((r["failed_classes"] for r in rows if r["failed_classes"]), [])
-        with_failed = any(is_num(r["failed_precision"]) for r in rows)
+        with_failed = any(is_num(r["failed_precision"]) for r in rows) and not all(
+            is_num(r["failed_lift"]) and abs(r["failed_lift"] - 1) < 1e-9 for r in rows)  # every frame has them
         headers = ["arm", "strategy", "embedding", "frames mined", "in worst slice", "precision", "base rate",
                    "lift"]
         if with_failed:
             headers += ["failed-class precision", "its base rate", "its lift"]
         table = []
+        by_run: dict[Any, list[str]] = {}
         for r in rows:
-            name = r["arm"] + (" (mining only)" if d.arms[r["arm"]].mine_only else "")
+            by_run.setdefault(d.arms[r["arm"]].mine_run or r["arm"], []).append(r["arm"])
+        seen = set()
+        for r in rows:
+            run = d.arms[r["arm"]].mine_run or r["arm"]
+            if run in seen:  # label sources of one mining arm share its mine run: one row
+                continue
+            seen.add(run)
+            sharing = by_run[run]
+            name = (_mining(r["arm"]) + f" ({', '.join(sharing)})" if len(sharing) > 1 else r["arm"]) \
+                + (" (mining only)" if d.arms[r["arm"]].mine_only else "")
             row = [name, r["strategy"] or NA, r["embedding"] or NA, fmt_int(r["k"]), fmt_int(r["in_slice"]),
                    fmt_pct(r["precision"]), fmt_pct(r["base_rate"]), _lift(r["lift"])]
             if with_failed:
@@ -761,10 +769,10 @@ def autolabel(d: ReportData) -> str:
         t = (d.cfg.autolabel.accept, d.cfg.autolabel.drop)
         thresholds = next(((f.quality or {}).get("thresholds") for f in have.values()), None) or {}
         lines += [
-            f"Boxes scoring at least {thresholds.get('accept', t[0])} are accepted, below "
-            f"{thresholds.get('drop', t[1])} dropped, in between sent to review; quality against the mined "
-            f"frames' hidden ground truth (IoU "
-            f"{next(iter(have.values())).quality.get('iou_threshold', 0.5)}, class-matched).", "",
+            f"Machine boxes are accepted, sent to review or dropped by score (configured: accept ≥ "
+            f"{thresholds.get('accept', t[0])}, drop < {thresholds.get('drop', t[1])}; a pyramid's calibrated "
+            f"thresholds below), scored against the mined frames' hidden ground truth (IoU "
+            f"{next(iter(have.values())).quality.get('iou_threshold', 0.5)}).", "",
             md_table(["measure", *have], [[label, *[fn(f.quality or {}, f.autolabel_metrics or {})
                                                     for f in have.values()]] for label, fn in AUTOLABEL_ROWS])]
         cal = calibration_markdown(d)
@@ -772,8 +780,6 @@ def autolabel(d: ReportData) -> str:
             lines += ["", cal]
         if any(_per_class_rows(f) for f in have.values()):
             lines.append("\nAccepted boxes per class and arm: appendix D.")
-        notes = {f.quality.get("note") for f in have.values() if (f.quality or {}).get("note")}
-        lines += [f"\n*{n}*" for n in sorted(notes)]
     else:
         lines += _generic_quality(d, have)
     missing = [a for a, f in d.arms.items() if a not in have and not f.mine_only]
@@ -883,7 +889,8 @@ def saving_sentence(arm: str, c: dict[str, Any]) -> str:
             f"labeler compute")
     if c.get("saving_claimed") and is_num(c.get("usd_saved")):
         return text + f": {fmt_usd(c['usd_saved'])} saved ({c.get('saving_note')})."
-    return text + f"; no saving is claimed ({c.get('saving_note', 'not measured')})."
+    why = str(c.get("saving_note") or "not measured").removeprefix("not claimed: ")
+    return text + f"; no saving is claimed ({why})."
 
 
 def headline(d: ReportData) -> str:
@@ -901,9 +908,9 @@ def headline(d: ReportData) -> str:
         sig = d.headline[d.headline["ci_excludes_0"].astype(bool) & (d.headline["grouping"] == "slice")]
         firm = sig[~sig["fragile"].astype(bool)]
         n_tests = int(((d.headline["grouping"] == "slice") & d.headline["arm"].notna()).sum())
-        lines.append(f"\nAcross all {n_tests} (slice, arm) pairs, {len(sig)} have a CI that excludes 0 "
+        lines.append(f"\nOf all {n_tests} (slice, arm) deltas, {len(sig)} have a CI excluding 0 "
                      f"({int((sig['delta'] > 0).sum())} up, {int((sig['delta'] < 0).sum())} down; "
-                     f"{len(firm)} of them on slices that are not fragile). Every slice: appendix E.")
+                     f"{len(firm)} on slices not fragile). Every slice: appendix E.")
     else:
         lines.append("**No arm has an iteration-1 eval, so no delta can be computed yet.** Iteration-0 mAP@0.5 "
                      "per slice is in section 5.")
@@ -951,13 +958,11 @@ def source_comparison(d: ReportData) -> list[str]:
         ca, ch = costs.get(a), costs.get(h)
         price = ""
         if ca and ch and ca.usd_total is not None and ch.usd_total:
-            price = (f" {a} cost {fmt_usd(ca.usd_total)} against {fmt_usd(ch.usd_total)} for {h} "
-                     f"({fmt_pct(ca.usd_total / ch.usd_total, 0)} of it).")
+            price = f" It cost {fmt_usd(ca.usd_total)}, {fmt_pct(ca.usd_total / ch.usd_total, 0)} of {h}'s."
         ci = fmt_ci(r["ci_lo"], r["ci_hi"])
         if not bool(r["ci_excludes_0"]):
-            verdict = (f"the data cannot tell {sources[a]} labels from human labels on the worst slice (difference "
-                       f"{fmt_delta(r['diff'])}, 95% CI {ci}); a loss as large as {fmt_delta(r['ci_lo'])} is not "
-                       f"ruled out.")
+            verdict = (f"the data cannot tell {sources[a]} from human labels on the worst slice "
+                       f"({fmt_delta(r['diff'])}, CI {ci}; a loss of {fmt_delta(r['ci_lo'])} is not ruled out).")
         elif r["diff"] > 0:
             verdict = f"{sources[a]} labels beat human labels on the worst slice by {fmt_delta(r['diff'])} (CI {ci})."
         else:

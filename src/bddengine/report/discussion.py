@@ -69,10 +69,9 @@ def scale_discussion(d: ReportData, *, table_only: bool = False) -> str:
     if table_only:
         return md_table(["stage", "this run", f"×{factor:,.0f} (100M frames)"], rows)
     lines = [
-        f"This run collected {fmt_int(n)} frames; 100M frames (1000× BDD100K) is {factor:,.0f}× more. Linear in "
-        f"the input on the same hardware (training device: {device}), one turn of one arm takes "
-        f"{fmt_seconds(total)} here and {fmt_seconds(total * factor)} at 100M frames (per stage: appendix G). "
-        f"What changes at that scale:",
+        f"100M frames (1000× BDD100K) is {factor:,.0f}× this run's {fmt_int(n)}. Linear on the same hardware "
+        f"({device}), one turn of one arm takes {fmt_seconds(total)} here, {fmt_seconds(total * factor)} at 100M "
+        f"(per stage: appendix G). What changes:",
         "",
     ]
     if is_num(dim):
@@ -80,17 +79,16 @@ def scale_discussion(d: ReportData, *, table_only: bool = False) -> str:
         lines.append(
             f"- **Index.** {fmt_int(dim)}-d {('float16' if dtype_bytes == 2 else 'float32')} embeddings of 100M "
             f"frames take {gb:,.0f} GB. Above `mine.exact_max_pool` ({fmt_int(d.cfg.mine.exact_max_pool)} frames) "
-            f"the miner switches to an approximate `{d.cfg.mine.approximate_index}` index; at 100M the vectors "
-            f"also need compressing (product quantisation) and the index sharding." + _search_note(d))
+            f"mining uses an approximate `{d.cfg.mine.approximate_index}` index; at 100M the vectors need "
+            f"product quantisation and a sharded index." + _search_note(d))
     emb_w = wall_time(d, d.runs.embed)
     rate = em.get("frames_per_s")
     if not is_num(rate) and emb_w and is_num(em.get("n_frames")):
         rate = em["n_frames"] / emb_w
     if is_num(rate) and rate > 0:
         lines.append(
-            f"- **Compute.** Embedding ran at {rate:,.0f} frames/s here ({em.get('device', NA)}): "
-            f"{fmt_seconds(TARGET_FRAMES / rate)} for 100M frames, so it becomes a batch job on many GPUs, once "
-            f"per frame, cached by content hash.")
+            f"- **Compute.** Embedding ran at {rate:,.0f} frames/s ({em.get('device', NA)}): "
+            f"{fmt_seconds(TARGET_FRAMES / rate)} for 100M frames, a batch job on many GPUs, cached by content hash.")
     k = mined_k(d)
     a = d.cfg.autolabel
     if k:
@@ -103,11 +101,9 @@ def scale_discussion(d: ReportData, *, table_only: bool = False) -> str:
             if not c or c.get("human_labeler") or not c.get("n_frames") or not is_num(c.get("usd_human")):
                 continue
             per_frame = (c["usd_human"] + float(c.get("usd_compute") or 0)) / c["n_frames"]
-            text += (f" {arm} ({c.get('source', 'machine')} labels) paid {fmt_usd(per_frame)} per mined frame, "
-                     f"{fmt_usd(per_frame * k_big)} for the grown budget"
-                     + ("" if c.get("saving_claimed") else
-                        f", but no saving is claimed ({c.get('saving_note', 'not measured')})") + ".")
-        text += " Mining and review queues keep the bill proportional to the failures, not to the fleet."
+            text += (f" {arm} paid {fmt_usd(per_frame)} per mined frame ({fmt_usd(per_frame * k_big)} grown)"
+                     + ("" if c.get("saving_claimed") else ", no saving claimed") + ".")
+        text += " Mining and review keep the bill proportional to the failures, not the fleet."
         lines.append(text)
     w = d.worst or {}
     ci = w.get("ci95") or [None, None]
@@ -188,8 +184,8 @@ def limitations(d: ReportData) -> str:
         items.append(
             f"**Small worst slice.** {fmt_int(w.get('n_frames'))} eval frames; its iteration-0 mAP@0.5 of "
             f"{fmt_map(w.get('map50'))} has a 95% CI of {fmt_ci(ci[0], ci[1], signed=False)}"
-            + (f" ({width:.3f} wide)" if width is not None else "") + ". As the minimum of many noisy "
-            "estimates, it can be the worst partly by chance.")
+            + (f" ({width:.3f} wide)" if width is not None else "") + "; the minimum of many noisy estimates "
+            "is partly worst by chance.")
     else:
         items.append(f"**No worst slice.** No slice reached {d.min_frames} eval frames, so the turn had no target.")
     seeds = {a: len(f.seeds) for a, f in d.arms.items() if a in d.arms_compared}
@@ -198,9 +194,9 @@ def limitations(d: ReportData) -> str:
         parts = [f"{r['arm']} {fmt_delta(r['delta_min'])} … {fmt_delta(r['delta_max'])}"
                  for _, r in spread.iterrows() if int(r["n_seeds"]) > 1]
         items.append(
-            f"**Few seeds.** Training seeds per arm: {', '.join(f'{a} {n}' for a, n in seeds.items())}. On the worst "
-            f"slice the per-seed deltas span {'; '.join(parts)}. The CIs resample these seeds, but so few seeds "
-            f"estimate training variance coarsely, and iteration 0 was trained once.")
+            f"**Few seeds.** Seeds per arm: {', '.join(f'{a} {n}' for a, n in seeds.items())}; worst-slice per-seed "
+            f"deltas span {'; '.join(parts)}. So few seeds estimate training variance coarsely, and iteration 0 "
+            f"was trained once.")
     else:
         items.append(
             f"**One training seed per arm** ({', '.join(seeds) or 'no arm trained'}). The CIs cover the eval "
@@ -212,13 +208,14 @@ def limitations(d: ReportData) -> str:
         n_zero = sum(not bool(r["ci_excludes_0"]) for r in rows)
         items.append(
             "**Uncertainty of the headline delta.** The worst-slice Δ CIs are up to "
-            + (f"{max(widths):.3f}" if widths else NA) + f" wide and {n_zero} of {len(rows)} include 0: such an "
-            "arm has not been shown to help. Arms are ranked only by the arm-vs-control CIs (section 7).")
+            + (f"{max(widths):.3f}" if widths else NA) + f" wide; {n_zero} of {len(rows)} include 0"
+            + (" (those arms are not shown to help)" if n_zero else "")
+            + ". Arms are ranked only by the arm-vs-control CIs (section 7).")
         thin = [r for r in rows if bool(r.get("fragile"))]
         if thin:
             items.append(
-                f"**Fragile worst slice.** Its classes {thin[0]['fragile_classes']} have fewer than "
-                f"{d.cfg.report.fragile_min_gt} GT boxes there, so its mAP and Δ rest on a handful of boxes.")
+                f"**Fragile worst slice.** {thin[0]['fragile_classes']}: fewer than {d.cfg.report.fragile_min_gt} "
+                f"GT boxes there, so its mAP and Δ rest on a handful of boxes.")
     else:
         items.append("**No iteration 1.** No arm has an iteration-1 eval, so this report cannot say whether the "
                      "flywheel helped; it documents iteration 0 only.")
@@ -226,13 +223,12 @@ def limitations(d: ReportData) -> str:
     if n_tests:
         n_sig = int((d.headline["ci_excludes_0"].astype(bool) & (d.headline["grouping"] == "slice")).sum())
         items.append(
-            f"**Many comparisons.** {n_tests} (slice, arm) deltas at 95%: about {0.05 * n_tests:.1f} would "
-            f"exclude 0 by chance alone ({n_sig} do). Only the worst slice was the pre-registered target.")
+            f"**Many comparisons.** Of {n_tests} (slice, arm) deltas, about {0.05 * n_tests:.1f} would exclude 0 "
+            f"by chance ({n_sig} do); only the worst slice was the target.")
     if d.cfg.data.synthetic:
         items.append(
-            "**Synthetic data.** The frames come from the procedural world of `bddengine synth`, not from "
-            "BDD100K cameras, so absolute mAP values and the size of any gain do not transfer to real driving "
-            "data; the pipeline, protocol and statistics do.")
+            "**Synthetic data.** The frames come from `bddengine synth`, not BDD100K cameras: absolute mAP and "
+            "gains do not transfer to real data; the pipeline, protocol and statistics do.")
     else:
         n = (d.result(d.runs.collect).get("metrics") or {}).get("n_frames")
         items.append(f"**A subset of BDD100K.** {fmt_int(n)} collected frames out of 100k; rare slices hold "
@@ -242,9 +238,9 @@ def limitations(d: ReportData) -> str:
     model = emb.get("model") or {}
     if em.get("random_init") or emb.get("random_init") or (model and model.get("pretrained") is None):
         items.append(
-            f"**Random-init embeddings.** The embed run used a randomly initialised {model.get('arch', 'encoder')} "
-            f"(`pretrained: null`): its vectors carry colour and layout, not semantics, so k-NN mining matches "
-            f"looks more than scenes. Mining precision above is measured, not assumed.")
+            f"**Random-init embeddings.** A randomly initialised {model.get('arch', 'encoder')} "
+            f"(`pretrained: null`) carries colour and layout, not semantics: k-NN mining matches looks more than "
+            f"scenes (mining precision is measured, not assumed).")
     else:
         items.append(f"**Embedding choice.** Mining used {model.get('arch', NA)} ({model.get('pretrained', NA)}) "
                      f"embeddings only; other encoders were not compared.")
@@ -255,19 +251,12 @@ def limitations(d: ReportData) -> str:
     init = (t0.get("inputs") or {}).get("init_weights", d.cfg.train.model)
     scratch = str(init).endswith(".yaml")
     items.append(
-        f"**Short training.** Iteration 0 trained {plural(ep0, 'epoch')} "
+        f"**Short training.** Iteration 0: {plural(ep0, 'epoch')} "
         f"{'from scratch (' + str(init) + ')' if scratch else 'from ' + str(init)}"
-        + (f"; iteration 1 trained {' / '.join(str(e) for e in ep1)} epoch{'' if ep1 == [1] else 's'}"
+        + (f"; iteration 1: {' / '.join(str(e) for e in ep1)} epoch{'' if ep1 == [1] else 's'}"
            if ep1 else "")
         + ". " + more_training_sentence(d, str(init)))
     items.append(label_limitation(d))
-    eval_n = d.overall0.get("n_frames")
-    n_sl = len({r for r in d.headline.loc[d.headline["grouping"] == "slice", "slice"]})
-    total_sl = len([r for r in d.eval0_table if r.get("grouping") == "slice"])
-    items.append(
-        f"**Eval coverage.** {fmt_int(eval_n)} eval frames over {total_sl} slices; {n_sl} have at least "
-        f"{d.min_frames} frames and enter the headline table, {total_sl - n_sl} are too small to score, and "
-        f"slices absent from the eval pool are not measured.")
     missing = d.arms_missing
     if missing:
         items.append(f"**Missing arms.** {', '.join(missing)} had no usable iteration-1 eval; the comparison is "

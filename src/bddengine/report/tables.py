@@ -171,18 +171,16 @@ def headline_markdown(table: pd.DataFrame, arms: list[str], *, n_boot: int, seed
             if multi:
                 row.append(_seeds_cell(r))
             rows.append(row)
-    legend = (
-        f"Δ: iteration 1 minus iteration 0 mAP@0.5 on the same eval frames; 95% CI: paired bootstrap of Δ "
-        f"({n_boot} resamples, seed {seed}). **Bold**: the CI excludes 0 on a slice that is not fragile."
-    )
+    legend = (f"Δ: iteration 1 − iteration 0 mAP@0.5 on the same eval frames; 95% CI: paired bootstrap ({n_boot} "
+              f"resamples, seed {seed}). **Bold**: CI excludes 0 on a slice that is not fragile.")
     if multi:
-        legend += (" With several seeds, iter 1 and Δ are seed means and each resample also draws the seeds, so "
-                   "the CI holds training variance; per-seed Δ: smallest … largest, and their sd.")
+        legend += (" Several seeds: iter 1 and Δ are seed means, and the CI also resamples seeds (training "
+                   "variance); per-seed Δ: min…max, sd.")
     if any(int(n or 0) == 1 for n in table["n_seeds"]):
-        legend += " \"frames only\": one training seed, so the CI leaves out training variance."
+        legend += " \"frames only\": one seed, so the CI leaves out training variance."
     if any_fragile:
         legend += (f" ‡ fragile: a class has fewer than {fragile_min_gt or 'the configured number of'} GT boxes "
-                   f"in the slice (count given); one class AP moving on so few boxes can swing the slice's mAP.")
+                   f"in the slice (count given).")
     return md_table(headers, rows, align="lrrlrrrl" + ("l" if multi else "")) + "\n\n" + legend
 
 

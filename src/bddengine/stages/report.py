@@ -335,9 +335,14 @@ def write_figures(fig_dir: Path, data: ReportData, runs: FlywheelRuns) -> tuple[
     taken = (COLLECT.slice_distribution, EVAL.failure_thumbnails, MINE.grid, AUTOLABEL.pr_chart)
     take(COLLECT.slice_distribution, runs.collect)
     take(EVAL.failure_thumbnails, runs.eval0)
-    order = ["prototype", *[a for a in runs.arms if a != "prototype"]]
+    def machine(arm: str) -> bool:  # a human arm's PR chart is the hidden GT against itself
+        ref = runs.arms[arm].autolabel
+        return ref is not None and (ref.result().get("metrics") or {}).get("label_source", "auto") != "human"
+
+    protos = sorted(runs.arms, key=lambda a: not a.startswith("prototype"))
     for figure, stage in ((MINE.grid, "mine"), (AUTOLABEL.pr_chart, "autolabel")):
-        for arm in order:  # the prototype arm's figure when it has one
+        order = sorted(protos, key=lambda a: not machine(a)) if stage == "autolabel" else protos
+        for arm in order:  # a prototype arm's figure when it has one (for the PR chart: machine labels first)
             if arm in runs.arms and take(figure, getattr(runs.arms[arm], stage)):
                 break
     for figure in taken:
