@@ -24,6 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from _results import record  # noqa: E402
+
 from fuzzing import KINDS, OUTCOMES, CollectStage, Fuzzer, Mutation, mutate  # noqa: E402
 
 
@@ -61,6 +63,9 @@ def main() -> int:
     print(f"{'all':<13} {sum(total.values()):>5} " + " ".join(f"{total[o]:>9}" for o in OUTCOMES))
     for path, m, outcome, detail in failures[: args.show]:
         print(f"  {outcome}: {path} {m}: {detail}")
+    runs = sum(total.values())
+    record("fuzz_bad_input: runs that kept the bad-input promise / runs", (runs - len(failures)) / max(runs, 1), 1.0,
+           note=f"{runs} runs on {args.files} mutated files: {total['traceback']} tracebacks, {total['silent']} silent")
     return 1 if failures else 0
 
 

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import yaml
+from _results import record
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = [("synth", []), ("collect", []), ("embed", []), ("split", []), ("train", ["--iter", "0"]),
@@ -171,6 +172,10 @@ def main() -> None:
     print(f"re-runs completed: {completed} / {total}")
     print(f"metrics equal to the uninterrupted run: {equal} / {total}")
     shutil.rmtree(work, ignore_errors=True)
+    kept = min(clean, exit_ok, completed, equal)
+    record("interrupts: interrupted runs that kept every promise / runs", kept / max(total, 1), 1.0,
+           note=f"{total} signals over {len(STAGES)} stages: clean {clean}, exit code {exit_ok}, re-run {completed}, "
+                f"metrics equal {equal}")
 
 
 if __name__ == "__main__":
