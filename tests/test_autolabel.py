@@ -572,7 +572,7 @@ def test_a_new_labeler_is_one_module_and_one_entry(turn: tuple[Path, Path], monk
     assert _invoke(path, "--set", "autolabel.labeler=corner").exit_code == 2  # not registered yet
 
     class CornerLabeler:  # the new module: one car in the top-left corner of every frame
-        name, trusts_empty = "corner", False
+        name = "corner"
 
         def label(self, frames, *, progress: bool = True):
             box = {"category": "car", "score": 0.9, "box2d": {"x1": 0.0, "y1": 0.0, "x2": 10.0, "y2": 10.0}}

@@ -439,7 +439,8 @@ def flywheel(
     """
     import time
 
-    from bddengine.flywheel import TurnProfile, added_nothing, measure_step, plan_turn, profile_path
+    from bddengine.flywheel import TurnProfile, measure_step, plan_turn, profile_path
+    from bddengine.labeling.sources import added_nothing
     from bddengine.runs import parse_run_name
 
     overrides = list(set_ or [])

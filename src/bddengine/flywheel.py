@@ -59,7 +59,7 @@ def plan_turn(cfg: EngineConfig, *, force: bool = False) -> list[Step]:
     mine every mining arm once (an arm's strategy and embedding, shared by its label
     sources, plus the mining-only comparisons) -> per trained arm: autolabel, then
     train/eval iter 1 for each seed -> report. An arm whose autolabel run added no
-    labeled box has its train/eval steps skipped by `bddengine flywheel` (`added_nothing`).
+    labeled box has its train/eval steps skipped by `bddengine flywheel` (`labeling.sources.added_nothing`).
 
     Args:
         cfg: the validated config (``flywheel.arms``, ``flywheel.mine_only``, ``flywheel.seeds``).
@@ -88,11 +88,6 @@ def plan_turn(cfg: EngineConfig, *, force: bool = False) -> list[Step]:
             steps.append(Step("eval", acfg, dict(opts), f"eval --iter 1 --arm {arm}{suffix}", arm=arm))
     steps.append(Step("report", cfg, dict(f)))
     return steps
-
-
-def added_nothing(autolabel_metrics: dict[str, Any]) -> bool:
-    """True when an autolabel run gives iteration N+1 no labeled box to train on."""
-    return not autolabel_metrics.get("n_train_boxes")
 
 
 # ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ and where to put it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -77,8 +77,6 @@ class Labeler(Protocol):
     """Anything that labels frames."""
 
     name: str
-    trusts_empty: bool
-    """True when a frame without boxes is known to be empty (a human looked)."""
 
     def label(self, frames: Sequence[Frame], *, progress: bool = True) -> dict[str, list[Box]]:
         """Boxes per frame name, for every frame."""
@@ -114,7 +112,6 @@ class OracleLabeler:
 
     gt: Mapping[str, list[Box]]
     name: str = "oracle"
-    trusts_empty: bool = True
 
     def label(self, frames: Sequence[Frame], *, progress: bool = True) -> dict[str, list[Box]]:
         """The ground truth of each frame.
@@ -219,7 +216,6 @@ class UltralyticsLabeler:
     device: str = "cpu"
     augment: bool = False
     refine: Refiner | None = None
-    trusts_empty: bool = field(default=False, init=False)
 
     def label(self, frames: Sequence[Frame], *, progress: bool = True) -> dict[str, list[Box]]:
         """Predict every frame once (in batches) and map the classes."""

@@ -40,6 +40,11 @@ HUMAN, MACHINE, NONE = "human", "machine", "none"
 """Who labeled a frame that reached training (``none``: not trained on)."""
 
 
+def added_nothing(autolabel_metrics: Mapping[str, Any]) -> bool:
+    """True when an autolabel run's ``result.json`` metrics give iteration N+1 no labeled box to train on."""
+    return not autolabel_metrics.get("n_train_boxes")
+
+
 def choose_audit(names: Sequence[str], n: int, seed: int) -> list[str]:
     """The audit frames: ``n`` of ``names`` drawn with ``seed`` (all of them when fewer), in input order."""
     if n >= len(names):

@@ -23,7 +23,6 @@ from typing import Any
 import pandas as pd
 
 from bddengine.bdd.categories import CLASSES, FRAME_ATTRIBUTES
-from bddengine.config import mining_arm
 from bddengine.report.costs import arm_costs, cost_markdown
 from bddengine.report.data import (
     ArmFacts,
@@ -38,6 +37,7 @@ from bddengine.report.data import (
 )
 from bddengine.report.discussion import limitations, reproduction, reproduction_short, scale_discussion
 from bddengine.report.headline import GROUP_ORDER
+from bddengine.report.inputs import mining_of
 from bddengine.report.tables import (
     NA,
     contrast_markdown,
@@ -663,7 +663,7 @@ def mining(d: ReportData) -> str:
                 continue
             seen.add(run)
             sharing = by_run[run]
-            name = (_mining(r["arm"]) + f" ({', '.join(sharing)})" if len(sharing) > 1 else r["arm"]) \
+            name = (mining_of(r["arm"]) + f" ({', '.join(sharing)})" if len(sharing) > 1 else r["arm"]) \
                 + (" (mining only)" if d.arms[r["arm"]].mine_only else "")
             row = [name, r["strategy"] or NA, r["embedding"] or NA, fmt_int(r["k"]), fmt_int(r["in_slice"]),
                    fmt_pct(r["precision"]), fmt_pct(r["base_rate"]), _lift(r["lift"])]
@@ -932,13 +932,6 @@ def headline(d: ReportData) -> str:
     return "\n".join(lines).strip()
 
 
-def _mining(arm: str) -> str:
-    try:
-        return mining_arm(arm)
-    except ValueError:
-        return arm
-
-
 def source_comparison(d: ReportData) -> list[str]:
     """Human vs pyramid vs auto labels on the worst slice, and what the data supports.
 
@@ -953,7 +946,7 @@ def source_comparison(d: ReportData) -> list[str]:
     out = []
     for _, r in c.iterrows():
         a, h = r["arm"], r["control"]
-        if sources.get(h) != "human" or sources.get(a) not in ("auto", "pyramid") or _mining(a) != _mining(h):
+        if sources.get(h) != "human" or sources.get(a) not in ("auto", "pyramid") or mining_of(a) != mining_of(h):
             continue
         ca, ch = costs.get(a), costs.get(h)
         price = ""

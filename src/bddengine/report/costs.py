@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bddengine.report.data import ReportData, arm_source, cost_of, worst_delta_rows
-from bddengine.report.tables import NA, fmt_ci, fmt_delta, fmt_usd, is_num
+from bddengine.report.tables import NA, fmt_ci, fmt_delta, fmt_usd, is_num, md_table
 
 POINT = 0.01
 """The mAP@0.5 step the cost is quoted per."""
@@ -123,8 +123,6 @@ def cost_cell(c: ArmCost) -> str:
 def cost_markdown(d: ReportData, costs: dict[str, ArmCost]) -> str:
     """One row per arm: label source, frames humans labeled, what it cost, the worst-slice Δ and the cost per
     +0.01 mAP@0.5."""
-    from bddengine.report.tables import md_table
-
     rows = []
     for c in costs.values():
         delta = (f"{fmt_delta(c.delta)} {fmt_ci(*c.ci)}" if is_num(c.delta)

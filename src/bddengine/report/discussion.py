@@ -348,13 +348,16 @@ def weights_files(d: ReportData) -> list[list[str]]:
     from bddengine.weights_trust import SHA_KEY, sha256_file
 
     rows = []
+    digests: dict[Path, str] = {}  # one file read by several runs is hashed once
     for ref in d.runs.ordered():
         res = d.result(ref)
         for role, value in (res.get("inputs") or {}).items():
             if not isinstance(value, str) or not value.endswith((".pt", ".pth", ".bin", ".safetensors", ".ts")):
                 continue
             path = Path(value) if Path(value).is_absolute() else d.runs.runs_dir / value
-            digest = sha256_file(path) if path.is_file() else "missing now"
+            if path not in digests:
+                digests[path] = sha256_file(path) if path.is_file() else "missing now"
+            digest = digests[path]
             rows.append([ref.name, f"read ({role})", f"`{value}`", f"`{digest}`"])
         for rel, digest in (res.get(SHA_KEY) or {}).items():
             rows.append([ref.name, "wrote", f"`{rel}`", f"`{digest}`"])

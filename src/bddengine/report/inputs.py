@@ -97,7 +97,7 @@ def split_tag(tag: str | None, base_seed: int) -> tuple[str | None, int]:
     return tag, base_seed
 
 
-def _mining(arm: str) -> str:
+def mining_of(arm: str) -> str:
     """The mining arm of an arm name (itself when it does not parse)."""
     try:
         return mining_arm(arm)
@@ -143,7 +143,7 @@ def discover_runs(
     for ref in runs:
         if ref.stage == "mine" and ref.tag and ref.iter in (0, None):
             # label sources of one mining arm share its mine run (prototype-human, prototype-pyramid -> prototype)
-            sharing = [a for a in arms if a != ref.tag and _mining(a) == ref.tag]
+            sharing = [a for a in arms if a != ref.tag and mining_of(a) == ref.tag]
             for a in sharing or [ref.tag]:
                 arms.setdefault(a, ArmRuns(a)).mine = ref
         elif ref.stage == "autolabel" and ref.tag and ref.iter in (0, None):

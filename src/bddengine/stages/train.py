@@ -19,6 +19,7 @@ from bddengine.bdd.categories import CLASSES
 from bddengine.config import EngineConfig, config_dict, fingerprint, train_tag
 from bddengine.errors import StageInputError
 from bddengine.integrations.ultralytics import fit, resolve_device, resolve_weights
+from bddengine.labeling.sources import added_nothing
 from bddengine.lifecycle import interrupts_stick
 from bddengine.runs import (
     RunRef,
@@ -123,7 +124,7 @@ def refuse_empty_labels(autolabel: RunRef, iter: int) -> None:
         StageInputError: the run's ``n_train_boxes`` is 0 (or missing).
     """
     m = autolabel.result().get("metrics") or {}
-    if m.get("n_train_boxes"):
+    if not added_nothing(m):
         return
     n = m.get("n_boxes") or {}
     raise StageInputError(
