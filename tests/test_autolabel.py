@@ -711,3 +711,20 @@ def test_autolabel_stops_on_a_bad_text_encoder_before_loading_anything(tmp_path:
                                          lambda: pytest.fail("no iteration weights needed"))
     assert found == {"weights": (weights / "yolov8x-worldv2.pt").resolve(),
                      "text_encoder": (weights / "clip" / "ViT-B-32.pt").resolve()}
+
+
+@pytest.mark.parametrize("arm, words", [("protoype-pyramid", "strategy must be one of"),
+                                         ("prototype-pyramid", "autolabel.labeler is oracle")])
+def test_bad_arm_is_one_paragraph_and_exit_2(tmp_path: Path, arm: str, words: str) -> None:
+    """A misspelled arm, or a machine-label arm with the hidden-GT labeler: exit 2, no traceback."""
+    from conftest import write_config
+
+    path = write_config(tmp_path / "c.yaml", tmp_path / "world", tmp_path / "runs",
+                        autolabel={"labeler": "oracle"})
+    if arm == "prototype-pyramid":  # the mine run exists; the labeler is what is wrong
+        (tmp_path / "runs").mkdir()
+        with StageRun(tmp_path / "runs", "mine", {}, 42, "fp", iter=0, tag="prototype") as run:
+            run.commit(outputs={}, metrics={})
+    result = CliRunner().invoke(app, ["autolabel", "--iter", "0", "--arm", arm, "--config", str(path)])
+    assert result.exit_code == 2, result.output
+    assert words in result.output and "Traceback" not in result.output
