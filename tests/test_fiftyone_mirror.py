@@ -198,6 +198,50 @@ def test_box_marks_agree_with_bddengine_evaluator() -> None:
     assert (low.tp, low.fp, low.fn) == (2, 1, 0) and low.gt["2"] == "tp"
 
 
+def random_frames(n: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """``n`` frames of crowded GT (some crowd boxes) and jittered / spurious predictions."""
+    from bddengine.bdd.categories import CLASSES
+
+    rng = np.random.default_rng(seed)
+    gt, preds = [], []
+    for i in range(n):
+        labels, guesses = [], []
+        for j in range(int(rng.integers(0, 12))):
+            x, y, w, h = rng.uniform(0, 300), rng.uniform(0, 200), rng.uniform(2, 120), rng.uniform(2, 90)
+            cat = str(rng.choice(CLASSES))
+            labels.append({"id": str(j), "category": cat, "attributes": {"crowd": bool(rng.random() < 0.1)},
+                           "box2d": box2d(x, y, x + w, y + h)})
+            if rng.random() < 0.7:
+                dx, dy = rng.normal(0, 0.15 * w), rng.normal(0, 0.15 * h)
+                guesses.append({"category": cat, "score": float(rng.random()),
+                                "box2d": box2d(x + dx, y + dy, x + dx + w, y + dy + h)})
+        for _ in range(int(rng.integers(0, 5))):
+            x, y = rng.uniform(0, 300), rng.uniform(0, 200)
+            guesses.append({"category": str(rng.choice(CLASSES)), "score": float(rng.random()),
+                            "box2d": box2d(x, y, x + rng.uniform(2, 80), y + rng.uniform(2, 80))})
+        gt.append({"name": f"r{i:03d}.jpg", "attributes": dict(SLICE), "labels": labels})
+        preds.append({"name": f"r{i:03d}.jpg", "labels": guesses})
+    return gt, preds
+
+
+def test_marks_only_matching_equals_the_full_protocol_run() -> None:
+    from bddengine.evaluation.coco import AREA_ALL, frames_to_coco, match_boxes
+
+    gt, preds = random_frames(60, seed=3)
+    full, quick = match_boxes(frames_to_coco(gt, preds)), match_boxes(frames_to_coco(gt, preds), marks_only=True)
+    all_range = list(full.params.areaRng[AREA_ALL])
+    wanted = {(e["image_id"], e["category_id"]): e for e in full.evalImgs
+              if e is not None and list(e["aRng"]) == all_range}
+    got = {(e["image_id"], e["category_id"]): e for e in quick.evalImgs if e is not None}
+    assert got.keys() == wanted.keys() and len(got) > 100
+    for key, e in got.items():
+        w = wanted[key]
+        assert e["dtIds"] == w["dtIds"] and e["gtIds"] == w["gtIds"]
+        assert np.array_equal(e["dtMatches"][0], w["dtMatches"][0])  # IoU 0.5 is the first threshold
+        assert np.array_equal(e["gtMatches"][0], w["gtMatches"][0])
+        assert np.array_equal(e["dtIgnore"][0], w["dtIgnore"][0]) and np.array_equal(e["gtIgnore"], w["gtIgnore"])
+
+
 def test_lineage_and_plan(tmp_path: Path) -> None:
     runs = make_runs(tmp_path / "runs")
     refs = list_runs(runs)
@@ -414,3 +458,42 @@ def test_two_project_folders_one_database_keep_their_own_datasets(tmp_path: Path
         for name in fo.list_datasets():
             if name.startswith(a_cfg.fiftyone.dataset_prefix):
                 fo.delete_dataset(name)
+
+
+@pytest.mark.fiftyone
+@pytest.mark.skipif(not fiftyone_reachable(), reason="no MongoDB for FiftyOne (CI starts one)")
+def test_label_documents_read_back_as_the_labels_fiftyone_builds() -> None:
+    """The mirror writes raw label documents; FiftyOne must read them as if it had built them."""
+    import fiftyone as fo
+
+    from bddengine.integrations.fiftyone import detection_doc, detections_doc, set_label_docs
+
+    frames = {"a.jpg": [("car", [0.1, 0.2, 0.3, 0.4], {"confidence": 0.9, "eval_x": "tp", "label_id": "3"}),
+                        ("bus", [0.5, 0.5, 0.1, 0.1], {"confidence": None, "iscrowd": True})],
+              "b.jpg": []}
+    names = [f"bddengine-test-docs-{os.getpid()}-{k}" for k in ("objects", "docs")]
+    try:
+        built, raw = (fo.Dataset(n) for n in names)
+        for ds in (built, raw):
+            ds.add_samples([fo.Sample(filepath=f"/nonexistent/{n}", frame_name=n) for n in [*frames, "c.jpg"]])
+        built.set_values("boxes", {n: fo.Detections(detections=[
+            fo.Detection(label=c, bounding_box=b, **{k: v for k, v in a.items() if v is not None})
+            for c, b, a in dets]) for n, dets in frames.items()}, key_field="frame_name")
+        set_label_docs(fo, raw, "boxes", {n: detections_doc([detection_doc(c, b, **a) for c, b, a in dets])
+                                          for n, dets in frames.items()})
+        for ds in (built, raw):
+            ds.add_dynamic_sample_fields()
+
+        def plain(ds) -> list:
+            return [None if d is None else [{k: v for k, v in x.to_dict().items() if k != "_id"}
+                                            for x in d.detections] for d in ds.values("boxes")]
+
+        assert plain(raw) == plain(built) and plain(raw)[1] == [] and plain(raw)[2] is None
+        assert raw.get_field_schema(flat=True).keys() == built.get_field_schema(flat=True).keys()
+        assert type(raw.get_field("boxes.detections.eval_x")) is type(built.get_field("boxes.detections.eval_x"))
+        assert raw.count("boxes.detections") == 2 and raw.distinct("boxes.detections.label") == ["bus", "car"]
+        assert len(set(raw.values("boxes.detections.id", unwind=True))) == 2  # every box has its own id
+    finally:
+        for n in names:
+            if fo.dataset_exists(n):
+                fo.delete_dataset(n)

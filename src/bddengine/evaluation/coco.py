@@ -167,12 +167,24 @@ def frames_to_coco(gt_frames: list[dict[str, Any]], pred_frames: list[dict[str, 
     return CocoPair(gt=gt, dt=dt, names=names, n_pred_dropped=dropped)
 
 
-def match_boxes(pair: CocoPair) -> COCOeval:
-    """Run COCOeval ``evaluate`` on all frames and all 10 classes: the one box matching of the protocol."""
+def match_boxes(pair: CocoPair, *, marks_only: bool = False) -> COCOeval:
+    """Run COCOeval ``evaluate`` on all frames and all 10 classes: the one box matching of the protocol.
+
+    Args:
+        pair: the ground truth and predictions.
+        marks_only: match at IoU 0.5 over all areas only, which is all that per-box
+            TP / FP / FN marks need. COCOeval matches each threshold and area range on
+            its own, so those marks equal the full run's; the result cannot be
+            accumulated into the protocol's metrics.
+    """
     with quiet():
         ev = COCOeval(pair.gt, pair.dt, "bbox")
         ev.params.imgIds = list(range(1, len(pair.names) + 1))
         ev.params.catIds = list(range(1, len(CLASSES) + 1))
+        if marks_only:
+            ev.params.iouThrs = np.array([0.5])
+            ev.params.areaRng = [ev.params.areaRng[AREA_ALL]]
+            ev.params.areaRngLbl = [ev.params.areaRngLbl[AREA_ALL]]
         ev.evaluate()
     return ev
 

@@ -249,6 +249,41 @@ def relative_box(box2d: dict[str, float], width: int, height: int) -> list[float
     return [x1 / width, y1 / height, (float(box2d["x2"]) - x1) / width, (float(box2d["y2"]) - y1) / height]
 
 
+def detection_doc(label: str, bounding_box: list[float], **attributes: Any) -> dict[str, Any]:
+    """One box as the document FiftyOne stores for a ``fo.Detection`` (None attributes left out).
+
+    Building ``fo.Detection`` objects costs FiftyOne a validated mongoengine document
+    per box; with tens of thousands of boxes that is most of a mirror's time. The
+    documents are written with `set_label_docs`, and FiftyOne reads them back as
+    ordinary ``Detection`` labels (tests/test_fiftyone_mirror.py compares the two routes).
+    """
+    from bson import ObjectId
+
+    doc = {"_id": ObjectId(), "_cls": "Detection", "attributes": {}, "tags": [], "label": str(label),
+           "bounding_box": [float(v) for v in bounding_box]}
+    doc.update({k: v for k, v in attributes.items() if v is not None})
+    return doc
+
+
+def detections_doc(detections: list[dict[str, Any]]) -> dict[str, Any]:
+    """A frame's boxes (`detection_doc` each) as the document of a ``fo.Detections`` label."""
+    return {"_cls": "Detections", "detections": detections}
+
+
+def set_label_docs(fo, ds, field_name: str, docs: dict[str, dict[str, Any]]) -> None:
+    """Set a ``Detections`` field from raw label documents, keyed by ``frame_name``.
+
+    Declares the field first (FiftyOne cannot infer a label type from a document),
+    then writes every document in one bulk update without building label objects;
+    the boxes' own attributes (``label_id``, eval marks, routes) are declared by the
+    sync's ``add_dynamic_sample_fields``.
+    """
+    if not ds.has_field(field_name):
+        ds.add_sample_field(field_name, fo.EmbeddedDocumentField, embedded_doc_type=fo.Detections)
+    if docs:
+        ds.set_values(field_name, docs, key_field="frame_name", validate=False, expand_schema=False)
+
+
 @dataclass
 class FrameMatch:
     """The boxes of one eval frame, marked by bddengine's (official COCOeval) matching at IoU 0.5.
@@ -292,7 +327,7 @@ def match_eval_boxes(
         frame name -> `FrameMatch`, for every GT frame.
     """
     from bddengine.bdd.categories import map_category
-    from bddengine.evaluation.coco import AREA_ALL, frames_to_coco, match_boxes
+    from bddengine.evaluation.coco import frames_to_coco, match_boxes
 
     pair = frames_to_coco(gt_frames, pred_frames)
     # the annotation ids frames_to_coco gives: frames sorted by name, labels in order, from 1
@@ -310,8 +345,8 @@ def match_eval_boxes(
     for f in pred_frames:
         out[f["name"]].pred = [None] * len(f.get("labels") or [])
     dt_score = {i + 1: float(a["score"]) for i, a in enumerate(pair.dt.dataset["annotations"])}
-    ev = match_boxes(pair)
-    all_range = ev.params.areaRng[AREA_ALL]
+    ev = match_boxes(pair, marks_only=True)
+    all_range = ev.params.areaRng[0]
     for e in ev.evalImgs:
         if e is None or list(e["aRng"]) != list(all_range):
             continue
@@ -741,14 +776,14 @@ def _mirror_eval(fo, ds, ref: RunRef, runs_dir: Path, report: SyncReport) -> dic
             continue
         w, h = sizes[name]
         states = matches[name].pred
-        dets[name] = fo.Detections(detections=[
-            fo.Detection(label=lab["category"], bounding_box=relative_box(lab["box2d"], w, h),
-                         confidence=float(lab["score"]), **({names.eval_key: s} if s else {}))
+        dets[name] = detections_doc([
+            detection_doc(lab["category"], relative_box(lab["box2d"], w, h), confidence=float(lab["score"]),
+                          **{names.eval_key: s})
             for lab, s in zip(frame.get("labels") or [], states, strict=True)
         ])
     for name in known - set(dets):
-        dets[name] = fo.Detections()
-    ds.set_values(names.pred_field, dets, key_field="frame_name")
+        dets[name] = detections_doc([])
+    set_label_docs(fo, ds, names.pred_field, dets)
     for count, values in zip(names.counts, ("tp", "fp", "fn"), strict=True):
         ds.set_values(count, {n: getattr(matches[n], values) for n in known}, key_field="frame_name")
     _mark_ground_truth(ds, matches, known, names.eval_key)
@@ -810,13 +845,13 @@ def _mirror_autolabel(fo, ds, ref: RunRef, runs_dir: Path, report: SyncReport) -
         if frame["name"] not in known:
             continue
         w, h = sizes[frame["name"]]
-        dets[frame["name"]] = fo.Detections(detections=[
-            fo.Detection(label=lab["category"], bounding_box=relative_box(lab["box2d"], w, h),
-                         confidence=float(lab["score"]) if lab.get("score") is not None else None,
-                         route=lab.get("route"))
+        dets[frame["name"]] = detections_doc([
+            detection_doc(lab["category"], relative_box(lab["box2d"], w, h),
+                          confidence=float(lab["score"]) if lab.get("score") is not None else None,
+                          route=lab.get("route"))
             for lab in frame.get("labels") or [] if lab.get("box2d")
         ])
-    ds.set_values(box_field, dets, key_field="frame_name")
+    set_label_docs(fo, ds, box_field, dets)
     review = [q["name"] for q in queue if q["name"] in known]
     ds.select_by("frame_name", review).tag_samples(tag)
     return _record([box_field], [tag], label=run_label(ref), n_review=len(review))
@@ -936,10 +971,8 @@ def _eval_views(ds, F, rec: dict[str, Any], schema: dict) -> tuple[Any, Any]:
 # ---------------------------------------------------------------------------
 
 
-def _samples(fo, manifest: pd.DataFrame, boxes: pd.DataFrame) -> Iterator:
-    sizes = dict(zip(manifest["name"], zip(manifest["width"], manifest["height"], strict=True), strict=True))
-    visible = boxes[boxes["name"].isin(manifest.loc[manifest["labeled"], "name"])]
-    dets = detections_by_frame(visible, sizes)
+def _samples(fo, manifest: pd.DataFrame) -> Iterator:
+    """One box-less sample per frame; `_box_docs` adds the boxes in one bulk write."""
     for row in manifest.itertuples(index=False):
         known = bool(getattr(row, ATTRIBUTES_KNOWN, True))  # an image without a label file is in no slice
         sample = fo.Sample(
@@ -954,11 +987,15 @@ def _samples(fo, manifest: pd.DataFrame, boxes: pd.DataFrame) -> Iterator:
             labeled=bool(row.labeled),
         )
         sample.metadata = fo.ImageMetadata(width=int(row.width), height=int(row.height))
-        if row.labeled:
-            sample[BOX_FIELD] = fo.Detections(
-                detections=[fo.Detection(**d) for d in dets.get(row.name, [])]
-            )
         yield sample
+
+
+def _box_docs(manifest: pd.DataFrame, boxes: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """frame name -> its ``ground_truth`` document, for every labeled frame (an empty one too)."""
+    sizes = dict(zip(manifest["name"], zip(manifest["width"], manifest["height"], strict=True), strict=True))
+    labeled = manifest.loc[manifest["labeled"], "name"]
+    dets = detections_by_frame(boxes[boxes["name"].isin(labeled)], sizes)
+    return {name: detections_doc([detection_doc(**d) for d in dets.get(name, [])]) for name in labeled}
 
 
 def mirror_collect(dataset_name: str, manifest: pd.DataFrame, boxes: pd.DataFrame, *, run: str = "",
@@ -987,7 +1024,8 @@ def mirror_collect(dataset_name: str, manifest: pd.DataFrame, boxes: pd.DataFram
             fo.delete_dataset(dataset_name)
         ds = fo.Dataset(dataset_name)
         ds.persistent = True
-        ds.add_samples(_samples(fo, manifest, boxes), num_samples=len(manifest), progress=False)
+        ds.add_samples(_samples(fo, manifest), num_samples=len(manifest), progress=False)
+        set_label_docs(fo, ds, BOX_FIELD, _box_docs(manifest, boxes))
         state = {"collect": _record(stage="collect", run=run, fingerprint=fingerprint)}
         ds.info = {
             INFO_KEY: {"version": MIRROR_VERSION, "runs_dir": str(Path(runs_dir).resolve()) if runs_dir else None,
