@@ -16,6 +16,7 @@ from bddengine.cli import app
 from bddengine.config import EngineConfig, load_config
 from bddengine.errors import StageInputError
 from bddengine.mining.core import (
+    BLAS_MIN_QUERIES,
     REASON_NEAR_DUP,
     brute_force_knn,
     exact_index,
@@ -87,6 +88,10 @@ def test_faiss_exact_topk_equals_numpy_brute_force() -> None:
     np.testing.assert_array_equal(res.ids, np.argsort(-sims, axis=1)[:, :25])
     np.testing.assert_allclose(res.scores, ref_scores, atol=1e-5)
     assert knn_search(pool[:3], queries, 25, exact_max_pool=10).ids.shape == (7, 3)  # k capped at the pool
+    many = l2_normalize(rng.normal(size=(BLAS_MIN_QUERIES + 3, 32)))
+    for q in (many[:1], many[:3], many):  # each of exact_knn's three routes gives NumPy's neighbours
+        np.testing.assert_array_equal(knn_search(pool, q, 25, exact_max_pool=10_000).ids,
+                                      np.argsort(-(q @ pool.T), axis=1)[:, :25])
     import faiss
 
     before = faiss.cvar.distance_compute_blas_threshold
