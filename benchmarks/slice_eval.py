@@ -13,9 +13,16 @@ lights and signs, random frame attributes), then times:
 - cache: `build_match_cache` (conversion, the same COCOeval run, extraction), once;
 - slices: `evaluate_slices` over all combinations, 1000 resamples each;
 - naive: a fresh pycocotools evaluation per slice, no CI (what the cache replaces);
-- on real images (`--ultralytics-frames`): the detector run once plus the cache and
-  every slice's CI, against ultralytics' validator re-run once per slice. The
-  detector must predict: a YOLOv8n trained for a few epochs on the train frames of
+- on real images (`--ultralytics-frames`): the eval stage's whole slice table
+  (`bddengine.stages.eval.slice_table`: every full slice, every marginal and the
+  overall row, each with its CI) from one detector run, against ultralytics'
+  validator re-run once per row of that table (no CI). Both sides include the
+  detector. Every frame sits in five rows (its full slice, its three marginals,
+  overall), so the validator runs the detector five times per frame where the
+  stage runs it once (and starts once per row): where the detector dominates, the
+  ratio tends to 5x. The goal, 3x, leaves the stage's matching and 1000-resample
+  CIs of every row at most two thirds of one detector pass. The detector must
+  predict: a YOLOv8n trained for a few epochs on the train frames of
   the same synthetic world (car and truck, what a CPU detector learns in minutes;
   `_detector.py`, reused by the other benchmarks of one ``make bench``), or
   ``--weights``. Its prediction count is printed; with none the benchmark stops
@@ -134,28 +141,31 @@ def time_naive_pycocotools_per_slice(
 
 def ultralytics_comparison(n_frames: int, boot: int, seed: int, workdir: Path, *, weights: Path | None,
                            imgsz: int) -> dict[str, Any]:
-    """Ours vs the naive route on real images, side by side, with a detector that predicts.
+    """The eval stage's slice table vs the naive route on real images, with a detector that predicts.
 
     The world's ``n_frames`` val frames (320x180, never trained on) get random
     attributes (60+ slices); the detector is a YOLOv8n trained for a few epochs on
     the world's train frames (`_detector.prepare`), or ``weights``. Then times
 
     - ours: the detector once over all frames (``predict_frames``), one match
-      cache, every slice with ``boot``-resample CIs;
-    - naive: ``model.val()`` once per slice on that slice's frames (no CI).
+      cache, the eval stage's slice table (every full slice, every marginal and the
+      overall row, each with ``boot``-resample CIs);
+    - naive: ``model.val()`` once per row of that table, on that row's frames (no CI).
 
     Returns:
         Seconds of: the one detector run (``detect``), one overall COCOeval of its
-        predictions (``overall``), the match cache (``cache``), every slice with CIs
-        from the cache (``slices``), the naive route (``naive``); ``n_slices``,
-        ``n_preds`` (at conf 0.001), ``n_preds_25`` (score >= 0.25), ``map50`` and
-        ``detector`` (how it was made).
+        predictions (``overall``), the match cache (``cache``), the slice table from
+        the cache (``table``), the naive route (``naive``); ``n_rows`` (rows of the
+        table), ``n_full`` (full slices), ``frame_rows`` (frame visits of the naive
+        route), ``n_preds`` (at conf 0.001), ``n_preds_25`` (score >= 0.25),
+        ``map50`` and ``detector`` (how it was made).
     """
     import yaml
     from _detector import count_predictions, prepare, require_predictions
     from ultralytics import YOLO
 
     from bddengine.integrations.ultralytics import offline_ultralytics, predict_frames
+    from bddengine.stages.eval import GROUPINGS, slice_table
 
     offline_ultralytics()
     world = prepare(n_frames, seed=seed, weights=weights)
@@ -165,7 +175,6 @@ def ultralytics_comparison(n_frames: int, boot: int, seed: int, workdir: Path, *
         frame["attributes"] = {a: str(rng.choice(ATTRIBUTE_VALUES[a][:-1], p=_weights(a)))
                                for a in FRAME_ATTRIBUTES}
     images = world.root / "yolo/images/val"  # the YOLO export ultralytics' validator reads labels from
-    keys = slice_keys(gt, FRAME_ATTRIBUTES)
 
     start = time.perf_counter()
     preds = predict_frames(world.weights, world.eval_paths, [f["name"] for f in gt], imgsz=imgsz, conf=0.001,
@@ -177,26 +186,32 @@ def ultralytics_comparison(n_frames: int, boot: int, seed: int, workdir: Path, *
     cache = build_match_cache(gt, preds)
     cache_s = time.perf_counter() - start
     start = time.perf_counter()
-    slices = evaluate_slices(cache, keys, n_boot=boot)
-    slices_s = time.perf_counter() - start
+    table = slice_table(cache, gt, n_boot=boot, seed=seed)
+    table_s = time.perf_counter() - start
 
-    members: dict[tuple, list[str]] = {}
-    for name, key in keys.items():
-        members.setdefault(tuple(key.values()), []).append(str(images / name))
+    rows: dict[tuple, list[str]] = {}  # the same rows, as frame lists: full slices, marginals, overall
+    for attrs in GROUPINGS:
+        for name, key in slice_keys(gt, attrs).items():
+            rows.setdefault((attrs, tuple(key.values())), []).append(str(images / name))
+    rows[("overall",)] = [str(images / f["name"]) for f in gt]
+    if len(rows) != len(table):
+        raise SystemExit(f"the naive route has {len(rows)} rows but the slice table {len(table)}")
     model = YOLO(str(world.weights))
     start = time.perf_counter()
-    for i, files in enumerate(members.values()):
-        listing = workdir / f"slice{i}.txt"
+    for i, files in enumerate(rows.values()):
+        listing = workdir / f"row{i}.txt"
         listing.write_text("\n".join(files))
-        data = workdir / f"slice{i}.yaml"
+        data = workdir / f"row{i}.yaml"
         data.write_text(yaml.safe_dump({"path": str(workdir), "train": str(listing), "val": str(listing),
                                         "names": dict(enumerate(CLASSES))}))
         model.val(data=str(data), imgsz=imgsz, batch=16, conf=0.001, iou=0.7, device="cpu", plots=False,
-                  verbose=False, project=str(workdir / "val"), name=f"s{i}", exist_ok=True)
+                  verbose=False, project=str(workdir / "val"), name=f"r{i}", exist_ok=True)
     naive_s = time.perf_counter() - start
-    return {"detect": detect_s, "overall": overall_s, "cache": cache_s, "slices": slices_s, "naive": naive_s,
-            "n_slices": len(slices), "n_preds": n_preds, "n_preds_25": count_predictions(preds, min_score=0.25),
-            "map50": evaluate_overall(cache)["map50"], "detector": world.trained}
+    return {"detect": detect_s, "overall": overall_s, "cache": cache_s, "table": table_s, "naive": naive_s,
+            "n_rows": len(table), "n_full": int((table["grouping"] == "slice").sum()),
+            "frame_rows": sum(len(f) for f in rows.values()), "n_preds": n_preds,
+            "n_preds_25": count_predictions(preds, min_score=0.25), "map50": evaluate_overall(cache)["map50"],
+            "detector": world.trained}
 
 
 def _weights(attribute: str) -> np.ndarray:
@@ -261,27 +276,32 @@ def main(argv: list[str] | None = None) -> int:
             t = ultralytics_comparison(args.ultralytics_frames, args.boot, args.seed, Path(tmp),
                                        weights=args.weights, imgsz=args.imgsz)
         one_eval = t["detect"] + t["overall"]
-        ours = t["cache"] + t["slices"]
+        scoring = t["cache"] + t["table"]
+        ours = t["detect"] + scoring
         d = t["detector"]
         made = (f"YOLOv8n trained {d['epochs']} epochs on {d['n_train']} frames of the same world"
                 f"{' (reused)' if d['reused'] else ''}" if d["source"] == "trained here"
                 else f"--weights {d['weights']}")
-        print(f"\non {args.ultralytics_frames} synthetic images, {t['n_slices']} slices, detector: {made}, at "
-              f"{args.imgsz} px: {t['n_preds']:,} predictions at conf 0.001 ({t['n_preds_25']:,} at score >= 0.25), "
+        print(f"\non {args.ultralytics_frames} synthetic images, detector: {made}, at {args.imgsz} px: "
+              f"{t['n_preds']:,} predictions at conf 0.001 ({t['n_preds_25']:,} at score >= 0.25), "
               f"overall mAP@0.5 {t['map50']:.3f}")
-        print(f"one overall evaluation: detector once + COCOeval:        {one_eval:8.2f} s"
+        print(f"the eval stage's slice table: {t['n_rows']} rows ({t['n_full']} full slices, the marginals, "
+              f"overall); the naive route scores {t['frame_rows']:,} frame-rows "
+              f"({t['frame_rows'] / args.ultralytics_frames:.1f} per frame)")
+        print(f"one overall evaluation: detector once + COCOeval:          {one_eval:8.2f} s"
               f"  ({t['detect']:.2f} + {t['overall']:.2f})")
-        print(f"ours, every slice: match cache + {args.boot}-resample CIs:    {ours:8.2f} s"
-              f"  ({t['cache']:.2f} + {t['slices']:.2f})")
-        print(f"naive: ultralytics model.val() once per slice (no CI):   {t['naive']:8.2f} s")
-        print(f"ratio all slices / one overall evaluation: {ours / one_eval:.2f}x  (goal <= 2x)")
-        print(f"ratio naive / ours, scoring every slice: {t['naive'] / ours:.1f}x  (goal >= 20x)")
-        print(f"ratio naive / (one overall evaluation + ours): {t['naive'] / (one_eval + ours):.1f}x")
-        note = f"{args.ultralytics_frames} images, {t['n_slices']} slices, {t['n_preds']:,} predictions"
-        ok = record("slice_eval (images): all slices / one overall evaluation", ours / one_eval, 2.0, op="<=",
-                    note=note) and ok
-        ok = record("slice_eval (images): ultralytics val per slice / ours", t["naive"] / ours, 20.0,
-                    note=note + f" (mAP@0.5 {t['map50']:.3f})") and ok
+        print(f"ours: detector once + match cache + the table with CIs:   {ours:8.2f} s"
+              f"  ({t['detect']:.2f} + {t['cache']:.2f} + {t['table']:.2f})")
+        print(f"naive: ultralytics model.val() once per row (no CI):      {t['naive']:8.2f} s")
+        print(f"ratio slice table / one overall evaluation (scoring only): {scoring / one_eval:.2f}x  (goal <= 2x)")
+        print(f"ratio naive / ours, both with the detector: {t['naive'] / ours:.2f}x  (goal >= 3x; "
+              f"{t['frame_rows'] / args.ultralytics_frames:.0f}x where the detector dominates both sides)")
+        note = (f"{args.ultralytics_frames} images, {t['n_rows']} rows ({t['n_full']} full slices), "
+                f"{t['n_preds']:,} predictions")
+        ok = record("slice_eval (images): slice table with CIs / one overall evaluation", scoring / one_eval, 2.0,
+                    op="<=", note=note) and ok
+        ok = record("slice_eval (images): ultralytics val per table row / ours, detector on both sides",
+                    t["naive"] / ours, 3.0, note=note + f" (mAP@0.5 {t['map50']:.3f})") and ok
     return 0 if ok else 1
 
 
