@@ -804,19 +804,20 @@ def _mirror_eval(fo, ds, ref: RunRef, runs_dir: Path, report: SyncReport) -> dic
 
 
 def _mark_ground_truth(ds, matches: dict[str, FrameMatch], known: set[str], eval_key: str) -> None:
-    """Set ``ground_truth.detections.<eval_key>`` to tp / fn / ignored on the eval frames' boxes."""
-    names, det_ids, label_ids = ds.values(["frame_name", f"{BOX_FIELD}.detections.id",
-                                           f"{BOX_FIELD}.detections.label_id"])
+    """Set ``ground_truth.detections.<eval_key>`` to tp / fn / ignored on the eval frames' boxes.
+
+    One list of marks per frame, aligned with its boxes (None: left unset), in one bulk write.
+    """
+    names, label_ids = ds.values(["frame_name", f"{BOX_FIELD}.detections.label_id"])
     values = {}
-    for name, ids, lids in zip(names, det_ids, label_ids, strict=True):
-        if name not in known or not ids:
-            continue
-        for det_id, label_id in zip(ids, lids, strict=True):
-            state = matches[name].gt.get(str(label_id)) if label_id is not None else None
-            if state:
-                values[det_id] = state
+    for name, lids in zip(names, label_ids, strict=True):
+        if name in known and lids:
+            marks = [matches[name].gt.get(str(lid)) if lid is not None else None for lid in lids]
+            if any(marks):
+                values[name] = marks
     if values:
-        ds.set_label_values(f"{BOX_FIELD}.detections.{eval_key}", values, dynamic=True)
+        ds.set_values(f"{BOX_FIELD}.detections.{eval_key}", values, key_field="frame_name", skip_none=True,
+                      dynamic=True)
 
 
 def _mirror_mine(fo, ds, ref: RunRef, runs_dir: Path, report: SyncReport) -> dict[str, Any]:
