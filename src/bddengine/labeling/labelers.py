@@ -35,6 +35,7 @@ from bddengine.integrations.ultralytics import (
     resolve_weights,
     weights_dir,
 )
+from bddengine.labeling.sources import human_boxes
 
 if TYPE_CHECKING:
     from bddengine.config import AutolabelConfig
@@ -124,11 +125,7 @@ class OracleLabeler:
             raise StageInputError(
                 f"oracle labeler: no hidden ground truth for {len(missing)} frame(s), e.g. {missing[0]}; "
                 "use autolabel.labeler=detector or grounded for frames without labels")
-        return {
-            f["name"]: [{"category": g["category"], "score": 1.0, "box2d": dict(g["box2d"])}
-                        for g in self.gt[f["name"]] if not g.get("ignored")]
-            for f in frames
-        }
+        return {f["name"]: human_boxes(self.gt[f["name"]]) for f in frames}
 
 
 # --- ultralytics ---------------------------------------------------------------------------------

@@ -165,10 +165,14 @@ class LabelPlan:
         return [n for n, who in self.by.items() if who == HUMAN]
 
 
+def human_boxes(gt_boxes: Sequence[Box]) -> list[Box]:
+    """What the human stand-in draws on a frame: its hidden boxes, ignored regions left out (not training targets)."""
+    return [{"category": g["category"], "score": 1.0, "box2d": dict(g["box2d"])}
+            for g in gt_boxes if not g.get("ignored")]
+
+
 def _human(gt: Mapping[str, list[Box]], name: str) -> list[Box]:
-    """The human stand-in's boxes of one frame (ignored regions are not training targets)."""
-    return [{"category": g["category"], "score": 1.0, "box2d": dict(g["box2d"]), "route": ACCEPT}
-            for g in gt[name] if not g.get("ignored")]
+    return [{**b, "route": ACCEPT} for b in human_boxes(gt[name])]
 
 
 def plan_labels(source: str, names: Sequence[str], routed: Mapping[str, list[Box]],
