@@ -299,3 +299,80 @@ def test_score_files_document(conformance, tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text(json.dumps(pred))
     with pytest.raises(UnknownFrameError, match="ffffffff-00000000.jpg"):
         score_files(tmp_path / "gt.json", tmp_path / "bad.json")
+
+
+def adversarial_frames(n: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """Frames that exercise every branch of COCO matching.
+
+    Duplicate GT boxes (IoU ties), duplicate predictions (score ties), crowd and
+    ignored-category regions, boxes on both sides of the small / medium / large
+    limits, and frames with more than 100 predictions of one class.
+    """
+    from bddengine.bdd.categories import IGNORED_NAMES
+
+    rng = np.random.default_rng(seed)
+    ignored = sorted(IGNORED_NAMES)
+    gt, preds = [], []
+    for i in range(n):
+        labels, guesses = [], []
+        for j in range(int(rng.integers(0, 14))):
+            side = float(rng.choice([8, 30, 31, 33, 95, 96, 97, 150, 400]))  # around sqrt(32^2), sqrt(96^2)
+            x, y = rng.uniform(0, 800), rng.uniform(0, 500)
+            cat = str(rng.choice(CLASSES[:4]))
+            roll = rng.random()
+            if roll < 0.1:
+                cat = str(rng.choice(ignored))
+            box = {"x1": x, "y1": y, "x2": x + side * rng.uniform(0.7, 1.3), "y2": y + side}
+            labels.append({"id": str(j), "category": cat, "box2d": box,
+                           "attributes": {"crowd": bool(0.1 <= roll < 0.18)}})
+            if rng.random() < 0.2:  # an identical twin: an IoU tie
+                labels.append({"id": f"{j}b", "category": cat, "box2d": dict(box), "attributes": {}})
+            for _ in range(int(rng.integers(0, 3))):
+                d = side * rng.choice([0.0, 0.05, 0.2, 0.4])
+                score = float(rng.choice([0.5, 0.9, rng.random()]))  # repeated scores: ties
+                guesses.append({"category": cat if cat in CLASSES else "car", "score": score,
+                                "box2d": {k: v + d * rng.normal() for k, v in box.items()}})
+        for _ in range(int(rng.choice([0, 5, 130]))):  # past the 100 detections a class may keep
+            x, y = rng.uniform(0, 800), rng.uniform(0, 500)
+            w, h = rng.uniform(4, 200, 2)
+            guesses.append({"category": "car", "score": float(rng.random()),
+                            "box2d": {"x1": x, "y1": y, "x2": x + w, "y2": y + h}})
+        gt.append({"name": f"a{i:03d}.jpg", "attributes": {}, "labels": labels})
+        preds.append({"name": f"a{i:03d}.jpg", "labels": guesses})
+    return gt, preds
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_matching_cocoeval_equals_pycocotools_entry_for_entry(seed: int) -> None:
+    from pycocotools.cocoeval import COCOeval
+
+    from bddengine.evaluation.coco import MatchingCOCOeval, quiet
+
+    pair = frames_to_coco(*adversarial_frames(80, seed))
+    evals = []
+    for kind in (COCOeval, MatchingCOCOeval):
+        with quiet():
+            ev = kind(pair.gt, pair.dt, "bbox")
+            ev.params.imgIds = list(range(1, len(pair.names) + 1))
+            ev.params.catIds = list(range(1, len(CLASSES) + 1))
+            ev.evaluate()
+            ev.accumulate()
+        evals.append(ev)
+    want, got = evals
+    assert len(got.evalImgs) == len(want.evalImgs)
+    n_matched = 0
+    for w, g in zip(want.evalImgs, got.evalImgs, strict=True):
+        assert (w is None) == (g is None)
+        if w is None:
+            continue
+        assert w.keys() == g.keys()
+        for key, value in w.items():
+            if isinstance(value, np.ndarray):
+                assert value.dtype == g[key].dtype and value.shape == g[key].shape, key
+                np.testing.assert_array_equal(value, g[key], err_msg=key)
+            else:
+                assert value == g[key], key
+        n_matched += int((w["dtMatches"] > 0).sum())
+    assert n_matched > 1000  # the matching loop ran, not only its shortcuts
+    np.testing.assert_array_equal(want.eval["precision"], got.eval["precision"])
+    np.testing.assert_array_equal(want.eval["recall"], got.eval["recall"])
