@@ -5,7 +5,8 @@ sorted by name and numbered from 1, the 10 classes get category ids 1..10 in
 `CLASSES` order, a box ``x1, y1, x2, y2`` becomes the COCO box
 ``[x1, y1, x2 - x1 + 1, y2 - y1 + 1]`` (scalabel's ``box2d_to_bbox`` counts the
 end pixel) with ``area = w * h``, and crowd or ignored boxes become ``iscrowd``
-regions. pycocotools' COCOeval then matches and accumulates, and every reported
+regions. pycocotools' COCOeval then matches (`MatchingCOCOeval`: the same
+matching, faster) and accumulates, and every reported
 number is the mean of the entries of its precision or recall array that are not
 -1 (scalabel's ``get_score``), so a class without ground truth drops out of
 every mean.
