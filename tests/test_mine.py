@@ -19,7 +19,6 @@ from bddengine.mining.core import (
     BLAS_MIN_QUERIES,
     REASON_NEAR_DUP,
     brute_force_knn,
-    exact_index,
     exclusion_masks,
     failed_classes,
     failure_prototype,
@@ -96,7 +95,9 @@ def test_faiss_exact_topk_equals_numpy_brute_force() -> None:
 
     before = faiss.cvar.distance_compute_blas_threshold
     with faiss_blas_path():  # the many-query path: one matrix product per block, same neighbours
-        np.testing.assert_array_equal(exact_index(pool).search(queries, 25)[1], ref_ids)
+        assert faiss.cvar.distance_compute_blas_threshold == 0
+        np.testing.assert_array_equal(faiss.knn(queries.astype(np.float32), pool.astype(np.float32), 25,
+                                                metric=faiss.METRIC_INNER_PRODUCT)[1], ref_ids)
     assert faiss.cvar.distance_compute_blas_threshold == before
 
 

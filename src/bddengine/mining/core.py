@@ -144,15 +144,6 @@ def exact_knn(pool: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray
         return faiss.knn(queries, pool, k, metric=faiss.METRIC_INNER_PRODUCT)
 
 
-def exact_index(pool: np.ndarray):
-    """A FAISS ``IndexFlatIP`` holding ``pool`` (exact inner-product search)."""
-    import faiss
-
-    index = faiss.IndexFlatIP(pool.shape[1])
-    index.add(np.ascontiguousarray(pool, dtype=np.float32))
-    return index
-
-
 def approximate_index(pool: np.ndarray, kind: str, *, k: int, seed: int):
     """An HNSW or IVF inner-product index over ``pool``, tuned for recall over speed.
 
