@@ -409,7 +409,12 @@ def test_stage_is_a_noop_when_nothing_changed(split_run: tuple[Path, pd.DataFram
     assert again.skipped and again.location == run
 
 
-def test_stage_drops_planted_near_duplicate(tmp_path: Path) -> None:
+def _split_before_planting(tmp_path: Path) -> tuple[np.ndarray, Path, Path, dict[str, int]]:
+    """A four-slice world split once with distinct embeddings, for tests that then plant near-duplicates.
+
+    Returns:
+        (the embeddings, the collect run, the first split run, frame name -> embedding row).
+    """
     frames = make_frames(
         [(("clear", "daytime", "city street"), 16), (("clear", "night", "city street"), 12),
          (("overcast", "daytime", "highway"), 10), (("rainy", "night", "residential"), 8)]
@@ -417,9 +422,13 @@ def test_stage_drops_planted_near_duplicate(tmp_path: Path) -> None:
     emb = _unit(np.random.default_rng(4), len(frames))
     collect, _ = write_fake_runs(tmp_path, frames, emb)
     first = split_stage.run(_cfg(tmp_path / "runs"), progress=False).location
+    return emb, collect, first, {n: i for i, n in enumerate(frames["name"])}
+
+
+def test_stage_drops_planted_near_duplicate(tmp_path: Path) -> None:
+    emb, collect, first, idx = _split_before_planting(tmp_path)
     eval_name = pd.read_parquet(first / "eval_pool.parquet")["name"].iloc[0]
     train_name = pd.read_parquet(first / "train_pool.parquet")["name"].iloc[0]
-    idx = {n: i for i, n in enumerate(frames["name"])}
     emb[idx[eval_name]] = emb[idx[train_name]]
     write_fake_embed(tmp_path / "runs", collect, emb, fp="embed-fp-2")
     second = split_stage.run(_cfg(tmp_path / "runs"), progress=False).location
@@ -457,17 +466,10 @@ def test_stage_refuses_embeddings_that_cannot_tell_frames_apart(tmp_path: Path) 
 
 def test_stage_stops_when_near_duplicates_take_more_than_the_allowed_share(tmp_path: Path) -> None:
     """Crowded embeddings must not leave a split with a handful of eval frames (default share 0.2)."""
-    frames = make_frames(
-        [(("clear", "daytime", "city street"), 16), (("clear", "night", "city street"), 12),
-         (("overcast", "daytime", "highway"), 10), (("rainy", "night", "residential"), 8)]
-    )
-    emb = _unit(np.random.default_rng(4), len(frames))
-    collect, _ = write_fake_runs(tmp_path, frames, emb)
+    emb, collect, first, idx = _split_before_planting(tmp_path)
     runs = tmp_path / "runs"
-    first = split_stage.run(_cfg(runs), progress=False).location
     eval_names = pd.read_parquet(first / "eval_pool.parquet")["name"].tolist()
     train_name = pd.read_parquet(first / "train_pool.parquet")["name"].iloc[0]
-    idx = {n: i for i, n in enumerate(frames["name"])}
     for name in eval_names[: len(eval_names) // 2]:  # half the eval pool copies one train frame
         emb[idx[name]] = emb[idx[train_name]]
     write_fake_embed(runs, collect, emb, fp="embed-fp-2")
