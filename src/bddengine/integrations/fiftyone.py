@@ -345,10 +345,9 @@ def match_eval_boxes(
     for f in pred_frames:
         out[f["name"]].pred = [None] * len(f.get("labels") or [])
     dt_score = {i + 1: float(a["score"]) for i, a in enumerate(pair.dt.dataset["annotations"])}
-    ev = match_boxes(pair, marks_only=True)
-    all_range = ev.params.areaRng[0]
+    ev = match_boxes(pair, marks_only=True)  # one area range ("all") and one threshold (0.5)
     for e in ev.evalImgs:
-        if e is None or list(e["aRng"]) != list(all_range):
+        if e is None:
             continue
         for d, dt_id in enumerate(e["dtIds"]):
             name, idx = dt_key[dt_id - 1]
