@@ -259,6 +259,7 @@ def test_stage_prototype_excludes_planted_frames_and_is_a_noop_on_rerun(tmp_path
     assert m["excluded"] == {"video in train pool": 1, "video in val pool": 0, "video in eval pool": 1,
                              REASON_NEAR_DUP: 1, "any": 3}
     assert m["n_mining_pool"] == 38 and m["n_eligible"] == 35 and m["index_type"] == "flat-ip"
+    assert m["index_build_s"] == 0.0 and out.numbers["k-NN index"].startswith("flat-ip, no index built, search")
     assert m["precision"]["slice_match"] == 1.0 and m["precision"]["has_failed_class"] == 1.0
     assert m["base_rate"]["slice_match"] == pytest.approx(12 / 38)
     assert m["lift"]["slice_match"] == pytest.approx(38 / 12)
@@ -330,7 +331,7 @@ def test_stage_approximate_index_reports_recall(tmp_path: Path) -> None:
     m = json.loads((out.location / "result.json").read_text())["metrics"]
     assert m["index_type"] == "hnsw" and 0.8 <= m["recall_at_k"] <= 1.0 and m["n_recall_queries"] == 101
     assert all(n.startswith("close") for n in mined_names(out))
-    assert "recall@k" in out.numbers["k-NN index"]
+    assert "recall@k" in out.numbers["k-NN index"] and out.numbers["k-NN index"].startswith("hnsw, build ")
 
 
 def test_stage_falls_back_to_all_worst_slice_frames(tmp_path: Path) -> None:

@@ -575,3 +575,22 @@ def test_failure_breakdown_counts_only_scored_boxes() -> None:
     labels = [{"category": "car"}, {"category": "trailer"}, {"category": "car", "attributes": {"crowd": True}},
               {"category": "person"}, {"category": "lane"}, {"category": "truck"}]
     assert scored_classes(labels) == {"car": 1, "pedestrian": 1, "truck": 1}
+
+
+def test_search_note_says_whether_an_index_was_built() -> None:
+    from types import SimpleNamespace
+
+    from bddengine.report.discussion import _search_note
+
+    def data(**metrics):
+        arm = SimpleNamespace(mine="06_mine")
+        return SimpleNamespace(runs=SimpleNamespace(arms={"prototype": arm}),
+                               result=lambda ref: {"metrics": {"n_eligible": 1200, "search_s": 0.01, **metrics}})
+
+    exact = _search_note(data(index_type="flat-ip", index_build_s=0.0))
+    assert exact == " This run searched 1,200 frames exactly (`flat-ip`, no index built) in 0.010 s."
+    older = _search_note(data(index_type="flat-ip", index_build_s=0.2))  # a run from when exact search built one
+    assert older == " This run searched 1,200 frames with a `flat-ip` index in 0.010 s."
+    hnsw = _search_note(data(index_type="hnsw", index_build_s=0.0, recall_at_k=0.97))  # build rounded to 0
+    assert hnsw == (" This run searched 1,200 frames with a `hnsw` index in 0.010 s "
+                    "(recall@k 0.970 against exact search).")

@@ -122,8 +122,10 @@ def _search_note(d: ReportData) -> str:
     for arm in d.runs.arms.values():
         m = d.result(arm.mine).get("metrics") or {}
         if m.get("index_type") and is_num(m.get("search_s")):
-            text = (f" This run searched {fmt_int(m.get('n_eligible'))} frames with a `{m['index_type']}` index in "
-                    f"{m['search_s']:.3f} s")
+            no_index = m["index_type"] == "flat-ip" and not m.get("index_build_s")  # exact search builds none
+            how = (f"exactly (`{m['index_type']}`, no index built)" if no_index
+                   else f"with a `{m['index_type']}` index")
+            text = f" This run searched {fmt_int(m.get('n_eligible'))} frames {how} in {m['search_s']:.3f} s"
             if is_num(m.get("recall_at_k")):
                 text += f" (recall@k {m['recall_at_k']:.3f} against exact search)"
             return text + "."

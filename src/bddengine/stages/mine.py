@@ -458,7 +458,9 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
                                        + f"  (failed: {', '.join(m['failed_classes']) or 'none'})"),
     }
     if m.get("index_type"):
-        search = f"{m['index_type']}, build {m['index_build_s']:.3f} s, search {m['search_s']:.4f} s"
+        no_index = m["index_type"] == "flat-ip" and not m.get("index_build_s")  # exact search builds none
+        search = (f"{m['index_type']}, " + ("no index built" if no_index else f"build {m['index_build_s']:.3f} s")
+                  + f", search {m['search_s']:.4f} s")
         if m.get("recall_at_k") is not None:
             search += f", recall@k {m['recall_at_k']:.3f} vs exact ({m['n_recall_queries']} queries)"
         numbers["k-NN index"] = search
