@@ -140,3 +140,21 @@ def test_collect_stops_at_once_when_mongodb_does_not_answer(tiny_world: Path, tm
     with pytest.raises(StageInputError, match=r"fiftyone.enabled: the mirror needs MongoDB: no answer at mongodb"):
         collect.run(cfg, progress=False)
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+def test_a_gpu_config_without_a_gpu_is_stopped_by_check(nothing_downloaded: Path, monkeypatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    needs = _needs("gpu.yaml")
+    missing = {item for item, n in needs.items() if not n.found}
+    assert missing == {"embed.device cuda", "train.device cuda", "eval.device cuda", "autolabel.device cuda"}
+    assert "torch sees no GPU" in needs["embed.device cuda"].detail
+    assert "train.device='cuda' but torch sees no GPU" in needs["train.device cuda"].detail
+    result = runner.invoke(app, ["check", "--config", str(REPO / "configs" / "gpu.yaml")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "4 of the" in result.output and "train.device" in result.output
+    # the same config on the CPU: nothing else is missing
+    cpu = [f"{key}.device=cpu" for key in ("embed", "train", "eval", "mine", "autolabel")]
+    assert all(n.found for n in _needs("gpu.yaml", *cpu).values())
+    assert not any("device" in item for item in _needs("demo.yaml"))  # auto is never a need

@@ -84,6 +84,7 @@ def turn_needs(cfg: EngineConfig, stages: Collection[str] = ALL_STAGES) -> list[
     if cfg.fiftyone.enabled and stages & MIRRORED:
         needs.append(package_need("collect", "fiftyone", "fiftyone"))
         needs.append(database_need())
+    needs += device_needs(cfg, stages)
     return needs
 
 
@@ -216,6 +217,54 @@ def labeler_needs(cfg: EngineConfig) -> list[Need]:
         if not found and not problems:
             needs.append(Need("autolabel", f"{a.labeler} labeler", True, f"no weights: {spec.summary}"))
     return needs
+
+
+# --- devices -------------------------------------------------------------------------------------
+
+
+def device_needs(cfg: EngineConfig, stages: Collection[str]) -> list[Need]:
+    """Each device key the stages use that names a GPU (``auto`` and ``cpu`` always run).
+
+    Checked with the resolver the stage itself calls, so ``device: cuda`` on a machine
+    whose torch sees no GPU stops the turn here rather than an hour in, at training.
+    """
+    keys: list[tuple[str, str, str]] = []
+    if "embed" in stages:
+        keys.append(("embed", "embed.device", cfg.embed.device))
+    if "train" in stages:
+        keys.append(("train", "train.device", cfg.train.device))
+    if "eval" in stages:
+        keys.append(("eval", "eval.device", cfg.eval.device))
+    if "mine" in stages and (cfg.mine.embedding == "detector"
+                             or any("-detector" in arm for arm in cfg.flywheel.mining_arms())):
+        keys.append(("mine", "mine.device", cfg.mine.device))
+    if "autolabel" in stages and cfg.flywheel.arms:
+        keys.append(("autolabel", "autolabel.device", cfg.autolabel.device))
+    needs = []
+    for stage, key, value in keys:
+        if value.strip().lower() in ("auto", "cpu"):
+            continue
+        needs.append(_device_need(stage, key, value))
+    return needs
+
+
+def _device_need(stage: str, key: str, value: str) -> Need:
+    import torch
+
+    from bddengine.embedding.encode import pick_device
+    from bddengine.integrations.ultralytics import resolve_device
+
+    try:
+        if key == "embed.device":
+            pick_device(value)
+        else:
+            resolve_device(value, key)
+    except StageInputError as exc:
+        return Need(stage, f"{key} {value}", False, str(exc))
+    if value.strip().lower() == "mps":
+        return Need(stage, f"{key} {value}", True, "Apple GPU")
+    names = sorted({torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())})
+    return Need(stage, f"{key} {value}", True, f"torch {torch.__version__} sees {', '.join(names)}")
 
 
 # --- packages and services -----------------------------------------------------------------------

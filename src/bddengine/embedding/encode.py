@@ -23,7 +23,10 @@ def pick_device(name: str) -> torch.device:
     except RuntimeError as exc:
         raise StageInputError(f"embed.device={name!r}: {exc} (use auto, cpu, cuda or cuda:N)") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise StageInputError(f"embed.device={name!r} but torch sees no GPU: use device: auto or cpu")
+        build = (f"torch {torch.__version__} is a CPU-only build: install a CUDA build of torch"
+                 if torch.version.cuda is None else "run on a GPU machine")
+        raise StageInputError(f"embed.device={name!r} but torch sees no GPU here: use device: auto or cpu "
+                              f"(or {build})")
     return device
 
 
