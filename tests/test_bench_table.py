@@ -45,3 +45,19 @@ def test_table_fails_on_a_missed_goal_or_a_benchmark_that_recorded_nothing(resul
     path.write_text(json.dumps(ok_row | {"ratio": 0.5, "pass": False}) + "\n")
     assert results.main([str(path), "benchmarks/synth.py"]) == 1
     assert "**NO**" in capsys.readouterr().out
+
+
+def test_a_benchmark_that_cannot_run_here_says_so_and_fails_nothing(results, tmp_path: Path, monkeypatch,
+                                                                    capsys) -> None:
+    path = tmp_path / "results.jsonl"
+    monkeypatch.setenv(results.ENV, str(path))
+    results.record("synth: fps / goal", 1.3, 1.0, script="synth.py")
+    results.skip("no CUDA device: nothing to measure", script="gpu_turn.py")
+    assert results.main([str(path), "benchmarks/synth.py", "benchmarks/gpu_turn.py"]) == 0
+    out = capsys.readouterr().out
+    assert "| gpu_turn.py | - | - | skipped | no CUDA device: nothing to measure |" in out
+    assert "(1 of 1 met" in out and "recorded no ratio" not in out
+    path.write_text("")  # a skip does not cover a benchmark that crashed
+    results.skip("no CUDA device", script="gpu_turn.py")
+    assert results.main([str(path), "benchmarks/synth.py", "benchmarks/gpu_turn.py"]) == 1
+    assert "| synth.py | - | - | **NO** | recorded no ratio" in capsys.readouterr().out
