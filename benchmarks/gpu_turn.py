@@ -356,8 +356,11 @@ def check_cpu(out: Path, *, dry_run: bool, device: str, epochs: int) -> tuple[fl
     small += [] if dry_run else ["train.imgsz=512", "train.batch=32", "train.lr0=0.002", "train.warmup_epochs=1"]
     on_gpu = build_config(out, dry_run=dry_run, device=device, epochs=epochs, extra=small)
     on_cpu = build_config(out, dry_run=dry_run, device=device, epochs=epochs, extra=[*small, "eval.device=cpu"])
-    seed = on_gpu.seed + 1  # its own runs (tag seed43) beside the turn's, on the turn's split
-    _, train_s = timed(train.run, on_gpu, iter=0, seed=seed)
+    if dry_run:  # the turn's detector: a second training would double the rehearsal's seconds
+        seed, train_s = on_gpu.seed, 0.0
+    else:
+        seed = on_gpu.seed + 1  # its own runs (tag seed43) beside the turn's, on the turn's split
+        _, train_s = timed(train.run, on_gpu, iter=0, seed=seed)
     tables, seconds = {}, {}
     for name, cfg in (("gpu", on_gpu), ("cpu", on_cpu)):
         # force: on a dry run both devices are the CPU, and the second would find the first's run
