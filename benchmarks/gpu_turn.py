@@ -374,7 +374,8 @@ def check_cpu(out: Path, *, dry_run: bool, device: str, epochs: int) -> tuple[fl
     diff = (both["map50_gpu"].fillna(-1) - both["map50_cpu"].fillna(-1)).abs()
     worst = both.loc[diff.idxmax()]
     overall = float(both.loc[both["grouping"] == "overall", "map50_gpu"].iloc[0])
-    lines = [f"check: YOLOv8n, {epochs} epoch(s) on {device} in {train_s:.0f} s; eval on {device} "
+    made = "the turn's detector (dry run)" if dry_run else f"YOLOv8n, {epochs} epoch(s) on {device} in {train_s:.0f} s"
+    lines = [f"check: {made}; eval on {device} "
              f"{seconds['gpu']:.1f} s, on cpu {seconds['cpu']:.1f} s; overall mAP@0.5 {overall:.3f} ({device}) vs "
              f"{float(both.loc[both['grouping'] == 'overall', 'map50_cpu'].iloc[0]):.3f} (cpu)",
              f"check: {len(both)} slice-table rows; largest mAP@0.5 difference {float(diff.max()):.4f} "
