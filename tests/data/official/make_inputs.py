@@ -248,8 +248,9 @@ SCENES = ("highway", "city street")
 def sliced(gt: list, pred: list, rng: random.Random) -> tuple[list, list]:
     """Frames with random weather/timeofday/scene attributes (one missing timeofday: "undefined").
 
-    The two "snowy" frames have no prediction at all (the official empty result); in the
-    "foggy" frame every bus is a crowd box (a class with GT only as crowd).
+    The two "snowy" frames have no prediction at all (the official empty result), and one
+    holds a crowd train; in the "foggy" frame every bus is a crowd box (a class with GT only
+    as crowd, in a slice with predictions).
     """
     gt, pred = copy.deepcopy(gt), copy.deepcopy(pred)
     for frame in gt:
@@ -260,6 +261,9 @@ def sliced(gt: list, pred: list, rng: random.Random) -> tuple[list, list]:
     for frame in pred:
         if frame["name"] in (gt[2]["name"], gt[3]["name"]):
             frame["labels"] = []
+    gt[2]["labels"].append({"id": "crowd-train", "category": "train",  # officially 0.0 there, not NaN
+                            "attributes": {"occluded": False, "truncated": False, "crowd": True},
+                            "box2d": {"x1": 400.0, "y1": 200.0, "x2": 900.0, "y2": 500.0}})
     gt[4]["attributes"]["weather"] = "foggy"
     gt[4]["labels"].append({"id": "crowd-bus", "category": "bus",
                             "attributes": {"occluded": False, "truncated": False, "crowd": True},
