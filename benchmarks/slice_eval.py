@@ -52,7 +52,7 @@ from bddengine.bdd.categories import ATTRIBUTE_VALUES, CLASSES, FRAME_ATTRIBUTES
 from bddengine.evaluation import build_match_cache, evaluate_overall, evaluate_slices, slice_keys
 from bddengine.evaluation.coco import frames_to_coco, official_scores, quiet, run_cocoeval
 
-CONFORMANCE = Path(__file__).resolve().parents[1].parent / "shared" / "conformance" / "bdd100k-det-eval"
+CONFORMANCE = Path(__file__).resolve().parents[1] / "tests" / "data" / "conformance" / "bdd100k-det-eval"
 
 # det_20 val frame counts per attribute value (docs/bdd100k-facts.md), in ATTRIBUTE_VALUES order.
 VAL_COUNTS: dict[str, tuple[int, ...]] = {

@@ -11,8 +11,7 @@ os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never reach for the model hub
 os.environ.setdefault("YOLO_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-CONFORMANCE = SHARED / "conformance" / "bdd100k-det-eval"
+CONFORMANCE = REPO / "tests" / "data" / "conformance" / "bdd100k-det-eval"
 
 
 @pytest.fixture(scope="session")
@@ -28,16 +27,7 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def conformance_dir() -> Path:
-    """The real BDD100K conformance case (shared/ beside the checkout).
-
-    A user's fresh clone has no shared/: its tests skip and say why. CI lays shared/
-    beside the checkout, so there a missing case fails instead of hiding the conformance tests.
-    """
-    if not (CONFORMANCE / "gt.json").is_file():
-        msg = f"BDD100K conformance case not found at {CONFORMANCE} (it ships in shared/ beside the repository)"
-        if os.environ.get("CI"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+    """The real BDD100K conformance case, committed in tests/data/conformance/ (see its README)."""
     return CONFORMANCE
 
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from bddengine.bdd import loader
+from bddengine.bdd import loader, validate
 from bddengine.bdd.loader import LabelFileError, frames_to_tables, load_label_file
 from bddengine.bdd.validate import check_frames, parse_flag
 from bddengine.cli import app
@@ -60,11 +60,23 @@ def test_flags_read_as_pydantic_v1_reads_a_bool(value: object, expected: bool | 
 
 
 def test_unreadable_crowd_is_an_error_naming_frame_and_label(tmp_path: Path) -> None:
-    gt = [_frame("a.jpg", [{"id": "7", "category": "car", "box2d": _box(), "attributes": {"crowd": "maybe"}}])]
-    with pytest.raises(LabelFileError, match=r"frame 'a.jpg', label '7': attributes.crowd is 'maybe'"):
+    gt = [_frame("a.jpg", [{"id": "7", "category": "car", "box2d": _box(), "attributes": {"crowd": None}}])]
+    with pytest.raises(LabelFileError, match=r"frame 'a.jpg', label '7': attributes.crowd is None"):
         check_frames(gt, file="gt.json", predictions=False)
-    with pytest.raises(LabelFileError, match="attributes.crowd"):
-        frames_to_tables(gt, source_split="train", file="gt.json")
+    maybe = [_frame("a.jpg", [{"id": "7", "category": "car", "box2d": _box(), "attributes": {"crowd": "maybe"}}])]
+    with pytest.raises(LabelFileError, match="attributes.crowd"):  # collect reads plain booleans only
+        frames_to_tables(maybe, source_split="train", file="gt.json")
+    checked = check_frames(maybe, file="gt.json", predictions=False)  # score reads it as the official evaluator
+    assert checked.frames[0]["labels"][0]["attributes"]["crowd"] is True
+    assert checked.malformed.notes == {validate.NOTE_ODD_FLAG: 1}
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("maybe", True), ("", False), (2, True), (-1, True), (0.5, False), (1.5, True), ("2", True), ("0.0", False),
+    ("nan", True), ("no", False), ("1", True), (None, None), ([1], None),
+])
+def test_score_reads_flags_as_the_official_evaluator(value: object, expected: bool | None) -> None:
+    assert validate.official_flag(value) is expected
 
 
 def test_collect_reads_crowd_and_ignored_strings_as_the_official_evaluator() -> None:
@@ -186,9 +198,12 @@ def test_score_counts_what_it_leaves_out(tmp_path: Path) -> None:
                                          {"category": "car", "score": 0.5, "box2d": _box(x2=float("nan"))}]}]
     g, p = _gt_pred(tmp_path, gt, pred)
     doc = score_files(g, p, by=["weather"], n_boot=0)
-    assert doc["checks"]["gt"]["counts"] == {"bad frame record": 1, "inverted box2d": 1, "missing frame name": 1}
-    assert doc["checks"]["pred"]["counts"] == {"NaN box2d": 1, "NaN or infinite score": 1,
-                                               "missing or non-numeric score": 1, "unknown category": 1}
+    # what the official evaluator leaves out is counted; the odd records it scores are notes
+    assert doc["checks"]["gt"]["counts"] == {"bad frame record": 1, "missing frame name": 1}
+    assert doc["checks"]["gt"]["notes"] == {validate.NOTE_INVERTED: 1}
+    assert doc["checks"]["pred"]["counts"] == {"unknown category": 1}
+    assert doc["checks"]["pred"]["notes"] == {validate.NOTE_NON_FINITE_BOX: 1, validate.NOTE_NAN_SCORE: 1,
+                                              validate.NOTE_STRING_NUMBER: 1}
     assert set(doc["official"]) == set(METRICS)
     assert doc["official"]["AP50"][1]["OVERALL"] == pytest.approx(100 * doc["overall"]["map50"])
 

@@ -145,13 +145,17 @@ def test_score_reproduces_the_official_numbers(tmp_path: Path, conformance_dir: 
     assert "55.32" in result.output
 
 
-def test_score_names_an_unknown_prediction_frame(tmp_path: Path, conformance_dir: Path) -> None:
+def test_score_notes_an_unknown_prediction_frame(tmp_path: Path, conformance_dir: Path) -> None:
     preds = json.loads((conformance_dir / "pred.json").read_text())
     preds.append({"name": "not-in-gt.jpg", "labels": []})
-    bad = tmp_path / "p.json"
-    bad.write_text(json.dumps(preds))
-    result = runner.invoke(app, ["score", str(conformance_dir / "gt.json"), str(bad)])
-    assert result.exit_code == 2 and "not-in-gt.jpg" in result.output
+    extra = tmp_path / "p.json"
+    extra.write_text(json.dumps(preds))
+    result = runner.invoke(app, ["score", str(conformance_dir / "gt.json"), str(extra), "--n-boot", "0"])
+    assert result.exit_code == 0 and "prediction frame not in the ground truth" in result.output
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps([{"name": "not-in-gt.jpg", "labels": []}]))
+    result = runner.invoke(app, ["score", str(conformance_dir / "gt.json"), str(other)])
+    assert result.exit_code == 2 and "not-in-gt.jpg" in result.output and "Traceback" not in result.output
 
 
 def test_embed_model_flag_is_validated(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from bddengine.bdd.categories import CLASSES
+from bddengine.bdd.validate import NOTE_PRED_NOT_IN_GT
 from bddengine.evaluation import (
     PROTOCOL,
     UnknownFrameError,
@@ -295,9 +296,15 @@ def test_score_files_document(conformance, tmp_path: Path) -> None:
     assert lo <= undefined["map50"] <= hi
     json.dumps(doc, allow_nan=False)  # plain JSON: nulls, no NaN
 
-    pred[3] = dict(pred[3], name="ffffffff-00000000.jpg")
-    (tmp_path / "bad.json").write_text(json.dumps(pred))
-    with pytest.raises(UnknownFrameError, match="ffffffff-00000000.jpg"):
+    # a prediction frame the GT lacks is left out, as the official evaluator does, and noted
+    extra = [*pred, dict(pred[3], name="ffffffff-00000000.jpg")]
+    (tmp_path / "extra.json").write_text(json.dumps(extra))
+    with_extra = score_files(tmp_path / "gt.json", tmp_path / "extra.json", n_boot=0)
+    assert with_extra["official"] == score_files(tmp_path / "gt.json", tmp_path / "pred.json", n_boot=0)["official"]
+    assert with_extra["checks"]["pred"]["notes"] == {NOTE_PRED_NOT_IN_GT: 1}
+    # ... but predictions for another file altogether are an error naming a frame
+    (tmp_path / "bad.json").write_text(json.dumps([dict(f, name="x" + f["name"]) for f in pred]))
+    with pytest.raises(UnknownFrameError, match="none of its frames.*xffffffff|none of its frames"):
         score_files(tmp_path / "gt.json", tmp_path / "bad.json")
 
 

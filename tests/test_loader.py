@@ -23,15 +23,7 @@ from bddengine.bdd.loader import (
 )
 
 _REPO = Path(__file__).resolve().parents[1]
-# shared/ sits beside the checkout (or inside it on some machines).
-CONFORMANCE_GT = next(
-    (
-        base / "shared/conformance/bdd100k-det-eval/gt.json"
-        for base in (_REPO.parent, _REPO)
-        if (base / "shared/conformance/bdd100k-det-eval/gt.json").exists()
-    ),
-    _REPO.parent / "shared/conformance/bdd100k-det-eval/gt.json",
-)
+CONFORMANCE_GT = _REPO / "tests/data/conformance/bdd100k-det-eval/gt.json"
 
 
 def _label(lid: str, category: str, box: dict | None = None, **attrs: object) -> dict:
@@ -266,7 +258,6 @@ def test_index_images_of_missing_root_is_empty(tmp_path: Path) -> None:
     assert index_images(tmp_path / "nowhere") == {}
 
 
-@pytest.mark.skipif(not CONFORMANCE_GT.exists(), reason="shared/ conformance case not present")
 def test_parses_real_bdd_conformance_file() -> None:
     parsed = frames_to_tables(
         load_label_file(CONFORMANCE_GT), source_split="val", image_index={}, file=str(CONFORMANCE_GT)

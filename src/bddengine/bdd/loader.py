@@ -164,11 +164,13 @@ class ParsedLabels:
     join: JoinStats
 
 
-def load_label_file(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read a det_20 label file: a JSON list of frame records.
+def load_label_file(path: str | os.PathLike[str], *, kind: str = "label") -> list[dict[str, Any]]:
+    """Read a det_20 label file (or predictions in the same format): a JSON list of frame records.
 
     Args:
         path: the label file, e.g. ``labels/det_20/det_train.json``.
+        kind: ``"label"`` or ``"prediction"``: what the messages call the file and
+            what they advise (download BDD100K again, or export the predictions again).
 
     Returns:
         The frame records as parsed (dicts, not validated; `frames_to_tables`
@@ -179,16 +181,23 @@ def load_label_file(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             its top level is not a list. The message names the file.
     """
     path = Path(path)
+    if kind == "prediction":
+        what = "prediction file"
+        redo = "re-export the predictions (a JSON list of BDD frames whose labels carry a score)"
+        where = "Check the path: the label file comes first, then the predictions."
+        expected = "Check that this is a prediction file in the BDD format"
+    else:
+        what, redo = "label file", "download or unzip it again"
+        where = ("Check the path; BDD100K det_20 labels are labels/det_20/det_train.json and det_val.json "
+                 "under the dataset root.")
+        expected = "Check that this is a det_20 detection label file"
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise LabelFileError(
-            f"label file not found: {path}. Check the path; BDD100K det_20 labels are "
-            "labels/det_20/det_train.json and det_val.json under the dataset root."
-        ) from None
+        raise LabelFileError(f"{what} not found: {path}. {where}") from None
     except OSError as err:
         raise LabelFileError(
-            f"cannot read label file {path}: {err.strerror or err}. Check that it is a readable file."
+            f"cannot read {what} {path}: {err.strerror or err}. Check that it is a readable file."
         ) from None
     try:
         with _gc_paused():
@@ -197,37 +206,36 @@ def load_label_file(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         # orjson rejects the NaN/Infinity literals that Python's json writes, numbers
         # beyond the float range and nesting deeper than 1024; such a file may still be
         # readable, and its bad boxes are counted by frames_to_tables.
-        frames = _load_slow(path, data, err)
+        frames = _load_slow(path, data, err, what=what, redo=redo)
     if not isinstance(frames, list):
         raise LabelFileError(
-            f"label file {path} holds a JSON {type(frames).__name__}, expected a list "
-            "of frame records (the det_20 format). Check that this is a det_20 "
-            "detection label file."
+            f"{what} {path} holds a JSON {type(frames).__name__}, expected a list "
+            f"of frame records (the det_20 format). {expected}."
         )
     return frames
 
 
-def _load_slow(path: Path, data: bytes, err: Exception) -> Any:
+def _load_slow(path: Path, data: bytes, err: Exception, *, what: str, redo: str) -> Any:
     """Python's json, for what orjson refuses; every way it can fail is a LabelFileError."""
     try:
         with _gc_paused():
             frames = json.loads(data)
     except RecursionError:
         raise LabelFileError(
-            f"label file {path} nests its JSON too deeply to read (a det_20 file nests 4 levels). "
-            "The file is not a det_20 label file, or it is corrupted: download or unzip it again."
+            f"{what} {path} nests its JSON too deeply to read (a det_20 file nests 4 levels). "
+            f"The file is not in the det_20 format, or it is corrupted: {redo}."
         ) from None
     except ValueError:  # JSONDecodeError, UnicodeDecodeError
         raise LabelFileError(
-            f"label file {path} is not valid JSON ({err}). The file may be truncated "
-            "or corrupted: download or unzip it again."
+            f"{what} {path} is not valid JSON ({err}). The file may be truncated "
+            f"or corrupted: {redo}."
         ) from None
     try:
         # a lone UTF-16 surrogate escape ("\\ud800") reads into a str that cannot be written out
         json.dumps(frames, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as exc:
         raise LabelFileError(
-            f"label file {path} holds a \\u escape that is not a character (a lone UTF-16 "
+            f"{what} {path} holds a \\u escape that is not a character (a lone UTF-16 "
             f"surrogate, {exc.object[exc.start:exc.end].encode('unicode_escape').decode()}): fix the "
             "string (frame names and categories must be valid Unicode), then run again."
         ) from None

@@ -10,22 +10,29 @@ examples) in a `MalformedReport`; the few values that no rule can read are a
   repeat and keeps the first record.
 - Frame attributes ``weather``, ``timeofday``, ``scene``: a missing key or a
   value outside BDD's vocabulary becomes ``"undefined"`` and is counted.
-- A box needs four finite numbers (int or float; not bool, not a string).
-  Non-numeric, NaN, infinite and inverted (x2 < x1 or y2 < y1) boxes are
-  rejected and counted. ``collect`` also rejects zero-width boxes (a YOLO label
-  needs a positive size); ``score`` keeps them as the official evaluator does
-  (it counts the end pixel, so x1 == x2 is one pixel wide).
-- A box reaching outside the image: ``collect`` clips it to the image it
-  measured and counts it, and rejects (and counts) one left empty by clipping;
-  ``score`` scores it as given, as the official evaluator does, and counts it
-  as a note (BDD images are 1280x720).
-- ``crowd``, ``ignored``, ``occluded``, ``truncated`` are read as the official
-  evaluator's pydantic (v1) reads a bool: true/false, 1/0 and the strings
-  1/0, true/false, yes/no, on/off, t/f, y/n in any case. Anything else is an
-  error: the official evaluator would read ``"maybe"`` as crowd and ``null`` not
-  at all, and either way the number would not mean what the file says.
-- A prediction needs a finite numeric ``score``; one without is rejected and
-  counted. Labels of categories outside the task are counted and left out.
+- ``collect`` (`bddengine.bdd.loader`) needs a box of four finite numbers
+  (int or float; not bool, not a string) with x2 > x1 and y2 > y1, since a YOLO
+  label needs a positive size; other boxes are counted and left out. It clips a
+  box reaching outside the image it measured and counts it.
+- ``score`` (`check_frames`) reads every number as the official evaluator's
+  pydantic (v1) reads a float: an int, a float, a bool (1.0 / 0.0) or a string
+  that Python's ``float`` reads (``"0.83"``, ``"nan"``). It scores every box and
+  score it can read, as the official evaluator does, and counts the odd ones as
+  notes: a box with x2 < x1 or y2 < y1 (BDD boxes include their end pixel, so
+  x2 = x1 - 0.5 is half a pixel wide and x2 < x1 - 1 a box that matches
+  nothing), a NaN or infinite coordinate or score, a number written as a string,
+  a box reaching outside the 1280x720 image. A value the official evaluator
+  cannot read (a coordinate that is null or not a number, a score that is not a
+  number, a scored prediction without a score) makes it refuse the file, so it
+  is a `LabelFileError` here, naming the file, frame and label.
+- ``crowd`` and ``ignored`` are read as the official evaluator reads them
+  (`official_flag`): pydantic v1's bool reading where it applies (true/false,
+  1/0, yes/no, on/off, t/f, y/n in any case), else the truth of the int, float
+  or string it reads instead; a value outside the plain booleans is counted as a
+  note. ``collect`` reads only the plain booleans (`parse_flag`); anything else
+  there is an error naming the label.
+- Labels of categories outside the task, and labels without ``box2d``, are
+  counted and left out, as the official evaluator leaves them out.
 """
 
 from __future__ import annotations
@@ -165,6 +172,13 @@ NOTE_CLIPPED = "box2d clipped to the image"
 NOTE_OUTSIDE = "box2d reaches outside the 1280x720 image (scored as given)"
 NOTE_DUPLICATE_LAST = "duplicate frame name (last record kept)"
 NOTE_DUPLICATE_MERGED = "duplicate frame name (records merged)"
+NOTE_INVERTED = "box2d with x2 < x1 or y2 < y1 (scored as given)"
+NOTE_NON_FINITE_BOX = "NaN or infinite box2d coordinate (scored as given)"
+NOTE_NAN_SCORE = "NaN score (scored, ranked last)"
+NOTE_INF_SCORE = "infinite score (scored as given)"
+NOTE_STRING_NUMBER = "number written as a string or bool (read as a number)"
+NOTE_ODD_FLAG = "crowd or ignored flag that is not a plain boolean (read as the official evaluator reads it)"
+NOTE_PRED_NOT_IN_GT = "prediction frame not in the ground truth (left out, as the official evaluator does)"
 
 FLAG_KEYS: tuple[str, ...] = ("crowd", "ignored", "occluded", "truncated")
 
@@ -362,42 +376,158 @@ def _labels(
             report.add(BAD_LABEL, file=file, frame=name, detail=type(label).__name__)
             continue
         label_id = label.get("id")
+        where = f"{file}: frame {name!r}, label {short_repr(label_id)}"
+        # the official evaluator reads every label of the file before it scores any, so a value it
+        # cannot read is refused whatever the label's category
+        box = _read_box(label.get("box2d"), report, file, name, where)
+        score = _read_score(label.get("score"), report, file, name, where) if "score" in label else None
+        flags = _read_official_flags(label.get("attributes"), report, file, name, where)
         raw = label.get("category")
         mapped = map_category(raw) if type(raw) is str else None
         if mapped is None:
             report.add(UNKNOWN_CATEGORY, file=file, frame=name, label_id=_id(label_id), detail=short_repr(raw))
             continue
-        box = label.get("box2d")
-        problem = box_problem(box, allow_zero=True)
-        if problem is not None:
-            report.add(problem, file=file, frame=name, label_id=_id(label_id), detail=short_repr(box))
+        if box is None:
+            report.add(MISSING_BOX, file=file, frame=name, label_id=_id(label_id), detail="null")
             continue
-        crowd, ignored, occluded, truncated = read_flags(
-            label.get("attributes"), file=file, frame=name, label_id=label_id
-        )
-        clean = {
-            "id": label_id,
-            "category": raw,
-            "box2d": {k: float(box[k]) for k in ("x1", "y1", "x2", "y2")},
-            "attributes": {"crowd": crowd, "ignored": ignored, "occluded": occluded, "truncated": truncated},
-        }
+        clean = {"id": label_id, "category": raw, "box2d": box, "attributes": flags}
         if predictions:
-            score = label.get("score")
-            if type(score) not in _NUMBER_TYPES:
-                report.add(MISSING_SCORE, file=file, frame=name, label_id=_id(label_id), detail=short_repr(score))
-                continue
-            try:
-                score = float(score)
-            except OverflowError:
-                score = math.inf
-            if not math.isfinite(score):
-                report.add(NAN_SCORE, file=file, frame=name, label_id=_id(label_id), detail=short_repr(score))
-                continue
+            if score is None:
+                raise LabelFileError(
+                    f"{where}: this prediction has no score (the official evaluator stops on it too). "
+                    "Every scored prediction needs a number in \"score\": re-export the predictions "
+                    "with their confidences."
+                )
             clean["score"] = score
-        b = clean["box2d"]
-        if b["x1"] < 0 or b["y1"] < 0 or b["x2"] > IMAGE_WIDTH or b["y2"] > IMAGE_HEIGHT:
+        if box["x1"] < 0 or box["y1"] < 0 or box["x2"] > IMAGE_WIDTH or box["y2"] > IMAGE_HEIGHT:
             report.note(NOTE_OUTSIDE, file=file, frame=name)
         out.append(clean)
+    return out
+
+
+def official_number(value: Any) -> tuple[float, bool] | None:
+    """``(number, odd)`` as the official evaluator's pydantic (v1) reads a float; None if it cannot.
+
+    ``odd`` is True for a bool or a string (``"0.83"``, ``"nan"``), which pydantic reads through
+    Python's ``float``. An int beyond the float range stops the official evaluator: None.
+    """
+    kind = type(value)
+    if kind is float:
+        return value, False
+    if kind is int:
+        try:
+            return float(value), False
+        except OverflowError:
+            return None
+    if kind is bool:
+        return float(value), True
+    if kind is str:
+        try:
+            return float(value), True
+        except ValueError:
+            return None
+    return None
+
+
+def official_flag(value: Any) -> bool | None:
+    """A label flag as the official evaluator reads it; None where it refuses the file.
+
+    scalabel types an attribute as ``Union[bool, int, float, str]`` (pydantic v1 tries
+    each in turn) and then takes its truth: pydantic's bool reading first (`parse_flag`),
+    else the int it reads (``0.5`` -> 0 -> False, ``"2"`` -> True), else the float
+    (``"0.0"`` -> False, ``"nan"`` -> True), else the string (True unless empty).
+    """
+    flag = parse_flag(value)
+    if flag is not None:
+        return flag
+    if type(value) is int:
+        return value != 0
+    if type(value) is float:
+        if math.isnan(value):
+            return True
+        return None if math.isinf(value) else int(value) != 0
+    if type(value) is str:
+        for read in (int, float):
+            try:
+                return read(value) != 0  # NaN != 0 is True, as bool(nan)
+            except (ValueError, OverflowError):
+                continue
+        return value != ""
+    return None
+
+
+def _read_box(box: Any, report: MalformedReport, file: str, name: str, where: str) -> dict[str, float] | None:
+    """The box's four numbers as the official evaluator reads them (None: no box2d); notes what is odd."""
+    if box is None:
+        return None
+    if type(box) is not dict:
+        raise LabelFileError(f"{where}: box2d is {short_repr(box)}, not a mapping of x1, y1, x2, y2; "
+                             "write the box as {\"x1\": ..., \"y1\": ..., \"x2\": ..., \"y2\": ...}, "
+                             "then run again.")
+    out: dict[str, float] = {}
+    odd = False
+    for key in ("x1", "y1", "x2", "y2"):
+        read = official_number(box.get(key))
+        if read is None:
+            raise LabelFileError(
+                f"{where}: box2d.{key} is {short_repr(box.get(key))}, which is not a number (the official "
+                "evaluator stops on it too); write each coordinate as a number, then run again."
+            )
+        out[key], odd_one = read
+        odd = odd or odd_one
+    if odd:
+        report.note(NOTE_STRING_NUMBER, file=file, frame=name, detail=f"box2d {short_repr(box)}")
+    values = list(out.values())
+    if not all(math.isfinite(v) for v in values):
+        report.note(NOTE_NON_FINITE_BOX, file=file, frame=name, detail=short_repr(box))
+    elif out["x2"] < out["x1"] or out["y2"] < out["y1"]:
+        report.note(NOTE_INVERTED, file=file, frame=name, detail=short_repr(box))
+    return out
+
+
+def _read_score(score: Any, report: MalformedReport, file: str, name: str, where: str) -> float | None:
+    """A label's score as the official evaluator reads it (None: null); notes what is odd."""
+    if score is None:
+        return None
+    read = official_number(score)
+    if read is None:
+        raise LabelFileError(
+            f"{where}: score is {short_repr(score)}, which is not a number (the official evaluator stops "
+            "on it too); write the score as a number, then run again."
+        )
+    value, odd = read
+    if odd:
+        report.note(NOTE_STRING_NUMBER, file=file, frame=name, detail=f"score {short_repr(score)}")
+    if math.isnan(value):
+        report.note(NOTE_NAN_SCORE, file=file, frame=name, detail=short_repr(score))
+    elif math.isinf(value):
+        report.note(NOTE_INF_SCORE, file=file, frame=name, detail=short_repr(score))
+    return value
+
+
+def _read_official_flags(
+    attributes: Any, report: MalformedReport, file: str, name: str, where: str
+) -> dict[str, bool]:
+    """``crowd``, ``ignored``, ``occluded``, ``truncated`` as the official evaluator reads them."""
+    if attributes is None:
+        return dict.fromkeys(FLAG_KEYS, False)
+    if type(attributes) is not dict:
+        raise LabelFileError(
+            f"{where}: attributes is {short_repr(attributes)}, not a mapping; write it like "
+            "{\"occluded\": false, \"truncated\": false, \"crowd\": false}, then run again."
+        )
+    out = {}
+    for key in FLAG_KEYS:
+        value = attributes.get(key, False)
+        flag = official_flag(value)
+        if flag is None:
+            raise LabelFileError(
+                f"{where}: attributes.{key} is {short_repr(value)}, which the official evaluator cannot "
+                f"read; {_FLAG_HINT}, then run again."
+            )
+        if parse_flag(value) is None and key in ("crowd", "ignored"):
+            report.note(NOTE_ODD_FLAG, file=file, frame=name, detail=f"{key}={short_repr(value)}")
+        out[key] = flag
     return out
 
 

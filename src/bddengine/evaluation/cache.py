@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from bddengine.bdd.categories import CLASSES
+from bddengine.bdd.validate import UNKNOWN_CATEGORY, check_frames
 from bddengine.evaluation.coco import AREA_ALL, METRICS, CocoPair, frames_to_coco, official_scores, run_cocoeval
 
 FP, TP, IGNORED = 0, 1, 2
@@ -61,6 +62,9 @@ class MatchCache:
         n_gt: ``[K, N]`` int, per class and frame, GT boxes that are not
             ignored (crowd, ignored category) at area range "all".
         n_gt_ignored: ``[K, N]`` int, the ignored ones.
+        n_gt_any: ``[K, N]`` int, every GT box of the class, however it is scored.
+        n_pred: ``[N]`` int, each frame's predictions of the task's classes with a box:
+            a set of frames without any is scored as the official evaluator's empty result.
         classes: one `ClassMatches` per class, in `CLASSES` order.
         summary: the official overall scores (AP, AP50, ... ARl) in 0-1.
         table: the official per-class scores, ``table[class][metric]``.
@@ -71,6 +75,8 @@ class MatchCache:
     index: dict[str, int]
     n_gt: np.ndarray
     n_gt_ignored: np.ndarray
+    n_gt_any: np.ndarray
+    n_pred: np.ndarray
     classes: list[ClassMatches]
     summary: dict[str, float | None]
     table: dict[str, dict[str, float | None]]
@@ -105,20 +111,31 @@ def empty_scores(pair: CocoPair) -> tuple[dict[str, float | None], dict[str, dic
     return summary, table
 
 
-def build_match_cache(gt_frames: list[dict[str, Any]], pred_frames: list[dict[str, Any]]) -> MatchCache:
+def build_match_cache(
+    gt_frames: list[dict[str, Any]], pred_frames: list[dict[str, Any]], *, checked: bool = False
+) -> MatchCache:
     """Match predictions to ground truth once (official COCOeval) and cache the result.
 
     Args:
         gt_frames: BDD ground-truth frames.
         pred_frames: BDD prediction frames (labels with ``score``); every frame
             name must be a GT frame, GT frames without predictions are fine.
+        checked: the frames already went through `check_frames` (as ``score``
+            does); otherwise they go through it here, so every cache reads
+            numbers, flags and odd boxes by the one set of rules that ``score`` uses.
 
     Returns:
         The cache, with the official overall scores already computed.
 
     Raises:
         UnknownFrameError: a prediction frame is not in the ground truth.
+        LabelFileError: a value the official evaluator cannot read, or a frame listed twice.
     """
+    n_dropped = 0
+    if not checked:
+        gt_frames = check_frames(gt_frames, file="ground truth", predictions=False, attributes=()).frames
+        pred = check_frames(pred_frames, file="predictions", predictions=True, attributes=())
+        pred_frames, n_dropped = pred.frames, pred.malformed.counts[UNKNOWN_CATEGORY]
     pair = frames_to_coco(gt_frames, pred_frames)
     ev = run_cocoeval(pair)
     summary, table = official_scores(ev) if pair.dt.anns else empty_scores(pair)
@@ -127,6 +144,10 @@ def build_match_cache(gt_frames: list[dict[str, Any]], pred_frames: list[dict[st
     n_thr = len(ev.params.iouThrs)
     n_gt = np.zeros((n_classes, n_frames), dtype=np.int64)
     n_gt_ignored = np.zeros((n_classes, n_frames), dtype=np.int64)
+    n_gt_any = np.zeros((n_classes, n_frames), dtype=np.int64)
+    for ann in pair.gt.anns.values():
+        n_gt_any[ann["category_id"] - 1, ann["image_id"] - 1] += 1
+    n_pred = np.bincount([ann["image_id"] - 1 for ann in pair.dt.anns.values()], minlength=n_frames)
     classes: list[ClassMatches] = []
     for k in range(n_classes):
         frames, scores, states = [], [], []
@@ -165,8 +186,10 @@ def build_match_cache(gt_frames: list[dict[str, Any]], pred_frames: list[dict[st
         index={name: i for i, name in enumerate(pair.names)},
         n_gt=n_gt,
         n_gt_ignored=n_gt_ignored,
+        n_gt_any=n_gt_any,
+        n_pred=n_pred.astype(np.int64),
         classes=classes,
         summary=summary,
         table=table,
-        n_pred_dropped=pair.n_pred_dropped,
+        n_pred_dropped=pair.n_pred_dropped + n_dropped,
     )

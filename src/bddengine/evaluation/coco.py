@@ -186,13 +186,17 @@ class MatchingCOCOeval(COCOeval):
         gt, dt = self._gts[imgId, catId], self._dts[imgId, catId]
         if len(gt) == 0 and len(dt) == 0:
             return None
+        ious = self.ious[imgId, catId]
+        if (len(ious) and not np.isfinite(ious).all()) or any(d["score"] != d["score"] for d in dt):
+            # a NaN IoU (an infinite coordinate) or a NaN score: pycocotools' own loop gives
+            # NaN its quirks (it ranks a NaN score last, and takes a NaN IoU as a match)
+            return super().evaluateImg(imgId, catId, aRng, maxDet)
         lo, hi = aRng[0], aRng[1]
         for g in gt:
             g["_ignore"] = 1 if (g["ignore"] or g["area"] < lo or g["area"] > hi) else 0
         gtind = sorted(range(len(gt)), key=lambda i: gt[i]["_ignore"])  # ignored last; stable, as mergesort
         gt = [gt[i] for i in gtind]
         dt = sorted(dt, key=lambda d: -d["score"])[:maxDet]  # highest score first; stable, as mergesort
-        ious = self.ious[imgId, catId]
         ious = ious[:, gtind] if len(ious) > 0 else ious
         n_thr, n_gt, n_dt = len(p.iouThrs), len(gt), len(dt)
         gtm, dtm, dtIg = np.zeros((n_thr, n_gt)), np.zeros((n_thr, n_dt)), np.zeros((n_thr, n_dt))  # noqa: N806

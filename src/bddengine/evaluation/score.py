@@ -8,7 +8,7 @@ from typing import Any
 
 from bddengine.bdd.categories import CLASSES, FRAME_ATTRIBUTES
 from bddengine.bdd.loader import load_label_file
-from bddengine.bdd.validate import OnDuplicate, check_frames
+from bddengine.bdd.validate import NOTE_PRED_NOT_IN_GT, CheckedLabels, OnDuplicate, check_frames
 from bddengine.evaluation.cache import MatchCache, build_match_cache
 from bddengine.evaluation.coco import METRICS, UnknownFrameError
 from bddengine.evaluation.slices import evaluate_slices, slice_keys
@@ -99,19 +99,25 @@ def score_files(
     Raises:
         LabelFileError: a file is missing or not a JSON list of frames, holds a
             repeated frame (``on_duplicate="error"``) or an unreadable flag.
-        UnknownFrameError: a prediction frame is not in the GT (names it and the file).
-        ScoreError: an option is out of range, or no slice is left to score.
+        UnknownFrameError: not one prediction frame is in the GT (a frame the GT
+            lacks is left out, as the official evaluator does, and counted as a note).
+        ScoreError: an option is out of range, no slice is left to score, or the
+            prediction file holds no score at all (the arguments look swapped).
     """
     check_options(by=by, min_frames=min_frames, n_boot=n_boot)
-    gt = check_frames(load_label_file(gt_path), file=str(gt_path), predictions=False,
+    gt_records = load_label_file(gt_path)
+    pred_records = load_label_file(pred_path, kind="prediction")
+    check_not_swapped(gt_records, pred_records, gt_path=gt_path, pred_path=pred_path)
+    gt = check_frames(gt_records, file=str(gt_path), predictions=False,
                       on_duplicate=on_duplicate, attributes=by)
-    pred = check_frames(load_label_file(pred_path), file=str(pred_path), predictions=True,
+    pred = check_frames(pred_records, file=str(pred_path), predictions=True,
                         on_duplicate=on_duplicate, attributes=())
     if not gt.frames:
         raise ScoreError(f"{gt_path}: no usable ground-truth frame ({gt.malformed.total} malformed records): "
                          "check that this is a BDD label file.")
+    pred.frames = predictions_on(gt.frames, pred, file=str(pred_path), gt_path=gt_path)
     try:
-        cache = build_match_cache(gt.frames, pred.frames)
+        cache = build_match_cache(gt.frames, pred.frames, checked=True)
     except UnknownFrameError as err:
         raise UnknownFrameError(f"{pred_path}: {err} (ground truth: {gt_path})") from None
     overall = evaluate_overall(cache)
@@ -135,6 +141,64 @@ def score_files(
     doc["official"] = official_table(overall["summary"], overall["table"])
     doc["checks"] = {"gt": gt.malformed.to_dict(), "pred": pred.malformed.to_dict()}
     return doc
+
+
+def predictions_on(gt_frames: list[dict[str, Any]], pred: CheckedLabels, *, file: str,
+                   gt_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The prediction frames that the ground truth has; the others are left out and counted.
+
+    The official evaluator scores the GT frames only and drops a prediction frame the GT
+    lacks without a word; here each is a note. When no prediction frame is in the GT the
+    predictions were made for another file, and its table of zeros would mean nothing.
+
+    Raises:
+        UnknownFrameError: not one prediction frame is in the ground truth.
+    """
+    names = {f["name"] for f in gt_frames}
+    kept = [f for f in pred.frames if f["name"] in names]
+    unknown = [f["name"] for f in pred.frames if f["name"] not in names]
+    if unknown and not kept:
+        more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+        raise UnknownFrameError(
+            f"{file}: none of its frames is in the ground truth {gt_path} (e.g. {unknown[0]!r}{more}); "
+            "score predictions against the label file they were made for."
+        )
+    for name in unknown:
+        pred.malformed.note(NOTE_PRED_NOT_IN_GT, file=file, frame=name)
+    return kept
+
+
+def check_not_swapped(gt_records: list[Any], pred_records: list[Any], *, gt_path: str | os.PathLike[str],
+                      pred_path: str | os.PathLike[str]) -> None:
+    """Raise `ScoreError` when the prediction file carries no score at all but labels.
+
+    Such a file is a label file; with the arguments swapped the official evaluator
+    stops on the first label without a score, and a table of zeros would mislead.
+    """
+    n_pred, n_scored = _score_counts(pred_records)
+    if n_pred == 0 or n_scored > 0:
+        return
+    gt_scored = _score_counts(gt_records)[1]
+    hint = (f" while {gt_path} carries {gt_scored} scores" if gt_scored else "")
+    raise ScoreError(
+        f"{pred_path} holds {n_pred} labels and not one score{hint}: it looks like a label file, so the "
+        "arguments look swapped. Give the label file first and the predictions second: "
+        f"bddengine score {pred_path if gt_scored else 'LABELS.json'} "
+        f"{gt_path if gt_scored else pred_path}."
+    )
+
+
+def _score_counts(records: list[Any]) -> tuple[int, int]:
+    """(labels, labels with a "score" key) over the frame records."""
+    n = scored = 0
+    for record in records:
+        labels = record.get("labels") if type(record) is dict else None
+        if type(labels) is not list:
+            continue
+        for label in labels:
+            n += 1
+            scored += type(label) is dict and label.get("score") is not None
+    return n, scored
 
 
 def check_options(*, by: Sequence[str], min_frames: int, n_boot: int) -> None:

@@ -128,9 +128,16 @@ def score_frames(
 ) -> SliceResult:
     """Score one set of frames (unique frame indices into ``cache.names``).
 
+    As the official evaluator run on these frames alone: when they hold no
+    prediction at all it gives its empty result, 0.0 for every class with any GT
+    box (crowd and ignored ones included) and None for the others; otherwise a
+    class reads None when it has no GT box that is scored (not crowd, not ignored).
+
     Returns:
         The set's `SliceResult`, labelled with ``key``.
     """
+    if not cache.n_pred[frames].any():
+        return _empty_result(cache, frames, key, n_boot=n_boot)
     n, n_thr = frames.size, cache.classes[0].state.shape[0]
     once = np.ones((1, n), dtype=np.int64)
     ap = np.full((len(CLASSES), n_thr), np.nan)
@@ -161,6 +168,16 @@ def score_frames(
         ap50_per_class={c: _num(ap[k, 0]) for k, c in enumerate(CLASSES)},
         recall_per_class={c: _num(recall50[k]) for k, c in enumerate(CLASSES)},
     )
+
+
+def _empty_result(cache: MatchCache, frames: np.ndarray, key: dict[str, str], *, n_boot: int) -> SliceResult:
+    """A set of frames without predictions, as scalabel's ``DetResult.empty`` scores it."""
+    has_gt = cache.n_gt_any[:, frames].any(axis=1)
+    per_class = {c: 0.0 if has_gt[k] else None for k, c in enumerate(CLASSES)}
+    overall = 0.0 if has_gt.any() else None
+    return SliceResult(key=key, n_frames=int(frames.size), map50=overall, map=overall,
+                       ci95=(0.0, 0.0) if overall is not None and n_boot > 0 else None,
+                       ap50_per_class=per_class, recall_per_class=dict(per_class))
 
 
 def classes_with_gt(
