@@ -79,8 +79,8 @@ class Labeler(Protocol):
 
     name: str
 
-    def label(self, frames: Sequence[Frame], *, progress: bool = True, backend: str = "local") -> dict[str, list[Box]]:
-        """Boxes per frame name, for every frame (``backend``: where a model runs, `bddengine.inference`)."""
+    def label(self, frames: Sequence[Frame], *, progress: bool = True) -> dict[str, list[Box]]:
+        """Boxes per frame name, for every frame."""
         ...
 
 
@@ -114,8 +114,8 @@ class OracleLabeler:
     gt: Mapping[str, list[Box]]
     name: str = "oracle"
 
-    def label(self, frames: Sequence[Frame], *, progress: bool = True, backend: str = "local") -> dict[str, list[Box]]:
-        """The ground truth of each frame (no model: ``backend`` is not used).
+    def label(self, frames: Sequence[Frame], *, progress: bool = True) -> dict[str, list[Box]]:
+        """The ground truth of each frame.
 
         Raises:
             StageInputError: a frame has no hidden ground truth.
@@ -213,11 +213,13 @@ class UltralyticsLabeler:
     device: str = "cpu"
     augment: bool = False
     refine: Refiner | None = None
+    backend: str = "local"
+    """Where the model runs (``compute.backend``, `bddengine.inference`)."""
 
-    def label(self, frames: Sequence[Frame], *, progress: bool = True, backend: str = "local") -> dict[str, list[Box]]:
-        """Predict every frame once (in batches) and map the classes."""
+    def label(self, frames: Sequence[Frame], *, progress: bool = True) -> dict[str, list[Box]]:
+        """Predict every frame once (in batches, on ``self.backend``) and map the classes."""
         source = FrameSource([f["name"] for f in frames], [str(f["path"]) for f in frames])
-        found = infer(source, FILES, self._label_batch, batch_size=self.batch, backend=backend,
+        found = infer(source, FILES, self._label_batch, batch_size=self.batch, backend=self.backend,
                       progress=Bar(f"labeling with {self.name}") if progress else None)
         return {f["name"]: found[f["name"]] for f in frames}
 

@@ -129,7 +129,9 @@ def run(
         t0 = time.perf_counter()
         if how != "human":  # built from weights alone: the hidden labels are read only after it has labeled
             labeler = LABELERS[a.labeler].build(a, model_ref, imgsz)
-            raw, name = labeler.label(frames, progress=progress, backend=cfg.compute.backend), labeler.name
+            if hasattr(labeler, "backend"):  # a labeler that runs a model through bddengine.inference
+                labeler.backend = cfg.compute.backend
+            raw, name = labeler.label(frames, progress=progress), labeler.name
         wall = time.perf_counter() - t0
         boxes = COLLECT.boxes.read(collect, columns=["name", "category", "x1", "y1", "x2", "y2", "ignored"])
         gt = gt_frames(boxes, [f["name"] for f in frames if f["has_gt"]])  # the human stand-in's labels
