@@ -9,7 +9,7 @@ Generates its own synthetic frames (``generate_world``, 640x360 JPEGs) in a temp
 
 - decode-only frames/s: iterate the same DataLoader without the model;
 - model-only frames/s: the model on preloaded input tensors;
-- end-to-end frames/s: ``encode_batches`` over the DataLoader, as the stage runs it;
+- end-to-end frames/s: the inference pipeline (``infer``, local backend), as the stage runs it;
 - ratio = end-to-end / min(decode, model).
 
 ::
@@ -35,7 +35,8 @@ import torch
 from _results import record
 from PIL import Image
 
-from bddengine.embedding import cpu_count, encode_batches, frame_loader, load_encoder, torch_threads
+from bddengine.embedding import Encoder, cpu_count, frame_decode, load_encoder, torch_threads
+from bddengine.inference import Batch, FrameSource, infer
 
 
 def make_frames(root: Path, n: int, width: int, height: int) -> list[str]:
@@ -50,12 +51,20 @@ def make_frames(root: Path, n: int, width: int, height: int) -> list[str]:
     return paths[:n]
 
 
+def frame_source(paths: list[str]) -> FrameSource:
+    return FrameSource([f"frame-{i}" for i in range(len(paths))], paths)
+
+
+def no_model(batch: Batch) -> dict[str, None]:
+    """A model step that only receives the batch."""
+    return dict.fromkeys(batch.names)
+
+
 def decode_fps(paths: list[str], spec, batch_size: int, workers: int) -> float:
-    """Frames/s of the DataLoader alone (workers decode, the main process only receives)."""
-    loader = frame_loader(paths, size=spec.image_size, mean=spec.mean, std=spec.std,
-                          batch_size=batch_size, workers=workers)
+    """Frames/s of decoding alone (workers decode, the main process only receives)."""
+    decode = frame_decode(spec.image_size, spec.mean, spec.std)
     t0 = time.perf_counter()
-    n = sum(batch.shape[0] for batch in loader)
+    n = len(infer(frame_source(paths), decode, no_model, batch_size=batch_size, workers=workers))
     return n / (time.perf_counter() - t0)
 
 
@@ -73,13 +82,13 @@ def model_fps(model, inputs: list[torch.Tensor], threads: int) -> float:
 
 def end_to_end_fps(model, paths: list[str], spec, batch_size: int, workers: int, threads: int) -> float:
     """Frames/s of decode + model together, exactly as the stage runs them."""
-    loader = frame_loader(paths, size=spec.image_size, mean=spec.mean, std=spec.std,
-                          batch_size=batch_size, workers=workers)
+    decode = frame_decode(spec.image_size, spec.mean, spec.std)
     with torch_threads(threads), torch.inference_mode():
         model(torch.zeros(2, 3, spec.image_size, spec.image_size))  # same warm-up as model_fps
     t0 = time.perf_counter()
     with torch_threads(threads):
-        encode_batches(model, loader, len(paths), spec.dim, torch.device("cpu"))
+        infer(frame_source(paths), decode, Encoder(model, torch.device("cpu")), batch_size=batch_size,
+              workers=workers)
     return len(paths) / (time.perf_counter() - t0)
 
 
@@ -129,9 +138,9 @@ def main() -> None:
         with Image.open(paths[0]) as im:
             size = "x".join(map(str, im.size))
         print(f"{len(paths)} frames at {size}, batch {args.batch_size}")
-        preload = frame_loader(paths, size=spec.image_size, mean=spec.mean, std=spec.std,
-                               batch_size=args.batch_size, workers=0)
-        inputs = list(preload)
+        decode = frame_decode(spec.image_size, spec.mean, spec.std)
+        inputs = [decode.collate([decode.read(p) for p in chunk.paths])
+                  for chunk in frame_source(paths).batches(args.batch_size)]
         grid = [(args.workers, args.threads)]
         if args.sweep:
             grid += [(w, t) for w, t in itertools.product(range(3), range(1, cpu_count() + 1))

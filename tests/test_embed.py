@@ -21,9 +21,9 @@ from PIL import Image
 
 from bddengine.config import load_config
 from bddengine.embedding import (
+    Encoder,
     WeightsUnavailable,
-    encode_batches,
-    frame_loader,
+    frame_decode,
     load_encoder,
     load_frame,
     models,
@@ -31,6 +31,7 @@ from bddengine.embedding import (
     stat_frames,
 )
 from bddengine.errors import StageInputError
+from bddengine.inference import FrameSource, infer
 from bddengine.stages import collect, embed
 from conftest import TINY_CLIP, fiftyone_reachable, write_config
 
@@ -72,6 +73,14 @@ def _jpeg(path: Path, w: int, h: int) -> Path:
     return path
 
 
+def _encode(model: torch.nn.Module, spec, paths: list[str], batch_size: int) -> np.ndarray:
+    """``paths`` through the inference pipeline on the CPU, rows in ``paths`` order."""
+    names = [f"frame-{i}" for i in range(len(paths))]
+    vectors = infer(FrameSource(names, paths), frame_decode(spec.image_size, spec.mean, spec.std),
+                    Encoder(model, torch.device("cpu")), batch_size=batch_size)
+    return np.stack([vectors[n] for n in names])
+
+
 # --- decoding ------------------------------------------------------------------------------------
 
 def test_reduced_size_decode_matches_full_decode(tmp_path: Path, monkeypatch) -> None:
@@ -97,8 +106,8 @@ def test_reduced_size_decode_matches_full_decode(tmp_path: Path, monkeypatch) ->
         ref = np.asarray(full.crop((87, 0, 311, 224)), np.float32) / 255
     ref = ((ref - mean) / std).transpose(2, 0, 1)
     assert np.abs(x - ref).mean() < 0.05  # same picture, up to resampling differences
-    batch = next(iter(frame_loader([str(path)] * 3, size=224, mean=mean, std=std, batch_size=2, workers=0)))
-    assert batch.shape == (2, 3, 224, 224)
+    decode = frame_decode(224, mean, std)
+    assert decode.collate([decode.read(str(path))] * 2).shape == (2, 3, 224, 224)
 
 
 def test_unreadable_frame_is_named(tmp_path: Path) -> None:
@@ -117,9 +126,7 @@ def test_random_init_is_deterministic_and_batch_independent(tiny_arch: str, tmp_
     outs = []
     for batch_size in (5, 2):
         model, spec = load_encoder("clip", tiny_arch, None, seed=7)
-        loader = frame_loader(paths, size=spec.image_size, mean=spec.mean, std=spec.std,
-                              batch_size=batch_size, workers=0)
-        outs.append(encode_batches(model, loader, len(paths), spec.dim, torch.device("cpu")))
+        outs.append(_encode(model, spec, paths, batch_size))
     np.testing.assert_allclose(outs[0], outs[1], atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(outs[0], axis=1), 1.0, atol=1e-5)
     other, _ = load_encoder("clip", tiny_arch, None, seed=8)
@@ -187,8 +194,7 @@ def test_dinov2_random_init(tmp_path: Path) -> None:
     model, spec = load_encoder("dinov2", "vit_small_patch14_dinov2", None, seed=0)
     assert (spec.family, spec.dim, spec.image_size, spec.random_init) == ("dinov2", 384, 224, True)
     paths = [str(_jpeg(tmp_path / f"{i}.jpg", 320, 180)) for i in range(2)]
-    loader = frame_loader(paths, size=spec.image_size, mean=spec.mean, std=spec.std, batch_size=2, workers=0)
-    out = encode_batches(model, loader, 2, spec.dim, torch.device("cpu"))
+    out = _encode(model, spec, paths, 2)
     assert out.shape == (2, 384)
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
 
@@ -219,9 +225,7 @@ def test_stage_writes_aligned_unit_vectors_and_reruns_as_noop(tiny_arch: str, wo
     assert len({row.tobytes() for row in emb}) == len(emb)  # distinct frames, distinct vectors
     rows = [0, 17, len(manifest) - 1]  # row i is frame i: re-encode a few frames on their own
     model, spec = load_encoder("clip", tiny_arch, None, seed=cfg.seed)
-    loader = frame_loader(manifest["path"].iloc[rows].tolist(), size=spec.image_size, mean=spec.mean,
-                          std=spec.std, batch_size=2, workers=0)
-    alone = encode_batches(model, loader, len(rows), spec.dim, torch.device("cpu"))
+    alone = _encode(model, spec, manifest["path"].iloc[rows].tolist(), 2)
     np.testing.assert_allclose(emb[rows], alone, atol=1e-5)
     result = json.loads((out.location / "result.json").read_text())
     assert result["random_init"] is True

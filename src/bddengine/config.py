@@ -215,6 +215,13 @@ def strategy_names() -> list[str]:
     return list(STRATEGIES)
 
 
+def backend_names() -> list[str]:
+    """The registered inference backends (``bddengine.inference.BACKENDS``)."""
+    from bddengine.inference import backend_names
+
+    return backend_names()
+
+
 def labeler_names() -> list[str]:
     """The registered labelers (``bddengine.labeling.registry.LABELERS``)."""
     from bddengine.labeling.registry import LABELERS
@@ -466,6 +473,20 @@ def arm_name(strategy: str, embedding: str) -> str:
     return strategy if embedding == "embed" else f"{strategy}-detector"
 
 
+class ComputeConfig(_Model):
+    """Where batch inference runs (embed, eval's detector pass, detector embeddings, labelers)."""
+
+    backend: str = Field(
+        "local", description="A registered inference backend: local (DataLoader workers feeding the model "
+        "in this process)."
+    )
+
+    @field_validator("backend")
+    @classmethod
+    def _check_backend(cls, value: str) -> str:
+        return _registered(value, backend_names())
+
+
 class FiftyOneConfig(_Model):
     """Mirror of the run folders into a persistent FiftyOne dataset."""
 
@@ -491,6 +512,7 @@ class EngineConfig(_Model):
     report: ReportConfig = ReportConfig()
     flywheel: FlywheelConfig = FlywheelConfig()
     fiftyone: FiftyOneConfig = FiftyOneConfig()
+    compute: ComputeConfig = ComputeConfig()
 
     @model_validator(mode="after")
     def _check_splits(self) -> EngineConfig:

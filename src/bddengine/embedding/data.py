@@ -1,6 +1,6 @@
 """JPEG decoding for the encoders: reduced-size decode and preprocessing in the workers.
 
-Each DataLoader worker opens a JPEG, asks libjpeg for a downscaled decode
+Each decode worker opens a JPEG, asks libjpeg for a downscaled decode
 (``Image.draft``: DCT scaling by 1/2, 1/4 or 1/8 while the shorter side stays at
 least the model input), resizes the centred square crop straight to the input
 size, and normalises it, so the main process only runs the model.
@@ -8,13 +8,15 @@ size, and normalises it, so the main process only runs the model.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import default_collate
+
+from bddengine.inference import Decode
 
 
 class ImageDecodeError(RuntimeError):
@@ -57,49 +59,19 @@ def load_frame(path: str, size: int, mean: np.ndarray, std: np.ndarray) -> np.nd
     return out
 
 
-class FrameDataset(Dataset):
-    """Frames by path, yielding normalised model inputs in the given order."""
+@dataclass(frozen=True)
+class FrameReader:
+    """One frame's normalised model input, as a tensor (the reader a decode worker runs)."""
 
-    def __init__(self, paths: Sequence[str], size: int, mean: Sequence[float], std: Sequence[float]):
-        self.paths = list(paths)
-        self.size = size
-        self.mean = np.asarray(mean, dtype=np.float32)
-        self.std = np.asarray(std, dtype=np.float32)
+    size: int
+    mean: np.ndarray
+    std: np.ndarray
 
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return torch.from_numpy(load_frame(self.paths[i], self.size, self.mean, self.std))
+    def __call__(self, path: str) -> torch.Tensor:
+        return torch.from_numpy(load_frame(path, self.size, self.mean, self.std))
 
 
-def frame_loader(
-    paths: Sequence[str],
-    *,
-    size: int,
-    mean: Sequence[float],
-    std: Sequence[float],
-    batch_size: int,
-    workers: int,
-    pin_memory: bool = False,
-) -> DataLoader:
-    """An ordered DataLoader of ``[B, 3, size, size]`` batches decoded by ``workers`` processes."""
-    dataset = FrameDataset(paths, size, mean, std)
-    extra = {"prefetch_factor": 4, "worker_init_fn": _lower_priority} if workers > 0 else {}
-    return DataLoader(
-        dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-        pin_memory=pin_memory, drop_last=False, **extra,
-    )
-
-
-def _lower_priority(_worker_id: int) -> None:
-    """Decoding needs a few percent of a core; the model's threads need whole cores.
-
-    On a machine with as many busy threads as cores, a decoder preempting one of the
-    model's threads stalls all of them at the next barrier; a niced decoder runs in
-    the gaps instead, and the prefetched batches keep the model fed.
-    """
-    try:
-        os.nice(10)
-    except OSError:
-        pass
+def frame_decode(size: int, mean: Sequence[float], std: Sequence[float], *, pin_memory: bool = False) -> Decode:
+    """The encoders' decode step: `load_frame` in the workers, ``[B, 3, size, size]`` batches."""
+    reader = FrameReader(size, np.asarray(mean, dtype=np.float32), np.asarray(std, dtype=np.float32))
+    return Decode(read=reader, collate=default_collate, pin_memory=pin_memory)

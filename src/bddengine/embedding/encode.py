@@ -1,10 +1,11 @@
-"""Batched encoding: device choice, CPU threads, and the inference loop."""
+"""Batched encoding: device choice, CPU threads, and the encoders' model step."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -12,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bddengine.errors import StageInputError
+from bddengine.inference import Batch
 
 
 def pick_device(name: str) -> torch.device:
@@ -49,48 +51,30 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
-def encode_batches(
-    model: nn.Module,
-    batches: Iterable[torch.Tensor],
-    n_frames: int,
-    dim: int,
-    device: torch.device,
-    *,
-    on_batch=None,
-) -> np.ndarray:
-    """Run the model over ordered batches and L2-normalise the outputs.
+@dataclass
+class Encoder:
+    """The encoders' model step: a ``[B, 3, S, S]`` batch -> each frame's L2-normalised vector.
 
     On a GPU the model runs channels_last under fp16 autocast; on the CPU in fp32.
 
-    Args:
-        model: encoder, ``[B, 3, S, S]`` -> ``[B, dim]``, already on ``device``.
-        batches: the inputs in frame order (e.g. a ``frame_loader``).
-        n_frames: total frames the batches hold.
-        dim: embedding dimension.
+    Attributes:
+        model: encoder, ``[B, 3, S, S]`` -> ``[B, dim]``, already on ``device`` (`prepare_model`).
         device: where the model lives.
-        on_batch: called with the batch size after each batch (progress).
-
-    Returns:
-        ``[n_frames, dim]`` float32, each row of unit L2 norm.
     """
-    out = np.empty((n_frames, dim), dtype=np.float32)
-    cuda = device.type == "cuda"
-    autocast = torch.autocast("cuda", dtype=torch.float16) if cuda else contextlib.nullcontext()
-    row = 0
-    with torch.inference_mode(), autocast:
-        for batch in batches:
-            x = batch.to(device, non_blocking=True)
+
+    model: nn.Module
+    device: torch.device
+
+    def __call__(self, batch: Batch) -> dict[str, np.ndarray]:
+        """Frame name -> ``[dim]`` float32 of unit L2 norm."""
+        cuda = self.device.type == "cuda"
+        autocast = torch.autocast("cuda", dtype=torch.float16) if cuda else contextlib.nullcontext()
+        with torch.inference_mode(), autocast:
+            x = batch.inputs.to(self.device, non_blocking=True)
             if cuda:
                 x = x.contiguous(memory_format=torch.channels_last)
-            feats = F.normalize(model(x).float(), dim=-1)
-            n = feats.shape[0]
-            out[row:row + n] = feats.cpu().numpy()
-            row += n
-            if on_batch is not None:
-                on_batch(n)
-    if row != n_frames:
-        raise RuntimeError(f"encoded {row} frames, expected {n_frames}")
-    return out
+            feats = F.normalize(self.model(x).float(), dim=-1).cpu().numpy()
+        return dict(zip(batch.names, feats, strict=True))
 
 
 def prepare_model(model: nn.Module, device: torch.device) -> nn.Module:

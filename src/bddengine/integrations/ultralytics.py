@@ -1,4 +1,4 @@
-"""The one adapter to ultralytics: device, weights lookup, model loading, batched inference, training.
+"""The one adapter to ultralytics: device, weights lookup, model loading, inference steps, training.
 
 train, eval, mine and autolabel reach ultralytics only through this module.
 
@@ -13,18 +13,18 @@ Sans. Set ``YOLO_OFFLINE=0`` to let ultralytics download as usual.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 from bddengine.bdd.categories import CLASSES
 from bddengine.errors import StageInputError
+from bddengine.inference import FILES, Bar, Batch, FrameSource, infer
 from bddengine.runs.layout import TRAIN, ULTRALYTICS_DIR
 
 WEIGHTS_URL = "https://github.com/ultralytics/assets/releases"
-T = TypeVar("T")
 
 
 def local_font(font: str = "Arial.ttf") -> Path:
@@ -183,24 +183,6 @@ def load_sam(weights: Path) -> Any:
     return SAM(str(weights))
 
 
-def in_batches(items: Sequence[T], batch: int, call: Callable[[list[T]], Sequence[Any]], *,
-               what: str, progress: bool = True) -> Iterator[tuple[T, Any]]:
-    """Run ``call`` (a model's predict or embed) over ``items`` in batches, under one progress bar.
-
-    Yields:
-        Each item with its result, in order.
-    """
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not progress, transient=True) as bar:
-        task = bar.add_task(what, total=len(items))
-        for start in range(0, len(items), batch):
-            chunk = list(items[start:start + batch])
-            yield from zip(chunk, call(chunk), strict=True)
-            bar.advance(task, len(chunk))
-
-
 def fit(run_dir: Path, init: Path | str, data_yaml: Path, t: Any, *, epochs: int, seed: int,
         resume: bool) -> None:
     """Run ultralytics training inside ``run_dir/ultralytics`` (``t``: the train config section)."""
@@ -258,45 +240,65 @@ def finish_stopped_training(weights_dir: Path) -> None:
 
 def predict_frames(
     weights: Path, paths: list[str], names: list[str], *, imgsz: int, conf: float, iou: float,
-    max_det: int, batch: int, device: str, progress: bool = True,
+    max_det: int, batch: int, device: str, backend: str = "local", progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Run the detector once over the frames; BDD-format prediction frames, in ``names`` order.
 
-    The frames go to ultralytics as one ``.txt`` list streamed ``batch`` images at a
-    time: ultralytics then decodes a batch on threads while the previous one runs
-    (``benchmarks/eval_pass.py``); a Python list per chunk is decoded serially first.
+    Each batch goes to ultralytics as a ``.txt`` list: ultralytics then decodes the batch
+    on threads (``benchmarks/eval_pass.py``); a Python list is decoded serially first.
+    The batches are cut from the frames sorted by path, the order ultralytics reads a
+    list in, so each holds the frames of ultralytics' own streaming predict over all of
+    them (its letterbox depends on the shapes within a batch).
 
     Raises:
         StageInputError: the weights are missing, or a frame gave no result (its image
             is unreadable or not an image file).
     """
-    import tempfile
-
-    from rich.progress import Progress
-
     if not weights.is_file():
         raise StageInputError(f"{weights} missing: re-run `bddengine train --force`")
     if not paths:
         return []
-    model = load_yolo(weights)
     name_of = {os.path.abspath(p): n for p, n in zip(paths, names, strict=True)}
-    found: dict[str, dict[str, Any]] = {}
-    with tempfile.TemporaryDirectory(prefix="bddengine-predict-") as tmp, \
-            Progress(disable=not progress, transient=True) as bar:
-        listing = Path(tmp) / "frames.txt"  # ultralytics reads it in its own (sorted) order: matched by path
-        listing.write_text("".join(f"{p}\n" for p in name_of))
-        task = bar.add_task("predicting eval pool", total=len(paths))
-        for res in model.predict(str(listing), imgsz=imgsz, conf=conf, iou=iou, max_det=max_det,
-                                 device=device, verbose=False, batch=batch, stream=True):
-            name = name_of[os.path.abspath(res.path)]
-            found[name] = result_to_frame(name, res)
-            bar.advance(task)
+    source = FrameSource([name_of[p] for p in sorted(name_of)], sorted(name_of))
+    step = DetectorPass(load_yolo(weights), imgsz=imgsz, conf=conf, iou=iou, max_det=max_det, device=device)
+    found = infer(source, FILES, step, batch_size=batch, backend=backend,
+                  progress=Bar("predicting eval pool") if progress else None)
     missing = [(n, p) for p, n in zip(paths, names, strict=True) if n not in found]
     if missing:
         raise StageInputError(f"{len(missing)} of {len(paths)} frames gave the detector no image (first: "
                               f"{missing[0][1]}): it is unreadable or not an image file; fix or remove it and "
                               "re-run `bddengine split --force`")
     return [found[n] for n in names]
+
+
+@dataclass
+class DetectorPass:
+    """The detector pass's model step: a batch of image files -> a BDD prediction frame per name.
+
+    A frame ultralytics cannot read is skipped with its warning, and left out.
+    """
+
+    model: Any
+    imgsz: int
+    conf: float
+    iou: float
+    max_det: int
+    device: str
+
+    def __call__(self, batch: Batch) -> dict[str, dict[str, Any]]:
+        import tempfile
+
+        name_of = {os.path.abspath(p): n for p, n in zip(batch.paths, batch.names, strict=True)}
+        with tempfile.TemporaryDirectory(prefix="bddengine-predict-") as tmp:
+            listing = Path(tmp) / "frames.txt"  # ultralytics reads it in its own (sorted) order: matched by path
+            listing.write_text("".join(f"{p}\n" for p in name_of))
+            out = {}
+            for res in self.model.predict(str(listing), imgsz=self.imgsz, conf=self.conf, iou=self.iou,
+                                          max_det=self.max_det, device=self.device, verbose=False,
+                                          batch=len(batch.paths), stream=True):
+                name = name_of[os.path.abspath(res.path)]
+                out[name] = result_to_frame(name, res)
+        return out
 
 
 def result_to_frame(name: str, res: Any) -> dict[str, Any]:
@@ -322,12 +324,27 @@ def load_detector(weights: Path) -> tuple[Any, int]:
 
 
 def embed_with_detector(
-    model: Any, layer: int, paths: list[str], *, imgsz: int, batch: int, device: str, progress: bool
+    model: Any, layer: int, frames: FrameSource, *, imgsz: int, batch: int, device: str, backend: str = "local",
+    progress: bool,
 ) -> np.ndarray:
-    """``model.embed`` over ``paths`` in batches: ``[N, D]`` float32, in order (not normalised)."""
-    def embed(chunk: list[str]) -> list[Any]:
-        return model.embed(chunk, imgsz=imgsz, device=device, batch=len(chunk), verbose=False, embed=[layer])
+    """``model.embed`` over ``frames`` in batches: ``[N, D]`` float32 in ``frames`` order (not normalised)."""
+    step = DetectorEmbed(model, layer, imgsz=imgsz, device=device)
+    vectors = infer(frames, FILES, step, batch_size=batch, backend=backend,
+                    progress=Bar(f"detector embeddings (layer {layer})") if progress else None)
+    return np.stack([vectors[name] for name in frames.names]).astype(np.float32)
 
-    rows = [f.detach().float().cpu().numpy().reshape(-1) for _, f in
-            in_batches(paths, batch, embed, what=f"detector embeddings (layer {layer})", progress=progress)]
-    return np.stack(rows).astype(np.float32)
+
+@dataclass
+class DetectorEmbed:
+    """Detector embeddings' model step: a batch of image files -> the pooled ``layer`` features per name."""
+
+    model: Any
+    layer: int
+    imgsz: int
+    device: str
+
+    def __call__(self, batch: Batch) -> dict[str, np.ndarray]:
+        feats = self.model.embed(batch.paths, imgsz=self.imgsz, device=self.device, batch=len(batch.paths),
+                                 verbose=False, embed=[self.layer])
+        return {name: f.detach().float().cpu().numpy().reshape(-1)
+                for name, f in zip(batch.names, feats, strict=True)}

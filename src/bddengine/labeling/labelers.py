@@ -26,9 +26,9 @@ import pandas as pd
 
 from bddengine.bdd.categories import CLASSES
 from bddengine.errors import StageInputError
+from bddengine.inference import FILES, Bar, Batch, FrameSource, infer
 from bddengine.integrations.ultralytics import (
     asset_url,
-    in_batches,
     load_sam,
     load_yolo,
     resolve_device,
@@ -213,18 +213,24 @@ class UltralyticsLabeler:
     device: str = "cpu"
     augment: bool = False
     refine: Refiner | None = None
+    backend: str = "local"
+    """Where the model runs (``compute.backend``, `bddengine.inference`)."""
 
     def label(self, frames: Sequence[Frame], *, progress: bool = True) -> dict[str, list[Box]]:
-        """Predict every frame once (in batches) and map the classes."""
-        def predict(chunk: list[Frame]) -> list[Any]:
-            return self.model.predict([str(f["path"]) for f in chunk], imgsz=self.imgsz, conf=self.conf,
-                                      iou=NMS_IOU, max_det=MAX_DET, device=self.device, augment=self.augment,
-                                      verbose=False, batch=len(chunk))
+        """Predict every frame once (in batches, on ``self.backend``) and map the classes."""
+        source = FrameSource([f["name"] for f in frames], [str(f["path"]) for f in frames])
+        found = infer(source, FILES, self._label_batch, batch_size=self.batch, backend=self.backend,
+                      progress=Bar(f"labeling with {self.name}") if progress else None)
+        return {f["name"]: found[f["name"]] for f in frames}
 
-        out: dict[str, list[Box]] = {}
-        for f, res in in_batches(frames, self.batch, predict, what=f"labeling with {self.name}", progress=progress):
+    def _label_batch(self, batch: Batch) -> dict[str, list[Box]]:
+        """The model step: predict a batch of image files, map the classes, refine."""
+        results = self.model.predict(batch.paths, imgsz=self.imgsz, conf=self.conf, iou=NMS_IOU, max_det=MAX_DET,
+                                     device=self.device, augment=self.augment, verbose=False, batch=len(batch.paths))
+        out = {}
+        for name, path, res in zip(batch.names, batch.paths, results, strict=True):
             boxes = result_to_boxes(res, self.names, self.class_map)
-            out[f["name"]] = self.refine(str(f["path"]), boxes) if self.refine and boxes else boxes
+            out[name] = self.refine(path, boxes) if self.refine and boxes else boxes
         return out
 
 

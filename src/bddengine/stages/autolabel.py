@@ -129,6 +129,8 @@ def run(
         t0 = time.perf_counter()
         if how != "human":  # built from weights alone: the hidden labels are read only after it has labeled
             labeler = LABELERS[a.labeler].build(a, model_ref, imgsz)
+            if hasattr(labeler, "backend"):  # a labeler that runs a model through bddengine.inference
+                labeler.backend = cfg.compute.backend
             raw, name = labeler.label(frames, progress=progress), labeler.name
         wall = time.perf_counter() - t0
         boxes = COLLECT.boxes.read(collect, columns=["name", "category", "x1", "y1", "x2", "y2", "ignored"])

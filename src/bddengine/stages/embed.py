@@ -3,13 +3,12 @@
 load config -> resolve the collect run -> stat every frame (name, size, mtime) ->
 fingerprint (frame list, model, dtype, collect run) -> no-op if unchanged -> reuse
 vectors of unchanged frames from an earlier run with the same model -> load the
-encoder -> encode the rest (JPEG decode in DataLoader workers, model in batches)
+encoder -> encode the rest (the inference pipeline: JPEG decode in workers, model in batches)
 -> write embeddings.npy + frames.parquet -> mirror into FiftyOne -> result.json.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -20,13 +19,13 @@ import torch
 
 from bddengine.config import EngineConfig, config_dict, fingerprint
 from bddengine.embedding import (
+    Encoder,
     EncoderSpec,
     ImageDecodeError,
     Reuse,
     cpu_count,
-    encode_batches,
+    frame_decode,
     frame_list_hash,
-    frame_loader,
     load_encoder,
     pick_device,
     prepare_model,
@@ -36,6 +35,7 @@ from bddengine.embedding import (
     torch_threads,
 )
 from bddengine.errors import StageInputError
+from bddengine.inference import Bar, FrameSource, infer
 from bddengine.runs import RunRef, StageRun, find_same_run, list_runs, resolve_input
 from bddengine.runs.layout import COLLECT, EMBED
 from bddengine.stages import StageOutcome
@@ -94,8 +94,8 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
         if len(todo):
             t0 = time.perf_counter()
             reuse.vectors[todo] = encode_frames(
-                model, spec, frames["path"].iloc[todo].tolist(), device, batch_size=e.batch_size,
-                workers=e.workers, threads=threads, progress=progress,
+                model, spec, FrameSource.from_manifest(frames.iloc[todo]), device, batch_size=e.batch_size,
+                workers=e.workers, threads=threads, backend=cfg.compute.backend, progress=progress,
             )
             encode_s = time.perf_counter() - t0
         embeddings = reuse.vectors.astype(e.dtype)
@@ -202,44 +202,22 @@ def find_cached_vectors(
 def encode_frames(
     model: torch.nn.Module,
     spec: EncoderSpec,
-    paths: list[str],
+    frames: FrameSource,
     device: torch.device,
     *,
     batch_size: int,
     workers: int,
     threads: int,
+    backend: str,
     progress: bool,
 ) -> np.ndarray:
-    """Decode ``paths`` in DataLoader workers and encode them in order (``[N, dim]`` float32)."""
-    loader = frame_loader(
-        paths, size=spec.image_size, mean=spec.mean, std=spec.std, batch_size=batch_size,
-        workers=min(workers, math.ceil(len(paths) / batch_size)), pin_memory=device.type == "cuda",
-    )
-    with torch_threads(threads):
-        return _encode_with_progress(prepare_model(model, device), loader, len(paths), spec.dim, device,
-                                     progress=progress, label=f"embed {spec.arch}")
-
-
-def _encode_with_progress(model, loader, n: int, dim: int, device, *, progress: bool, label: str) -> np.ndarray:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
+    """Decode ``frames`` in workers and encode them in batches: ``[N, dim]`` float32 in ``frames`` order."""
+    decode = frame_decode(spec.image_size, spec.mean, spec.std, pin_memory=device.type == "cuda")
+    bar = Bar(f"embed {spec.arch}", rate=True, transient=False) if progress else None
     try:
-        if not progress:
-            return encode_batches(model, loader, n, dim, device)
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[rate]}"), TimeRemainingColumn())
-        with Progress(*columns, transient=False) as bar:
-            task = bar.add_task(label, total=n, rate="")
-            t0 = time.perf_counter()
-            done = 0
-
-            def step(k: int) -> None:
-                nonlocal done
-                done += k
-                rate = done / max(time.perf_counter() - t0, 1e-9)
-                bar.update(task, advance=k, rate=f"{rate:,.1f} frames/s")
-
-            return encode_batches(model, loader, n, dim, device, on_batch=step)
+        with torch_threads(threads):
+            vectors = infer(frames, decode, Encoder(prepare_model(model, device), device), batch_size=batch_size,
+                            workers=workers, backend=backend, progress=bar)
     except ImageDecodeError as exc:
         # from a worker, the message carries the worker's traceback; its last line is ours
         reason = str(exc).strip().splitlines()[-1].split("ImageDecodeError: ", 1)[-1]
@@ -250,6 +228,7 @@ def _encode_with_progress(model, loader, n: int, dim: int, device, *, progress: 
             "with a good copy, or delete it; then `bddengine collect --force` counts a deleted image "
             "among the labels without an image, and embed runs on the rest."
         ) from None
+    return np.stack([vectors[name] for name in frames.names])
 
 
 def _outcome(path: Path, result: dict, *, skipped: bool) -> StageOutcome:

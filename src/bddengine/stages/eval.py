@@ -81,7 +81,7 @@ def run(
                   inputs=inputs) as run:
         preds = predict_frames(weights, pool["path"].tolist(), pool["name"].tolist(),
                                imgsz=imgsz, conf=e.conf, iou=e.nms_iou, max_det=e.max_det,
-                               batch=e.batch, device=device, progress=progress)
+                               batch=e.batch, device=device, backend=cfg.compute.backend, progress=progress)
         EVAL.preds.write(run, preds)
         cache = build_match_cache(gt, preds)
         overall = evaluate_overall(cache)

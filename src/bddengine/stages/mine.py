@@ -26,6 +26,7 @@ from bddengine.config import EngineConfig, arm_name, config_dict, fingerprint
 from bddengine.curation.pools import POOLS
 from bddengine.errors import StageInputError
 from bddengine.figures import plot_mined_grid
+from bddengine.inference import FrameSource
 from bddengine.integrations.ultralytics import embed_with_detector, load_detector, resolve_device
 from bddengine.mining.core import (
     REASON_NEAR_DUP,
@@ -349,9 +350,9 @@ def detector_vectors(
     cached, source = find_detector_cache(cfg.runs_dir, train_id, imgsz, layer, names)
     todo = [i for i, n in enumerate(names) if n not in cached]
     t0 = time.perf_counter()
-    fresh = embed_with_detector(model, layer, frames["path"].astype(str).iloc[todo].tolist(), imgsz=imgsz,
+    fresh = embed_with_detector(model, layer, FrameSource.from_manifest(frames.iloc[todo]), imgsz=imgsz,
                                 batch=cfg.mine.batch, device=resolve_device(cfg.mine.device, "mine.device"),
-                                progress=progress) if todo else None
+                                backend=cfg.compute.backend, progress=progress) if todo else None
     seconds = time.perf_counter() - t0
     dim = fresh.shape[1] if fresh is not None else len(next(iter(cached.values())))
     out = np.zeros((len(names), dim), dtype=np.float32)

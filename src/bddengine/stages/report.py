@@ -92,7 +92,9 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
     template = template_path.read_text()
     out_dir = Path(r.out_dir) if r.out_dir is not None else cfg.runs_dir.parent
     profile = read_turn_profile(cfg.runs_dir, runs.eval0.name)
-    fp = fingerprint(config_dict(cfg), hashlib.sha256(template.encode()).hexdigest(),
+    # where inference ran never changes a number: compute is left out, as the stages leave it out
+    settings = {k: v for k, v in config_dict(cfg).items() if k != "compute"}
+    fp = fingerprint(settings, hashlib.sha256(template.encode()).hexdigest(),
                      [(ref.name, ref.result().get("fingerprint")) for ref in runs.ordered()],
                      _profile_key(profile))
     same = None if force else find_same_run(cfg.runs_dir, "report", fp)
