@@ -251,8 +251,8 @@ class MineConfig(_Model):
         1_000_000, ge=1, description="Pool size above which an approximate index replaces exact search."
     )
     approximate_index: str = Field(
-        "hnsw", description="A registered vector index searching pools above exact_max_pool: hnsw or ivf (FAISS), "
-        "flat-ip (exact)."
+        "hnsw", description="A registered vector index (bddengine.vectors) searching pools above exact_max_pool: "
+        "hnsw or ivf (FAISS), or the exact one."
     )
     near_dup_threshold: float | None = Field(
         0.95, gt=0, le=1, description="Drop mined frames this cosine-similar to an eval frame (null: off)."
