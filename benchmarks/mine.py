@@ -1,8 +1,8 @@
 """Benchmark: the mine stage's exact k-NN returns NumPy's neighbours and is not slower than it.
 
-Claim: the mine stage's exact search (`bddengine.mining.core.knn_search`, which
-calls `exact_knn`: no index is built) returns the same neighbours as a plain NumPy
-brute force (matmul + argpartition + sort, `bddengine.mining.core.brute_force_knn`)
+Claim: the mine stage's exact search (`bddengine.vectors.knn_search`, whose exact
+index calls `exact_knn`: no index is built) returns the same neighbours as a plain
+NumPy brute force (matmul + argpartition + sort, `bddengine.vectors.exact.brute_force_knn`)
 and is not slower, timed end to end as the stage calls it, at k=100 over
 
 - 36K x 512: a BDD100K-sized mining pool (the collect stage's 26K unlabeled
@@ -41,7 +41,8 @@ import time
 import numpy as np
 from _results import record
 
-from bddengine.mining.core import BLAS_MIN_QUERIES, brute_force_knn, knn_search
+from bddengine.vectors import knn_search
+from bddengine.vectors.exact import BLAS_MIN_QUERIES, brute_force_knn
 
 
 def unit_vectors(n: int, dim: int, rng: np.random.Generator, chunk: int = 100_000) -> np.ndarray:

@@ -16,26 +16,24 @@ from bddengine.cli import app
 from bddengine.config import EngineConfig, load_config
 from bddengine.errors import StageInputError
 from bddengine.mining.core import (
-    BLAS_MIN_QUERIES,
     REASON_NEAR_DUP,
-    brute_force_knn,
-    exclusion_masks,
+    exclusion_filters,
+    exclusion_metadata,
     failed_classes,
     failure_prototype,
-    faiss_blas_path,
     gt_classes_by_frame,
-    knn_search,
     l2_normalize,
     lift,
     mine_random,
     mine_random_slice,
     nearest_similarity,
     precision_block,
-    recall_at_k,
     slice_mask,
 )
 from bddengine.runs import RunLookupError
 from bddengine.stages import mine as mine_stage
+from bddengine.vectors import knn_search
+from bddengine.vectors.exact import BLAS_MIN_QUERIES, brute_force_knn, faiss_blas_path, recall_at_k
 from conftest import write_result
 
 REPO = Path(__file__).resolve().parents[1]
@@ -119,14 +117,15 @@ def test_exclusions_drop_held_videos_and_eval_near_duplicates() -> None:
     vecs = l2_normalize(np.stack([axis(2), axis(3), axis(4), axis(0) + 0.01 * axis(5), axis(0) + axis(1)]))
     sim = nearest_similarity(vecs, eval_vecs)
     assert sim[3] > 0.99 and sim[4] == pytest.approx(2 ** -0.5, abs=1e-6)
-    masks = exclusion_masks(mining, {"train": {"tr"}, "val": set(), "eval": {"ev"}}, sim, 0.95)
-    assert {k: m.tolist() for k, m in masks.items()} == {
+    filters = exclusion_filters({"train": {"tr"}, "val": set(), "eval": {"ev"}}, 0.95)
+    meta = exclusion_metadata(mining, sim)
+    assert {k: (~f.keeps(meta)).tolist() for k, f in filters.items()} == {
         "video in train pool": [False, False, True, False, False],
         "video in val pool": [False] * 5,
         "video in eval pool": [False, True, False, False, False],
         REASON_NEAR_DUP: [False, False, False, True, False],
     }
-    assert REASON_NEAR_DUP not in exclusion_masks(mining, {}, sim, None)  # null: check off
+    assert REASON_NEAR_DUP not in exclusion_filters({}, None)  # null: check off
 
 
 def test_random_strategies_size_and_seed() -> None:

@@ -229,6 +229,13 @@ def labeler_names() -> list[str]:
     return list(LABELERS)
 
 
+def index_names() -> list[str]:
+    """The registered vector indexes (``bddengine.vectors.registry.INDEXES``)."""
+    from bddengine.vectors.registry import index_names
+
+    return index_names()
+
+
 def _registered(value: str, names: list[str]) -> str:
     if value not in names:
         raise ValueError(f"{value!r} is not one of {names}")
@@ -250,7 +257,10 @@ class MineConfig(_Model):
     exact_max_pool: int = Field(
         1_000_000, ge=1, description="Pool size above which an approximate index replaces exact search."
     )
-    approximate_index: Literal["hnsw", "ivf"] = Field("hnsw", description="Index used above exact_max_pool.")
+    approximate_index: str = Field(
+        "hnsw", description="A registered vector index (bddengine.vectors) searching pools above exact_max_pool: "
+        "hnsw or ivf (FAISS), or the exact one."
+    )
     near_dup_threshold: float | None = Field(
         0.95, gt=0, le=1, description="Drop mined frames this cosine-similar to an eval frame (null: off)."
     )
@@ -261,6 +271,11 @@ class MineConfig(_Model):
     @classmethod
     def _check_strategy(cls, value: str) -> str:
         return _registered(value, strategy_names())
+
+    @field_validator("approximate_index")
+    @classmethod
+    def _check_index(cls, value: str) -> str:
+        return _registered(value, index_names())
 
 
 class AutolabelConfig(_Model):

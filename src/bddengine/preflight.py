@@ -76,7 +76,7 @@ def turn_needs(cfg: EngineConfig, stages: Collection[str] = ALL_STAGES) -> list[
     if "train" in stages:
         needs += train_needs(cfg)
     if "mine" in stages:
-        needs.append(package_need("mine", "faiss", "faiss-cpu"))
+        needs += index_needs(cfg)
     if "autolabel" in stages and cfg.flywheel.arms:
         needs += labeler_needs(cfg)
     if "report" in stages and cfg.report.pdf:
@@ -268,6 +268,15 @@ def _device_need(stage: str, key: str, value: str) -> Need:
 
 
 # --- packages and services -----------------------------------------------------------------------
+
+
+def index_needs(cfg: EngineConfig) -> list[Need]:
+    """The packages of the vector indexes mine may search with (the exact one and ``mine.approximate_index``),
+    as their registry entries list them; so a new index needs nothing here."""
+    from bddengine.vectors.registry import EXACT, index_spec
+
+    packages = dict.fromkeys(p for name in (EXACT, cfg.mine.approximate_index) for p in index_spec(name).packages)
+    return [package_need("mine", module, dist) for module, dist in packages]
 
 
 def package_need(stage: str, module: str, dist: str) -> Need:

@@ -25,6 +25,7 @@ import pandas as pd
 from bddengine.bdd.categories import ATTRIBUTES_KNOWN
 from bddengine.curation.sampling import BucketAllocation, allocate
 from bddengine.curation.slice_index import slice_index
+from bddengine.vectors.exact import ExactIndex
 
 POOLS: tuple[str, ...] = ("train", "val", "eval", "mining")
 """The pools, in the order tables and charts list them."""
@@ -442,9 +443,10 @@ def find_near_duplicates(
 ) -> NearDuplicates:
     """Every query/reference pair with cosine similarity above ``threshold``.
 
-    A blocked matrix product: ``block`` query rows at a time against all the
-    references, so memory stays at ``block x len(reference)`` floats (3K x 1K
-    is one block and a few milliseconds).
+    An exact range search over an index of the references
+    (`bddengine.vectors.exact.ExactIndex.within`): a blocked matrix product,
+    ``block`` query rows at a time against all the references, so memory stays
+    at ``block x len(reference)`` floats (3K x 1K is one block and a few milliseconds).
 
     Args:
         query: ``[Q, D]`` L2-normalised embeddings (any float dtype).
@@ -459,28 +461,13 @@ def find_near_duplicates(
     reference = np.asarray(reference, dtype=np.float32)
     if query.ndim != 2 or reference.ndim != 2 or query.shape[1] != reference.shape[1]:
         raise ValueError(f"embedding shapes do not match: query {query.shape}, reference {reference.shape}")
-    nq = query.shape[0]
-    best_ref = np.full(nq, -1, dtype=np.int64)
-    best_sim = np.full(nq, -np.inf, dtype=np.float32)
-    qs, rs, ss = [], [], []
-    if reference.shape[0] and nq:
-        ref_t = np.ascontiguousarray(reference.T)
-        for start in range(0, nq, block):
-            sims = query[start : start + block] @ ref_t
-            arg = sims.argmax(axis=1)
-            best_ref[start : start + len(sims)] = arg
-            best_sim[start : start + len(sims)] = sims[np.arange(len(sims)), arg]
-            qi, ri = np.nonzero(sims > threshold)
-            qs.append(qi + start)
-            rs.append(ri)
-            ss.append(sims[qi, ri])
-    cat = lambda parts, dt: np.concatenate(parts).astype(dt) if parts else np.zeros(0, dt)  # noqa: E731
+    hits = ExactIndex(reference).within(query, threshold, block=block)
     return NearDuplicates(
-        query=cat(qs, np.int64),
-        reference=cat(rs, np.int64),
-        similarity=cat(ss, np.float32),
-        best_reference=best_ref,
-        best_similarity=best_sim,
+        query=hits.query,
+        reference=hits.reference,
+        similarity=hits.similarity,
+        best_reference=hits.best_reference,
+        best_similarity=hits.best_similarity,
     )
 
 

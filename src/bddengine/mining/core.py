@@ -5,11 +5,10 @@ reading and writing. The pieces, in the order the stage uses them:
 
 - `failure_prototype`: the mean of the L2-normalised failure-frame embeddings,
   re-normalised: one query vector standing for "what the model gets wrong".
-- `exclusion_masks`: mining frames that must not be mined (their video is held by
-  the train, val or eval pool, or they near-duplicate an eval frame).
-- `knn_search`: FAISS exact inner-product search (cosine on unit vectors), or an
-  approximate HNSW / IVF index above a pool size, with its recall@k measured
-  against exact search.
+- `exclusion_filters`: metadata filters (`bddengine.vectors.where`) a frame must pass
+  to be mined (its video is not held by the train, val or eval pool, it does not
+  near-duplicate an eval frame), over `exclusion_metadata`.
+- k-NN search itself is `bddengine.vectors` (`SearchPlan`, run by the strategies).
 - `mine_random`, `mine_random_slice`: the two baselines every prototype arm is
   compared with, drawing the same ``k``.
 - `precision_block`, `failed_classes`: how well a set of mined frames matches the
@@ -18,23 +17,19 @@ reading and writing. The pieces, in the order the stage uses them:
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from bddengine.bdd.categories import ATTRIBUTES_KNOWN, CLASSES, FRAME_ATTRIBUTES, known_attributes
-
-RECALL_QUERIES = 100
-"""Queries sampled from the pool to measure an approximate index's recall@k."""
-HNSW_M = 32
-HNSW_EF_CONSTRUCTION = 200
+from bddengine.vectors.exact import ExactIndex
+from bddengine.vectors.where import Filter, NotAbove, NotIn
 
 REASON_VIDEO = "video in {pool} pool"
 REASON_NEAR_DUP = "near-duplicate of an eval frame"
+EVAL_SIMILARITY = "eval_similarity"
+"""The metadata column holding a mining frame's highest cosine to an eval frame."""
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
@@ -66,225 +61,37 @@ def failure_prototype(vectors: np.ndarray) -> np.ndarray:
     return (mean / norm).astype(np.float32)
 
 
-@dataclass(frozen=True)
-class KnnResult:
-    """Top-k neighbours of each query.
-
-    Attributes:
-        scores: ``[Q, k']`` inner products (cosines on unit vectors), best first.
-        ids: ``[Q, k']`` pool rows; ``k' = min(k, pool size)``.
-        index_type: ``flat-ip`` (exact), ``hnsw`` or ``ivf``.
-        build_s: seconds building the index (0 for exact search, which builds none).
-        search_s: seconds searching.
-        recall: recall@k of the approximate index against exact search on
-            sampled queries (None for exact search).
-        n_recall_queries: how many queries that recall is over.
-    """
-
-    scores: np.ndarray
-    ids: np.ndarray
-    index_type: str
-    build_s: float
-    search_s: float
-    recall: float | None = None
-    n_recall_queries: int = 0
-
-
-@contextmanager
-def faiss_blas_path() -> Iterator[None]:
-    """Route FAISS flat searches through BLAS matrix products while inside the block.
-
-    Below ``faiss.cvar.distance_compute_blas_threshold`` queries (128K in faiss 1.15)
-    FAISS scans the whole pool once per query; for tens of queries one blocked
-    matrix product is several times faster (``benchmarks/mine.py``).
-    """
-    import faiss
-
-    before = faiss.cvar.distance_compute_blas_threshold
-    faiss.cvar.distance_compute_blas_threshold = 0
-    try:
-        yield
-    finally:
-        faiss.cvar.distance_compute_blas_threshold = before
-
-
-BLAS_MIN_QUERIES = 8
-"""From this many queries on, `exact_knn` sends FAISS through its blocked BLAS product."""
-
-
-def exact_knn(pool: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-``k`` pool rows by inner product, by the fastest route for the query count.
-
-    No index is built: an ``IndexFlatIP`` would first copy the whole pool (1.7 s and
-    2 GB more memory at 1M x 512) to run the same computation. Measured at 1M x 512
-    on two cores (``benchmarks/mine.py``):
-
-    - one query (the mine stage's prototype): one NumPy matrix-vector product and a
-      partial sort, 0.10 s against FAISS's 0.16 s;
-    - up to ``BLAS_MIN_QUERIES``: ``faiss.knn``'s SIMD scan, once per query (4
-      queries: 0.17 s, NumPy 0.32 s);
-    - more: ``faiss.knn`` through one BLAS product per block (100 queries: 0.79 s,
-      NumPy 1.9 s and a 400 MB score matrix, FAISS's SIMD scan 4-6 s).
-
-    Args:
-        pool: ``[N, D]`` float32, C-contiguous (no copy is made of it).
-        queries: ``[Q, D]`` float32, C-contiguous.
-        k: neighbours per query, at most ``N``.
-
-    Returns:
-        ``(scores, ids)``, each ``[Q, k]``, best first.
-    """
-    if len(queries) == 1:
-        return brute_force_knn(pool, queries, k)
-    import faiss
-
-    if len(queries) < BLAS_MIN_QUERIES:
-        return faiss.knn(queries, pool, k, metric=faiss.METRIC_INNER_PRODUCT)
-    with faiss_blas_path():
-        return faiss.knn(queries, pool, k, metric=faiss.METRIC_INNER_PRODUCT)
-
-
-def approximate_index(pool: np.ndarray, kind: str, *, k: int, seed: int):
-    """An HNSW or IVF inner-product index over ``pool``, tuned for recall over speed.
-
-    Args:
-        pool: ``[N, D]`` L2-normalised vectors.
-        kind: ``hnsw`` or ``ivf``.
-        k: neighbours that will be asked for (HNSW's search beam is at least 2k).
-        seed: k-means seed of the IVF coarse quantizer.
-
-    Raises:
-        ValueError: an unknown ``kind``.
-    """
-    import faiss
-
-    x = np.ascontiguousarray(pool, dtype=np.float32)
-    n, d = x.shape
-    if kind == "hnsw":
-        index = faiss.IndexHNSWFlat(d, HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        index.hnsw.efSearch = max(2 * k, 128)
-    elif kind == "ivf":
-        nlist = max(1, min(int(4 * np.sqrt(n)), n // 39))  # faiss wants >= 39 training points per list
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.cp.seed = seed
-        index.train(x)
-        index.nprobe = min(nlist, max(8, nlist // 8))
-    else:
-        raise ValueError(f"approximate index {kind!r}: expected 'hnsw' or 'ivf'")
-    index.add(x)
-    return index
-
-
-def knn_search(
-    pool: np.ndarray,
-    queries: np.ndarray,
-    k: int,
-    *,
-    exact_max_pool: int,
-    approximate: str = "hnsw",
-    seed: int = 42,
-    n_recall_queries: int = RECALL_QUERIES,
-) -> KnnResult:
-    """Top-``k`` pool rows by inner product for each query.
-
-    Exact search (`exact_knn`) up to ``exact_max_pool`` vectors; above it an
-    approximate index, whose recall@k is then measured against exact search on
-    the queries plus up to ``n_recall_queries`` pool vectors drawn with ``seed``.
-
-    Args:
-        pool: ``[N, D]`` L2-normalised vectors.
-        queries: ``[Q, D]`` L2-normalised query vectors.
-        k: neighbours per query (capped at ``N``).
-        exact_max_pool: largest pool searched exactly.
-        approximate: ``hnsw`` or ``ivf``.
-        seed: seeds the recall sample and IVF training.
-        n_recall_queries: pool vectors sampled as extra recall queries.
-
-    Raises:
-        ValueError: empty pool, ``k < 1``, or pool and queries of different widths.
-    """
-    pool = np.ascontiguousarray(pool, dtype=np.float32)
-    queries = np.ascontiguousarray(np.atleast_2d(queries), dtype=np.float32)
-    if pool.ndim != 2 or not len(pool):
-        raise ValueError(f"empty or malformed pool: shape {pool.shape}")
-    if queries.shape[1] != pool.shape[1]:
-        raise ValueError(f"query width {queries.shape[1]} != pool width {pool.shape[1]}")
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    k = min(k, len(pool))
-    if len(pool) <= exact_max_pool:
-        t0 = time.perf_counter()
-        scores, ids = exact_knn(pool, queries, k)
-        return KnnResult(scores, ids, "flat-ip", 0.0, time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    index = approximate_index(pool, approximate, k=k, seed=seed)
-    build_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    scores, ids = index.search(queries, k)
-    search_s = time.perf_counter() - t0
-    rng = np.random.default_rng(seed)
-    sample = rng.choice(len(pool), size=min(n_recall_queries, len(pool)), replace=False)
-    probe = np.concatenate([queries, pool[np.sort(sample)]])
-    _, approx_ids = index.search(probe, k)
-    _, exact_ids = exact_knn(pool, probe, k)
-    return KnnResult(scores, ids, approximate, build_s, search_s,
-                     recall=recall_at_k(approx_ids, exact_ids), n_recall_queries=len(probe))
-
-
-def brute_force_knn(pool: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """NumPy reference for `knn_search`: matmul, argpartition, then sort the top k.
-
-    Returns:
-        ``(scores, ids)``, each ``[Q, min(k, N)]``, best first.
-    """
-    sims = np.atleast_2d(queries).astype(np.float32) @ np.asarray(pool, dtype=np.float32).T
-    k = min(k, sims.shape[1])
-    part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-    part_sims = np.take_along_axis(sims, part, axis=1)
-    order = np.argsort(-part_sims, axis=1, kind="stable")
-    return np.take_along_axis(part_sims, order, axis=1), np.take_along_axis(part, order, axis=1)
-
-
-def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
-    """Mean share of each row of ``truth`` (exact neighbours) present in ``found``."""
-    hits = [len(set(f[f >= 0].tolist()) & set(t.tolist())) / max(1, len(t))
-            for f, t in zip(found, truth, strict=True)]
-    return float(np.mean(hits)) if hits else 1.0
-
-
 def nearest_similarity(query: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Per query row, its highest cosine to any reference row (-inf without references)."""
     if not len(reference) or not len(query):
         return np.full(len(query), -np.inf, dtype=np.float32)
-    scores, _ = exact_knn(np.ascontiguousarray(reference, dtype=np.float32),
-                          np.ascontiguousarray(np.atleast_2d(query), dtype=np.float32), 1)
-    return scores[:, 0]
+    return ExactIndex(reference).search(query, 1).scores[:, 0]
 
 
-def exclusion_masks(
-    mining: pd.DataFrame,
-    held_videos: Mapping[str, Iterable[str]],
-    eval_similarity: np.ndarray | None,
-    threshold: float | None,
-) -> dict[str, np.ndarray]:
-    """One boolean mask over the mining rows per reason a frame must not be mined.
+def exclusion_metadata(mining: pd.DataFrame, eval_similarity: np.ndarray | None) -> pd.DataFrame:
+    """What `exclusion_filters` read, one row per mining frame: its video and its nearest eval cosine."""
+    meta = pd.DataFrame({"video": mining["video"].astype(str).to_numpy()})
+    if eval_similarity is not None:
+        meta[EVAL_SIMILARITY] = np.asarray(eval_similarity)
+    return meta
+
+
+def exclusion_filters(held_videos: Mapping[str, Iterable[str]], threshold: float | None) -> dict[str, Filter]:
+    """One metadata filter per reason a mining frame must not be mined; a frame must pass them all.
 
     Args:
-        mining: the mining pool (``video`` column).
         held_videos: pool name (train, val, eval) -> its videos.
-        eval_similarity: per mining row, its highest cosine to an eval frame.
-        threshold: near-duplicate cosine (strictly above is a duplicate); None: off.
+        threshold: near-duplicate cosine to an eval frame (strictly above is a
+            duplicate); None: off.
 
     Returns:
-        ``reason -> mask``; a frame may be caught by several reasons.
+        ``reason -> filter`` over `exclusion_metadata`; a frame may fail several.
     """
-    videos = mining["video"].astype(str).to_numpy()
-    masks = {REASON_VIDEO.format(pool=pool): np.isin(videos, list(held))
-             for pool, held in held_videos.items()}
-    if threshold is not None and eval_similarity is not None:
-        masks[REASON_NEAR_DUP] = np.asarray(eval_similarity) > threshold
-    return masks
+    filters: dict[str, Filter] = {REASON_VIDEO.format(pool=pool): NotIn("video", frozenset(map(str, held)))
+                                  for pool, held in held_videos.items()}
+    if threshold is not None:
+        filters[REASON_NEAR_DUP] = NotAbove(EVAL_SIMILARITY, threshold)
+    return filters
 
 
 def mine_random(n: int, k: int, seed: int) -> np.ndarray:

@@ -15,7 +15,8 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from bddengine.mining.core import knn_search, mine_random, mine_random_slice
+from bddengine.mining.core import mine_random, mine_random_slice
+from bddengine.vectors.search import SearchPlan
 
 NO_SEARCH: dict[str, Any] = {"index_type": None, "index_build_s": None, "search_s": None,
                              "recall_at_k": None, "n_recall_queries": 0}
@@ -41,9 +42,11 @@ class Strategy(Protocol):
         """Rows of ``eligible`` whose vectors are needed (None: every row)."""
         ...
 
-    def rank(self, vectors: np.ndarray, prototype: np.ndarray, k: int, *, exact_max_pool: int,
-             approximate: str, seed: int) -> Ranking:
-        """Order the candidates' L2-normalised ``vectors`` (rows as ``candidates`` gave them)."""
+    def rank(self, vectors: np.ndarray, prototype: np.ndarray, k: int, *, plan: SearchPlan) -> Ranking:
+        """Order the candidates' L2-normalised ``vectors`` (rows as ``candidates`` gave them).
+
+        ``plan`` says which registered vector index searches them (`SearchPlan.knn`).
+        """
         ...
 
 
@@ -53,20 +56,16 @@ def in_draw_order(vectors: np.ndarray, prototype: np.ndarray) -> Ranking:
 
 
 class PrototypeStrategy:
-    """k-NN of the failure prototype over every eligible frame (FAISS, exact or approximate)."""
+    """k-NN of the failure prototype over every eligible frame (the plan's index, exact or approximate)."""
 
     name, summary = "prototype", "prototype (k-NN)"
 
     def candidates(self, eligible, worst, k, seed):
         return None
 
-    def rank(self, vectors, prototype, k, *, exact_max_pool, approximate, seed):
-        knn = knn_search(vectors, prototype[None, :], k, exact_max_pool=exact_max_pool,
-                         approximate=approximate, seed=seed)
-        return Ranking(knn.ids[0], knn.scores[0].astype(float),
-                       {"index_type": knn.index_type, "index_build_s": round(knn.build_s, 4),
-                        "search_s": round(knn.search_s, 4), "recall_at_k": knn.recall,
-                        "n_recall_queries": knn.n_recall_queries})
+    def rank(self, vectors, prototype, k, *, plan):
+        knn = plan.knn(vectors, prototype[None, :], k)
+        return Ranking(knn.ids[0], knn.scores[0].astype(float), knn.record())
 
 
 class RandomStrategy:
@@ -77,7 +76,7 @@ class RandomStrategy:
     def candidates(self, eligible, worst, k, seed):
         return mine_random(len(eligible), k, seed)
 
-    def rank(self, vectors, prototype, k, *, exact_max_pool, approximate, seed):
+    def rank(self, vectors, prototype, k, *, plan):
         return in_draw_order(vectors, prototype)
 
 
@@ -89,7 +88,7 @@ class RandomSliceStrategy:
     def candidates(self, eligible, worst, k, seed):
         return mine_random_slice(eligible, worst, k, seed)
 
-    def rank(self, vectors, prototype, k, *, exact_max_pool, approximate, seed):
+    def rank(self, vectors, prototype, k, *, plan):
         return in_draw_order(vectors, prototype)
 
 

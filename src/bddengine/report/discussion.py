@@ -28,6 +28,7 @@ from bddengine.report.tables import (
     md_table,
     plural,
 )
+from bddengine.vectors import is_exact
 
 TARGET_FRAMES = 100_000_000
 """The scale of the discussion: 1000x BDD100K's 100k frames."""
@@ -122,7 +123,7 @@ def _search_note(d: ReportData) -> str:
     for arm in d.runs.arms.values():
         m = d.result(arm.mine).get("metrics") or {}
         if m.get("index_type") and is_num(m.get("search_s")):
-            no_index = m["index_type"] == "flat-ip" and not m.get("index_build_s")  # exact search builds none
+            no_index = is_exact(m["index_type"]) and not m.get("index_build_s")  # exact search builds none
             how = (f"exactly (`{m['index_type']}`, no index built)" if no_index
                    else f"with a `{m['index_type']}` index")
             text = f" This run searched {fmt_int(m.get('n_eligible'))} frames {how} in {m['search_s']:.3f} s"

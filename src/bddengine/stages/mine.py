@@ -3,10 +3,11 @@
 resolve the eval run of iteration N -> its train and split runs -> the split's embed
 and collect runs -> fingerprint (no-op when unchanged) -> the worst slice, its
 failure frames and failed classes -> exclusions (videos held by train/val/eval,
-near-duplicates of eval frames) -> vectors (curate-stage embeddings, or the
-detector's pooled backbone features, reused across arms) -> strategy (prototype
-k-NN with FAISS, random, random-slice) -> mined.json, mining precision against the
-mining pool's base rate (hidden ground truth), thumbnail grid -> result.json.
+near-duplicates of eval frames, as metadata filters) -> vectors (curate-stage
+embeddings, or the detector's pooled backbone features, reused across arms) ->
+strategy (prototype k-NN through a registered vector index, random, random-slice)
+-> mined.json, mining precision against the mining pool's base rate (hidden ground
+truth), thumbnail grid -> result.json.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from bddengine.inference import FrameSource
 from bddengine.integrations.ultralytics import embed_with_detector, load_detector, resolve_device
 from bddengine.mining.core import (
     REASON_NEAR_DUP,
-    exclusion_masks,
+    exclusion_filters,
+    exclusion_metadata,
     failed_classes,
     failure_prototype,
     gt_classes_by_frame,
@@ -45,6 +47,7 @@ from bddengine.runs import RunRef, StageRun, find_same_run, list_runs, resolve_i
 from bddengine.runs.layout import COLLECT, EMBED, EVAL, MINE, SPLIT, TRAIN
 from bddengine.runs.lineage import upstream
 from bddengine.stages import StageOutcome
+from bddengine.vectors import SearchPlan, is_exact, keep_mask
 
 GRID_MAX = 100
 
@@ -122,10 +125,10 @@ def run(
         eval_sim = nearest_similarity(l2_normalize(inp.embeddings[mining["embedding_row"].to_numpy()]),
                                       l2_normalize(inp.embeddings[eval_pool["embedding_row"].to_numpy()]))
     held = {p: set(inp.pools[p]["video"].astype(str)) for p in ("train", "val", "eval")}
-    masks = exclusion_masks(mining, held, eval_sim, threshold)
-    excluded = np.zeros(len(mining), dtype=bool)
-    for mask in masks.values():
-        excluded |= mask
+    where = exclusion_filters(held, threshold)
+    meta = exclusion_metadata(mining, eval_sim)
+    masks = {reason: ~f.keeps(meta) for reason, f in where.items()}  # counted per reason in result.json
+    excluded = ~keep_mask(meta, list(where.values()), len(meta))
     eligible = mining[~excluded].reset_index(drop=True)
     if eligible.empty:
         raise StageInputError(
@@ -151,8 +154,8 @@ def run(
         n_proto = len(proto_rows)
         prototype = failure_prototype(vectors[:n_proto])
         MINE.prototype.write(run, prototype)
-        ranking = strategy.rank(vectors[n_proto:], prototype, m.k, exact_max_pool=m.exact_max_pool,
-                                approximate=m.approximate_index, seed=cfg.seed)
+        ranking = strategy.rank(vectors[n_proto:], prototype, m.k,
+                                plan=SearchPlan(m.exact_max_pool, m.approximate_index, cfg.seed))
         similarity, search = ranking.similarity, ranking.search
         mined = candidates.iloc[ranking.order].reset_index(drop=True)
         failed = failed_classes(inp.slice_row)
@@ -459,7 +462,7 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
                                        + f"  (failed: {', '.join(m['failed_classes']) or 'none'})"),
     }
     if m.get("index_type"):
-        no_index = m["index_type"] == "flat-ip" and not m.get("index_build_s")  # exact search builds none
+        no_index = is_exact(m["index_type"]) and not m.get("index_build_s")  # exact search builds none
         search = (f"{m['index_type']}, " + ("no index built" if no_index else f"build {m['index_build_s']:.3f} s")
                   + f", search {m['search_s']:.4f} s")
         if m.get("recall_at_k") is not None:
