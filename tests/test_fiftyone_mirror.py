@@ -427,8 +427,8 @@ def test_two_project_folders_one_database_keep_their_own_datasets(tmp_path: Path
     """Issue 15, finding 3: same config name and prefix, two folders, one MongoDB."""
     import fiftyone as fo
 
-    from bddengine.integrations import fiftyone as fiftyone_mirror
     from bddengine.integrations.fiftyone import ProjectMismatch, sync_runs
+    from bddengine.integrations.fiftyone import sync as fiftyone_mirror
 
     a_runs = make_runs(tmp_path / "a" / "runs")
     b_runs = make_runs(tmp_path / "b" / "runs")
