@@ -18,7 +18,7 @@ from pathlib import Path
 
 from matplotlib.patches import FancyBboxPatch, Polygon
 
-from bddengine.figures import plt
+from bddengine.plotting import plt
 from bddengine.report.figures import FONT, INK, MUTED
 from bddengine.stages import Stage
 
