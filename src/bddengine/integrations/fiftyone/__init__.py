@@ -38,7 +38,7 @@ from bddengine.integrations.fiftyone.conversions import (
     set_label_docs,
     slice_tags,
 )
-from bddengine.integrations.fiftyone.database import FiftyOneUnavailable
+from bddengine.integrations.fiftyone.database import MONGO_HELP, DatabaseStatus, FiftyOneUnavailable, database_status
 from bddengine.integrations.fiftyone.live import fiftyone_dataset_exists, mirror_collect, mirror_embeddings
 from bddengine.integrations.fiftyone.names import (
     EvalNames,
@@ -54,8 +54,9 @@ from bddengine.integrations.fiftyone.sync_report import SyncReport
 from bddengine.runs.lineage import collect_of
 
 __all__ = [
-    "INFO_KEY", "EvalNames", "FiftyOneUnavailable", "ProjectMismatch", "SyncReport", "collect_of", "dataset_name",
-    "detection_doc", "detections_by_frame", "detections_doc", "fiftyone_dataset_exists", "match_eval_boxes",
-    "mirror_collect", "mirror_embeddings", "mirror_run", "plan_slots", "relative_box", "run_label",
-    "set_label_docs", "slice_tags", "slug", "sync_runs", "try_mirror_run", "view_for_run",
+    "INFO_KEY", "MONGO_HELP", "DatabaseStatus", "EvalNames", "FiftyOneUnavailable", "ProjectMismatch", "SyncReport",
+    "collect_of", "database_status", "dataset_name", "detection_doc", "detections_by_frame", "detections_doc",
+    "fiftyone_dataset_exists", "match_eval_boxes", "mirror_collect", "mirror_embeddings", "mirror_run", "plan_slots",
+    "relative_box", "run_label", "set_label_docs", "slice_tags", "slug", "sync_runs", "try_mirror_run",
+    "view_for_run",
 ]
