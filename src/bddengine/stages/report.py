@@ -245,6 +245,7 @@ def gather(cfg: EngineConfig, runs: FlywheelRuns, *, out_dir: Path, progress: bo
     return ReportData(
         cfg=cfg,
         runs=runs,
+        stages=STAGES,
         results={ref.name: ref.result() for ref in runs.ordered()},
         slice_index=read_json(COLLECT.slice_index_json.at(runs.collect)) if runs.collect else None,
         eval0_table=read_json(EVAL.slice_table_json.at(eval0)) or [],

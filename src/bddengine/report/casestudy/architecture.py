@@ -18,7 +18,6 @@ from bddengine.report.tables import (
     md_table,
     plural,
 )
-from bddengine.stages import STAGES
 
 
 def architecture_notes(d: ReportData) -> str:
@@ -35,7 +34,7 @@ def stage_registry_table(d: ReportData) -> str:
     for ref in d.runs.ordered():
         used.setdefault(ref.stage, []).append(ref.name)
     rows = []
-    for s in STAGES:
+    for s in d.stages:
         if s.name == "synth" and not d.cfg.data.synthetic:
             continue
         runs = used.get(s.name, [])
