@@ -35,8 +35,9 @@ test: install  ## the test suite (slow tests excluded)
 test-all: install
 	$(BIN)/pytest -q
 
-lint: install
+lint: install  ## ruff, and the import contracts of pyproject.toml (layers, no cycles)
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports --no-cache
 
 # Every benchmark appends its ratios to BENCH_RESULTS; the last line prints them as one table
 # against their goals and fails when one is missed (benchmarks/_*.py are helpers, not benchmarks).

@@ -427,8 +427,8 @@ def test_two_project_folders_one_database_keep_their_own_datasets(tmp_path: Path
     """Issue 15, finding 3: same config name and prefix, two folders, one MongoDB."""
     import fiftyone as fo
 
-    from bddengine.integrations import fiftyone as fiftyone_mirror
     from bddengine.integrations.fiftyone import ProjectMismatch, sync_runs
+    from bddengine.integrations.fiftyone import names as fiftyone_names
 
     a_runs = make_runs(tmp_path / "a" / "runs")
     b_runs = make_runs(tmp_path / "b" / "runs")
@@ -447,7 +447,7 @@ def test_two_project_folders_one_database_keep_their_own_datasets(tmp_path: Path
         assert set(a_ds.get_field_schema()) == a_fields and len(a_ds) == len(FRAMES)
         assert a_ds.info["bddengine_mirror"]["runs_dir"] == str(a_runs.resolve())
         # should two folders ever map to one name, the second refuses and names both folders
-        monkeypatch.setattr(fiftyone_mirror, "project_id", lambda runs_dir: "same")
+        monkeypatch.setattr(fiftyone_names, "project_id", lambda runs_dir: "same")
         sync_runs(a_cfg)
         with pytest.raises(ProjectMismatch) as err:
             sync_runs(b_cfg, full=True)

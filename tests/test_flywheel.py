@@ -60,7 +60,8 @@ def test_parse_arm() -> None:
 
 
 def test_turn_profile_records_each_step_its_cost_and_share(tmp_path: Path) -> None:
-    from bddengine.flywheel import TurnProfile, measure_step, profile_path, read_turn_profile
+    from bddengine.flywheel import TurnProfile, measure_step
+    from bddengine.runs.turn_profile import profile_path, read_turn_profile
 
     cfg = _cfg()
     steps = plan_turn(cfg)[:3]

@@ -488,7 +488,8 @@ def test_fragile_slices_are_marked_and_never_bold(turn, tmp_path: Path) -> None:
 
 def test_turn_profile_chart(turn, tmp_path: Path) -> None:
     """The flywheel's turn_profile.json becomes one chart and a sentence of shares; another turn's is not shown."""
-    from bddengine.flywheel import Step, StepCost, TurnProfile, profile_path
+    from bddengine.flywheel import Step, StepCost, TurnProfile
+    from bddengine.runs.turn_profile import profile_path
 
     runs = tmp_path / "runs"
     shutil.copytree(turn["runs"], runs)

@@ -17,15 +17,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from bddengine.integrations.fiftyone import INFO_KEY, SyncReport, sync_runs, view_for_run
+from bddengine.integrations.fiftyone import INFO_KEY, MONGO_HELP, SyncReport, sync_runs, view_for_run
 from bddengine.runs import parse_run_name
 
 DEFAULT_PORT = 5151
-MONGO_HELP = (
-    "Start one: `eval \"$(../shared/tools/mongod-for-fiftyone.sh start)\"` (offline machines, from the "
-    "repository root), or run any MongoDB >= 6 and `export FIFTYONE_DATABASE_URI=mongodb://127.0.0.1:27017`. "
-    "See README, 'Explore in the FiftyOne App'."
-)
 
 
 class AppError(RuntimeError):

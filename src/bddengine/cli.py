@@ -439,9 +439,10 @@ def flywheel(
     """
     import time
 
-    from bddengine.flywheel import TurnProfile, measure_step, plan_turn, profile_path
+    from bddengine.flywheel import TurnProfile, measure_step, plan_turn
     from bddengine.labeling.sources import added_nothing
     from bddengine.runs import parse_run_name
+    from bddengine.runs.turn_profile import profile_path
 
     overrides = list(set_ or [])
     overrides += [f"flywheel.arms=[{arms}]"] if arms else []

@@ -1,7 +1,6 @@
 """The stages' figures, drawn to files: the split, per-slice mAP, failure thumbnails, mined frames, label PR.
 
-matplotlib is switched to its file-only backend here, once; every module that draws
-imports ``plt`` from this one.
+``plt`` comes from `bddengine.plotting`, which switches matplotlib to its file-only backend.
 """
 
 from __future__ import annotations
@@ -10,16 +9,14 @@ import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageDraw
 
-matplotlib.use("Agg")  # files only; must precede pyplot
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
-
-from bddengine.bdd.categories import CLASSES, FRAME_ATTRIBUTES  # noqa: E402
-from bddengine.mining.core import slice_caption  # noqa: E402
+from bddengine.bdd.categories import CLASSES, FRAME_ATTRIBUTES
+from bddengine.curation.pools import EXCLUDED, POOLS, SLICE
+from bddengine.mining.core import slice_caption
+from bddengine.plotting import plt
 
 GT_COLOR = (40, 220, 90)
 PRED_COLOR = (255, 60, 60)
@@ -123,8 +120,6 @@ def plot_split_distribution(
         eval_slices: the eval pool's slices, starred in panel (a).
         n_slices: slices drawn one by one.
     """
-    from bddengine.curation.pools import EXCLUDED, POOLS, SLICE  # pools imports the slice index, which draws
-
     columns = [*POOLS, EXCLUDED]
     pool_colors = dict(zip(columns, POOL_COLORS, strict=True))
     is_eval = np.array([k in set(eval_slices) for k in table[list(SLICE)].itertuples(index=False, name=None)],

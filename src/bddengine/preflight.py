@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import json
 import os
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from bddengine.config import EngineConfig
 from bddengine.errors import StageInputError
+from bddengine.integrations.fiftyone import database_status
 
 README_DATA = "README.md, section 'Getting BDD100K'"
 ITERATION_DETECTOR = Path("<the iteration's own detector>")
@@ -292,34 +292,5 @@ def package_need(stage: str, module: str, dist: str) -> Need:
 
 def database_need(timeout_ms: int = 2000) -> Need:
     """FiftyOne's MongoDB: the server at ``FIFTYONE_DATABASE_URI`` answers, or FiftyOne has its own mongod."""
-    from bddengine.app import MONGO_HELP
-
-    off = " Or turn the mirror off: --set fiftyone.enabled=false."
-    uri = os.environ.get("FIFTYONE_DATABASE_URI") or _configured_uri()
-    if uri:
-        try:
-            import pymongo
-
-            pymongo.MongoClient(uri, serverSelectionTimeoutMS=timeout_ms).admin.command("ping")
-        except Exception as exc:  # noqa: BLE001 - pymongo raises many kinds
-            first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-            return Need("collect", "MongoDB (fiftyone.enabled)", False, f"no answer at {uri} ({first}). "
-                        + MONGO_HELP + off)
-        return Need("collect", "MongoDB (fiftyone.enabled)", True, f"answers at {uri}")
-    spec = importlib.util.find_spec("fiftyone")
-    own = Path(spec.origin).parent / "db" / "bin" / "mongod" if spec and spec.origin else None
-    if own is not None and own.is_file():
-        return Need("collect", "MongoDB (fiftyone.enabled)", True, f"FiftyOne starts its own: {own}")
-    return Need("collect", "MongoDB (fiftyone.enabled)", False,
-                "FIFTYONE_DATABASE_URI is unset and this FiftyOne install has no mongod of its own. "
-                + MONGO_HELP + off)
-
-
-def _configured_uri() -> str | None:
-    """``database_uri`` from FiftyOne's config file (``FIFTYONE_CONFIG_PATH`` or ~/.fiftyone/config.json)."""
-    path = Path(os.environ.get("FIFTYONE_CONFIG_PATH") or Path.home() / ".fiftyone" / "config.json")
-    try:
-        uri = json.loads(path.read_text()).get("database_uri")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return uri if isinstance(uri, str) and uri else None
+    db = database_status(timeout_ms)
+    return Need("collect", "MongoDB (fiftyone.enabled)", db.found, db.detail)

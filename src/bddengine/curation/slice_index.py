@@ -16,7 +16,7 @@ import pandas as pd
 from matplotlib.ticker import FuncFormatter
 
 from bddengine.bdd.categories import ATTRIBUTE_VALUES, FRAME_ATTRIBUTES, known_attributes
-from bddengine.figures import plt
+from bddengine.plotting import plt
 from bddengine.runs.layout import COLLECT
 
 SLICE_COLUMNS: tuple[str, ...] = FRAME_ATTRIBUTES

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -36,9 +36,6 @@ from bddengine.integrations.ultralytics import (
     weights_dir,
 )
 from bddengine.labeling.sources import human_boxes
-
-if TYPE_CHECKING:
-    from bddengine.config import AutolabelConfig
 
 Box = dict[str, Any]
 Frame = dict[str, Any]
@@ -396,6 +393,23 @@ def load_grounded(model_path: Path, classes: Sequence[str], *, folder: Path | No
 # --- the entries of the labeler registry ------------------------------------------------------
 
 
+class LabelerSettings(Protocol):
+    """The ``autolabel`` settings a `LabelerSpec` reads; `bddengine.config.AutolabelConfig` is one.
+
+    The labelers name what they read instead of importing the config, which itself
+    takes its allowed ``autolabel.labeler`` values from this package's registry.
+    """
+
+    grounded_model: str
+    sam_model: str | None
+    detector_model: str
+    class_map: dict[str, str] | None
+    tta: bool
+    conf: float
+    batch: int
+    device: str
+
+
 @dataclass(frozen=True)
 class LabelerSpec:
     """How the autolabel stage makes one kind of labeler; registered in ``labeling.registry``.
@@ -413,8 +427,8 @@ class LabelerSpec:
 
     name: str
     summary: str
-    weights: Callable[[AutolabelConfig, Callable[[], Path]], dict[str, Path]]
-    build: Callable[[AutolabelConfig, dict[str, Path], int], Labeler] | None
+    weights: Callable[[LabelerSettings, Callable[[], Path]], dict[str, Path]]
+    build: Callable[[LabelerSettings, dict[str, Path], int], Labeler] | None
 
     @property
     def machine(self) -> bool:
@@ -422,7 +436,7 @@ class LabelerSpec:
         return self.build is not None
 
 
-def _settings(a: AutolabelConfig, imgsz: int) -> dict[str, Any]:
+def _settings(a: LabelerSettings, imgsz: int) -> dict[str, Any]:
     return {"imgsz": imgsz, "conf": a.conf, "batch": a.batch, "device": resolve_device(a.device, "autolabel.device")}
 
 
@@ -439,13 +453,13 @@ ORACLE = LabelerSpec(
 )
 
 
-def _detector_weights(a: AutolabelConfig, iteration_weights: Callable[[], Path]) -> dict[str, Path]:
+def _detector_weights(a: LabelerSettings, iteration_weights: Callable[[], Path]) -> dict[str, Path]:
     if a.detector_model != "iter":
         return {"weights": resolve_weights(a.detector_model, "autolabel.detector_model")}
     return {"weights": iteration_weights()}
 
 
-def _build_detector(a: AutolabelConfig, weights: dict[str, Path], imgsz: int) -> Labeler:
+def _build_detector(a: LabelerSettings, weights: dict[str, Path], imgsz: int) -> Labeler:
     model = load_yolo(weights["weights"])
     if a.detector_model == "iter":
         names, class_map = list(CLASSES), {c: c for c in CLASSES}
@@ -485,7 +499,7 @@ def text_encoder_file(kind: str, *, folder: Path, text_model: str = "mobileclip:
     return folder / name if (folder / name).is_file() or not Path(name).is_file() else Path(name)
 
 
-def _grounded_weights(a: AutolabelConfig, iteration_weights: Callable[[], Path]) -> dict[str, Path]:
+def _grounded_weights(a: LabelerSettings, iteration_weights: Callable[[], Path]) -> dict[str, Path]:
     """The grounded model, SAM (when set) and the text encoder, every problem reported at once."""
     out: dict[str, Path] = {}
     problems: list[tuple[str, str]] = []
@@ -507,7 +521,7 @@ def _grounded_weights(a: AutolabelConfig, iteration_weights: Callable[[], Path])
     return out
 
 
-def _build_grounded(a: AutolabelConfig, weights: dict[str, Path], imgsz: int) -> Labeler:
+def _build_grounded(a: LabelerSettings, weights: dict[str, Path], imgsz: int) -> Labeler:
     settings = _settings(a, imgsz)
     classes = prompt_classes(GROUNDED_PROMPT)
     model = load_grounded(weights["weights"], classes)

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from matplotlib.patches import FancyBboxPatch, Polygon
 
-from bddengine.figures import plt
+from bddengine.plotting import plt
+from bddengine.report.data import StageEntry
 from bddengine.report.figures import FONT, INK, MUTED
-from bddengine.stages import Stage
 
 KIND_OF_STAGE: dict[str, str] = {
     "synth": "data", "collect": "data", "embed": "data", "split": "data",
@@ -67,7 +67,7 @@ class Graph:
         return [n for n in self.nodes if n.kind != "artifact"]
 
 
-def build_graph(stages: Sequence[Stage], numbers: dict[str, list[str]], *, include_synth: bool) -> Graph:
+def build_graph(stages: Sequence[StageEntry], numbers: dict[str, list[str]], *, include_synth: bool) -> Graph:
     """The diagram of the flywheel.
 
     Args:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -12,6 +13,26 @@ from bddengine.report.headline import worst_rows
 from bddengine.report.inputs import FlywheelRuns
 from bddengine.report.tables import NA, is_num, key_label
 from bddengine.runs import RunRef
+
+
+class StageEntry(Protocol):
+    """One stage of the registry as the report reads it (`bddengine.stages.Stage` is one).
+
+    The report stage hands the registry over in `ReportData.stages`, so this package
+    draws and tabulates the stages without importing the layer above it.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def reads(self) -> tuple[str, ...]: ...
+
+    @property
+    def writes(self) -> str: ...
+
+    @property
+    def summary(self) -> str: ...
 
 
 @dataclass
@@ -39,6 +60,8 @@ class ReportData:
 
     cfg: EngineConfig
     runs: FlywheelRuns
+    stages: Sequence[StageEntry]
+    """The stage registry, `bddengine.stages.STAGES`, in flywheel order."""
     results: dict[str, dict[str, Any]]
     slice_index: dict[str, Any] | None
     eval0_table: list[dict[str, Any]]

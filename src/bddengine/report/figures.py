@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.patches import Patch
 
-from bddengine.figures import plt
+from bddengine.plotting import plt
 
 ARM_COLORS: dict[str, str] = {
     "prototype": "#2F6DB5",

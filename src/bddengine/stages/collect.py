@@ -52,9 +52,9 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
     label_paths = {split: cfg.data.label_path(split) for split in c.splits}
     check_dataset(cfg.data.root, label_paths, synthetic=cfg.data.synthetic)
     if cfg.fiftyone.enabled:  # seconds now, rather than after parsing every label file
-        from bddengine.preflight import database_need
+        from bddengine.integrations.fiftyone import database_status
 
-        db = database_need()
+        db = database_status()
         if not db.found:
             raise StageInputError(f"fiftyone.enabled: the mirror needs MongoDB: {db.detail}")
     images = index_images(cfg.data.root)

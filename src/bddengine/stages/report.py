@@ -24,7 +24,6 @@ from bddengine.bdd.categories import FRAME_ATTRIBUTES
 from bddengine.config import ConfigError, EngineConfig, config_dict, default_contrasts, fingerprint, load_config
 from bddengine.errors import StageInputError
 from bddengine.evaluation import MatchCache, UnknownFrameError, build_match_cache
-from bddengine.flywheel import read_turn_profile
 from bddengine.labeling.sources import added_nothing
 from bddengine.publishing import publish_trees
 from bddengine.report.architecture import build_graph, render
@@ -61,6 +60,7 @@ from bddengine.runs.layout import (
     SPLIT,
     Artifact,
 )
+from bddengine.runs.turn_profile import read_turn_profile
 from bddengine.stages import STAGES, StageOutcome
 
 CASE_STUDY, FIGURES = CASE_STUDY_DIR, FIGURES_DIR
@@ -247,6 +247,7 @@ def gather(cfg: EngineConfig, runs: FlywheelRuns, *, out_dir: Path, progress: bo
     return ReportData(
         cfg=cfg,
         runs=runs,
+        stages=STAGES,
         results={ref.name: ref.result() for ref in runs.ordered()},
         slice_index=read_json(COLLECT.slice_index_json.at(runs.collect)) if runs.collect else None,
         eval0_table=read_json(EVAL.slice_table_json.at(eval0)) or [],

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 
-from bddengine.synth.geometry import EMISSIVE, Color, Painter
+from bddengine.synth.geometry import EMISSIVE, Color
+from bddengine.synth.painter import Painter
 from bddengine.synth.things import NO_LIGHT_COLOR, TRAFFIC_LIGHT_COLORS, Box, FrameCtx, Thing, light_glow, mul
 
 

@@ -17,8 +17,9 @@ import numpy as np
 from PIL import Image
 
 from bddengine.synth.furniture import draw_traffic_light, draw_traffic_sign
-from bddengine.synth.geometry import Camera, Painter
+from bddengine.synth.geometry import Camera
 from bddengine.synth.look import Look
+from bddengine.synth.painter import Painter
 from bddengine.synth.people import draw_crowd, draw_other_person, draw_pedestrian, draw_two_wheeler
 from bddengine.synth.scene import Z_FAR, paste_glows
 from bddengine.synth.things import Box, FrameCtx, Thing, cuboid_bbox

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 
-from bddengine.synth.geometry import EMISSIVE, Painter
+from bddengine.synth.geometry import EMISSIVE
+from bddengine.synth.painter import Painter
 from bddengine.synth.things import Box, FrameCtx, Thing, light_glow
 
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bddengine.synth.geometry import EMISSIVE, Z_MIN, Camera, Color, Face, Painter
+from bddengine.synth.geometry import EMISSIVE, Z_MIN, Camera, Color, Face
 from bddengine.synth.look import Look
+from bddengine.synth.painter import Painter
 
 
 class Prop:

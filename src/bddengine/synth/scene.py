@@ -18,8 +18,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from bddengine.synth.draws import uniform
-from bddengine.synth.geometry import Camera, Color, Painter
+from bddengine.synth.geometry import Camera, Color
 from bddengine.synth.look import Look, Shader, Textures
+from bddengine.synth.painter import Painter
 from bddengine.synth.props import (
     Building,
     Canopy,

@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from bddengine.synth.geometry import Camera, Color, Face, Painter
+from bddengine.synth.geometry import Camera, Color, Face
 from bddengine.synth.look import Look, Textures
+from bddengine.synth.painter import Painter
 from bddengine.synth.scene import Layout
 
 TRAFFIC_LIGHT_COLORS: dict[str, str] = {"red": "R", "yellow": "Y", "green": "G"}

@@ -9,8 +9,9 @@ row of long cars on bogies. At night lamps glow; by day the sun casts a shadow.
 
 from __future__ import annotations
 
-from bddengine.synth.geometry import EMISSIVE, Color, Face, Painter
+from bddengine.synth.geometry import EMISSIVE, Color, Face
 from bddengine.synth.look import Look
+from bddengine.synth.painter import Painter
 from bddengine.synth.things import Box, FrameCtx, Thing, cuboid_bbox, faces, light_glow, mul
 
 

@@ -34,9 +34,9 @@ from PIL import Image
 from bddengine.bdd.categories import CLASSES, IGNORED_NAMES
 from bddengine.lifecycle import clean_dead_siblings, die_with_parent, tmp_sibling
 from bddengine.synth.attributes import VideoConditions, sample_conditions, weather_time_cdf
-from bddengine.synth.geometry import Painter
 from bddengine.synth.look import Shader, Textures, apply_frame_effects, make_glare, make_look
 from bddengine.synth.objects import draw_static, is_static, render_things
+from bddengine.synth.painter import Painter
 from bddengine.synth.placement import sample_things
 from bddengine.synth.scene import make_camera, render_background, sample_layout
 from bddengine.synth.things import FrameCtx

@@ -1,0 +1,86 @@
+"""The case study and its appendix, put together from the sections.
+
+`build_sections` gives one markdown block per template field (sections 1-7 here, the
+discussion, limitations and reproduction notes in `report.discussion`);
+`build_appendix` the tables of every run, slice and class (``case_study_appendix.md``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bddengine.report.casestudy.architecture import architecture_notes, stage_registry_table
+from bddengine.report.casestudy.autolabel import autolabel, autolabel_per_class
+from bddengine.report.casestudy.cost import cost, cost_table_full
+from bddengine.report.casestudy.curation import curation, curation_marginals
+from bddengine.report.casestudy.headline import headline, headline_full
+from bddengine.report.casestudy.iteration0 import iteration0, iteration0_slices
+from bddengine.report.casestudy.mining import mining
+from bddengine.report.casestudy.problem import problem_statement
+from bddengine.report.casestudy.shared import _generated, figure
+from bddengine.report.casestudy.stage_runs import stage_table, stage_table_full
+from bddengine.report.casestudy.summary import summary
+from bddengine.report.casestudy.worst_slice import failure_reasons, worst_slice
+from bddengine.report.data import (
+    ReportData,
+)
+from bddengine.report.discussion import limitations, reproduction, reproduction_short, scale_discussion
+from bddengine.runs.layout import REPORT
+
+APPENDIX = Path(REPORT.appendix.file).name
+
+
+def build_sections(d: ReportData) -> dict[str, str]:
+    """Every template field's markdown."""
+    return {
+        "title": f"Case study: {d.cfg.name}, one turn of the data flywheel",
+        "generated": _generated(d),
+        "summary": summary(d),
+        "problem_statement": problem_statement(d),
+        "architecture_figure": figure(d, "architecture", "Pipeline architecture"),
+        "architecture_notes": architecture_notes(d),
+        "stage_table": stage_table(d),
+        "curation": curation(d),
+        "slice_distribution_figure": figure(d, "slice_distribution", "Frames per slice"),
+        "iter0": iteration0(d),
+        "worst_slice": worst_slice(d),
+        "worst_slice_failures_figure": figure(d, "worst_slice_failures", "Worst-slice failure frames"),
+        "failure_reasons": failure_reasons(d),
+        "mining": mining(d),
+        "mined_frames_figure": figure(d, "mined_frames_grid", "Mined frames"),
+        "autolabel": autolabel(d),
+        "autolabel_pr_figure": figure(d, "autolabel_pr", "Auto-label precision and recall"),
+        "cost": cost(d),
+        "headline": headline(d),
+        "slice_delta_figure": figure(d, "slice_delta", "Per-slice delta"),
+        "scale_discussion": scale_discussion(d),
+        "limitations": limitations(d),
+        "reproduction": reproduction_short(d),
+    }
+
+
+def build_appendix(d: ReportData) -> str:
+    """``case_study_appendix.md``: the tables of every run, slice and class the main text summarises."""
+    parts = [
+        f"# Appendix to the case study: {d.cfg.name}",
+        _generated(d),
+        "## A. Stages and their run folders",
+        stage_registry_table(d),
+        "## B. Numbers per run",
+        stage_table_full(d),
+        "## C. Curation and iteration 0, every slice",
+        "Frames collected, by attribute:",
+        curation_marginals(d),
+        "Iteration-0 mAP@0.5 per slice:",
+        iteration0_slices(d),
+        "## D. Auto-label quality per class, and the bill per arm",
+        autolabel_per_class(d),
+        cost_table_full(d),
+        "## E. Headline, every slice",
+        headline_full(d),
+        "## F. Reproduction",
+        reproduction(d),
+        "## G. The turn at 100M frames, per stage",
+        scale_discussion(d, table_only=True),
+    ]
+    return "\n\n".join(parts).strip() + "\n"
