@@ -6,7 +6,8 @@ labelers all run through `infer`. Where the work runs is a backend, chosen by na
 """
 
 from bddengine.inference.backends import BACKENDS, backend_names, get_backend, register_backend
-from bddengine.inference.pipeline import FILES, Backend, Bar, Batch, Decode, FrameSource, Model, infer
+from bddengine.inference.pipeline import FILES, Backend, Batch, Decode, FrameSource, Model
+from bddengine.inference.run import Bar, infer
 
 __all__ = [
     "BACKENDS", "FILES", "Backend", "Bar", "Batch", "Decode", "FrameSource", "Model",
