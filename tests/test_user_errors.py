@@ -1,0 +1,140 @@
+"""A user's mistake found by the CLI pass: each is one paragraph, exit code 2, no traceback."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bddengine.cli import app
+from bddengine.config import ConfigError, load_config
+from conftest import write_config
+
+runner = CliRunner()
+
+
+def _refused(result, *needles: str) -> None:
+    """Exit 2, every needle in the (unwrapped) message, and no traceback."""
+    text = " ".join(result.output.split())
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    for needle in needles:
+        assert needle in text, result.output
+
+
+# -- 1. a config that is not UTF-8 text ---------------------------------------------------
+
+
+@pytest.mark.parametrize("content", [b"# r\xe9glages\nseed: 7\n", bytes(range(256)) * 4],
+                         ids=["latin-1", "binary"])
+def test_a_config_that_is_not_utf8_names_the_file(tmp_path: Path, content: bytes) -> None:
+    cfg = tmp_path / "settings.yaml"
+    cfg.write_bytes(content)
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        load_config(cfg)
+    _refused(runner.invoke(app, ["check", "--config", str(cfg)]), str(cfg), "is not UTF-8 text", "save it as UTF-8")
+
+
+def test_an_unreadable_config_is_a_user_error(tmp_path: Path, monkeypatch) -> None:
+    cfg = tmp_path / "settings.yaml"
+    cfg.write_text("seed: 7\n")
+
+    def denied(self, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    with pytest.raises(ConfigError, match="cannot read the config file"):
+        load_config(cfg)
+
+
+# -- 2. a runs_dir the user may not write to -------------------------------------------------
+
+
+def test_runs_dir_under_a_file_is_a_user_error(tmp_path: Path, tiny_world: Path) -> None:
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    cfg = write_config(tmp_path / "cfg.yaml", tiny_world, tmp_path / "notes.txt" / "runs")
+    result = runner.invoke(app, ["collect", "--config", str(cfg)])
+    _refused(result, str(tmp_path / "notes.txt" / "runs"), "part of this path is a file, not a folder")
+    assert "bug" not in result.output
+
+
+def test_runs_dir_without_write_permission_is_a_user_error(tmp_path: Path, tiny_world: Path, monkeypatch) -> None:
+    """Tests run as root, whom chmod does not stop: the file system's refusal is raised as it would be."""
+    runs = tmp_path / "locked" / "runs"
+    cfg = write_config(tmp_path / "cfg.yaml", tiny_world, runs)
+    mkdir = Path.mkdir
+
+    def refuse_runs(self, *args, **kwargs):
+        if self == runs or runs in self.parents:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", refuse_runs)
+    result = runner.invoke(app, ["collect", "--config", str(cfg)])
+    _refused(result, str(runs), "permission denied", "runs_dir")
+    assert "bug" not in result.output
+
+
+# -- 3. absurd sizes ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("override", "key"), [
+    ("synth.width=100000", "synth.width"),
+    ("synth.height=100000", "synth.height"),
+    ("synth.n_train=100000000", "synth.n_train"),
+    ("synth.n_val=100000000", "synth.n_val"),
+    ("train.imgsz=100000", "train.imgsz"),
+])
+def test_absurd_sizes_are_refused_naming_the_key(override: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"{key}: Input should be less than or equal to"):
+        load_config(None, [override])
+    _refused(runner.invoke(app, ["synth", "--set", override]), key, "less than or equal to")
+
+
+def test_real_sizes_stay_within_the_bounds() -> None:
+    cfg = load_config(None, ["synth.width=1280", "synth.height=720", "synth.n_train=70000", "train.imgsz=1280"])
+    assert (cfg.synth.width, cfg.synth.height, cfg.synth.n_train) == (1280, 720, 70000)
+
+
+# -- 4. and 5. options whose zero or negative value meant something else ------------------------
+
+
+def test_flywheel_seeds_zero_is_refused(tmp_path: Path) -> None:
+    _refused(runner.invoke(app, ["flywheel", "--seeds", "0"]), "--seeds")
+
+
+def test_flywheel_empty_arms_is_refused() -> None:
+    _refused(runner.invoke(app, ["flywheel", "--arms", ""]), "--arms", "names no arm")
+
+
+def test_embed_empty_model_is_validated() -> None:
+    _refused(runner.invoke(app, ["embed", "--model", ""]), "embed.model")
+
+
+@pytest.mark.parametrize("command", ["train", "eval", "mine", "autolabel"])
+def test_negative_iter_is_refused(command: str) -> None:
+    result = runner.invoke(app, [command, "--iter", "-1"])
+    _refused(result, "--iter")
+    assert "train --iter -1" not in result.output
+
+
+# -- 6. --debug after the subcommand ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["synth", "collect", "embed", "split", "train", "eval", "mine", "autolabel",
+                                     "report", "check", "flywheel", "app"])
+def test_every_command_takes_debug(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0 and "--debug" in result.output
+
+
+def test_debug_after_the_subcommand_shows_the_traceback(tmp_path: Path, tiny_world: Path) -> None:
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    cfg = write_config(tmp_path / "cfg.yaml", tiny_world, tmp_path / "notes.txt" / "runs")
+    result = runner.invoke(app, ["collect", "--config", str(cfg), "--debug"])
+    assert isinstance(result.exception, NotADirectoryError)
+    result = runner.invoke(app, ["collect", "--config", str(cfg)])
+    _refused(result, "not a folder")
