@@ -138,3 +138,32 @@ def test_debug_after_the_subcommand_shows_the_traceback(tmp_path: Path, tiny_wor
     assert isinstance(result.exception, NotADirectoryError)
     result = runner.invoke(app, ["collect", "--config", str(cfg)])
     _refused(result, "not a folder")
+
+
+# -- 7. an image whose content is not the format its name says ---------------------------------
+
+
+def test_a_png_named_jpg_is_left_out_and_counted(tmp_path: Path, tiny_world: Path) -> None:
+    import json
+    import shutil
+
+    import pandas as pd
+    from PIL import Image
+
+    world = tmp_path / "world"
+    shutil.copytree(tiny_world, world)
+    renamed = sorted((world / "images" / "100k" / "train").glob("*.jpg"))[0]
+    with Image.open(renamed) as im:
+        im.load()
+        im.save(renamed, format="PNG")  # PNG bytes under the .jpg name
+    cfg = write_config(tmp_path / "cfg.yaml", world, tmp_path / "runs",
+                       collect={"labeled_target": 60, "unlabeled_target": 0, "min_per_bucket": 0})
+    result = runner.invoke(app, ["collect", "--config", str(cfg)])
+    assert result.exit_code == 0, result.output
+    run = next((tmp_path / "runs").glob("*_collect"))
+    bad = json.loads((run / "bad_images.json").read_text())
+    assert [(b["name"], b["reason"].split(":")[0]) for b in bad] == [(renamed.name, "not a JPEG file")]
+    assert "its content is PNG" in bad[0]["reason"]
+    assert renamed.name not in set(pd.read_parquet(run / "manifest.parquet")["name"])
+    assert json.loads((run / "result.json").read_text())["metrics"]["n_bad_images"] == 1
+    assert "unusable images skipped" in result.output and "1 (unreadable, truncated or not the format" in result.output
