@@ -167,3 +167,52 @@ def test_a_png_named_jpg_is_left_out_and_counted(tmp_path: Path, tiny_world: Pat
     assert renamed.name not in set(pd.read_parquet(run / "manifest.parquet")["name"])
     assert json.loads((run / "result.json").read_text())["metrics"]["n_bad_images"] == 1
     assert "unusable images skipped" in result.output and "1 (unreadable, truncated or not the format" in result.output
+
+
+# -- 8. a deleted input run: advice that rebuilds it -------------------------------------------
+
+
+def test_a_deleted_split_gets_advice_that_rebuilds_it(tiny_world: Path, tiny_clip_arch: str, tmp_path: Path) -> None:
+    import shutil
+
+    from bddengine.config import load_config
+    from bddengine.runs import list_runs
+    from bddengine.stages import collect, embed, split
+    from conftest import write_result
+
+    runs = tmp_path / "runs"
+    path = write_config(
+        tmp_path / "c.yaml", tiny_world, runs,
+        embed={"clip_arch": tiny_clip_arch, "pretrained": None, "workers": 0, "batch_size": 16},
+        split={"train_size": 14, "eval_size": 6, "eval_top_slices": 3, "val_size": 4,
+               "min_per_bucket": 1, "near_dup_threshold": None},
+    )
+    cfg = load_config(path)
+    collect.run(cfg, progress=False)
+    embed.run(cfg, progress=False)
+    first = split.run(cfg, progress=False).location
+    write_result(runs / "04_train_iter0", {"split": first.name})  # iteration 0's training read that split
+    shutil.rmtree(first)
+
+    result = runner.invoke(app, ["eval", "--iter", "0", "--config", str(path)])
+    _refused(result, f"names split run '{first.name}', which is gone",
+             "run `bddengine split`, then `bddengine train --iter 0` (same --config)")
+    result = runner.invoke(app, ["split", "--config", str(path)])  # the advice's first command rebuilds it
+    assert result.exit_code == 0 and "up to date" not in result.output, result.output
+    assert [r.stage for r in list_runs(runs)] == ["collect", "embed", "train", "split"]
+
+
+@pytest.mark.parametrize(("name", "command"), [
+    ("03_split", "bddengine split"),
+    ("04_train_iter0", "bddengine train --iter 0"),
+    ("04_train_iter0_seed43", "bddengine train --iter 0 --seed 43"),
+    ("09_train_iter1_prototype-pyramid", "bddengine train --iter 1 --arm prototype-pyramid"),
+    ("10_eval_iter1_random-human-seed44", "bddengine eval --iter 1 --arm random-human --seed 44"),
+    ("07_mine_iter0_random-slice-detector", "bddengine mine --iter 0 --strategy random-slice --embedding detector"),
+    ("08_autolabel_iter0_prototype-pyramid", "bddengine autolabel --iter 0 --arm prototype-pyramid"),
+])
+def test_the_command_that_remakes_a_run_is_read_from_its_name(name: str, command: str) -> None:
+    from bddengine.runs import parse_run_name
+    from bddengine.runs.lineage import run_command
+
+    assert run_command(parse_run_name(Path(name))) == command
