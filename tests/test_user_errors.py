@@ -216,3 +216,73 @@ def test_the_command_that_remakes_a_run_is_read_from_its_name(name: str, command
     from bddengine.runs.lineage import run_command
 
     assert run_command(parse_run_name(Path(name))) == command
+
+
+# -- 9. label ids of mixed JSON types --------------------------------------------------------------
+
+
+def _mixed_id_world(tiny_world: Path, folder: Path) -> Path:
+    """A copy of the tiny world whose train labels carry int ids, string ids and no id."""
+    import json
+    import shutil
+
+    world = folder / "world"
+    shutil.copytree(tiny_world, world)
+    path = world / "labels" / "det_20" / "det_train.json"
+    frames = json.loads(path.read_text())
+    labels = [label for frame in frames for label in frame.get("labels") or []]
+    for i, label in enumerate(labels):
+        if i % 3 == 0:
+            label["id"] = i  # a JSON number
+        elif i % 3 == 1:
+            label.pop("id", None)
+    path.write_text(json.dumps(frames))
+    return world
+
+
+def test_label_ids_are_read_as_strings_and_a_missing_one_stays_missing(tiny_world: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    from bddengine.bdd.loader import frames_to_tables, load_label_file
+    from bddengine.integrations.fiftyone import detections_by_frame
+
+    world = _mixed_id_world(tiny_world, tmp_path)
+    boxes = frames_to_tables(load_label_file(world / "labels/det_20/det_train.json"), source_split="train").boxes
+    ids = boxes["label_id"]
+    assert ids.iloc[0] == "0" and ids.isna().sum() > 0
+    assert {type(v) for v in ids.dropna()} == {str}
+    sizes = dict.fromkeys(boxes["name"], (160, 90))
+    dets = [d for frame in detections_by_frame(boxes, sizes).values() for d in frame]
+    assert {type(d["label_id"]) for d in dets if "label_id" in d} == {str}
+    assert sum("label_id" not in d for d in dets) == int(ids.isna().sum())
+    assert not pd.isna(dets[0]["label_id"])
+
+
+@pytest.mark.fiftyone
+def test_mixed_label_ids_mirror_without_a_mixed_type_field(tiny_world: Path, tmp_path: Path, caplog) -> None:
+    import json
+    import logging
+    import os
+
+    from conftest import fiftyone_reachable
+
+    if not fiftyone_reachable():
+        pytest.skip("no MongoDB for FiftyOne (CI starts one)")
+    import fiftyone as fo
+
+    world = _mixed_id_world(tiny_world, tmp_path)
+    cfg = write_config(tmp_path / "c.yaml", world, tmp_path / "runs", name=f"ids{os.getpid()}",
+                       fiftyone={"enabled": True, "dataset_prefix": "bddengine-test"})
+    with caplog.at_level(logging.WARNING):
+        result = runner.invoke(app, ["collect", "--config", str(cfg)])
+    assert result.exit_code == 0, result.output
+    assert "mixed types" not in caplog.text and "mixed types" not in result.output
+    name = json.loads((tmp_path / "runs/01_collect/result.json").read_text())["metrics"]["fiftyone_dataset"]
+    ds = fo.load_dataset(name)
+    try:
+        schema = ds.get_field_schema(flat=True)
+        assert "ground_truth.detections.label_id" in schema
+        ids = [i for frame in ds.values("ground_truth.detections.label_id") for i in frame or []]
+        assert {type(i) for i in ids} == {str, type(None)} and "0" in ids
+    finally:
+        fo.delete_dataset(name)
