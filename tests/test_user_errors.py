@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import re
 from pathlib import Path
 
 import pytest
@@ -286,3 +287,58 @@ def test_mixed_label_ids_mirror_without_a_mixed_type_field(tiny_world: Path, tmp
         assert {type(i) for i in ids} == {str, type(None)} and "0" in ids
     finally:
         fo.delete_dataset(name)
+
+
+# -- 10. `check` writes nothing ------------------------------------------------------------------
+
+
+def _check_in_fresh_process(home: Path, cwd: Path, **env: str) -> tuple[int, str]:
+    """`bddengine check` in a new interpreter: ultralytics writes its settings at its first import,
+    which in this test process has long happened."""
+    import os
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("YOLO_CONFIG_DIR", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "MPLCONFIGDIR")}
+    clean.update(HOME=str(home), PYTHONPATH=os.pathsep.join(p for p in (str(SRC), clean.get("PYTHONPATH")) if p),
+                 FIFTYONE_DATABASE_URI="mongodb://127.0.0.1:9", COLUMNS="200", **env)
+    proc = subprocess.run([sys.executable, "-c", "from bddengine.cli import app; app()", "check", "--config",
+                           str(SRC.parent / "configs" / "default.yaml")],
+                          cwd=cwd, env=clean, capture_output=True, text=True, timeout=300)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_check_writes_nothing_under_home_or_the_config_dir(tmp_path: Path) -> None:
+    home, cwd, ycfg = tmp_path / "home", tmp_path / "work", tmp_path / "yolo-config"
+    for folder in (home, cwd, ycfg):
+        folder.mkdir()
+    code, out = _check_in_fresh_process(home, cwd)
+    assert code == 2 and "train.model yolov8m.pt" in out and "Traceback" not in out, out
+    code, out = _check_in_fresh_process(home, cwd, YOLO_CONFIG_DIR=str(ycfg))
+    assert code == 2 and "Traceback" not in out, out
+    assert (_files(home), _files(cwd), _files(ycfg)) == ([], [], [])
+
+
+def test_check_reads_the_users_ultralytics_weights_dir(tmp_path: Path) -> None:
+    import json
+
+    home, cwd, weights = tmp_path / "home", tmp_path / "work", tmp_path / "weights"
+    settings = home / ".config" / "Ultralytics" / "settings.json"
+    for folder in (cwd, weights, settings.parent):
+        folder.mkdir(parents=True)
+    (weights / "yolov8m.pt").write_bytes(b"stands in for the weights")
+    settings.write_text(json.dumps({"weights_dir": str(weights)}))  # outdated: ultralytics would rewrite it
+    before = settings.read_bytes(), settings.stat().st_mtime_ns
+    code, out = _check_in_fresh_process(home, cwd)
+    assert "Traceback" not in out, out
+    assert re.search(r"train\.model yolov8m\.pt\s*│\s*found\s*│\s*" + re.escape(str(weights / "yolov8m.pt")), out), out
+    assert (settings.read_bytes(), settings.stat().st_mtime_ns) == before
+    assert _files(home) == [".config", ".config/Ultralytics", ".config/Ultralytics/settings.json"]

@@ -424,10 +424,10 @@ def check(config: ConfigOpt = None, set_: SetOpt = None) -> None:
 
     Example: bddengine check --config configs/default.yaml
     """
-    from bddengine.preflight import turn_needs
+    from bddengine.preflight import turn_needs, ultralytics_settings_aside
 
     cfg = _load(config, set_)
-    with _errors(what="check"):
+    with _errors(what="check"), ultralytics_settings_aside():
         needs = turn_needs(cfg)
     missing = print_needs(needs, title=f"what the turn of {config or 'configs/default.yaml'} needs")
     if missing:
