@@ -58,8 +58,31 @@ def test_runs_dir_under_a_file_is_a_user_error(tmp_path: Path, tiny_world: Path)
     (tmp_path / "notes.txt").write_text("a file, not a folder")
     cfg = write_config(tmp_path / "cfg.yaml", tiny_world, tmp_path / "notes.txt" / "runs")
     result = runner.invoke(app, ["collect", "--config", str(cfg)])
-    _refused(result, str(tmp_path / "notes.txt" / "runs"), "part of this path is a file, not a folder")
+    _refused(result, f"runs_dir={tmp_path / 'notes.txt' / 'runs'} cannot be made: {tmp_path / 'notes.txt'} is a "
+             "file, not a folder")
+    assert "bug" not in result.output and not (tmp_path / "runs").exists()
+
+
+def test_data_root_under_a_file_is_a_user_error(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    cfg = write_config(tmp_path / "cfg.yaml", tmp_path / "notes.txt" / "world", tmp_path / "runs")
+    result = runner.invoke(app, ["synth", "--config", str(cfg)])
+    _refused(result, f"{tmp_path / 'notes.txt'} is a file where a folder is needed", "data.root")
     assert "bug" not in result.output
+
+
+@pytest.mark.parametrize(("err", "needle"), [
+    (PermissionError(errno.EACCES, "Permission denied", "/data/runs"), "/data/runs: permission denied"),
+    (OSError(errno.EROFS, "Read-only file system", "/data/runs/x"), "/data/runs/x: the file system is read-only"),
+    (NotADirectoryError(errno.ENOTDIR, "Not a directory", "/data/f/runs"), "part of this path is a file"),
+])
+def test_a_refused_path_is_the_users_error(err: OSError, needle: str) -> None:
+    from bddengine.errors import path_refused
+
+    refused = path_refused(err, Path("/data/runs"))
+    assert refused is not None and needle in str(refused)
+    assert path_refused(OSError(errno.EIO, "I/O error", "/x"), None) is None  # not the user's to fix
+    assert path_refused(FileExistsError(errno.EEXIST, "File exists", "/"), None) is None  # a folder: no mkdir clash
 
 
 def test_runs_dir_without_write_permission_is_a_user_error(tmp_path: Path, tiny_world: Path, monkeypatch) -> None:
@@ -132,13 +155,13 @@ def test_every_command_takes_debug(command: str) -> None:
     assert result.exit_code == 0 and "--debug" in result.output
 
 
-def test_debug_after_the_subcommand_shows_the_traceback(tmp_path: Path, tiny_world: Path) -> None:
+def test_debug_after_the_subcommand_shows_the_traceback(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("a file, not a folder")
-    cfg = write_config(tmp_path / "cfg.yaml", tiny_world, tmp_path / "notes.txt" / "runs")
-    result = runner.invoke(app, ["collect", "--config", str(cfg), "--debug"])
-    assert isinstance(result.exception, NotADirectoryError)
-    result = runner.invoke(app, ["collect", "--config", str(cfg)])
-    _refused(result, "not a folder")
+    cfg = write_config(tmp_path / "cfg.yaml", tmp_path / "notes.txt" / "world", tmp_path / "runs")
+    result = runner.invoke(app, ["synth", "--config", str(cfg), "--debug"])
+    assert isinstance(result.exception, FileExistsError)
+    result = runner.invoke(app, ["synth", "--config", str(cfg)])
+    _refused(result, "is a file where a folder is needed")
 
 
 # -- 7. an image whose content is not the format its name says ---------------------------------

@@ -127,11 +127,22 @@ def _load(config: Path | None, overrides: list[str] | None) -> EngineConfig:
         _fail(str(exc))
         raise  # unreachable; keeps type checkers happy
     with _errors(what="the config check", folder=cfg.runs_dir):
-        runs_is_file = cfg.runs_dir.exists() and not cfg.runs_dir.is_dir()
-    if runs_is_file:
+        blocker = _file_in_the_way(cfg.runs_dir)
+    if blocker == cfg.runs_dir:
         _fail(f"runs_dir={cfg.runs_dir} is a file, not a folder: point runs_dir at a folder "
               "(it is created if missing), or move the file away.")
+    if blocker is not None:
+        _fail(f"runs_dir={cfg.runs_dir} cannot be made: {blocker} is a file, not a folder. Point runs_dir "
+              "at a folder (it is created if missing), or move the file away.")
     return cfg
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The nearest existing path at or above ``folder`` when it is not a folder (None when it is)."""
+    for path in (folder, *folder.parents):
+        if path.exists():
+            return None if path.is_dir() else path
+    return None
 
 
 def _fail(message: str, code: int = 2) -> None:

@@ -30,10 +30,16 @@ def path_refused(exc: BaseException, folder: Path | None = None) -> StageInputEr
         exc: the exception that stopped the command.
         folder: where the command writes (runs_dir, data.root), named as the folder to change.
     """
-    if not isinstance(exc, OSError) or exc.errno not in (*_REFUSED, errno.ENOTDIR):
+    if not isinstance(exc, OSError) or exc.errno not in (*_REFUSED, errno.ENOTDIR, errno.EEXIST):
         return None
+    if exc.errno == errno.EEXIST and not (exc.filename and Path(exc.filename).is_file()):
+        return None  # only a file standing where a folder is made (mkdir) is the user's
     path = exc.filename or folder or "a path"
     where = f" (the command writes under {folder})" if folder is not None and str(folder) != str(path) else ""
+    if exc.errno == errno.EEXIST:
+        return StageInputError(
+            f"{path} is a file where a folder is needed{where}: move that file away, or point the config "
+            "(runs_dir, data.root, report.out_dir) at a folder")
     if exc.errno == errno.ENOTDIR:
         return StageInputError(
             f"{path}: part of this path is a file, not a folder{where}: move that file away, or point the "
