@@ -7,6 +7,7 @@ a clear message and a non-zero exit. No logic lives here.
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib
 import json
 from collections.abc import Iterator
@@ -16,17 +17,43 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from bddengine.bdd.validate import LabelFileError
 from bddengine.config import ConfigError, EngineConfig, load_config, strategy_names
 from bddengine.diskfull import disk_full, is_disk_full
-from bddengine.errors import StageInputError
+from bddengine.errors import StageInputError, path_refused
 from bddengine.locks import StageBusy
 from bddengine.runs import RunLookupError
 from bddengine.stages import STAGE_BY_NAME, StageOutcome
 from bddengine.weights_trust import trust
 
+_debug = {"on": False}
+
+
+def _debug_flag(ctx: object, param: object, value: bool) -> bool:
+    """A subcommand's ``--debug`` turns tracebacks on (the top-level one may already have)."""
+    if value:
+        _debug["on"] = True
+    return value
+
+
+class _Commands(TyperGroup):
+    """Every subcommand takes ``--debug`` too: the error messages say "re-run with --debug", and
+    users add it at the end of the command they ran (``bddengine collect ... --debug``)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        top = next(p for p in self.params if p.name == "debug")
+        for command in self.commands.values():
+            if not any(p.name == "debug" for p in command.params):
+                option = copy.copy(top)
+                option.expose_value, option.callback = False, _debug_flag
+                command.params.append(option)
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="bddengine",
     help="A data engine for driving perception: one full turn of the BDD100K data flywheel.",
     no_args_is_help=True,
@@ -55,8 +82,6 @@ TrustOpt = Annotated[
 ]
 
 KNOWN_ERRORS = (ConfigError, RunLookupError, StageInputError, LabelFileError, StageBusy)
-
-_debug = {"on": False}
 
 
 @app.callback()
@@ -89,6 +114,8 @@ def _errors(prefix: str = "", *, what: str = "the command", folder: Path | None 
             raise
         if isinstance(exc, OSError) and folder is not None:
             _fail_if_disk_full(exc, what, folder)
+        if (refused := path_refused(exc, folder)) is not None:
+            _fail(prefix + str(refused))
         _fail(f"{prefix}unexpected {type(exc).__name__}: {exc}. This is a bddengine bug, not your input: "
               "re-run with --debug for the traceback and report it with the command you ran.")
 
@@ -99,10 +126,23 @@ def _load(config: Path | None, overrides: list[str] | None) -> EngineConfig:
     except ConfigError as exc:
         _fail(str(exc))
         raise  # unreachable; keeps type checkers happy
-    if cfg.runs_dir.exists() and not cfg.runs_dir.is_dir():
+    with _errors(what="the config check", folder=cfg.runs_dir):
+        blocker = _file_in_the_way(cfg.runs_dir)
+    if blocker == cfg.runs_dir:
         _fail(f"runs_dir={cfg.runs_dir} is a file, not a folder: point runs_dir at a folder "
               "(it is created if missing), or move the file away.")
+    if blocker is not None:
+        _fail(f"runs_dir={cfg.runs_dir} cannot be made: {blocker} is a file, not a folder. Point runs_dir "
+              "at a folder (it is created if missing), or move the file away.")
     return cfg
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """The nearest existing path at or above ``folder`` when it is not a folder (None when it is)."""
+    for path in (folder, *folder.parents):
+        if path.exists():
+            return None if path.is_dir() else path
+    return None
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -178,7 +218,7 @@ def collect(config: ConfigOpt = None, set_: SetOpt = None, force: ForceOpt = Fal
     _invoke("collect", config, set_, force=force)
 
 
-IterOpt = Annotated[int, typer.Option("--iter", help="Flywheel iteration (0 = train pool only).")]
+IterOpt = Annotated[int, typer.Option("--iter", min=0, help="Flywheel iteration (0 = train pool only).")]
 ArmOpt = Annotated[
     str | None,
     typer.Option("--arm", help="Mining strategy whose auto-labels iteration N > 0 uses (e.g. prototype)."),
@@ -211,7 +251,7 @@ def embed(
 
     Example: bddengine embed --config configs/demo.yaml --model clip
     """
-    overrides = list(set_ or []) + ([f"embed.model={model}"] if model else [])
+    overrides = list(set_ or []) + ([f"embed.model={model}"] if model is not None else [])
     _invoke("embed", config, overrides, force=force)
 
 
@@ -279,8 +319,8 @@ def mine(
     Example: bddengine mine --config configs/demo.yaml --strategy prototype
     """
     overrides = list(set_ or [])
-    overrides += [f"mine.strategy={strategy}"] if strategy else []
-    overrides += [f"mine.embedding={embedding}"] if embedding else []
+    overrides += [f"mine.strategy={strategy}"] if strategy is not None else []
+    overrides += [f"mine.embedding={embedding}"] if embedding is not None else []
     _invoke("mine", config, overrides, iter=iter_, force=force, source=source)
 
 
@@ -395,10 +435,10 @@ def check(config: ConfigOpt = None, set_: SetOpt = None) -> None:
 
     Example: bddengine check --config configs/default.yaml
     """
-    from bddengine.preflight import turn_needs
+    from bddengine.preflight import turn_needs, ultralytics_settings_aside
 
     cfg = _load(config, set_)
-    with _errors(what="check"):
+    with _errors(what="check"), ultralytics_settings_aside():
         needs = turn_needs(cfg)
     missing = print_needs(needs, title=f"what the turn of {config or 'configs/default.yaml'} needs")
     if missing:
@@ -426,7 +466,8 @@ def flywheel(
         str | None, typer.Option("--arms", help="Comma list of retraining arms (overrides flywheel.arms).")
     ] = None,
     seeds: Annotated[
-        int | None, typer.Option("--seeds", help="Trainings per arm for seed variance (overrides flywheel.seeds).")
+        int | None,
+        typer.Option("--seeds", min=1, help="Trainings per arm for seed variance (overrides flywheel.seeds)."),
     ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -444,9 +485,12 @@ def flywheel(
     from bddengine.runs import parse_run_name
     from bddengine.runs.turn_profile import profile_path
 
+    if arms is not None and not arms.strip(" ,"):
+        _fail(f"--arms {arms!r} names no arm: give a comma list such as --arms prototype,random, or leave "
+              "--arms out to run flywheel.arms.")
     overrides = list(set_ or [])
-    overrides += [f"flywheel.arms=[{arms}]"] if arms else []
-    overrides += [f"flywheel.seeds={seeds}"] if seeds else []
+    overrides += [f"flywheel.arms=[{arms}]"] if arms is not None else []
+    overrides += [f"flywheel.seeds={seeds}"] if seeds is not None else []
     cfg = _load(config, overrides)
     trust(trust_weights or [])
     steps = plan_turn(cfg, force=force)
@@ -526,6 +570,10 @@ def app_command(
                echo=lambda line: console.print(line, highlight=False, soft_wrap=True, markup=False))
     except (AppError, *KNOWN_ERRORS) as exc:
         _fail(str(exc))
+    except OSError as exc:
+        if (refused := path_refused(exc, cfg.runs_dir)) is None or _debug["on"]:
+            raise
+        _fail(str(refused))
 
 
 def main() -> None:  # pragma: no cover - console-script entry point

@@ -69,14 +69,23 @@ class DataConfig(_Model):
         return path if path.is_absolute() else self.root / path
 
 
+# Upper bounds that stop nonsense before any work starts: a 100000-pixel-wide frame needs tens of
+# GB per image (MemoryError), and 1e8 frames runs for days until the disk fills. BDD100K itself is
+# 100k frames of 1280x720; the bounds are ten times the frame count and 8K UHD, so a real world
+# never reaches them.
+MAX_FRAMES = 1_000_000
+MAX_WIDTH, MAX_HEIGHT = 7680, 4320
+MAX_IMGSZ = 7680  # a network input side (train/eval/autolabel imgsz, embed image_size)
+
+
 class SynthConfig(_Model):
     """The procedural driving world written by ``bddengine synth``."""
 
-    n_train: int = Field(2000, ge=1)
-    n_val: int = Field(500, ge=0)
-    width: int = Field(640, ge=64)
-    height: int = Field(360, ge=36)
-    frames_per_video: int = Field(3, ge=1)
+    n_train: int = Field(2000, ge=1, le=MAX_FRAMES)
+    n_val: int = Field(500, ge=0, le=MAX_FRAMES)
+    width: int = Field(640, ge=64, le=MAX_WIDTH)
+    height: int = Field(360, ge=36, le=MAX_HEIGHT)
+    frames_per_video: int = Field(3, ge=1, le=MAX_FRAMES)
     jpeg_quality: int = Field(90, ge=10, le=100)
     weather_boost: dict[str, float] = Field(
         default_factory=dict,
@@ -122,7 +131,7 @@ class EmbedConfig(_Model):
     )
     dinov2_arch: str = Field("vit_small_patch14_dinov2", description="timm DINOv2 model name.")
     image_size: int | None = Field(
-        None, ge=32, description="CLIP input size override (null: the architecture's, 224)."
+        None, ge=32, le=MAX_IMGSZ, description="CLIP input size override (null: the architecture's, 224)."
     )
     batch_size: int = Field(64, ge=1)
     workers: int = Field(2, ge=0, description="DataLoader worker processes decoding JPEGs.")
@@ -169,7 +178,7 @@ class TrainConfig(_Model):
         "such as yolov8n.yaml to train from scratch.",
     )
     epochs: int = Field(50, ge=1)
-    imgsz: int = Field(640, ge=32)
+    imgsz: int = Field(640, ge=32, le=MAX_IMGSZ)
     batch: int = Field(16, ge=1)
     optimizer: str = "AdamW"
     lr0: float = Field(0.001, gt=0)
@@ -200,7 +209,7 @@ class EvalConfig(_Model):
     nms_iou: float = Field(0.7, gt=0, le=1, description="NMS IoU threshold of the detector.")
     max_det: int = Field(100, ge=1, description="Detections per image (BDD protocol: 100).")
     batch: int = Field(16, ge=1)
-    imgsz: int | None = Field(None, ge=32, description="Inference size (default: train.imgsz).")
+    imgsz: int | None = Field(None, ge=32, le=MAX_IMGSZ, description="Inference size (default: train.imgsz).")
     device: str = "auto"
     min_eval_frames: int = Field(15, ge=1, description="Slices smaller than this can't be the worst.")
     n_boot: int = Field(1000, ge=0, description="Bootstrap resamples for each slice's 95% CI.")
@@ -294,7 +303,7 @@ class AutolabelConfig(_Model):
         None, description="Detector class name -> BDD class (default: the COCO -> BDD map)."
     )
     tta: bool = Field(False, description="Test-time augmentation for the detector labeler.")
-    imgsz: int | None = Field(None, ge=32, description="Labeler inference size (default: train.imgsz).")
+    imgsz: int | None = Field(None, ge=32, le=MAX_IMGSZ, description="Labeler inference size (default: train.imgsz).")
     conf: float = Field(0.05, ge=0, le=1, description="Lowest score the labeler returns.")
     accept: float = Field(0.5, ge=0, le=1, description="Boxes scoring at least this are accepted.")
     drop: float = Field(0.25, ge=0, le=1, description="Boxes scoring below this are dropped; between: review.")
@@ -646,7 +655,18 @@ def load_config(path: Path | None = None, overrides: list[str] | None = None) ->
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found (pass --config configs/<name>.yaml)")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: is not UTF-8 text (byte {exc.start} cannot be read as UTF-8): a config is a YAML text "
+            "file; if it is one, save it as UTF-8 (e.g. `iconv -f latin1 -t utf-8`), otherwise pass the right "
+            "file with --config"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc}): check its "
+                          "permissions, or pass another file with --config") from None
+    try:
+        raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):

@@ -14,10 +14,15 @@ and the heavy packages are imported only when the config needs them.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import importlib.metadata
 import importlib.util
 import os
-from collections.abc import Collection
+import shutil
+import sys
+import tempfile
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,6 +91,54 @@ def turn_needs(cfg: EngineConfig, stages: Collection[str] = ALL_STAGES) -> list[
         needs.append(database_need())
     needs += device_needs(cfg, stages)
     return needs
+
+
+@contextlib.contextmanager
+def ultralytics_settings_aside() -> Iterator[None]:
+    """Inside the block, a first import of ultralytics reads its settings from a temporary copy.
+
+    Importing ultralytics writes ``settings.json`` into the user's config folder
+    (``~/.config/Ultralytics``, or ``YOLO_CONFIG_DIR``) when it is missing or outdated;
+    `bddengine check` promises to write nothing. ultralytics reads ``YOLO_CONFIG_DIR``
+    once, at import: pointed at a temporary folder holding a copy of the user's file, it
+    finds the same ``weights_dir`` the stages will use and writes only there. The
+    imported module keeps that folder for the life of the process, so it goes at exit.
+    """
+    if "ultralytics" in sys.modules:  # settings read (and written) already: the import writes nothing more
+        yield
+        return
+    aside = Path(tempfile.mkdtemp(prefix="bddengine-check-"))
+    user = ultralytics_settings_file()
+    with contextlib.suppress(OSError):
+        if user.is_file():
+            (aside / user.parent.name).mkdir()
+            shutil.copyfile(user, aside / user.parent.name / user.name)
+    before = os.environ.get("YOLO_CONFIG_DIR")
+    os.environ["YOLO_CONFIG_DIR"] = str(aside)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("YOLO_CONFIG_DIR", None)
+        else:
+            os.environ["YOLO_CONFIG_DIR"] = before
+        if "ultralytics" in sys.modules:
+            atexit.register(shutil.rmtree, aside, ignore_errors=True)
+        else:
+            shutil.rmtree(aside, ignore_errors=True)
+
+
+def ultralytics_settings_file() -> Path:
+    """Where ultralytics keeps ``settings.json`` (its ``get_user_config_dir``, read without importing it)."""
+    if env := os.environ.get("YOLO_CONFIG_DIR"):
+        base = Path(env).expanduser()
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    elif sys.platform == "win32":
+        base = Path.home() / "AppData" / "Roaming"
+    else:
+        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "Ultralytics" / "settings.json"
 
 
 def require(cfg: EngineConfig, stages: Collection[str] = ALL_STAGES, what: str = "the turn") -> list[Need]:

@@ -10,6 +10,7 @@ command that makes it.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +50,43 @@ def upstream(ref: RunRef, stage: str) -> RunRef:
     found = recorded_input(ref.path.parent, result, stage)
     if found is None:
         recorded = (result.get("inputs") or {}).get(stage)
+        gone = parse_run_name(Path(str(recorded))) if recorded else None
+        make = run_command(gone) if gone is not None and gone.stage == stage else f"bddengine {stage}"
+        # Re-making the gone run alone does not help: `ref` still names it. `make` may even be a
+        # no-op (an identical run of that stage is left); the run that read it must be rebuilt.
         raise StageInputError(
-            f"{ref.path}/{RESULT_FILE} names {stage} run {recorded!r}, which is gone: re-run "
-            f"`bddengine {stage}` and the stages after it"
+            f"{ref.path}/{RESULT_FILE} names {stage} run {recorded!r}, which is gone, so {ref.name} cannot be "
+            f"used: run `{make}`, then `{run_command(ref)}` (same --config), then the command you ran again. "
+            f"`{make}` may say 'up to date' when an identical {stage} run is left; the next command then "
+            "rebuilds from that one"
         )
     return found
+
+
+_TRAIN_TAG = re.compile(r"(?:(?P<arm>.+)-)?seed(?P<seed>\d+)")
+
+
+def run_command(ref: RunRef) -> str:
+    """The command that makes a run like ``ref``: same stage, iteration, arm and seed.
+
+    The flags are read back from the run's name (``07_train_iter1_prototype-seed43`` ->
+    ``bddengine train --iter 1 --arm prototype --seed 43``), so this works for a run
+    whose folder is gone.
+    """
+    words = ["bddengine", ref.stage]
+    if ref.iter is not None:
+        words += ["--iter", str(ref.iter)]
+    tag = ref.tag
+    if tag and ref.stage in ("train", "eval"):
+        m = _TRAIN_TAG.fullmatch(tag)
+        arm, seed = (m["arm"], m["seed"]) if m else (tag, None)
+        words += (["--arm", arm] if arm else []) + (["--seed", seed] if seed else [])
+    elif tag and ref.stage == "autolabel":
+        words += ["--arm", tag]
+    elif tag and ref.stage == "mine":
+        words += ["--strategy", tag.removesuffix("-detector")]
+        words += ["--embedding", "detector"] if tag.endswith("-detector") else []
+    return " ".join(words)
 
 
 def collect_of(ref: RunRef, runs_dir: Path) -> str | None:

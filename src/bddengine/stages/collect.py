@@ -229,9 +229,10 @@ def select_frames(
 def add_image_sizes(manifest: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str, str]]]:
     """Add ``width``/``height`` from each JPEG header; leave out images that cannot be used.
 
-    An image is left out when its header cannot be read, its size is 0, or it
-    has no JPEG end-of-image marker near its end (a truncated file, which would
-    otherwise fail only when a later stage decodes it). The pixels are not decoded.
+    An image is left out when its header cannot be read, its content is another
+    format than its name says (a PNG renamed ``.jpg``), its size is 0, or it has no
+    JPEG end-of-image marker near its end (a truncated file, which would otherwise
+    fail only when a later stage decodes it). The pixels are not decoded.
 
     Returns:
         The manifest without those frames, and ``[{"name", "path", "reason"}]`` for them.
@@ -250,6 +251,8 @@ def add_image_sizes(manifest: pd.DataFrame) -> tuple[pd.DataFrame, list[dict[str
 
 JPEG_EOI = b"\xff\xd9"
 _TAIL_BYTES = 4096
+# what a file's name promises, checked against the format PIL reads from its first bytes
+FORMAT_BY_SUFFIX = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG"}
 
 
 def image_size(path: str) -> tuple[tuple[int, int], str | None]:
@@ -258,6 +261,12 @@ def image_size(path: str) -> tuple[tuple[int, int], str | None]:
         with Image.open(path) as im:
             width, height = im.size
             is_jpeg = im.format == "JPEG"
+            fmt = im.format
+        suffix = Path(path).suffix.lower()
+        expected = FORMAT_BY_SUFFIX.get(suffix)
+        if expected is not None and fmt != expected:
+            return (0, 0), (f"not a {expected} file: its content is {fmt or 'an unknown format'}, its name says "
+                            f"{suffix} (convert it to {expected}, e.g. with PIL or ImageMagick, under the same name)")
         if width < 1 or height < 1:
             return (0, 0), f"image size {width}x{height}"
         if is_jpeg and not _has_jpeg_end(path):
@@ -421,7 +430,8 @@ def _outcome(path: Path, result: dict, *, skipped: bool) -> StageOutcome:
                                               "file: mining pool only, in no slice)",
             "rarest weather": ", ".join(f"{k} ({v})" for k, v in rarest),
             "malformed items": f"{m['malformed']} (see {COLLECT.malformed.file})",
-            "unreadable images skipped": f"{m.get('n_bad_images', 0)} (see {COLLECT.bad_images.file})",
+            "unusable images skipped": f"{m.get('n_bad_images', 0)} (unreadable, truncated or not the format "
+                                       f"their name says; see {COLLECT.bad_images.file})",
             "dropped as undefined": m["n_dropped_undefined"],
             "wall time (s)": result["wall_time_s"],
         },

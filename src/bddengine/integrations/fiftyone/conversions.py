@@ -21,10 +21,15 @@ def detections_by_frame(boxes: pd.DataFrame, sizes: dict[str, tuple[int, int]]) 
     """Boxes grouped per frame, in FiftyOne's relative ``[x, y, w, h]`` form.
 
     The BDD ``label_id`` is kept (when the boxes have one) so eval marks find their box.
+    A box without an id has no ``label_id``: its missing value (NaN in the str column) would
+    otherwise reach FiftyOne as a float among strings, a field of mixed types it refuses.
     """
     out: dict[str, list[dict]] = {}
     cols = [boxes[c].to_numpy() for c in ("name", "category", "x1", "y1", "x2", "y2", "ignored")]
-    ids = boxes["label_id"].astype(str).to_numpy() if "label_id" in boxes else [None] * len(boxes)
+    ids: Any = [None] * len(boxes)
+    if "label_id" in boxes:
+        ids = boxes["label_id"].astype(str).to_numpy(dtype=object)
+        ids[boxes["label_id"].isna().to_numpy()] = None
     for name, cat, x1, y1, x2, y2, ignored, label_id in zip(*cols, ids, strict=True):
         w, h = sizes[name]
         det = {"label": cat, "bounding_box": [x1 / w, y1 / h, (x2 - x1) / w, (y2 - y1) / h],
