@@ -22,8 +22,8 @@ from bddengine.runs import parse_run_name
 
 DEFAULT_PORT = 5151
 MONGO_HELP = (
-    "Start one: `eval \"$(../shared/tools/mongod-for-fiftyone.sh start)\"` (offline machines, from the "
-    "repository root), or run any MongoDB >= 6 and `export FIFTYONE_DATABASE_URI=mongodb://127.0.0.1:27017`. "
+    "Start one: `eval \"$(tools/local-mongod.sh start)\"` (from the repository root; no internet "
+    "needed), or run any MongoDB >= 6 and `export FIFTYONE_DATABASE_URI=mongodb://127.0.0.1:27017`. "
     "See README, 'Explore in the FiftyOne App'."
 )
 

@@ -61,8 +61,8 @@ COLLECT_FIELDS = frozenset({
 })
 DEFAULT_FAILURE_SCORE = 0.25
 """Score threshold of the per-frame counts when an eval run's config does not say."""
-_MONGO_HELP = ("start MongoDB (`eval \"$(../shared/tools/mongod-for-fiftyone.sh start)\"` where that "
-               "script exists, or set FIFTYONE_DATABASE_URI), or disable the mirror with "
+_MONGO_HELP = ("start MongoDB (`eval \"$(tools/local-mongod.sh start)\"` from the repository root, "
+               "or set FIFTYONE_DATABASE_URI), or disable the mirror with "
                "--set fiftyone.enabled=false (README, 'Explore in the FiftyOne App')")
 
 
