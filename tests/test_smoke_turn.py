@@ -95,7 +95,7 @@ def test_smoke_turn(tmp_path: Path, monkeypatch, capfd) -> None:
     assert (train / "ultralytics/weights/best.pt").is_file() and (train / "ultralytics/results.csv").is_file()
     log = (train / "ultralytics.log").read_text()
     assert "YOLOv8n summary" in log and "\x1b" not in log
-    assert f"{train / 'ultralytics.log'} (what ultralytics printed)" in result.output
+    assert "04_train_iter0/ultralytics.log (what ultralytics printed)" in result.output
     assert not list((runs_dir / "03_split").rglob("*.cache"))  # train wrote nothing into the split run
     train_res = json.loads((train / "result.json").read_text())
     assert train_res["inputs"]["split"] == "03_split"  # relative: a moved project finds its own runs
