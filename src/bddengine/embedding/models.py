@@ -10,6 +10,7 @@ init, seeded, and recorded as such).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -221,8 +222,9 @@ def _load_clip(arch: str, pretrained: str | None, image_size: int | None = None)
     quick_gelu = wants_quick_gelu and not open_clip.get_model_config(arch).get("quick_gelu")
 
     def create() -> nn.Module:
-        return open_clip.create_model(arch, pretrained=pretrained, force_quick_gelu=quick_gelu,
-                                      force_image_size=image_size)
+        with _open_clip_notes():
+            return open_clip.create_model(arch, pretrained=pretrained, force_quick_gelu=quick_gelu,
+                                          force_image_size=image_size)
 
     try:
         model = _build(create, from_hub=pretrained is not None and checkpoint is None)
@@ -339,6 +341,39 @@ def _from_cache_or_hub(create) -> nn.Module:
         return create()
     except (OSError, RuntimeError) as exc:
         raise WeightsUnavailable(f"not in the Hugging Face cache, and the download failed ({exc})") from None
+
+
+RANDOM_INIT_NOTE = "No pretrained weights loaded"
+
+
+class _Notes(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def _open_clip_notes() -> Iterator[None]:
+    """Catch what open_clip logs on the root logger while it builds a model.
+
+    open_clip calls ``logging.warning``, which (with no handler on the root logger) sets
+    up Python's default one: a raw ``WARNING:root:`` line, and from then on every
+    library's INFO record printed twice. Its random-init note is dropped (the embed
+    summary says so in its own words); any other note goes on as a ``bddengine`` warning.
+    """
+    notes = _Notes()
+    root = logging.getLogger()
+    root.addHandler(notes)
+    try:
+        yield
+    finally:
+        root.removeHandler(notes)
+        for record in notes.records:
+            if not record.getMessage().startswith(RANDOM_INIT_NOTE):
+                logging.getLogger("bddengine.embed").warning("open_clip: %s", record.getMessage())
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +87,7 @@ def evaluate_slices(
     seed: int = 42,
     min_frames: int = 1,
     progress: bool = False,
+    advance: Callable[[int], None] | None = None,
 ) -> list[SliceResult]:
     """Score every slice of frames.
 
@@ -100,7 +101,9 @@ def evaluate_slices(
         seed: seeds each slice's resampling together with its key, so a slice's
             CI does not depend on which other slices are scored.
         min_frames: slices with fewer frames are left out.
-        progress: show a progress bar.
+        progress: show a progress bar (it leaves no line behind).
+        advance: called with each scored slice's frame count, for a caller's own
+            bar over several calls.
 
     Returns:
         One result per slice, largest first (ties by key).
@@ -116,11 +119,14 @@ def evaluate_slices(
     ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
     ordered = [(items, idx) for items, idx in ordered if len(idx) >= min_frames]
     if progress:
-        ordered = track(ordered, description="scoring slices")
-    return [
-        score_frames(cache, np.sort(np.asarray(idx, dtype=np.int64)), dict(items), n_boot=n_boot, seed=seed)
-        for items, idx in ordered
-    ]
+        ordered = track(ordered, description="scoring slices", transient=True)
+    results = []
+    for items, idx in ordered:
+        results.append(score_frames(cache, np.sort(np.asarray(idx, dtype=np.int64)), dict(items),
+                                    n_boot=n_boot, seed=seed))
+        if advance is not None:
+            advance(len(idx))
+    return results
 
 
 def score_frames(

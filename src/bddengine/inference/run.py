@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -51,11 +52,14 @@ def _progress(bar: Bar | None, total: int) -> Iterator[Callable[[int], None]]:
     if bar is None:
         yield lambda _n: None
         return
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                *((TextColumn("{task.fields[rate]}"),) if bar.rate else ()), TimeRemainingColumn())
-    with Progress(*columns, transient=bar.transient) as shown:
+    # bound to the terminal stream now: a model step may send a library's prints to a log meanwhile
+    console = Console(file=sys.stdout)
+    with Progress(*columns, transient=bar.transient, console=console) as shown:
         task = shown.add_task(bar.label, total=total, rate="")
         t0 = time.perf_counter()
         done = 0

@@ -8,11 +8,21 @@ it when missing). ultralytics also fetches Arial.ttf from GitHub while checking 
 dataset or drawing plots; offline that is a failing request each time, so the lookup
 is pointed at the copy in ultralytics' config folder or matplotlib's bundled DejaVu
 Sans. Set ``YOLO_OFFLINE=0`` to let ultralytics download as usual.
+
+Keep ultralytics off the terminal: inside ``log_to(path)`` its logger, prints and
+progress bars go to that file as plain text (no colour codes, a bar's last frame
+only), so a stage's terminal output is the project's own lines.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
+import re
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +32,134 @@ import numpy as np
 from bddengine.bdd.categories import CLASSES
 from bddengine.errors import StageInputError
 from bddengine.inference import FILES, Bar, Batch, FrameSource, infer
-from bddengine.runs.layout import TRAIN, ULTRALYTICS_DIR
+from bddengine.runs.layout import TRAIN, ULTRALYTICS_DIR, ultralytics_log
 
 WEIGHTS_URL = "https://github.com/ultralytics/assets/releases"
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+class PlainLog(io.TextIOBase):
+    """A text stream onto a log file that keeps ultralytics' output readable.
+
+    Colour codes and carriage returns are dropped; a progress bar's redraws (ultralytics'
+    ``TQDM`` hands them to a stream's ``progress`` method) are kept back and only its
+    last frame is written. The file is created on the first write.
+    """
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        self._file: io.TextIOWrapper | None = None
+        self._bars: dict[int, str] = {}
+        self._after_bar = False
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return False
+
+    def write(self, s: str) -> int:
+        text = _ANSI.sub("", s).replace("\r", "")
+        if self._after_bar and text.startswith("\n"):
+            text = text[1:]  # the newline a closed bar ends with: its last frame already has one
+        self._after_bar = False
+        if text:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            self._file.write(text)
+        return len(s)
+
+    def progress(self, key: int, frame: str) -> None:
+        """A bar's redraw (kept back), or its close (``frame == ""``: write its last frame)."""
+        if frame:
+            self._bars[key] = frame
+            return
+        last = self._bars.pop(key, "")
+        if last:
+            self.write(last + "\n")
+            self._after_bar = True
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        super().close()
+
+
+class _LevelFormatter(logging.Formatter):
+    """The message, with the level in front for a warning or an error."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        return f"{record.levelname}: {text}" if record.levelno >= logging.WARNING else text
+
+
+_open_logs: list[PlainLog] = []  # the log of the block running now (innermost last)
+
+
+@contextlib.contextmanager
+def log_to(path: Path) -> Iterator[Path]:
+    """Send ultralytics' own output to ``path`` for the block, instead of the terminal.
+
+    Its logger (banner, settings, layer table, per-epoch lines) writes to the file for
+    the whole block; its prints and progress bars do while one of this module's calls
+    runs ultralytics (the project's own progress bars stay on the terminal).
+
+    Yields:
+        ``path`` (it exists once ultralytics printed something).
+    """
+    stream = PlainLog(path)
+    real_out = sys.stdout
+    with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+        from ultralytics.utils import LOGGER  # a first import creates its settings file, and says so
+    for h in LOGGER.handlers:  # created during that import: point it back at the terminal for later
+        if isinstance(h, logging.StreamHandler) and h.stream is stream:
+            h.setStream(real_out)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(_LevelFormatter("%(message)s"))
+    saved = LOGGER.handlers[:]
+    LOGGER.handlers = [handler]
+    _open_logs.append(stream)
+    try:
+        yield path
+    finally:
+        _open_logs.remove(stream)
+        LOGGER.handlers = saved
+        stream.close()
+
+
+def run_log(where: Any) -> contextlib.AbstractContextManager[Path]:
+    """``log_to`` the run's ``ultralytics.log`` (``where``: a run being built)."""
+    return log_to(ultralytics_log(where))
+
+
+def log_lines(where: Any) -> list[str]:
+    """The summary's pointer to a run's ``ultralytics.log``, when ultralytics printed anything."""
+    path = ultralytics_log(where)
+    return [f"{path} (what ultralytics printed)"] if path.is_file() else []
+
+
+@contextlib.contextmanager
+def _into_log() -> Iterator[None]:
+    """While ultralytics runs: its prints and progress bars into the open log (if any)."""
+    if not _open_logs:
+        yield
+        return
+    with contextlib.redirect_stdout(_open_logs[-1]), contextlib.redirect_stderr(_open_logs[-1]):
+        yield
+
+
+def _terminal_console() -> Any:
+    """A rich console bound to the terminal stream now, so a bar stays there while ultralytics' output is logged."""
+    from rich.console import Console
+
+    return Console(file=sys.stdout)
 
 
 def local_font(font: str = "Arial.ttf") -> Path:
@@ -170,22 +305,30 @@ def asset_url(name: str) -> str:
 def load_yolo(weights: Path | str) -> Any:
     """An ultralytics ``YOLO`` model from a local weights file (or a model YAML), offline."""
     offline_ultralytics()
-    from ultralytics import YOLO
+    with _into_log():
+        from ultralytics import YOLO
 
-    return YOLO(str(weights))
+        return YOLO(str(weights))
 
 
 def load_sam(weights: Path) -> Any:
     """An ultralytics ``SAM`` model from a local weights file, offline."""
     offline_ultralytics()
-    from ultralytics import SAM
+    with _into_log():
+        from ultralytics import SAM
 
-    return SAM(str(weights))
+        return SAM(str(weights))
 
 
 def fit(run_dir: Path, init: Path | str, data_yaml: Path, t: Any, *, epochs: int, seed: int,
         resume: bool) -> None:
     """Run ultralytics training inside ``run_dir/ultralytics`` (``t``: the train config section)."""
+    with _into_log():
+        _fit(run_dir, init, data_yaml, t, epochs=epochs, seed=seed, resume=resume)
+
+
+def _fit(run_dir: Path, init: Path | str, data_yaml: Path, t: Any, *, epochs: int, seed: int,
+         resume: bool) -> None:
     keep_label_caches_out()
     if resume:
         last = TRAIN.last_weights.at(run_dir)
@@ -289,7 +432,7 @@ class DetectorPass:
         import tempfile
 
         name_of = {os.path.abspath(p): n for p, n in zip(batch.paths, batch.names, strict=True)}
-        with tempfile.TemporaryDirectory(prefix="bddengine-predict-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="bddengine-predict-") as tmp, _into_log():
             listing = Path(tmp) / "frames.txt"  # ultralytics reads it in its own (sorted) order: matched by path
             listing.write_text("".join(f"{p}\n" for p in name_of))
             out = {}
@@ -344,7 +487,8 @@ class DetectorEmbed:
     device: str
 
     def __call__(self, batch: Batch) -> dict[str, np.ndarray]:
-        feats = self.model.embed(batch.paths, imgsz=self.imgsz, device=self.device, batch=len(batch.paths),
-                                 verbose=False, embed=[self.layer])
+        with _into_log():
+            feats = self.model.embed(batch.paths, imgsz=self.imgsz, device=self.device, batch=len(batch.paths),
+                                     verbose=False, embed=[self.layer])
         return {name: f.detach().float().cpu().numpy().reshape(-1)
                 for name, f in zip(batch.names, feats, strict=True)}

@@ -166,6 +166,14 @@ class SPLIT(StageLayout):
 ULTRALYTICS_DIR = "ultralytics"
 """The folder of a train run that ultralytics trains in."""
 
+ULTRALYTICS_LOG = "ultralytics.log"
+"""What ultralytics itself printed during a run (train, eval, mine, autolabel), as plain text."""
+
+
+def ultralytics_log(where: Where) -> Path:
+    """The run's log of ultralytics' own output (written only when ultralytics printed something)."""
+    return _dir(where) / ULTRALYTICS_LOG
+
 
 class TRAIN(StageLayout):
     stage, command = "train", "bddengine train"

@@ -30,6 +30,7 @@ from bddengine.config import (
 )
 from bddengine.errors import StageInputError
 from bddengine.figures import plot_pr
+from bddengine.integrations.ultralytics import log_lines, run_log
 from bddengine.integrations.yolo_export import link_image, yolo_labels
 from bddengine.labeling.labelers import OracleLabeler, gt_frames
 from bddengine.labeling.registry import LABELERS
@@ -125,7 +126,7 @@ def run(
     inputs = {"mine": str(mine.path), "eval": str(ev.path), "split": str(split.path),
               "collect": str(collect.path)} | {k: str(v) for k, v in model_ref.items()}
     with StageRun(cfg.runs_dir, "autolabel", config_dict(cfg), cfg.seed, fp, iter=iter, tag=arm,
-                  inputs=inputs) as run:
+                  inputs=inputs) as run, run_log(run):
         t0 = time.perf_counter()
         if how != "human":  # built from weights alone: the hidden labels are read only after it has labeled
             labeler = LABELERS[a.labeler].build(a, model_ref, imgsz)
@@ -442,7 +443,7 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
                f"`bddengine train --iter {res['iter'] + 1} --arm {res['tag']}`)",
                f"{ref.path}/{AUTOLABEL.review_queue.file}, {AUTOLABEL.quality.file}, {AUTOLABEL.pr_chart.file}"],
         numbers=numbers,
-        look_at=warn + [str(AUTOLABEL.pr_chart.at(ref)), str(AUTOLABEL.review_queue.at(ref))],
+        look_at=warn + [str(AUTOLABEL.pr_chart.at(ref)), str(AUTOLABEL.review_queue.at(ref)), *log_lines(ref)],
         safe_to_delete=f"{ref.path} (then `bddengine autolabel --iter {res['iter']} --arm {res['tag']}` "
                        "re-labels)",
     )

@@ -25,7 +25,7 @@ from bddengine.evaluation import (
     per_frame_metrics,
     slice_keys,
 )
-from bddengine.integrations.ultralytics import predict_frames, resolve_device
+from bddengine.integrations.ultralytics import log_lines, predict_frames, resolve_device, run_log
 from bddengine.runs import RunRef, StageRun, find_same_run, resolve_input
 from bddengine.runs.layout import EVAL, SPLIT, TRAIN
 from bddengine.runs.lineage import upstream
@@ -78,7 +78,7 @@ def run(
     check_weights(weights, f"eval --from {train.name} (its best.pt)", runs_dir=cfg.runs_dir)
     inputs = {"train": str(train.path), "split": str(split.path), "eval_gt": str(gt_path)}
     with StageRun(cfg.runs_dir, "eval", config_dict(cfg), cfg.seed, fp, iter=iter, tag=tag,
-                  inputs=inputs) as run:
+                  inputs=inputs) as run, run_log(run):
         preds = predict_frames(weights, pool["path"].tolist(), pool["name"].tolist(),
                                imgsz=imgsz, conf=e.conf, iou=e.nms_iou, max_det=e.max_det,
                                batch=e.batch, device=device, backend=cfg.compute.backend, progress=progress)
@@ -137,12 +137,17 @@ def slice_table(cache: MatchCache, gt: list[dict], *, n_boot: int, seed: int,
     n_frames, map50, map, ci_lo, ci_hi, ``ap50/<class>`` and ``recall/<class>``.
     Sorted ascending by mAP@0.5 within each grouping; full slices first.
     """
+    from rich.progress import Progress
+
     rows = []
-    for attrs in GROUPINGS:
+    keys = {attrs: slice_keys(gt, attrs) for attrs in GROUPINGS}
+    with Progress(disable=not progress, transient=True) as bar:  # one bar: every grouping's frames
+        task = bar.add_task("scoring slices", total=sum(len(k) for k in keys.values()))
+        results = {attrs: evaluate_slices(cache, k, n_boot=n_boot, seed=seed,
+                                          advance=lambda n: bar.advance(task, n)) for attrs, k in keys.items()}
+    for attrs, grouped in results.items():
         grouping = "slice" if len(attrs) > 1 else attrs[0]
-        results = evaluate_slices(cache, slice_keys(gt, attrs), n_boot=n_boot, seed=seed,
-                                  progress=progress)
-        for r in results:
+        for r in grouped:
             rows.append(_row(grouping, r.key, r.n_frames, r.map50, r.map, r.ci95,
                              r.ap50_per_class, r.recall_per_class))
     all_frames = {f["name"]: {"all": "all"} for f in gt}
@@ -272,6 +277,6 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
             "wall time (s)": res["wall_time_s"],
         },
         look_at=[str(EVAL.slice_chart.at(ref)), str(EVAL.failure_thumbnails.at(ref)),
-                 str(EVAL.slice_table_md.at(ref))],
+                 str(EVAL.slice_table_md.at(ref)), *log_lines(ref)],
         safe_to_delete=f"{ref.path} (then `bddengine eval --iter {res['iter']}` re-scores)",
     )

@@ -28,7 +28,7 @@ from bddengine.curation.pools import POOLS
 from bddengine.errors import StageInputError
 from bddengine.figures import plot_mined_grid
 from bddengine.inference import FrameSource
-from bddengine.integrations.ultralytics import embed_with_detector, load_detector, resolve_device
+from bddengine.integrations.ultralytics import embed_with_detector, load_detector, log_lines, resolve_device, run_log
 from bddengine.mining.core import (
     REASON_NEAR_DUP,
     exclusion_filters,
@@ -139,7 +139,7 @@ def run(
     proto_rows, proto_source = prototype_frames(eval_pool, inp.failure_names, inp.worst)
 
     with StageRun(cfg.runs_dir, "mine", config_dict(cfg), cfg.seed, fp, iter=iter, tag=arm,
-                  inputs={r.stage: str(r.path) for r in (ev, train, split, embed, collect)}) as run:
+                  inputs={r.stage: str(r.path) for r in (ev, train, split, embed, collect)}) as run, run_log(run):
         detector: dict[str, Any] | None = None
         strategy = STRATEGIES[m.strategy]
         picked = strategy.candidates(eligible, inp.worst, m.k, cfg.seed)
@@ -484,7 +484,8 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
         skipped=skipped,
         wrote=wrote,
         numbers=numbers,
-        look_at=[f"{MINE.grid.at(ref)} (green: matches the worst slice)", str(MINE.mining_precision.at(ref))],
+        look_at=[f"{MINE.grid.at(ref)} (green: matches the worst slice)", str(MINE.mining_precision.at(ref)),
+                 *log_lines(ref)],
         safe_to_delete=f"{ref.path} (then `bddengine mine {flags}` re-mines; autolabel reads it, "
                        "so delete its autolabel run too)",
     )

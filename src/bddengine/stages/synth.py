@@ -76,7 +76,7 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
             f"{root}/synth_meta.json",
         ],
         numbers={
-            "frames": result.n_frames,
+            "frames": " + ".join(f"{n:,} {split}" for split, n in result.n_frames.items()),
             "videos": result.n_videos,
             "boxes": result.n_boxes,
             "frames/s": round(result.frames_per_s, 1),

@@ -18,7 +18,7 @@ import yaml
 from bddengine.bdd.categories import CLASSES
 from bddengine.config import EngineConfig, config_dict, fingerprint, train_tag
 from bddengine.errors import StageInputError
-from bddengine.integrations.ultralytics import fit, resolve_device, resolve_weights
+from bddengine.integrations.ultralytics import fit, log_lines, resolve_device, resolve_weights, run_log
 from bddengine.labeling.sources import added_nothing
 from bddengine.lifecycle import interrupts_stick
 from bddengine.runs import (
@@ -89,7 +89,7 @@ def run(
     inputs = {"split": str(split.path)} | ({"autolabel": str(autolabel.path)} if autolabel else {})
     with StageRun(cfg.runs_dir, "train", config_dict(cfg), seed, fp, iter=iter, tag=tag,
                   inputs=inputs | {"init_weights": str(init)}, resumable=True,
-                  resume_from=resume_dir) as run:
+                  resume_from=resume_dir) as run, run_log(run):
         data_yaml = write_dataset_yaml(TRAIN.dataset_yaml.at(run), split, autolabel)
         counts = count_images(data_yaml)
         with interrupts_stick():  # ultralytics swallows a Ctrl-C that lands in its plotting code
@@ -228,6 +228,6 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
             "wall time (s)": res["wall_time_s"],
             "seed": res["seed"],
         },
-        look_at=[f"{TRAIN.ultralytics_dir(ref) / 'results.png'} (training curves)"],
+        look_at=[f"{TRAIN.ultralytics_dir(ref) / 'results.png'} (training curves)", *log_lines(ref)],
         safe_to_delete=f"{ref.path} (then `bddengine train --iter {res['iter']}` retrains)",
     )

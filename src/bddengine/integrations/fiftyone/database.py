@@ -15,13 +15,13 @@ from typing import NamedTuple
 from bddengine.errors import StageInputError
 
 MONGO_HELP = (
-    "Start one: `eval \"$(../shared/tools/mongod-for-fiftyone.sh start)\"` (offline machines, from the "
-    "repository root), or run any MongoDB >= 6 and `export FIFTYONE_DATABASE_URI=mongodb://127.0.0.1:27017`. "
+    "Start one: `eval \"$(tools/local-mongod.sh start)\"` (from the repository root; no internet "
+    "needed), or run any MongoDB >= 6 and `export FIFTYONE_DATABASE_URI=mongodb://127.0.0.1:27017`. "
     "See README, 'Explore in the FiftyOne App'."
 )
 """What to do when no MongoDB answers (`bddengine check`, the collect stage, the App)."""
-_MONGO_HELP = ("start MongoDB (`eval \"$(../shared/tools/mongod-for-fiftyone.sh start)\"` where that "
-               "script exists, or set FIFTYONE_DATABASE_URI), or disable the mirror with "
+_MONGO_HELP = ("start MongoDB (`eval \"$(tools/local-mongod.sh start)\"` from the repository root, "
+               "or set FIFTYONE_DATABASE_URI), or disable the mirror with "
                "--set fiftyone.enabled=false (README, 'Explore in the FiftyOne App')")
 
 

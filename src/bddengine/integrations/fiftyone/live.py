@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,8 +138,14 @@ def _write_embeddings(fo, ds, names: list[str], embeddings, *, brain_key: str, f
     method = None
     if visualization_key:
         method = "umap" if importlib.util.find_spec("umap") is not None else "pca"
-        fob.compute_visualization(ds, embeddings=ordered, method=method, num_dims=2,
-                                  brain_key=visualization_key, seed=0, progress=False)
+        brain_log = logging.getLogger("fiftyone.brain")  # its "Generating visualization..." line
+        level = brain_log.level
+        brain_log.setLevel(logging.WARNING)
+        try:
+            fob.compute_visualization(ds, embeddings=ordered, method=method, num_dims=2,
+                                      brain_key=visualization_key, seed=0, progress=False)
+        finally:
+            brain_log.setLevel(level)
     return {"field": field, "similarity": brain_key, "visualization": visualization_key,
             "visualization_method": method}
 
