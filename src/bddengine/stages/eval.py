@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from bddengine.bdd.categories import CLASSES, FRAME_ATTRIBUTES, map_category
-from bddengine.config import EngineConfig, config_dict, fingerprint, train_tag
+from bddengine.config import EngineConfig, EvalConfig, config_dict, fingerprint, train_tag
 from bddengine.evaluation import (
     MatchCache,
     build_match_cache,
@@ -25,11 +25,12 @@ from bddengine.evaluation import (
     per_frame_metrics,
     slice_keys,
 )
-from bddengine.integrations.ultralytics import log_lines, predict_frames, resolve_device, run_log
-from bddengine.runs import RunRef, StageRun, find_same_run, resolve_input
+from bddengine.integrations.ultralytics import log_lines, predict_frames, resolve_device
+from bddengine.runs import RunRef, StageRun, resolve_input
 from bddengine.runs.layout import EVAL, SPLIT, TRAIN
 from bddengine.runs.lineage import upstream
 from bddengine.stages import StageOutcome
+from bddengine.stages.job import Commit, Job, execute, unchanged
 from bddengine.weights_trust import check_weights
 
 GROUPINGS: tuple[tuple[str, ...], ...] = (FRAME_ATTRIBUTES,) + tuple((a,) for a in FRAME_ATTRIBUTES)
@@ -67,65 +68,79 @@ def run(
     pool_path = SPLIT.eval_pool.require(split, "bddengine split --force")
     imgsz = e.imgsz or cfg.train.imgsz
     fp = fingerprint(config_dict(e), imgsz, cfg.seed, train.name, str(split.path))
-    same = None if force else find_same_run(cfg.runs_dir, "eval", fp, iter=iter, tag=tag)
-    if same is not None:
-        return _outcome(same, skipped=True)
+    inputs = {"train": str(train.path), "split": str(split.path), "eval_gt": str(gt_path)}
+    job = Job("eval", fp, cfg.seed, _outcome, iter=iter, tag=tag, inputs=inputs, mirror=True, ultralytics_log=True)
+    if (done := unchanged(cfg, job, force=force)) is not None:
+        return done
 
     device = resolve_device(e.device, "eval.device")  # before the run folder: a bad device writes nothing
     gt = json.loads(gt_path.read_text())
     pool = pd.read_parquet(pool_path)
     weights = TRAIN.best_weights.at(train)
     check_weights(weights, f"eval --from {train.name} (its best.pt)", runs_dir=cfg.runs_dir)
-    inputs = {"train": str(train.path), "split": str(split.path), "eval_gt": str(gt_path)}
-    with StageRun(cfg.runs_dir, "eval", config_dict(cfg), cfg.seed, fp, iter=iter, tag=tag,
-                  inputs=inputs) as run, run_log(run):
-        preds = predict_frames(weights, pool["path"].tolist(), pool["name"].tolist(),
-                               imgsz=imgsz, conf=e.conf, iou=e.nms_iou, max_det=e.max_det,
-                               batch=e.batch, device=device, backend=cfg.compute.backend, progress=progress)
-        EVAL.preds.write(run, preds)
-        cache = build_match_cache(gt, preds)
-        overall = evaluate_overall(cache)
-        table = slice_table(cache, gt, n_boot=e.n_boot, seed=cfg.seed, progress=progress)
-        worst = pick_worst(table, e.min_eval_frames)
-        frames = worst_slice_frames(gt, worst) if worst else []
-        per_frame = per_frame_metrics(cache, frames, score_threshold=e.failure_score)
-        failures = failure_frames(per_frame, gt, recall_below=e.failure_recall)
-        write_tables(run.dir, table)
-        EVAL.worst_slice.write(run, {"slice": worst, "min_eval_frames": e.min_eval_frames, "per_frame": per_frame})
-        EVAL.failures.write(run, failures)
-        EVAL.overall.write(run, overall)
-        from bddengine.figures import plot_failures, plot_slice_map
+    return execute(cfg, job, lambda run: evaluate(
+        run, e, weights, gt, pool, iter=iter, imgsz=imgsz, device=device, seed=cfg.seed,
+        backend=cfg.compute.backend, progress=progress))
 
-        plot_slice_map(table, EVAL.slice_chart.at(run), worst=worst,
-                       min_frames=e.min_eval_frames, title=f"iter {iter} per-slice mAP@0.5")
-        by_name = {f["name"]: f for f in gt}
-        pool_paths = dict(zip(pool["name"], pool["path"], strict=True))
-        pred_by_name = {f["name"]: f for f in preds}
-        plot_failures(
-            [(pool_paths[f["name"]], by_name[f["name"]], pred_by_name.get(f["name"], {}), f)
-             for f in failures[:12]],
-            EVAL.failure_thumbnails.at(run), score_threshold=e.failure_score,
-            title=_slice_name(worst) if worst else "no slice qualifies",
-        )
-        ref = run.commit(
-            outputs=EVAL.outputs(),
-            metrics={
-                "n_frames": overall["n_frames"],
-                "map50": overall["map50"],
-                "map": overall["map"],
-                "ap50_per_class": overall["ap50_per_class"],
-                "n_slices": int((table["grouping"] == "slice").sum()),
-                "worst_slice": worst,
-                "n_failure_frames": len(failures),
-                "n_predictions": sum(len(f.get("labels", [])) for f in preds),
-            },
-        )
-    out = _outcome(ref, skipped=False)
-    if cfg.fiftyone.enabled:  # after commit: a mirror problem never fails the run, it is printed
-        from bddengine.integrations.fiftyone import try_mirror_run
 
-        out.look_at.append(try_mirror_run(cfg, ref))
-    return out
+def evaluate(
+    run: StageRun, e: EvalConfig, weights: Path, gt: list[dict], pool: pd.DataFrame, *, iter: int, imgsz: int,
+    device: str, seed: int, backend: str, progress: bool,
+) -> Commit:
+    """Predict the eval pool once, score it per slice, and write the tables, charts and failures.
+
+    Args:
+        run: the run being built.
+        e: the ``eval`` section.
+        weights: the detector's weights.
+        gt: the eval pool's BDD-format ground truth.
+        pool: the eval pool's table (``name``, ``path`` and the slice attributes).
+        iter: the iteration (for the chart's title).
+        imgsz, device, backend: how the detector runs.
+        seed: the bootstrap's seed.
+        progress: show progress bars.
+    """
+    preds = predict_frames(weights, pool["path"].tolist(), pool["name"].tolist(),
+                           imgsz=imgsz, conf=e.conf, iou=e.nms_iou, max_det=e.max_det,
+                           batch=e.batch, device=device, backend=backend, progress=progress)
+    EVAL.preds.write(run, preds)
+    cache = build_match_cache(gt, preds)
+    overall = evaluate_overall(cache)
+    table = slice_table(cache, gt, n_boot=e.n_boot, seed=seed, progress=progress)
+    worst = pick_worst(table, e.min_eval_frames)
+    frames = worst_slice_frames(gt, worst) if worst else []
+    per_frame = per_frame_metrics(cache, frames, score_threshold=e.failure_score)
+    failures = failure_frames(per_frame, gt, recall_below=e.failure_recall)
+    write_tables(run.dir, table)
+    EVAL.worst_slice.write(run, {"slice": worst, "min_eval_frames": e.min_eval_frames, "per_frame": per_frame})
+    EVAL.failures.write(run, failures)
+    EVAL.overall.write(run, overall)
+    from bddengine.figures import plot_failures, plot_slice_map
+
+    plot_slice_map(table, EVAL.slice_chart.at(run), worst=worst,
+                   min_frames=e.min_eval_frames, title=f"iter {iter} per-slice mAP@0.5")
+    by_name = {f["name"]: f for f in gt}
+    pool_paths = dict(zip(pool["name"], pool["path"], strict=True))
+    pred_by_name = {f["name"]: f for f in preds}
+    plot_failures(
+        [(pool_paths[f["name"]], by_name[f["name"]], pred_by_name.get(f["name"], {}), f)
+         for f in failures[:12]],
+        EVAL.failure_thumbnails.at(run), score_threshold=e.failure_score,
+        title=_slice_name(worst) if worst else "no slice qualifies",
+    )
+    return Commit(
+        outputs=EVAL.outputs(),
+        metrics={
+            "n_frames": overall["n_frames"],
+            "map50": overall["map50"],
+            "map": overall["map"],
+            "ap50_per_class": overall["ap50_per_class"],
+            "n_slices": int((table["grouping"] == "slice").sum()),
+            "worst_slice": worst,
+            "n_failure_frames": len(failures),
+            "n_predictions": sum(len(f.get("labels", [])) for f in preds),
+        },
+    )
 
 
 def slice_table(cache: MatchCache, gt: list[dict], *, n_boot: int, seed: int,
