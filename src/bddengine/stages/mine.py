@@ -28,7 +28,7 @@ from bddengine.curation.pools import POOLS
 from bddengine.errors import StageInputError
 from bddengine.figures import plot_mined_grid
 from bddengine.inference import FrameSource
-from bddengine.integrations.ultralytics import embed_with_detector, load_detector, log_lines, resolve_device, run_log
+from bddengine.integrations.ultralytics import embed_with_detector, load_detector, log_lines, resolve_device
 from bddengine.mining.core import (
     REASON_NEAR_DUP,
     exclusion_filters,
@@ -43,10 +43,11 @@ from bddengine.mining.core import (
     slice_mask,
 )
 from bddengine.mining.strategies import STRATEGIES
-from bddengine.runs import RunRef, StageRun, find_same_run, list_runs, resolve_input
+from bddengine.runs import RunRef, StageRun, list_runs, resolve_input
 from bddengine.runs.layout import COLLECT, EMBED, EVAL, MINE, SPLIT, TRAIN
 from bddengine.runs.lineage import upstream
 from bddengine.stages import StageOutcome
+from bddengine.stages.job import Commit, Job, execute, unchanged
 from bddengine.vectors import SearchPlan, is_exact, keep_mask
 
 GRID_MAX = 100
@@ -112,14 +113,47 @@ def run(
     imgsz = cfg.eval.imgsz or cfg.train.imgsz
     fp = fingerprint(config_dict(m), cfg.seed, iter, *(_id(r) for r in (ev, train, split, embed, collect)),
                      imgsz if m.embedding == "detector" else None)
-    same = None if force else find_same_run(cfg.runs_dir, "mine", fp, iter=iter, tag=arm)
-    if same is not None:
-        return _outcome(same, skipped=True)
+    job = Job("mine", fp, cfg.seed, _outcome, iter=iter, tag=arm, mirror=True, ultralytics_log=True,
+              inputs={r.stage: str(r.path) for r in (ev, train, split, embed, collect)})
+    if (done := unchanged(cfg, job, force=force)) is not None:
+        return done
 
     inp = load_inputs(ev, train, split, embed, collect)
+    pool = eligible_frames(inp, m.near_dup_threshold)
+    proto_rows, proto_source = prototype_frames(pool.eval_pool, inp.failure_names, inp.worst)
+    return execute(cfg, job, lambda run: mine_frames(
+        run, cfg, inp, pool, proto_rows, proto_source, arm=arm, iter=iter, imgsz=imgsz, progress=progress))
+
+
+@dataclass
+class EligibleFrames:
+    """The mining pool after the exclusions.
+
+    Attributes:
+        mining: the whole mining pool.
+        eval_pool: the eval pool (the prototype's frames come from it).
+        eligible: the mining frames no exclusion removed.
+        masks: exclusion reason -> the mining frames it removes (counted per reason).
+        excluded: the mining frames any exclusion removes.
+        threshold: ``mine.near_dup_threshold``.
+    """
+
+    mining: pd.DataFrame = field(repr=False)
+    eval_pool: pd.DataFrame = field(repr=False)
+    eligible: pd.DataFrame = field(repr=False)
+    masks: dict[str, np.ndarray] = field(repr=False)
+    excluded: np.ndarray = field(repr=False)
+    threshold: float | None
+
+
+def eligible_frames(inp: MineInputs, threshold: float | None) -> EligibleFrames:
+    """Exclude the mining frames whose videos train, val or eval hold, and near-duplicates of eval frames.
+
+    Raises:
+        StageInputError: every mining frame is excluded.
+    """
     mining = inp.pools["mining"].reset_index(drop=True)
     eval_pool = inp.pools["eval"].reset_index(drop=True)
-    threshold = m.near_dup_threshold
     eval_sim = None
     if threshold is not None:  # on the curate-stage vectors, whatever the arm's embedding
         eval_sim = nearest_similarity(l2_normalize(inp.embeddings[mining["embedding_row"].to_numpy()]),
@@ -132,90 +166,94 @@ def run(
     eligible = mining[~excluded].reset_index(drop=True)
     if eligible.empty:
         raise StageInputError(
-            f"every one of the {len(mining)} frames of {split.name}/{SPLIT.mining_pool.file} is excluded "
+            f"every one of the {len(mining)} frames of {inp.split.name}/{SPLIT.mining_pool.file} is excluded "
             f"({_counts(masks)}): lower mine.near_dup_threshold (or set it to null), or re-run "
             "`bddengine split` with a larger collect.unlabeled_target"
         )
-    proto_rows, proto_source = prototype_frames(eval_pool, inp.failure_names, inp.worst)
+    return EligibleFrames(mining, eval_pool, eligible, masks, excluded, threshold)
 
-    with StageRun(cfg.runs_dir, "mine", config_dict(cfg), cfg.seed, fp, iter=iter, tag=arm,
-                  inputs={r.stage: str(r.path) for r in (ev, train, split, embed, collect)}) as run, run_log(run):
-        detector: dict[str, Any] | None = None
-        strategy = STRATEGIES[m.strategy]
-        picked = strategy.candidates(eligible, inp.worst, m.k, cfg.seed)
-        candidates = eligible if picked is None else eligible.iloc[picked]
-        need = pd.concat([eval_pool.iloc[proto_rows], candidates], ignore_index=True)
-        if m.embedding == "embed":
-            vectors = l2_normalize(inp.embeddings[need["embedding_row"].to_numpy()])
-        else:
-            vectors, detector = detector_vectors(cfg, train, need, imgsz=imgsz, progress=progress)
-            MINE.detector_embeddings.write(run, vectors)
-            MINE.detector_embedding_names.write(run, need["name"].tolist())
-        n_proto = len(proto_rows)
-        prototype = failure_prototype(vectors[:n_proto])
-        MINE.prototype.write(run, prototype)
-        ranking = strategy.rank(vectors[n_proto:], prototype, m.k,
-                                plan=SearchPlan(m.exact_max_pool, m.approximate_index, cfg.seed))
-        similarity, search = ranking.similarity, ranking.search
-        mined = candidates.iloc[ranking.order].reset_index(drop=True)
-        failed = failed_classes(inp.slice_row)
-        doc = mined_document(mined, similarity, arm=arm, strategy=m.strategy, embedding=m.embedding,
-                             iter=iter, k=m.k, worst=inp.worst, failed=failed)
-        MINE.mined.write(run, doc)
-        gt = gt_classes_by_frame(inp.boxes[inp.boxes["name"].isin(mining["name"])])
-        blocks = {"mined": precision_block(mined, inp.worst, gt, failed),
-                  "base_rate": precision_block(mining, inp.worst, gt, failed),
-                  "base_rate_eligible": precision_block(eligible, inp.worst, gt, failed)}
-        lifts = lift(blocks["mined"], blocks["base_rate"])
-        precision = {  # headline numbers first (flat), then every share per block
-            "n_mined": len(mined), "k": m.k,
-            "slice_precision": blocks["mined"]["slice_match"],
-            "slice_base_rate": blocks["base_rate"]["slice_match"], "slice_lift": lifts["slice_match"],
-            "failed_class_precision": blocks["mined"]["has_failed_class"],
-            "failed_class_base_rate": blocks["base_rate"]["has_failed_class"],
-            "failed_class_lift": lifts["has_failed_class"],
-            "n_mined_attributes_unknown": blocks["mined"]["n_attributes_unknown"],
-            "n_pool_attributes_unknown": blocks["base_rate"]["n_attributes_unknown"],
-            "worst_slice": inp.worst, "failed_classes": failed, **blocks, "lift": lifts,
-        }
-        MINE.mining_precision.write(run, precision)
-        plot_mined_grid(doc["frames"][:GRID_MAX], MINE.grid.at(run),
-                        title=f"iter {iter} {arm}: top {min(len(mined), GRID_MAX)} of {len(mined)} mined; "
-                        f"green = {' / '.join(inp.worst[a] for a in FRAME_ATTRIBUTES)}, red = other slice")
-        outputs = MINE.outputs(MINE.mined, MINE.mining_precision, MINE.prototype, MINE.grid)
-        if detector is not None:
-            outputs |= MINE.outputs(MINE.detector_embeddings, MINE.detector_embedding_names)
-        ref = run.commit(
-            outputs=outputs,
-            metrics={
-                "n_mined": len(mined),
-                "k": m.k,
-                "short_of_k": len(mined) < m.k,
-                "worst_slice": inp.worst,
-                "worst_slice_map50": inp.slice_row.get("map50"),
-                "failed_classes": failed,
-                "prototype_source": proto_source,
-                "n_prototype_frames": n_proto,
-                "precision": _shares(blocks["mined"]),
-                "base_rate": _shares(blocks["base_rate"]),
-                "base_rate_eligible": _shares(blocks["base_rate_eligible"]),
-                "lift": precision["lift"],
-                "n_mining_pool": len(mining),
-                "n_eligible": len(eligible),
-                "n_slice_eligible": int(slice_mask(eligible, inp.worst).sum()),
-                "excluded": _counts(masks) | {"any": int(excluded.sum())},
-                "near_dup_threshold": threshold,
-                "mean_similarity": float(np.mean(similarity[: len(mined)])) if len(mined) else None,
-                **search,
-            },
-            extra={"arm": arm, "strategy": m.strategy, "embedding": m.embedding, "detector": detector},
-        )
-    out = _outcome(ref, skipped=False)
-    if cfg.fiftyone.enabled:  # after commit: a mirror problem never fails the run, it is printed
-        from bddengine.integrations.fiftyone import try_mirror_run
 
-        out.look_at.append(try_mirror_run(cfg, ref))
-    return out
+def mine_frames(
+    run: StageRun, cfg: EngineConfig, inp: MineInputs, pool: EligibleFrames, proto_rows: np.ndarray,
+    proto_source: str, *, arm: str, iter: int, imgsz: int, progress: bool,
+) -> Commit:
+    """Rank the eligible frames against the failure prototype, keep ``mine.k``, and score them.
+
+    Writes mined.json, the prototype, the mining precision against the pool's base rate
+    (hidden ground truth), the thumbnail grid and, for detector embeddings, the vectors.
+    """
+    m = cfg.mine
+    eligible, mining = pool.eligible, pool.mining
+    detector: dict[str, Any] | None = None
+    strategy = STRATEGIES[m.strategy]
+    picked = strategy.candidates(eligible, inp.worst, m.k, cfg.seed)
+    candidates = eligible if picked is None else eligible.iloc[picked]
+    need = pd.concat([pool.eval_pool.iloc[proto_rows], candidates], ignore_index=True)
+    if m.embedding == "embed":
+        vectors = l2_normalize(inp.embeddings[need["embedding_row"].to_numpy()])
+    else:
+        vectors, detector = detector_vectors(cfg, inp.train, need, imgsz=imgsz, progress=progress)
+        MINE.detector_embeddings.write(run, vectors)
+        MINE.detector_embedding_names.write(run, need["name"].tolist())
+    n_proto = len(proto_rows)
+    prototype = failure_prototype(vectors[:n_proto])
+    MINE.prototype.write(run, prototype)
+    ranking = strategy.rank(vectors[n_proto:], prototype, m.k,
+                            plan=SearchPlan(m.exact_max_pool, m.approximate_index, cfg.seed))
+    similarity, search = ranking.similarity, ranking.search
+    mined = candidates.iloc[ranking.order].reset_index(drop=True)
+    failed = failed_classes(inp.slice_row)
+    doc = mined_document(mined, similarity, arm=arm, strategy=m.strategy, embedding=m.embedding,
+                         iter=iter, k=m.k, worst=inp.worst, failed=failed)
+    MINE.mined.write(run, doc)
+    gt = gt_classes_by_frame(inp.boxes[inp.boxes["name"].isin(mining["name"])])
+    blocks = {"mined": precision_block(mined, inp.worst, gt, failed),
+              "base_rate": precision_block(mining, inp.worst, gt, failed),
+              "base_rate_eligible": precision_block(eligible, inp.worst, gt, failed)}
+    lifts = lift(blocks["mined"], blocks["base_rate"])
+    precision = {  # headline numbers first (flat), then every share per block
+        "n_mined": len(mined), "k": m.k,
+        "slice_precision": blocks["mined"]["slice_match"],
+        "slice_base_rate": blocks["base_rate"]["slice_match"], "slice_lift": lifts["slice_match"],
+        "failed_class_precision": blocks["mined"]["has_failed_class"],
+        "failed_class_base_rate": blocks["base_rate"]["has_failed_class"],
+        "failed_class_lift": lifts["has_failed_class"],
+        "n_mined_attributes_unknown": blocks["mined"]["n_attributes_unknown"],
+        "n_pool_attributes_unknown": blocks["base_rate"]["n_attributes_unknown"],
+        "worst_slice": inp.worst, "failed_classes": failed, **blocks, "lift": lifts,
+    }
+    MINE.mining_precision.write(run, precision)
+    plot_mined_grid(doc["frames"][:GRID_MAX], MINE.grid.at(run),
+                    title=f"iter {iter} {arm}: top {min(len(mined), GRID_MAX)} of {len(mined)} mined; "
+                    f"green = {' / '.join(inp.worst[a] for a in FRAME_ATTRIBUTES)}, red = other slice")
+    outputs = MINE.outputs(MINE.mined, MINE.mining_precision, MINE.prototype, MINE.grid)
+    if detector is not None:
+        outputs |= MINE.outputs(MINE.detector_embeddings, MINE.detector_embedding_names)
+    return Commit(
+        outputs=outputs,
+        metrics={
+            "n_mined": len(mined),
+            "k": m.k,
+            "short_of_k": len(mined) < m.k,
+            "worst_slice": inp.worst,
+            "worst_slice_map50": inp.slice_row.get("map50"),
+            "failed_classes": failed,
+            "prototype_source": proto_source,
+            "n_prototype_frames": n_proto,
+            "precision": _shares(blocks["mined"]),
+            "base_rate": _shares(blocks["base_rate"]),
+            "base_rate_eligible": _shares(blocks["base_rate_eligible"]),
+            "lift": precision["lift"],
+            "n_mining_pool": len(mining),
+            "n_eligible": len(eligible),
+            "n_slice_eligible": int(slice_mask(eligible, inp.worst).sum()),
+            "excluded": _counts(pool.masks) | {"any": int(pool.excluded.sum())},
+            "near_dup_threshold": pool.threshold,
+            "mean_similarity": float(np.mean(similarity[: len(mined)])) if len(mined) else None,
+            **search,
+        },
+        extra={"arm": arm, "strategy": m.strategy, "embedding": m.embedding, "detector": detector},
+    )
 
 
 def upstream_runs(ev: RunRef) -> tuple[RunRef, RunRef, RunRef, RunRef]:
