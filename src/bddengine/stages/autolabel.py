@@ -30,7 +30,7 @@ from bddengine.config import (
 )
 from bddengine.errors import StageInputError
 from bddengine.figures import plot_pr
-from bddengine.integrations.ultralytics import log_lines, run_log
+from bddengine.integrations.ultralytics import log_lines
 from bddengine.integrations.yolo_export import link_image, yolo_labels
 from bddengine.labeling.labelers import OracleLabeler, gt_frames
 from bddengine.labeling.registry import LABELERS
@@ -57,10 +57,11 @@ from bddengine.labeling.sources import (
     route_calibrated,
     slice_quality,
 )
-from bddengine.runs import RunRef, StageRun, find_same_run, resolve_input
+from bddengine.runs import RunRef, StageRun, resolve_input
 from bddengine.runs.layout import AUTOLABEL, COLLECT, MINE, TRAIN
 from bddengine.runs.lineage import upstream
 from bddengine.stages import StageOutcome
+from bddengine.stages.job import Commit, Job, execute, unchanged
 from bddengine.weights_trust import check_weights
 
 IOU_THRESHOLD = 0.5
@@ -86,6 +87,44 @@ def run(
         progress: show progress bars.
     """
     a = cfg.autolabel
+    mine, arm, mining, iter, how = resolve_arm(cfg, arm, iter=iter, source=source)
+    mined_path = MINE.mined.require(mine, f"{_mine_hint(iter, mining)} --force")
+    ev, split, collect = upstream_runs(mine)
+    imgsz = a.imgsz or cfg.train.imgsz
+    model_ref = labeler_inputs(a, ev) if how != "human" else {}
+    for role, path in model_ref.items():
+        if role == "text_encoder":
+            continue  # verified byte for byte against its published SHA-256 (`text_encoder_problem`)
+        check_weights(path, _WEIGHTS_KEY[a.labeler if role == "weights" else "sam"], runs_dir=cfg.runs_dir)
+    fp = fingerprint(config_dict(a), imgsz, cfg.seed, how, mine.name, str(mine.path),
+                     {k: str(v) for k, v in model_ref.items()})
+    inputs = {"mine": str(mine.path), "eval": str(ev.path), "split": str(split.path),
+              "collect": str(collect.path)} | {k: str(v) for k, v in model_ref.items()}
+    job = Job("autolabel", fp, cfg.seed, _outcome, iter=iter, tag=arm, inputs=inputs, mirror=True,
+              ultralytics_log=True)
+    if (done := unchanged(cfg, job, force=force)) is not None:
+        return done
+
+    mined = json.loads(mined_path.read_text())
+    frames = mined_frames(mined, COLLECT.manifest.read(collect), mined_path)
+    return execute(cfg, job, lambda run: label_frames(
+        run, a, frames, collect, mined_worst(mined), how=how, arm=arm, iter=iter, model_ref=model_ref,
+        imgsz=imgsz, seed=cfg.seed, backend=cfg.compute.backend, progress=progress))
+
+
+def resolve_arm(
+    cfg: EngineConfig, arm: str | None, *, iter: int, source: str | None
+) -> tuple[RunRef, str, str, int, str]:
+    """The mine run to label, the arm, its mining arm, the iteration and where the labels come from.
+
+    ``arm`` defaults to ``mine.strategy`` with ``mine.embedding``; an explicit mine run
+    (``source``) names the iteration and the mining arm.
+
+    Raises:
+        StageInputError: the arm is unknown, or a machine-labeled arm meets a labeler that is not a machine.
+        RunLookupError: no such mine run.
+    """
+    a = cfg.autolabel
     arm = arm or arm_name(cfg.mine.strategy, cfg.mine.embedding)
     try:
         mining = mining_arm(arm)
@@ -104,103 +143,115 @@ def run(
             f"--arm {arm}: a {how} arm labels with a machine labeler, but autolabel.labeler is {a.labeler} "
             "(the hidden ground truth, i.e. human labels); set autolabel.labeler to detector or grounded, "
             f"or use --arm {mining}-human")
-    mined_path = MINE.mined.require(mine, f"{_mine_hint(iter, mining)} --force")
-    ev, split, collect = upstream_runs(mine)
-    imgsz = a.imgsz or cfg.train.imgsz
-    model_ref = labeler_inputs(a, ev) if how != "human" else {}
-    for role, path in model_ref.items():
-        if role == "text_encoder":
-            continue  # verified byte for byte against its published SHA-256 (`text_encoder_problem`)
-        check_weights(path, _WEIGHTS_KEY[a.labeler if role == "weights" else "sam"], runs_dir=cfg.runs_dir)
-    fp = fingerprint(config_dict(a), imgsz, cfg.seed, how, mine.name, str(mine.path),
-                     {k: str(v) for k, v in model_ref.items()})
-    same = None if force else find_same_run(cfg.runs_dir, "autolabel", fp, iter=iter, tag=arm)
-    if same is not None:
-        return _outcome(same, skipped=True)
+    return mine, arm, mining, iter, how
 
-    mined = json.loads(mined_path.read_text())
-    frames = mined_frames(mined, COLLECT.manifest.read(collect), mined_path)
+
+def mined_worst(mined: dict[str, Any]) -> dict[str, Any] | None:
+    """The worst slice's key recorded in mined.json (None when it names none)."""
     worst = mined.get("worst_slice") if isinstance(mined.get("worst_slice"), dict) else None
     if worst is not None and isinstance(worst.get("key"), dict):
         worst = worst["key"]
-    inputs = {"mine": str(mine.path), "eval": str(ev.path), "split": str(split.path),
-              "collect": str(collect.path)} | {k: str(v) for k, v in model_ref.items()}
-    with StageRun(cfg.runs_dir, "autolabel", config_dict(cfg), cfg.seed, fp, iter=iter, tag=arm,
-                  inputs=inputs) as run, run_log(run):
-        t0 = time.perf_counter()
-        if how != "human":  # built from weights alone: the hidden labels are read only after it has labeled
-            labeler = LABELERS[a.labeler].build(a, model_ref, imgsz)
-            if hasattr(labeler, "backend"):  # a labeler that runs a model through bddengine.inference
-                labeler.backend = cfg.compute.backend
-            raw, name = labeler.label(frames, progress=progress), labeler.name
-        wall = time.perf_counter() - t0
-        boxes = COLLECT.boxes.read(collect, columns=["name", "category", "x1", "y1", "x2", "y2", "ignored"])
-        gt = gt_frames(boxes, [f["name"] for f in frames if f["has_gt"]])  # the human stand-in's labels
-        if how == "human":
-            human = OracleLabeler(gt)
-            raw, name = human.label([f for f in frames if f["name"] in gt], progress=progress), human.name
-        names = [f["name"] for f in frames]
-        audit = choose_audit([n for n in names if n in gt], a.audit_frames, cfg.seed) if how == "pyramid" else []
-        calibration = None
-        if audit:
-            thresholds = calibrate({n: raw.get(n, []) for n in audit}, {n: gt[n] for n in audit},
-                                   target_precision=a.target_precision, drop_keep_recall=a.drop_keep_recall,
-                                   min_boxes=a.audit_min_boxes, default_drop=a.drop)
-            routed = route_calibrated(raw, thresholds, accept=a.accept, drop=a.drop)
-            calibration = {"audit_frames": audit, "per_class": {c: t.to_dict() for c, t in thresholds.items()},
-                           "target_precision": a.target_precision, "drop_keep_recall": a.drop_keep_recall,
-                           "audit_min_boxes": a.audit_min_boxes}
-        else:
-            routed = route_frames(raw, accept=a.accept, drop=a.drop, per_class=a.per_class)
-        plan = plan_labels(how, names, routed, gt, audit=audit)
-        AUTOLABEL.autolabels.write(run, autolabel_frames(frames, routed, plan))
-        queue = review_queue(frames, routed, plan)
-        AUTOLABEL.review_queue.write(run, queue)
-        yolo = write_yolo(AUTOLABEL.yolo_dir(run), frames, plan)
-        quality = score_labels(routed, gt, plan, a, labeler=name, wall_s=wall, n_frames=len(frames),
-                               frames=frames, worst=worst, calibration=calibration)
-        AUTOLABEL.quality.write(run, quality)
-        plot_pr(quality["sweep"], AUTOLABEL.pr_chart.at(run), accept=a.accept, drop=a.drop,
-                target=a.target_precision, title=f"{name} labels of iter {iter} {arm}: "
-                f"precision / recall vs score threshold ({quality['n_frames_scored']} frames)")
-        counts = route_counts(routed)
-        held = quality["accepted"]["overall"]
-        ref = run.commit(
-            outputs=AUTOLABEL.outputs(),
-            metrics={
-                "labeler": name,
-                "label_source": how,
-                "n_frames": len(frames),
-                "n_boxes": counts,
-                "n_human_frames": len(plan.human_frames),
-                "n_audit_frames": len(plan.audit),
-                "n_review_frames": len(queue),
-                "n_reviewed_by_humans": len(plan.review),
-                "n_machine_frames": quality["cost"]["frames_machine_labeled"],
-                "n_no_label_frames": len(plan.no_gt),
-                "n_train_images": yolo["n_images"],
-                "n_train_boxes": yolo["n_boxes"],
-                "n_empty_train_images": yolo["n_empty"],
-                "precision": held["precision"],
-                "recall": held["recall"],
-                "training_labels": quality["training_labels"]["overall"],
-                "per_class": {c: {"precision": q["precision"], "recall": q["recall"]}
-                              for c, q in quality["accepted"]["per_class"].items()},
-                "per_slice": quality["per_slice"],
-                "cost": quality["cost"],
-                "skippable_share": quality["skippable"]["recall"] if quality["skippable"] else None,
-                "skippable": quality["skippable"],
-                "skippable_note": quality["skippable_note"],
-                "labeler_wall_s": round(wall, 3),
-            },
-            extra={"yolo_export": yolo, "calibration": calibration},
-        )
-    out = _outcome(ref, skipped=False)
-    if cfg.fiftyone.enabled:  # after commit: a mirror problem never fails the run, it is printed
-        from bddengine.integrations.fiftyone import try_mirror_run
+    return worst
 
-        out.look_at.append(try_mirror_run(cfg, ref))
-    return out
+
+def label_frames(
+    run: StageRun, a: AutolabelConfig, frames: list[dict[str, Any]], collect: RunRef, worst: dict[str, Any] | None,
+    *, how: str, arm: str, iter: int, model_ref: dict[str, Path], imgsz: int, seed: int, backend: str,
+    progress: bool,
+) -> Commit:
+    """Label the mined frames, route every box, and write the labels, the review queue and their quality.
+
+    Args:
+        run: the run being built.
+        a: the ``autolabel`` section.
+        frames: the mined frames (`mined_frames`).
+        collect: the collect run (its boxes are the hidden ground truth).
+        worst: the worst slice's key, for the per-slice quality.
+        how: where the labels come from (`bddengine.config.label_source`).
+        arm, iter: the arm and iteration (for the chart's title).
+        model_ref: the labeler's weights files.
+        imgsz, backend: how the labeler's model runs.
+        seed: picks the audit frames.
+        progress: show progress bars.
+    """
+    t0 = time.perf_counter()
+    if how != "human":  # built from weights alone: the hidden labels are read only after it has labeled
+        labeler = LABELERS[a.labeler].build(a, model_ref, imgsz)
+        if hasattr(labeler, "backend"):  # a labeler that runs a model through bddengine.inference
+            labeler.backend = backend
+        raw, name = labeler.label(frames, progress=progress), labeler.name
+    wall = time.perf_counter() - t0
+    boxes = COLLECT.boxes.read(collect, columns=["name", "category", "x1", "y1", "x2", "y2", "ignored"])
+    gt = gt_frames(boxes, [f["name"] for f in frames if f["has_gt"]])  # the human stand-in's labels
+    if how == "human":
+        human = OracleLabeler(gt)
+        raw, name = human.label([f for f in frames if f["name"] in gt], progress=progress), human.name
+    names = [f["name"] for f in frames]
+    audit = choose_audit([n for n in names if n in gt], a.audit_frames, seed) if how == "pyramid" else []
+    routed, calibration = route_boxes(raw, gt, audit, a)
+    plan = plan_labels(how, names, routed, gt, audit=audit)
+    AUTOLABEL.autolabels.write(run, autolabel_frames(frames, routed, plan))
+    queue = review_queue(frames, routed, plan)
+    AUTOLABEL.review_queue.write(run, queue)
+    yolo = write_yolo(AUTOLABEL.yolo_dir(run), frames, plan)
+    quality = score_labels(routed, gt, plan, a, labeler=name, wall_s=wall, n_frames=len(frames),
+                           frames=frames, worst=worst, calibration=calibration)
+    AUTOLABEL.quality.write(run, quality)
+    plot_pr(quality["sweep"], AUTOLABEL.pr_chart.at(run), accept=a.accept, drop=a.drop,
+            target=a.target_precision, title=f"{name} labels of iter {iter} {arm}: "
+            f"precision / recall vs score threshold ({quality['n_frames_scored']} frames)")
+    counts = route_counts(routed)
+    held = quality["accepted"]["overall"]
+    return Commit(
+        outputs=AUTOLABEL.outputs(),
+        metrics={
+            "labeler": name,
+            "label_source": how,
+            "n_frames": len(frames),
+            "n_boxes": counts,
+            "n_human_frames": len(plan.human_frames),
+            "n_audit_frames": len(plan.audit),
+            "n_review_frames": len(queue),
+            "n_reviewed_by_humans": len(plan.review),
+            "n_machine_frames": quality["cost"]["frames_machine_labeled"],
+            "n_no_label_frames": len(plan.no_gt),
+            "n_train_images": yolo["n_images"],
+            "n_train_boxes": yolo["n_boxes"],
+            "n_empty_train_images": yolo["n_empty"],
+            "precision": held["precision"],
+            "recall": held["recall"],
+            "training_labels": quality["training_labels"]["overall"],
+            "per_class": {c: {"precision": q["precision"], "recall": q["recall"]}
+                          for c, q in quality["accepted"]["per_class"].items()},
+            "per_slice": quality["per_slice"],
+            "cost": quality["cost"],
+            "skippable_share": quality["skippable"]["recall"] if quality["skippable"] else None,
+            "skippable": quality["skippable"],
+            "skippable_note": quality["skippable_note"],
+            "labeler_wall_s": round(wall, 3),
+        },
+        extra={"yolo_export": yolo, "calibration": calibration},
+    )
+
+
+def route_boxes(
+    raw: dict[str, list[dict]], gt: dict[str, list[dict]], audit: list[str], a: AutolabelConfig
+) -> tuple[dict[str, list[dict]], dict[str, Any] | None]:
+    """Route every box to accept / review / drop, and the calibration behind it (None: fixed thresholds).
+
+    With audit frames, per-class thresholds are calibrated on their hidden labels;
+    without, the configured ``accept`` / ``drop`` (and ``per_class``) thresholds route.
+    """
+    if not audit:
+        return route_frames(raw, accept=a.accept, drop=a.drop, per_class=a.per_class), None
+    thresholds = calibrate({n: raw.get(n, []) for n in audit}, {n: gt[n] for n in audit},
+                           target_precision=a.target_precision, drop_keep_recall=a.drop_keep_recall,
+                           min_boxes=a.audit_min_boxes, default_drop=a.drop)
+    routed = route_calibrated(raw, thresholds, accept=a.accept, drop=a.drop)
+    calibration = {"audit_frames": audit, "per_class": {c: t.to_dict() for c, t in thresholds.items()},
+                   "target_precision": a.target_precision, "drop_keep_recall": a.drop_keep_recall,
+                   "audit_min_boxes": a.audit_min_boxes}
+    return routed, calibration
 
 
 _WEIGHTS_KEY = {"detector": "autolabel.detector_model", "grounded": "autolabel.grounded_model",
