@@ -9,6 +9,7 @@ eval ground truth, the YOLO dataset, the split table and chart -> result.json.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bddengine.bdd.categories import CLASSES, IGNORED_NAMES, column_name
-from bddengine.config import EngineConfig, config_dict, fingerprint
+from bddengine.config import EngineConfig, SplitConfig, config_dict, fingerprint
 from bddengine.curation.pools import (
     EXCLUDED,
     INCLUDE_SMALL,
@@ -33,9 +34,10 @@ from bddengine.curation.pools import (
 from bddengine.errors import StageInputError
 from bddengine.figures import plot_split_distribution
 from bddengine.integrations.yolo_export import check_export, export_split, write_dataset_yaml
-from bddengine.runs import RunLookupError, RunRef, StageRun, find_same_run, resolve_input
+from bddengine.runs import RunLookupError, RunRef, StageRun, resolve_input
 from bddengine.runs.layout import COLLECT, EMBED, SPLIT
 from bddengine.stages import StageOutcome
+from bddengine.stages.job import Commit, Job, execute, unchanged
 
 LABEL_COLUMNS: tuple[str, ...] = (*(column_name(c) for c in CLASSES), "n_ignored", "n_boxes", "labeled")
 """Manifest columns that reveal labels: left out of the mining pool, whose labels are hidden."""
@@ -60,11 +62,48 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
     collect, embed = resolve_inputs(cfg.runs_dir)
     fp = fingerprint(config_dict(s), cfg.seed, collect.name, collect.result().get("fingerprint"),
                      embed.name, embed.result().get("fingerprint"))
-    same = None if force else find_same_run(cfg.runs_dir, "split", fp)
-    if same is not None:
-        return _outcome(same.path, same.result(), skipped=True)
+    job = Job("split", fp, cfg.seed, _outcome, inputs={"collect": str(collect.path), "embed": str(embed.path)},
+              mirror=True)
+    if (done := unchanged(cfg, job, force=force)) is not None:
+        return done
 
     manifest, boxes, embeddings = load_inputs(collect, embed)
+    plan = plan_pools(manifest, embeddings, s, seed=cfg.seed, collect=collect, embed=embed)
+    return execute(cfg, job, lambda run: write_split(run, s, manifest, boxes, plan, progress=progress))
+
+
+@dataclass
+class PoolPlan:
+    """The pools a split writes, and how the near-duplicate check changed them.
+
+    Attributes:
+        assignment: every manifest row's pool (and why a row is excluded).
+        pools: pool name -> its frames table.
+        holdout: the independent video hold-out check (``ok`` and what overlaps).
+        eval_rows_before, mining_rows_before: the eval and mining rows before near-duplicates were dropped.
+        eval_dups: eval frames near train/val frames (the reference rows are train then val).
+        mining_dups: mining frames near eval frames.
+    """
+
+    assignment: PoolAssignment
+    pools: dict[str, pd.DataFrame] = field(repr=False)
+    holdout: dict[str, Any]
+    eval_rows_before: np.ndarray = field(repr=False)
+    mining_rows_before: np.ndarray = field(repr=False)
+    eval_dups: NearDuplicates = field(repr=False)
+    mining_dups: NearDuplicates = field(repr=False)
+
+
+def plan_pools(
+    manifest: pd.DataFrame, embeddings: np.ndarray, s: SplitConfig, *, seed: int, collect: RunRef, embed: RunRef
+) -> PoolPlan:
+    """Assign whole videos to the pools, drop near-duplicates of eval frames, and check the hold-out.
+
+    Raises:
+        StageInputError: a labeled pool comes out empty, or the near-duplicate check would
+            empty the eval or mining pool or take more than ``split.near_dup_max_share`` of eval.
+        RuntimeError: the hold-out check finds a video in two pools (a bug, not a data problem).
+    """
     assignment = assign_pools(
         manifest,
         eval_size=s.eval_size,
@@ -74,7 +113,7 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
         val_size=s.val_size,
         train_size=s.train_size,
         min_per_bucket=s.min_per_bucket,
-        seed=cfg.seed,
+        seed=seed,
     )
     for pool in ("eval", "val", "train"):
         if not len(assignment.indices(pool)):
@@ -103,55 +142,58 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
     holdout = check_video_holdout(pools)
     if not holdout["ok"]:  # a bug, not a data problem: never write a leaking split
         raise RuntimeError(f"split: video hold-out violated: {holdout}")
+    return PoolPlan(assignment, pools, holdout, eval_rows_before, mining_rows_before, eval_dups, mining_dups)
 
-    with StageRun(cfg.runs_dir, "split", config_dict(cfg), cfg.seed, fp,
-                  inputs={"collect": str(collect.path), "embed": str(embed.path)}) as run:
-        for pool, table in pools.items():
-            SPLIT.pool(pool).write(run, table)
-        excluded = manifest.iloc[assignment.indices(EXCLUDED)][["name", "video", *SLICE]]
-        excluded = excluded.assign(reason=assignment.reason[assignment.indices(EXCLUDED)].astype(str))
-        SPLIT.excluded.write(run, excluded)
-        SPLIT.eval_gt.write(run, eval_ground_truth(pools["eval"], boxes))
-        ref_rows = np.concatenate([assignment.indices("train"), assignment.indices("val")])
-        train_val_names = manifest["name"].to_numpy()[ref_rows]  # reference rows of eval_dups
-        leakage = {
-            **holdout,
-            "near_duplicates": {
-                "threshold": s.near_dup_threshold,
-                "train_val_vs_eval": _pairs_json(
-                    eval_dups, manifest["name"].to_numpy()[eval_rows_before], train_val_names),
-                "mining_vs_eval": _pairs_json(
-                    mining_dups, manifest["name"].to_numpy()[mining_rows_before],
-                    pools["eval"]["name"].to_numpy(), keep_pairs=False),
-            },
-        }
-        SPLIT.leakage_check.write(run, leakage)
-        table = split_table(manifest, assignment.pool)
-        table.to_csv(SPLIT.split_table.at(run), index=False)
-        eval_keys = [q.key for q in assignment.eval_quotas]
-        plot_split_distribution(table, SPLIT.split_distribution.at(run), eval_slices=eval_keys)
 
-        yolo = SPLIT.yolo_dir(run)
-        export = {}
-        for split in ("train", "val"):
-            export[split] = export_split(pools[split], boxes, yolo, split,
-                                         progress=_progress(f"YOLO export: {split}", progress))
-            problems = check_export(yolo, split)
-            if problems:
-                raise RuntimeError(f"YOLO export of {split} is broken: {problems[:5]}")
-        write_dataset_yaml(yolo)
-        metrics = split_metrics(assignment, holdout, eval_dups, mining_dups, export, pools)
-        ref = run.commit(
-            outputs=SPLIT.outputs(),
-            metrics=metrics | {"near_dup_threshold": s.near_dup_threshold,
-                               "requested": {"train": s.train_size, "val": s.val_size, "eval": s.eval_size}},
-        )
-    out = _outcome(ref.path, ref.result(), skipped=False)
-    if cfg.fiftyone.enabled:  # after commit: a mirror problem never fails the run, it is printed
-        from bddengine.integrations.fiftyone import try_mirror_run
+def write_split(
+    run: StageRun, s: SplitConfig, manifest: pd.DataFrame, boxes: pd.DataFrame, plan: PoolPlan, *, progress: bool
+) -> Commit:
+    """Write the pool tables, the eval ground truth, the leakage check, the split table and chart, and the YOLO dataset.
 
-        out.look_at.append(try_mirror_run(cfg, ref))
-    return out
+    Raises:
+        RuntimeError: the YOLO export is broken (a bug).
+    """
+    assignment, pools = plan.assignment, plan.pools
+    for pool, table in pools.items():
+        SPLIT.pool(pool).write(run, table)
+    excluded = manifest.iloc[assignment.indices(EXCLUDED)][["name", "video", *SLICE]]
+    excluded = excluded.assign(reason=assignment.reason[assignment.indices(EXCLUDED)].astype(str))
+    SPLIT.excluded.write(run, excluded)
+    SPLIT.eval_gt.write(run, eval_ground_truth(pools["eval"], boxes))
+    ref_rows = np.concatenate([assignment.indices("train"), assignment.indices("val")])
+    train_val_names = manifest["name"].to_numpy()[ref_rows]  # reference rows of eval_dups
+    leakage = {
+        **plan.holdout,
+        "near_duplicates": {
+            "threshold": s.near_dup_threshold,
+            "train_val_vs_eval": _pairs_json(
+                plan.eval_dups, manifest["name"].to_numpy()[plan.eval_rows_before], train_val_names),
+            "mining_vs_eval": _pairs_json(
+                plan.mining_dups, manifest["name"].to_numpy()[plan.mining_rows_before],
+                pools["eval"]["name"].to_numpy(), keep_pairs=False),
+        },
+    }
+    SPLIT.leakage_check.write(run, leakage)
+    table = split_table(manifest, assignment.pool)
+    table.to_csv(SPLIT.split_table.at(run), index=False)
+    eval_keys = [q.key for q in assignment.eval_quotas]
+    plot_split_distribution(table, SPLIT.split_distribution.at(run), eval_slices=eval_keys)
+
+    yolo = SPLIT.yolo_dir(run)
+    export = {}
+    for split in ("train", "val"):
+        export[split] = export_split(pools[split], boxes, yolo, split,
+                                     progress=_progress(f"YOLO export: {split}", progress))
+        problems = check_export(yolo, split)
+        if problems:
+            raise RuntimeError(f"YOLO export of {split} is broken: {problems[:5]}")
+    write_dataset_yaml(yolo)
+    metrics = split_metrics(assignment, plan.holdout, plan.eval_dups, plan.mining_dups, export, pools)
+    return Commit(
+        outputs=SPLIT.outputs(),
+        metrics=metrics | {"near_dup_threshold": s.near_dup_threshold,
+                           "requested": {"train": s.train_size, "val": s.val_size, "eval": s.eval_size}},
+    )
 
 
 def check_near_dup_share(n_eval: int, n_dropped: int, *, threshold: float | None, max_share: float,
@@ -353,7 +395,8 @@ def _short_pools(n: dict[str, int], requested: dict[str, int]) -> dict[str, str]
             "frames in reach (raise collect.labeled_target or lower the size)"}
 
 
-def _outcome(path: Path, result: dict, *, skipped: bool) -> StageOutcome:
+def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
+    path, result = ref.path, ref.result()
     m = result["metrics"]
     n, v = m["n_frames"], m["n_videos"]
     slices = m["eval_slices"]
