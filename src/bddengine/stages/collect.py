@@ -8,6 +8,7 @@ mirror into FiftyOne -> result.json.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from PIL import Image
 
 from bddengine.bdd.categories import ATTRIBUTES_KNOWN, CLASSES, UNDEFINED, column_name, known_attributes
 from bddengine.bdd.loader import (
+    JoinStats,
     LabelFileError,
     MalformedReport,
     frames_to_tables,
@@ -24,14 +26,15 @@ from bddengine.bdd.loader import (
     load_label_file,
 )
 from bddengine.bdd.validate import NOTE_CLIPPED, OUTSIDE_IMAGE
-from bddengine.config import EngineConfig, config_dict, fingerprint
+from bddengine.config import CollectConfig, EngineConfig, config_dict, fingerprint
 from bddengine.curation.pools import stratum_allocation, take_by_video
 from bddengine.curation.sampling import BucketAllocation
 from bddengine.curation.slice_index import plot_slice_distribution, slice_index, write_slice_index
 from bddengine.errors import StageInputError
-from bddengine.runs import StageRun, find_same_run
+from bddengine.runs import RunRef, StageRun
 from bddengine.runs.layout import COLLECT
 from bddengine.stages import StageOutcome
+from bddengine.stages.job import Commit, Job, execute, unchanged
 
 README_DATA = "README.md, section 'Getting BDD100K'"
 STRATUM = ("weather", "timeofday")
@@ -52,24 +55,69 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
     label_paths = {split: cfg.data.label_path(split) for split in c.splits}
     check_dataset(cfg.data.root, label_paths, synthetic=cfg.data.synthetic)
     if cfg.fiftyone.enabled:  # seconds now, rather than after parsing every label file
-        from bddengine.integrations.fiftyone import database_status
-
-        db = database_status()
-        if not db.found:
-            raise StageInputError(f"fiftyone.enabled: the mirror needs MongoDB: {db.detail}")
+        check_mirror_database()
     images = index_images(cfg.data.root)
     label_stats = {s: _file_stat(p) for s, p in label_paths.items()}
     fp = fingerprint(config_dict(c), str(cfg.data.root), cfg.seed, label_stats, len(images))
-    same = None if force else find_same_run(cfg.runs_dir, "collect", fp)
-    if same is not None:
-        return _outcome(same.path, same.result(), skipped=True)
+    inputs = {f"labels_{s}": str(p) for s, p in label_paths.items()} | {"images": str(cfg.data.root / "images")}
+    job = Job("collect", fp, cfg.seed, _outcome, inputs=inputs)
+    if (done := unchanged(cfg, job, force=force)) is not None:
+        return done
 
+    collected = collect_frames(label_paths, images, c, root=cfg.data.root, seed=cfg.seed)
+    return execute(cfg, job, lambda run: write_collect(run, cfg, collected, label_paths))
+
+
+def check_mirror_database() -> None:
+    """Stop before any work when the FiftyOne mirror's MongoDB cannot be reached.
+
+    Raises:
+        StageInputError: naming what was tried.
+    """
+    from bddengine.integrations.fiftyone import database_status
+
+    db = database_status()
+    if not db.found:
+        raise StageInputError(f"fiftyone.enabled: the mirror needs MongoDB: {db.detail}")
+
+
+@dataclass
+class Collected:
+    """The frames of one collect run, before anything is written.
+
+    Attributes:
+        manifest: one row per collected frame (labeled and unlabeled), with image sizes.
+        boxes: the labeled frames' boxes, clipped to their images.
+        malformed: what the label parser could not use, by reason.
+        join: how labels and images matched (`bddengine.bdd.loader.JoinStats`).
+        allocations: pool -> how many frames each stratum got.
+        n_dropped: labeled frames dropped for an undefined attribute.
+        bad_images: images skipped as unusable (path and reason).
+    """
+
+    manifest: pd.DataFrame = field(repr=False)
+    boxes: pd.DataFrame = field(repr=False)
+    malformed: MalformedReport
+    join: JoinStats
+    allocations: dict[str, list[BucketAllocation]]
+    n_dropped: int
+    bad_images: list[dict[str, str]]
+
+
+def collect_frames(
+    label_paths: dict[str, Path], images: dict[str, tuple[Path, str]], c: CollectConfig, *, root: Path, seed: int
+) -> Collected:
+    """Parse the labels, join them to the images, and take the stratified labeled and unlabeled samples.
+
+    Raises:
+        StageInputError: a label file is unreadable, or no labeled frame has an image.
+    """
     frames, boxes, malformed = parse_label_files(label_paths, images)
     join = join_stats(frames["name"], images)
     if join.n_matched == 0:
         raise StageInputError(
             f"none of the {join.n_label_frames} labeled frames has an image under "
-            f"{cfg.data.root}/images/{{100k,10k}}/*/ ({join.n_images} images found): "
+            f"{root}/images/{{100k,10k}}/*/ ({join.n_images} images found): "
             f"check the folder layout ({README_DATA})"
         )
     frames = frames[frames["path"].notna()].reset_index(drop=True)
@@ -81,43 +129,41 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
         unlabeled_target=c.unlabeled_target,
         min_per_bucket=c.min_per_bucket,
         drop_undefined=c.drop_undefined,
-        seed=cfg.seed,
+        seed=seed,
     )
     manifest, bad_images = add_image_sizes(manifest)
     boxes = boxes[boxes["name"].isin(manifest.loc[manifest["has_gt"], "name"])].reset_index(drop=True)
     boxes, manifest = clip_to_images(boxes, manifest, malformed)
+    return Collected(manifest, boxes, malformed, join, allocations, n_dropped, bad_images)
 
-    with StageRun(cfg.runs_dir, "collect", config_dict(cfg), cfg.seed, fp,
-                  inputs={f"labels_{s}": str(p) for s, p in label_paths.items()}
-                  | {"images": str(cfg.data.root / "images")}) as run:
-        COLLECT.manifest.write(run, manifest)
-        COLLECT.boxes.write(run, boxes)
-        provenance = data_provenance(cfg.data.root, label_paths, join.to_dict())
-        COLLECT.data_provenance.write(run, provenance)
-        COLLECT.malformed.write(run, malformed.to_dict())
-        COLLECT.bad_images.write(run, bad_images)
-        COLLECT.allocation.write(run, {
-            pool_name: [a.to_dict() for a in allocs] for pool_name, allocs in allocations.items()
-        })
-        index = slice_index(manifest)
-        write_slice_index(run.dir, index)
-        plot_slice_distribution(manifest, COLLECT.slice_distribution.at(run))
-        fo_name = None
-        if cfg.fiftyone.enabled:
-            from bddengine.integrations.fiftyone import dataset_name, mirror_collect
 
-            fo_name = mirror_collect(
-                dataset_name(cfg.fiftyone.dataset_prefix, cfg.name, run.run_name, cfg.runs_dir), manifest, boxes,
-                run=run.run_name, runs_dir=cfg.runs_dir,
-            )
-        metrics = collect_metrics(manifest, boxes, join.to_dict(), malformed, n_dropped)
-        metrics["n_bad_images"] = len(bad_images)
-        metrics["fiftyone_dataset"] = fo_name
-        ref = run.commit(
-            outputs=COLLECT.outputs(),
-            metrics=metrics,
+def write_collect(run: StageRun, cfg: EngineConfig, collected: Collected, label_paths: dict[str, Path]) -> Commit:
+    """Write the manifest, boxes, provenance, slice index and chart; mirror the frames into FiftyOne when enabled."""
+    manifest, boxes, malformed, join = collected.manifest, collected.boxes, collected.malformed, collected.join
+    COLLECT.manifest.write(run, manifest)
+    COLLECT.boxes.write(run, boxes)
+    provenance = data_provenance(cfg.data.root, label_paths, join.to_dict())
+    COLLECT.data_provenance.write(run, provenance)
+    COLLECT.malformed.write(run, malformed.to_dict())
+    COLLECT.bad_images.write(run, collected.bad_images)
+    COLLECT.allocation.write(run, {
+        pool_name: [a.to_dict() for a in allocs] for pool_name, allocs in collected.allocations.items()
+    })
+    index = slice_index(manifest)
+    write_slice_index(run.dir, index)
+    plot_slice_distribution(manifest, COLLECT.slice_distribution.at(run))
+    fo_name = None
+    if cfg.fiftyone.enabled:
+        from bddengine.integrations.fiftyone import dataset_name, mirror_collect
+
+        fo_name = mirror_collect(
+            dataset_name(cfg.fiftyone.dataset_prefix, cfg.name, run.run_name, cfg.runs_dir), manifest, boxes,
+            run=run.run_name, runs_dir=cfg.runs_dir,
         )
-    return _outcome(ref.path, ref.result(), skipped=False)
+    metrics = collect_metrics(manifest, boxes, join.to_dict(), malformed, collected.n_dropped)
+    metrics["n_bad_images"] = len(collected.bad_images)
+    metrics["fiftyone_dataset"] = fo_name
+    return Commit(outputs=COLLECT.outputs(), metrics=metrics)
 
 
 def check_dataset(root: Path, label_paths: dict[str, Path], *, synthetic: bool) -> None:
@@ -409,7 +455,8 @@ def collect_metrics(
     }
 
 
-def _outcome(path: Path, result: dict, *, skipped: bool) -> StageOutcome:
+def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
+    path, result = ref.path, ref.result()
     m = result["metrics"]
     join = m["join"]
     rarest = sorted(m["weather"].items(), key=lambda kv: kv[1])[:1]
