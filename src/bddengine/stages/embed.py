@@ -10,6 +10,7 @@ encoder -> encode the rest (the inference pipeline: JPEG decode in workers, mode
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from bddengine.config import EngineConfig, config_dict, fingerprint
+from bddengine.config import EmbedConfig, EngineConfig, fingerprint
 from bddengine.embedding import (
     Encoder,
     EncoderSpec,
@@ -36,9 +37,10 @@ from bddengine.embedding import (
 )
 from bddengine.errors import StageInputError
 from bddengine.inference import Bar, FrameSource, infer
-from bddengine.runs import RunRef, StageRun, find_same_run, list_runs, resolve_input
+from bddengine.runs import RunRef, StageRun, list_runs, resolve_input
 from bddengine.runs.layout import COLLECT, EMBED
 from bddengine.stages import StageOutcome
+from bddengine.stages.job import Commit, Job, execute, unchanged
 
 RANDOM_INIT_WARNING = (
     "random-init weights (embed.pretrained: null): these embeddings only capture low-level "
@@ -68,78 +70,126 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
     image_size = e.image_size if e.model == "clip" else None
     request = requested_model(e.model, arch, e.pretrained, seed=cfg.seed, image_size=image_size)
     fp = fingerprint(request, frames_sha, e.dtype, collect.name)
-    same = None if force else find_same_run(cfg.runs_dir, "embed", fp)
-    if same is not None:
-        return _outcome(same.path, same.result(), skipped=True)
+    job = Job("embed", fp, cfg.seed, _outcome, inputs={"collect": str(collect.path)})
+    if (done := unchanged(cfg, job, force=force)) is not None:
+        return done
 
     fo_name, fo_note = fiftyone_target(cfg, collect)
     device = pick_device(e.device)
-    reuse, model_id = find_cached_vectors(cfg.runs_dir, frames, request, e.dtype)
-    load_s = 0.0
-    if not reuse.found.all():  # load the model before any folder exists: missing weights fail here
-        t0 = time.perf_counter()
-        model, spec = load_encoder(e.model, arch, e.pretrained, seed=cfg.seed,
-                                   image_size=image_size)
-        load_s = time.perf_counter() - t0
-        model_id = spec.model_id()
-        if reuse.vectors.shape[1] != spec.dim:  # nothing cached
-            reuse = Reuse.empty(len(frames), spec.dim)
-    todo = np.flatnonzero(~reuse.found)
+    encoder = prepare_encoder(cfg.runs_dir, frames, request, e, arch=arch, image_size=image_size, seed=cfg.seed)
+    if encoder.reuse.source:
+        job = replace(job, inputs=job.inputs | {"cache": str(cfg.runs_dir / encoder.reuse.source)})
+    return execute(cfg, job, lambda run: embed_frames(
+        run, e, frames, encoder, device, frames_sha=frames_sha, backend=cfg.compute.backend,
+        fiftyone=(fo_name, fo_note), runs_dir=cfg.runs_dir, progress=progress))
+
+
+@dataclass
+class EncoderPlan:
+    """Which frames reuse cached vectors, and the encoder for the rest.
+
+    Attributes:
+        reuse: the cached vectors found (and where from); the rest are filled in by encoding.
+        model_id: the full model id recorded in ``result.json``.
+        model, spec: the loaded encoder (None when every frame reuses a cached vector).
+        load_s: seconds spent loading it.
+    """
+
+    reuse: Reuse = field(repr=False)
+    model_id: dict[str, Any]
+    model: torch.nn.Module | None = field(default=None, repr=False)
+    spec: EncoderSpec | None = None
+    load_s: float = 0.0
+
+    @property
+    def todo(self) -> np.ndarray:
+        """The rows to encode."""
+        return np.flatnonzero(~self.reuse.found)
+
+
+def prepare_encoder(
+    runs_dir: Path, frames: pd.DataFrame, request: dict[str, Any], e: EmbedConfig, *, arch: str,
+    image_size: int | None, seed: int,
+) -> EncoderPlan:
+    """Find cached vectors of unchanged frames, and load the encoder when some frame still needs one.
+
+    The model loads before any run folder exists, so missing weights fail here.
+
+    Raises:
+        StageInputError: the model's weights are unavailable.
+    """
+    reuse, model_id = find_cached_vectors(runs_dir, frames, request, e.dtype)
+    if reuse.found.all():
+        return EncoderPlan(reuse, model_id)
+    t0 = time.perf_counter()
+    model, spec = load_encoder(e.model, arch, e.pretrained, seed=seed, image_size=image_size)
+    load_s = time.perf_counter() - t0
+    if reuse.vectors.shape[1] != spec.dim:  # nothing cached
+        reuse = Reuse.empty(len(frames), spec.dim)
+    return EncoderPlan(reuse, spec.model_id(), model, spec, load_s)
+
+
+def embed_frames(
+    run: StageRun, e: EmbedConfig, frames: pd.DataFrame, encoder: EncoderPlan, device: torch.device, *,
+    frames_sha: str, backend: str, fiftyone: tuple[str | None, str | None], runs_dir: Path, progress: bool,
+) -> Commit:
+    """Encode the frames no cache covers, write embeddings.npy and frames.parquet, and mirror them into FiftyOne.
+
+    Args:
+        fiftyone: the collect run's FiftyOne dataset to mirror into (None: skip) and why it is skipped.
+    """
+    fo_name, fo_note = fiftyone
+    reuse, model_id, todo = encoder.reuse, encoder.model_id, encoder.todo
     threads = cpu_count()
+    encode_s = 0.0
+    if len(todo):
+        t0 = time.perf_counter()
+        reuse.vectors[todo] = encode_frames(
+            encoder.model, encoder.spec, FrameSource.from_manifest(frames.iloc[todo]), device,
+            batch_size=e.batch_size, workers=e.workers, threads=threads, backend=backend, progress=progress,
+        )
+        encode_s = time.perf_counter() - t0
+    embeddings = reuse.vectors.astype(e.dtype)
+    EMBED.embeddings.write(run, embeddings)
+    EMBED.frames.write(run, frames)
+    mirrored = None
+    if fo_name:
+        from bddengine.integrations.fiftyone import mirror_embeddings
 
-    with StageRun(cfg.runs_dir, "embed", config_dict(cfg), cfg.seed, fp,
-                  inputs={"collect": str(collect.path)}
-                  | ({"cache": str(cfg.runs_dir / reuse.source)} if reuse.source else {})) as run:
-        encode_s = 0.0
-        if len(todo):
-            t0 = time.perf_counter()
-            reuse.vectors[todo] = encode_frames(
-                model, spec, FrameSource.from_manifest(frames.iloc[todo]), device, batch_size=e.batch_size,
-                workers=e.workers, threads=threads, backend=cfg.compute.backend, progress=progress,
-            )
-            encode_s = time.perf_counter() - t0
-        embeddings = reuse.vectors.astype(e.dtype)
-        EMBED.embeddings.write(run, embeddings)
-        EMBED.frames.write(run, frames)
-        mirrored = None
-        if fo_name:
-            from bddengine.integrations.fiftyone import mirror_embeddings
-
-            key = "clip" if e.model == "clip" else "dinov2"
-            mirrored = mirror_embeddings(fo_name, frames["name"].tolist(), embeddings,
-                                         brain_key=f"{key}_sim", visualization_key=f"{key}_viz",
-                                         run=run.run_name, runs_dir=cfg.runs_dir)
-        metrics = {
-            "n_frames": len(frames),
-            "n_encoded": int(len(todo)),
-            "n_reused": reuse.n_reused,
-            "reused_from": reuse.source,
+        key = "clip" if e.model == "clip" else "dinov2"
+        mirrored = mirror_embeddings(fo_name, frames["name"].tolist(), embeddings,
+                                     brain_key=f"{key}_sim", visualization_key=f"{key}_viz",
+                                     run=run.run_name, runs_dir=runs_dir)
+    metrics = {
+        "n_frames": len(frames),
+        "n_encoded": int(len(todo)),
+        "n_reused": reuse.n_reused,
+        "reused_from": reuse.source,
+        "embedding_dim": int(embeddings.shape[1]),
+        "dtype": e.dtype,
+        "random_init": bool(model_id["random_init"]),
+        "device": str(device),
+        "batch_size": e.batch_size,
+        "workers": e.workers,
+        "torch_threads": threads,
+        "model_load_s": round(encoder.load_s, 3),
+        "encode_s": round(encode_s, 3),
+        "frames_per_s": round(len(todo) / encode_s, 2) if encode_s > 0 else None,
+        "fiftyone_dataset": fo_name if mirrored else None,
+        "fiftyone": mirrored,
+        "fiftyone_note": fo_note,
+    }
+    return Commit(
+        outputs=EMBED.outputs(),
+        metrics=metrics,
+        extra={
+            "model": model_id,
+            "random_init": bool(model_id["random_init"]),
             "embedding_dim": int(embeddings.shape[1]),
             "dtype": e.dtype,
-            "random_init": bool(model_id["random_init"]),
-            "device": str(device),
-            "batch_size": e.batch_size,
-            "workers": e.workers,
-            "torch_threads": threads,
-            "model_load_s": round(load_s, 3),
-            "encode_s": round(encode_s, 3),
-            "frames_per_s": round(len(todo) / encode_s, 2) if encode_s > 0 else None,
-            "fiftyone_dataset": fo_name if mirrored else None,
-            "fiftyone": mirrored,
-            "fiftyone_note": fo_note,
-        }
-        ref = run.commit(
-            outputs=EMBED.outputs(),
-            metrics=metrics,
-            extra={
-                "model": model_id,
-                "random_init": bool(model_id["random_init"]),
-                "embedding_dim": int(embeddings.shape[1]),
-                "dtype": e.dtype,
-                "frames_sha256": frames_sha,
-            },
-        )
-    return _outcome(ref.path, ref.result(), skipped=False)
+            "frames_sha256": frames_sha,
+        },
+    )
 
 
 def read_manifest(collect: RunRef) -> pd.DataFrame:
@@ -231,7 +281,8 @@ def encode_frames(
     return np.stack([vectors[name] for name in frames.names])
 
 
-def _outcome(path: Path, result: dict, *, skipped: bool) -> StageOutcome:
+def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
+    path, result = ref.path, ref.result()
     m = result["metrics"]
     model = result["model"]
     weights = "random init" if model["random_init"] else model["pretrained"]
