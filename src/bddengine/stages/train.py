@@ -11,25 +11,26 @@ An interrupted training keeps its hidden folder; ``--resume`` continues it from
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
 
 from bddengine.bdd.categories import CLASSES
-from bddengine.config import EngineConfig, config_dict, fingerprint, train_tag
+from bddengine.config import EngineConfig, TrainConfig, config_dict, fingerprint, train_tag
 from bddengine.errors import StageInputError
-from bddengine.integrations.ultralytics import fit, log_lines, resolve_device, resolve_weights, run_log
+from bddengine.integrations.ultralytics import fit, log_lines, resolve_device, resolve_weights
 from bddengine.labeling.sources import added_nothing
 from bddengine.lifecycle import interrupts_stick
 from bddengine.runs import (
     RunRef,
     StageRun,
     find_resumable,
-    find_same_run,
     resolve_input,
 )
 from bddengine.runs.layout import AUTOLABEL, SPLIT, TRAIN
 from bddengine.stages import StageOutcome
+from bddengine.stages.job import Commit, Job, execute, unchanged
 from bddengine.weights_trust import SHA_KEY, check_weights, record_weights
 
 
@@ -74,44 +75,58 @@ def run(
     seed = cfg.seed if seed is None else seed
     fp = fingerprint(config_dict(t), seed, iter, arm, split.name,
                      autolabel.name if autolabel else None, str(init))
-    tag = train_tag(iter, arm, seed, cfg.seed)
-    same = None if force else find_same_run(cfg.runs_dir, "train", fp, iter=iter, tag=tag)
-    if same is not None:
-        return _outcome(same, skipped=True)
-    resume_dir = find_resumable(cfg.runs_dir, "train", fp, iter=iter, tag=tag) if resume else None
-    if resume and resume_dir is None:
-        raise StageInputError(
-            f"--resume: no interrupted `train --iter {iter}` with this config under {cfg.runs_dir}"
-        )
-    if resume_dir is not None:
-        check_weights(TRAIN.last_weights.at(resume_dir), "train --resume", runs_dir=cfg.runs_dir)
-
     inputs = {"split": str(split.path)} | ({"autolabel": str(autolabel.path)} if autolabel else {})
-    with StageRun(cfg.runs_dir, "train", config_dict(cfg), seed, fp, iter=iter, tag=tag,
-                  inputs=inputs | {"init_weights": str(init)}, resumable=True,
-                  resume_from=resume_dir) as run, run_log(run):
-        data_yaml = write_dataset_yaml(TRAIN.dataset_yaml.at(run), split, autolabel)
-        counts = count_images(data_yaml)
-        with interrupts_stick():  # ultralytics swallows a Ctrl-C that lands in its plotting code
-            fit(run.dir, init, data_yaml, t, epochs=epochs, seed=seed, resume=resume_dir is not None)
-        curves = read_curves(TRAIN.curves.at(run))
-        ref = run.commit(
-            outputs=TRAIN.outputs(TRAIN.best_weights, TRAIN.last_weights, TRAIN.curves, TRAIN.dataset_yaml),
-            metrics={
-                "epochs": epochs,
-                "n_train_images": counts["train"],
-                "n_val_images": counts["val"],
-                "n_autolabel_images": counts.get("autolabel", 0),
-                "device": resolve_device(t.device, "train.device"),
-                "final": curves[-1] if curves else {},
-                "best_epoch_ultralytics_map50": _best(curves),
-                "note": "ultralytics' own val numbers; `bddengine eval` gives the BDD100K numbers",
-            },
-            extra={"curves": curves, "plots": sorted(
-                p.name for p in TRAIN.ultralytics_dir(run).glob("*.png")),
-                SHA_KEY: record_weights(run.dir, (TRAIN.best_weights.file, TRAIN.last_weights.file))},
+    job = Job("train", fp, seed, _outcome, iter=iter, tag=train_tag(iter, arm, seed, cfg.seed),
+              inputs=inputs | {"init_weights": str(init)}, ultralytics_log=True, resumable=True)
+    if (done := unchanged(cfg, job, force=force)) is not None:
+        return done
+
+    job = replace(job, resume_from=interrupted_run(cfg.runs_dir, job) if resume else None)
+    return execute(cfg, job, lambda run: train_detector(
+        run, t, split, autolabel, init, epochs=epochs, seed=seed, resume=job.resume_from is not None))
+
+
+def interrupted_run(runs_dir: Path, job: Job) -> Path:
+    """The interrupted training ``--resume`` continues: same stage, iteration, tag and fingerprint.
+
+    Raises:
+        StageInputError: there is none, or its ``last.pt`` fails `check_weights`.
+    """
+    found = find_resumable(runs_dir, job.stage, job.fingerprint, iter=job.iter, tag=job.tag)
+    if found is None:
+        raise StageInputError(
+            f"--resume: no interrupted `train --iter {job.iter}` with this config under {runs_dir}"
         )
-    return _outcome(ref, skipped=False)
+    check_weights(TRAIN.last_weights.at(found), "train --resume", runs_dir=runs_dir)
+    return found
+
+
+def train_detector(
+    run: StageRun, t: TrainConfig, split: RunRef, autolabel: RunRef | None, init: Path | str, *, epochs: int,
+    seed: int, resume: bool,
+) -> Commit:
+    """Write the dataset YAML, train inside the run folder, and record the curves and the weights' digests."""
+    data_yaml = write_dataset_yaml(TRAIN.dataset_yaml.at(run), split, autolabel)
+    counts = count_images(data_yaml)
+    with interrupts_stick():  # ultralytics swallows a Ctrl-C that lands in its plotting code
+        fit(run.dir, init, data_yaml, t, epochs=epochs, seed=seed, resume=resume)
+    curves = read_curves(TRAIN.curves.at(run))
+    return Commit(
+        outputs=TRAIN.outputs(TRAIN.best_weights, TRAIN.last_weights, TRAIN.curves, TRAIN.dataset_yaml),
+        metrics={
+            "epochs": epochs,
+            "n_train_images": counts["train"],
+            "n_val_images": counts["val"],
+            "n_autolabel_images": counts.get("autolabel", 0),
+            "device": resolve_device(t.device, "train.device"),
+            "final": curves[-1] if curves else {},
+            "best_epoch_ultralytics_map50": _best(curves),
+            "note": "ultralytics' own val numbers; `bddengine eval` gives the BDD100K numbers",
+        },
+        extra={"curves": curves, "plots": sorted(
+            p.name for p in TRAIN.ultralytics_dir(run).glob("*.png")),
+            SHA_KEY: record_weights(run.dir, (TRAIN.best_weights.file, TRAIN.last_weights.file))},
+    )
 
 
 def refuse_empty_labels(autolabel: RunRef, iter: int) -> None:
