@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ from bddengine.report.tables import (
     fmt_delta,
     key_label,
 )
-from bddengine.runs import RunRef, StageRun, find_same_run
+from bddengine.runs import RunRef, StageRun
 from bddengine.runs.layout import (
     AUTOLABEL,
     CASE_STUDY_DIR,
@@ -62,6 +63,7 @@ from bddengine.runs.layout import (
 )
 from bddengine.runs.turn_profile import read_turn_profile
 from bddengine.stages import STAGES, StageOutcome
+from bddengine.stages.job import Commit, Job, execute, unchanged
 
 CASE_STUDY, FIGURES = CASE_STUDY_DIR, FIGURES_DIR
 MARKDOWN = Path(REPORT.case_study.file).name
@@ -97,63 +99,74 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
     fp = fingerprint(settings, hashlib.sha256(template.encode()).hexdigest(),
                      [(ref.name, ref.result().get("fingerprint")) for ref in runs.ordered()],
                      _profile_key(profile))
-    same = None if force else find_same_run(cfg.runs_dir, "report", fp)
-    if same is not None:
-        publish(same.path, out_dir)
-        return _outcome(same, out_dir, skipped=True)
+    job = Job("report", fp, cfg.seed, partial(_outcome, out_dir=out_dir),
+              inputs={ref.name: str(ref.path) for ref in runs.ordered()})
+    out = unchanged(cfg, job, force=force)
+    if out is None:
+        out = execute(cfg, job, lambda run: write_report(
+            run, cfg, runs, template, template_path, out_dir=out_dir, profile=profile, progress=progress))
+    publish(out.location, out_dir)
+    return out
 
-    inputs = {ref.name: str(ref.path) for ref in runs.ordered()}
-    with StageRun(cfg.runs_dir, "report", config_dict(cfg), cfg.seed, fp, inputs=inputs) as run:
-        case_dir, fig_dir = REPORT.case_study_dir(run), REPORT.figures_dir(run)
-        case_dir.mkdir()
-        fig_dir.mkdir()
-        data = gather(cfg, runs, out_dir=out_dir, progress=progress)
-        data.turn_profile = profile
-        write_headline(case_dir, data)
-        data.figures, data.figure_sources = write_figures(fig_dir, data, runs)
-        title = f"bddengine: one turn of the data flywheel ({cfg.name})"
-        graph = build_graph(STAGES, architecture_numbers(data), include_synth=cfg.data.synthetic)
-        data.architecture_renderer = render(graph, REPORT.architecture_dot.at(run), REPORT.architecture_png.at(run),
-                                            title=title)
-        data.figures["architecture"] = f"../{REPORT.architecture_png.file}"
-        REPORT.config.at(run).write_text(data.config_yaml)
-        markdown = fill_template(template, build_sections(data))
-        left = find_placeholders(markdown)
-        if left:
-            raise StageInputError(
-                f"{MARKDOWN}: {len(left)} placeholder(s) left after filling {template_path}: {', '.join(left[:8])}; "
-                f"a template field has no section builder or a result file lacks the number")
-        REPORT.case_study.at(run).write_text(markdown)
-        appendix = build_appendix(data)
-        REPORT.appendix.at(run).write_text(appendix)
-        outputs = REPORT.outputs(REPORT.case_study, REPORT.appendix, REPORT.headline_csv, REPORT.headline_json,
-                                 REPORT.headline_md, REPORT.config, REPORT.architecture_dot)
-        page_title = f"Case study: {cfg.name}"
-        if r.html:
-            REPORT.html.at(run).write_text(to_html(markdown, case_dir, title=page_title))
-            REPORT.appendix_html.at(run).write_text(to_html(appendix, case_dir, title=f"{page_title}, appendix"))
-            outputs |= REPORT.outputs(REPORT.html, REPORT.appendix_html)
-        if r.pdf:
-            to_pdf(markdown, case_dir, REPORT.pdf.at(run), title=page_title)
-            to_pdf(appendix, case_dir, REPORT.appendix_pdf.at(run), title=f"{page_title}, appendix")
-            outputs |= REPORT.outputs(REPORT.pdf, REPORT.appendix_pdf)
-        for name in sorted(p.name for p in fig_dir.glob("*.png")):
-            outputs[f"figure_{Path(name).stem}"] = f"{FIGURES}/{name}"
-        metrics = summary_numbers(data)
-        metrics.update({
-            "n_headline_rows": len(data.headline),
-            "n_slices": int(data.headline.loc[data.headline["grouping"] == "slice", "slice"].nunique()),
-            "n_boot": r.n_boot,
-            "architecture_renderer": data.architecture_renderer,
-            "figures_missing": sorted(k for k, v in data.figures.items() if not v),
-            "case_study_words": count_words(markdown),
-            "case_study_word_budget": WORD_BUDGET,
-            "appendix_words": count_words(appendix),
-            "published_to": str(out_dir),
-        })
-        ref = run.commit(outputs=outputs, metrics=metrics)
-    publish(ref.path, out_dir)
-    return _outcome(ref, out_dir, skipped=False)
+
+def write_report(
+    run: StageRun, cfg: EngineConfig, runs: FlywheelRuns, template: str, template_path: Path, *, out_dir: Path,
+    profile: dict[str, Any] | None, progress: bool,
+) -> Commit:
+    """Score the turn, write the headline, figures and architecture diagram, and fill the case study.
+
+    Raises:
+        StageInputError: a placeholder is left in the filled case study.
+    """
+    r = cfg.report
+    case_dir, fig_dir = REPORT.case_study_dir(run), REPORT.figures_dir(run)
+    case_dir.mkdir()
+    fig_dir.mkdir()
+    data = gather(cfg, runs, out_dir=out_dir, progress=progress)
+    data.turn_profile = profile
+    write_headline(case_dir, data)
+    data.figures, data.figure_sources = write_figures(fig_dir, data, runs)
+    title = f"bddengine: one turn of the data flywheel ({cfg.name})"
+    graph = build_graph(STAGES, architecture_numbers(data), include_synth=cfg.data.synthetic)
+    data.architecture_renderer = render(graph, REPORT.architecture_dot.at(run), REPORT.architecture_png.at(run),
+                                        title=title)
+    data.figures["architecture"] = f"../{REPORT.architecture_png.file}"
+    REPORT.config.at(run).write_text(data.config_yaml)
+    markdown = fill_template(template, build_sections(data))
+    left = find_placeholders(markdown)
+    if left:
+        raise StageInputError(
+            f"{MARKDOWN}: {len(left)} placeholder(s) left after filling {template_path}: {', '.join(left[:8])}; "
+            f"a template field has no section builder or a result file lacks the number")
+    REPORT.case_study.at(run).write_text(markdown)
+    appendix = build_appendix(data)
+    REPORT.appendix.at(run).write_text(appendix)
+    outputs = REPORT.outputs(REPORT.case_study, REPORT.appendix, REPORT.headline_csv, REPORT.headline_json,
+                             REPORT.headline_md, REPORT.config, REPORT.architecture_dot)
+    page_title = f"Case study: {cfg.name}"
+    if r.html:
+        REPORT.html.at(run).write_text(to_html(markdown, case_dir, title=page_title))
+        REPORT.appendix_html.at(run).write_text(to_html(appendix, case_dir, title=f"{page_title}, appendix"))
+        outputs |= REPORT.outputs(REPORT.html, REPORT.appendix_html)
+    if r.pdf:
+        to_pdf(markdown, case_dir, REPORT.pdf.at(run), title=page_title)
+        to_pdf(appendix, case_dir, REPORT.appendix_pdf.at(run), title=f"{page_title}, appendix")
+        outputs |= REPORT.outputs(REPORT.pdf, REPORT.appendix_pdf)
+    for name in sorted(p.name for p in fig_dir.glob("*.png")):
+        outputs[f"figure_{Path(name).stem}"] = f"{FIGURES}/{name}"
+    metrics = summary_numbers(data)
+    metrics.update({
+        "n_headline_rows": len(data.headline),
+        "n_slices": int(data.headline.loc[data.headline["grouping"] == "slice", "slice"].nunique()),
+        "n_boot": r.n_boot,
+        "architecture_renderer": data.architecture_renderer,
+        "figures_missing": sorted(k for k, v in data.figures.items() if not v),
+        "case_study_words": count_words(markdown),
+        "case_study_word_budget": WORD_BUDGET,
+        "appendix_words": count_words(appendix),
+        "published_to": str(out_dir),
+    })
+    return Commit(outputs=outputs, metrics=metrics)
 
 
 def _profile_key(profile: dict[str, Any] | None) -> list[tuple] | None:
