@@ -278,7 +278,7 @@ def labeler_needs(cfg: EngineConfig) -> list[Need]:
             continue
         seen.add(a.labeler)
         try:
-            found, problems = spec.weights(a, lambda: ITERATION_DETECTOR), []
+            found, problems = spec.resolve(a, lambda: ITERATION_DETECTOR), []
         except MissingWeights as exc:
             found, problems = exc.found, exc.problems
         except StageInputError as exc:
