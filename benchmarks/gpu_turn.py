@@ -233,28 +233,36 @@ def measure_embed_io(cfg, collect_run: Path, em: dict[str, Any], n: int) -> str:
     import pandas as pd
     import torch
 
-    from bddengine.embedding import encode_batches, frame_loader, load_encoder
-    from bddengine.embedding.encode import pick_device, prepare_model
+    from bddengine.embedding import load_encoder
+    from bddengine.embedding.data import frame_decode
+    from bddengine.embedding.encode import Encoder, pick_device, prepare_model
+    from bddengine.inference import Batch, FrameSource, infer
     from bddengine.runs.layout import COLLECT
 
     e = cfg.embed
-    paths = pd.read_parquet(COLLECT.manifest.at(collect_run))["path"].tolist()[:n]
+    source = FrameSource.from_manifest(pd.read_parquet(COLLECT.manifest.at(collect_run)).iloc[:n])
     device = pick_device(e.device)
     model, spec = load_encoder(e.model, e.clip_arch, e.pretrained, seed=cfg.seed, image_size=e.image_size)
-    loader = frame_loader(paths, size=spec.image_size, mean=spec.mean, std=spec.std, batch_size=e.batch_size,
-                          workers=e.workers, pin_memory=device.type == "cuda")
+    decoder = frame_decode(spec.image_size, spec.mean, spec.std, pin_memory=device.type == "cuda")
+    batches: list[Batch] = []
+
+    def keep(batch: Batch) -> dict[str, Any]:  # decode only: the pipeline's workers, no model
+        batches.append(batch)
+        return {}
+
     t0 = time.perf_counter()
-    inputs = [batch for batch in loader]
+    infer(source, decoder, keep, batch_size=e.batch_size, workers=e.workers)
     decode = n / (time.perf_counter() - t0)
-    model = prepare_model(model, device)
-    inputs = [b.to(device) for b in inputs]
-    encode_batches(model, inputs[:1], inputs[0].shape[0], spec.dim, device)  # warm-up
+    encoder = Encoder(prepare_model(model, device), device)
+    encoder(batches[0])  # warm-up
     sync(str(device))
     t0 = time.perf_counter()
-    encode_batches(model, inputs, n, spec.dim, device)
+    for batch in batches:
+        encoder(batch)
     sync(str(device))
     model_fps = n / (time.perf_counter() - t0)
-    del model, inputs
+    del model, encoder
+    batches.clear()
     if device.type == "cuda":
         torch.cuda.empty_cache()
     e2e = em["frames_per_s"] or 0.0

@@ -563,30 +563,69 @@ def test_stage_without_a_mine_run_says_what_to_run(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "bddengine mine --iter 0 --strategy prototype" in result.output
 
 
-def test_a_new_labeler_is_one_module_and_one_entry(turn: tuple[Path, Path], monkeypatch) -> None:
-    """A labeler class and one registry entry: the config accepts the name and the stage runs it."""
-    from bddengine.labeling import registry
-    from bddengine.labeling.labelers import LabelerSpec
+def test_a_new_labeler_with_weights_is_one_module_and_one_entry(turn: tuple[Path, Path]) -> None:
+    """A labeler in its own module that registers itself, its entry naming the config key of its weights:
+    the config accepts the name, the stage checks the file, hands it over and labels with it."""
+    import importlib
+    import sys
+
+    import torch
+
+    from bddengine.labeling.registry import unregister
 
     tmp, path = turn
-    assert _invoke(path, "--set", "autolabel.labeler=corner").exit_code == 2  # not registered yet
-
-    class CornerLabeler:  # the new module: one car in the top-left corner of every frame
-        name = "corner"
-
-        def label(self, frames, *, progress: bool = True):
-            box = {"category": "car", "score": 0.9, "box2d": {"x1": 0.0, "y1": 0.0, "x2": 10.0, "y2": 10.0}}
-            return {f["name"]: [dict(box)] for f in frames}
-
-    monkeypatch.setitem(registry.LABELERS, "corner", LabelerSpec(  # the one entry
-        "corner", "a car in the corner", weights=lambda a, iteration_weights: {},
-        build=lambda a, weights, imgsz: CornerLabeler()))
-    result = _invoke(path, "--set", "autolabel.labeler=corner")
+    weights = tmp / "corner.pt"
+    torch.save({"side": torch.tensor(12.0)}, weights)
+    use = ("--set", "autolabel.labeler=corner", "--set", f"autolabel.detector_model={weights}")
+    assert _invoke(path, *use).exit_code == 2  # not registered yet
+    try:
+        importlib.import_module("corner_labeler")  # the module's one register() call is the entry
+        missing = _invoke(path, "--set", "autolabel.labeler=corner",
+                          "--set", "autolabel.detector_model=bddtest-missing-corner.pt")
+        result = _invoke(path, *use)
+    finally:
+        unregister("corner")
+        sys.modules.pop("corner_labeler", None)
+    assert missing.exit_code == 2 and "autolabel.detector_model=bddtest-missing-corner.pt" in missing.output
+    assert "weights file not found" in missing.output
     assert result.exit_code == 0, result.output
     run = sorted((tmp / "runs").glob("*_autolabel_iter0_prototype"))[-1]
-    m = json.loads((run / "result.json").read_text())["metrics"]
-    assert m["labeler"] == "corner" and m["n_frames"] == K
+    res = json.loads((run / "result.json").read_text())
+    m = res["metrics"]
+    assert res["inputs"]["weights"] == str(weights.resolve())  # resolved from the entry's key
+    assert m["labeler"] == "corner" and m["label_source"] == "auto" and m["n_frames"] == K
     assert m["n_boxes"]["accept"] == K and m["n_train_images"] == K
+    labels = json.loads((run / "autolabels.json").read_text())
+    assert {lab["box2d"]["x2"] for f in labels for lab in f["labels"]} == {12.0}  # the side the weights hold
+    assert _invoke(path, *use).exit_code == 2  # gone again with its entry
+
+
+def test_a_labeler_entry_that_stands_in_for_humans_makes_human_arms() -> None:
+    """``stands_in_for_humans`` on the entry, not the name ``oracle``, makes unsuffixed arms human
+    and refuses machine-labeled arms."""
+    from pydantic import ValidationError
+
+    from bddengine.config import EngineConfig, label_source
+    from bddengine.labeling.labelers import LabelerSpec
+    from bddengine.labeling.registry import LABELERS, register, unregister
+
+    assert LABELERS["oracle"].stands_in_for_humans and not LABELERS["detector"].stands_in_for_humans
+    assert label_source("prototype", "oracle") == "human" and label_source("prototype", "vendor") == "auto"
+    register(LabelerSpec("vendor", "another labeling vendor", stands_in_for_humans=True))
+    try:
+        assert label_source("prototype", "vendor") == "human"
+        assert label_source("prototype-pyramid", "vendor") == "pyramid"
+        EngineConfig.model_validate({"autolabel": {"labeler": "vendor"}, "flywheel": {"arms": ["prototype"]}})
+        with pytest.raises(ValidationError, match=r"autolabel.labeler is vendor \(the hidden ground truth"):
+            EngineConfig.model_validate({"autolabel": {"labeler": "vendor"},
+                                         "flywheel": {"arms": ["prototype-auto"]}})
+        with pytest.raises(ValueError, match="already registered"):
+            register(LabelerSpec("vendor", "twice", stands_in_for_humans=True))
+    finally:
+        unregister("vendor")
+    assert label_source("prototype", "vendor") == "auto" and "vendor" not in LABELERS
+    with pytest.raises(ValueError, match="needs `build`"):
+        LabelerSpec("half", "a machine labeler that cannot be built")
 
 
 def test_stage_pyramid_end_to_end(turn: tuple[Path, Path]) -> None:

@@ -98,11 +98,11 @@ def test_flywheel_stops_before_any_work(nothing_downloaded: Path) -> None:
     assert list(nothing_downloaded.iterdir()) == []  # no runs folder, no turn profile
 
 
-def test_labeler_weights_come_from_the_registry(nothing_downloaded: Path, monkeypatch) -> None:
+def test_labeler_weights_come_from_the_registry(nothing_downloaded: Path) -> None:
     """A registered labeler's own weights function decides what the check looks for; -human arms need none."""
     from bddengine.errors import StageInputError
     from bddengine.labeling.labelers import LabelerSpec
-    from bddengine.labeling.registry import LABELERS
+    from bddengine.labeling.registry import register, unregister
 
     weights = nothing_downloaded.parent / "fake.pt"
     weights.write_bytes(b"w")
@@ -116,18 +116,44 @@ def test_labeler_weights_come_from_the_registry(nothing_downloaded: Path, monkey
     found = LabelerSpec("fake-found", "a test labeler", weights=lambda a, it: {"weights": weights}, build=build)
     lost = LabelerSpec("fake-missing", "a test labeler", weights=missing, build=build)
     own = LabelerSpec("fake-iter", "a test labeler", weights=lambda a, it: {"weights": it()}, build=build)
-    for spec in (found, lost, own):
-        monkeypatch.setitem(LABELERS, spec.name, spec)
     auto = "flywheel.arms=[prototype-auto]"
-    assert _needs("smoke.yaml", auto, "autolabel.labeler=fake-found")["fake-found labeler: weights"].detail == \
-        str(weights)
-    bad = _needs("smoke.yaml", auto, "autolabel.labeler=fake-missing")[
-        "fake-missing labeler: autolabel.labeler=fake-missing"]
-    assert not bad.found and bad.detail == "fake.pt: put it somewhere"
-    it = _needs("smoke.yaml", auto, "autolabel.labeler=fake-iter")["fake-iter labeler: weights"]
-    assert it.found and "trained by this turn" in it.detail
-    human = _needs("smoke.yaml", "flywheel.arms=[prototype-human]", "autolabel.labeler=fake-missing")
-    assert human["human labels (-human arms)"].found and not any("fake-missing" in item for item in human)
+    try:
+        for spec in (found, lost, own):
+            register(spec)
+        assert _needs("smoke.yaml", auto, "autolabel.labeler=fake-found")["fake-found labeler: weights"].detail == \
+            str(weights)
+        bad = _needs("smoke.yaml", auto, "autolabel.labeler=fake-missing")[
+            "fake-missing labeler: autolabel.labeler=fake-missing"]
+        assert not bad.found and bad.detail == "fake.pt: put it somewhere"
+        it = _needs("smoke.yaml", auto, "autolabel.labeler=fake-iter")["fake-iter labeler: weights"]
+        assert it.found and "trained by this turn" in it.detail
+        human = _needs("smoke.yaml", "flywheel.arms=[prototype-human]", "autolabel.labeler=fake-missing")
+        assert human["human labels (-human arms)"].found and not any("fake-missing" in item for item in human)
+    finally:
+        for spec in (found, lost, own):
+            unregister(spec.name)
+
+
+def test_a_labeler_module_names_its_weights_key_and_check_looks_for_the_file(nothing_downloaded: Path) -> None:
+    """The plugin ``tests/corner_labeler.py`` registers itself; its entry's weights key is all ``check`` needs."""
+    import importlib
+    import sys
+
+    from bddengine.labeling.registry import unregister
+
+    weights = nothing_downloaded.parent / "corner.pt"
+    weights.write_bytes(b"w")
+    use = ("flywheel.arms=[prototype-auto]", "autolabel.labeler=corner")
+    try:
+        importlib.import_module("corner_labeler")  # the module's one register() call is the entry
+        lost = _needs("smoke.yaml", *use, "autolabel.detector_model=bddtest-missing-corner.pt")
+        found = _needs("smoke.yaml", *use, f"autolabel.detector_model={weights}")
+    finally:
+        unregister("corner")
+        sys.modules.pop("corner_labeler", None)
+    bad = lost["corner labeler: autolabel.detector_model"]
+    assert not bad.found and "autolabel.detector_model=bddtest-missing-corner.pt: weights file not found" in bad.detail
+    assert found["corner labeler: weights"].found and found["corner labeler: weights"].detail == str(weights.resolve())
 
 
 def test_collect_stops_at_once_when_mongodb_does_not_answer(tiny_world: Path, tmp_path: Path, monkeypatch) -> None:

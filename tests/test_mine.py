@@ -293,34 +293,43 @@ def test_stage_random_strategies_are_seeded_and_same_k(tmp_path: Path) -> None:
     names = mined_names(rs)
     assert rs.location.name.endswith("_random-slice") and sorted(names) == [f"close{i}" for i in range(10)]
     m = json.loads((rs.location / "result.json").read_text())["metrics"]
-    assert m["short_of_k"] and m["n_slice_eligible"] == 10 and "took them all" in rs.numbers["mined"]
+    assert m["short_of_k"] and m["n_slice_eligible"] == 10
+    assert rs.numbers["mined"] == "10 of k=50 (only 10 eligible frames of the worst slice: took them all)"
 
 
-def test_a_new_strategy_is_one_module_and_one_entry(tmp_path: Path, monkeypatch) -> None:
-    """A strategy class and one registry entry: the config accepts the name and the stage mines with it."""
+def test_a_new_strategy_is_one_module_and_one_entry(tmp_path: Path) -> None:
+    """A strategy in its own module that registers itself: the config accepts the name, the stage mines
+    with it end to end, and its entry (not its name) makes its arms controls."""
+    import importlib
+    import sys
+
     from pydantic import ValidationError
 
-    from bddengine.mining import strategies
+    from bddengine.config import FlywheelConfig, default_contrasts
+    from bddengine.mining.strategies import STRATEGIES, unregister
 
     runs = tmp_path / "runs"
     make_runs(runs)
     with pytest.raises(ValidationError, match="first-k"):
         config(runs, strategy="first-k")  # not registered yet
-
-    class FirstKStrategy:  # the new module: the first k eligible frames, in pool order
-        name, summary = "first-k", "the first k eligible frames"
-
-        def candidates(self, eligible, worst, k, seed):
-            return np.arange(min(k, len(eligible)))
-
-        def rank(self, vectors, prototype, k, **search):
-            return strategies.in_draw_order(vectors, prototype)
-
-    monkeypatch.setitem(strategies.STRATEGIES, "first-k", FirstKStrategy())  # the one entry
-    out = mine_stage.run(config(runs, strategy="first-k"), progress=False)
+    try:
+        importlib.import_module("first_k_strategy")  # the module's one register() call is the entry
+        assert STRATEGIES["first-k"].control and not STRATEGIES["first-k"].targeted
+        out = mine_stage.run(config(runs, strategy="first-k"), progress=False)
+        assert FlywheelConfig().arms == ["prototype", "random", "random-slice", "first-k"]  # every arm by default
+        # a control like random: every other arm is compared with it, with the same label source
+        assert default_contrasts(["prototype", "first-k"]) == [("prototype", "first-k")]
+        assert default_contrasts(["prototype-human", "first-k-human", "random-slice-human"]) == [
+            ("prototype-human", "first-k-human"), ("random-slice-human", "first-k-human")]
+    finally:
+        unregister("first-k")
+        sys.modules.pop("first_k_strategy", None)
     assert out.location.name == "06_mine_iter0_first-k"
     assert mined_names(out) == [f"close{i}" for i in range(5)]  # planted and held frames stay excluded
     assert json.loads((out.location / "result.json").read_text())["strategy"] == "first-k"
+    with pytest.raises(ValidationError, match="first-k"):
+        config(runs, strategy="first-k")  # gone again with its entry
+    assert default_contrasts(["prototype", "random"]) == [("prototype", "random")]
 
 
 def test_stage_approximate_index_reports_recall(tmp_path: Path) -> None:

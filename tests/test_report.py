@@ -466,6 +466,24 @@ def test_arm_vs_control_rows(reported) -> None:
     assert "leaves out training variance" in headline
 
 
+def test_which_arm_is_a_control_comes_from_the_strategy_entry(turn, tmp_path: Path) -> None:
+    """With random's entry registered again without ``control``, the report compares no arm against it."""
+    from bddengine.mining.strategies import STRATEGIES, StrategySpec, register
+
+    random_entry = STRATEGIES["random"]
+    assert random_entry.control
+    register(StrategySpec(random_entry.strategy), replace=True)  # the same strategy, not a control
+    try:
+        cfg = _cfg(turn, html=False, pdf=False, out_dir=str(tmp_path / "out"))
+        report_stage.run(cfg, force=True, progress=False)
+    finally:
+        register(random_entry, replace=True)
+    assert STRATEGIES["random"] is random_entry and list(STRATEGIES)[:3] == ["prototype", "random", "random-slice"]
+    doc = json.loads((tmp_path / "out/case_study/headline.json").read_text())
+    assert doc["contrasts"] == [] and {r["arm"] for r in doc["rows"]} >= {"prototype", "random"}
+    assert "prototype − random" not in (tmp_path / "out/case_study/case_study_v1.md").read_text()
+
+
 def test_fragile_slices_are_marked_and_never_bold(turn, tmp_path: Path) -> None:
     cfg = _cfg(turn, fragile_min_gt=10, html=False, pdf=False, out_dir=str(tmp_path / "out"))
     report_stage.run(cfg, progress=False)

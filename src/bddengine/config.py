@@ -224,6 +224,14 @@ def strategy_names() -> list[str]:
     return list(STRATEGIES)
 
 
+def is_control(strategy: str) -> bool:
+    """Whether a strategy's entry makes its arms controls (`StrategySpec.control`; False when unregistered)."""
+    from bddengine.mining.strategies import strategy_spec
+
+    spec = strategy_spec(strategy)
+    return spec is not None and spec.control
+
+
 def backend_names() -> list[str]:
     """The registered inference backends (``bddengine.inference.BACKENDS``)."""
     from bddengine.inference import backend_names
@@ -236,6 +244,14 @@ def labeler_names() -> list[str]:
     from bddengine.labeling.registry import LABELERS
 
     return list(LABELERS)
+
+
+def stands_in_for_humans(labeler: str) -> bool:
+    """Whether a labeler's entry makes it the human stand-in (`LabelerSpec.stands_in_for_humans`)."""
+    from bddengine.labeling.registry import labeler_spec
+
+    spec = labeler_spec(labeler)
+    return spec is not None and spec.stands_in_for_humans
 
 
 def index_names() -> list[str]:
@@ -371,7 +387,8 @@ class ReportConfig(_Model):
         10, ge=1, description="A slice with a class of fewer GT boxes than this is marked fragile (Δ never bold)."
     )
     contrasts: list[tuple[str, str]] | None = Field(
-        None, description="Arm-vs-control pairs [arm, control] (default: each arm vs each random-strategy arm)."
+        None, description="Arm-vs-control pairs [arm, control] (default: each arm vs each arm of a control "
+        "strategy: random)."
     )
     template: Path | None = Field(
         None, description="Case-study template (default: case_study_template.md at the repository root)."
@@ -476,11 +493,12 @@ def mining_arm(arm: str) -> str:
 
 
 def label_source(arm: str, labeler: str) -> str:
-    """The arm's label source: its suffix, else ``human`` for the oracle labeler and ``auto`` otherwise."""
+    """The arm's label source: its suffix, else ``human`` for a labeler standing in for humans (the oracle)
+    and ``auto`` otherwise."""
     source = parse_arm_spec(arm).source
     if source is not None:
         return source
-    return "human" if labeler == "oracle" else "auto"
+    return "human" if stands_in_for_humans(labeler) else "auto"
 
 
 def train_tag(iter: int, arm: str | None, seed: int | None, base_seed: int) -> str | None:
@@ -546,12 +564,13 @@ class EngineConfig(_Model):
                 f"collect.splits names {missing} but data.label_files has only "
                 f"{sorted(self.data.label_files)}"
             )
-        if self.autolabel.labeler == "oracle":
-            machine = [a for a in self.flywheel.arms if label_source(a, "oracle") != "human"]
+        labeler = self.autolabel.labeler
+        if stands_in_for_humans(labeler):
+            machine = [a for a in self.flywheel.arms if label_source(a, labeler) != "human"]
             if machine:
                 raise ValueError(
                     f"flywheel.arms {machine}: `-auto` and `-pyramid` arms label with a machine labeler, but "
-                    "autolabel.labeler is oracle (the hidden ground truth, i.e. human labels); set "
+                    f"autolabel.labeler is {labeler} (the hidden ground truth, i.e. human labels); set "
                     "autolabel.labeler to detector or grounded, or use -human arms")
         for arm, control in self.report.contrasts or []:
             unknown = [a for a in (arm, control) if a not in self.flywheel.arms]
@@ -566,9 +585,10 @@ class EngineConfig(_Model):
 def default_contrasts(arms: list[str], labeler: str = "grounded") -> list[tuple[str, str]]:
     """Arm-vs-control pairs when ``report.contrasts`` is unset, each changing one thing:
 
-    - mining: each arm against each random arm with the same label source. A random arm
-      spends the same label budget on frames picked without looking at the failures, so
-      "arm minus random" is what targeted mining added;
+    - mining: each arm against each control arm (a strategy whose entry says ``control``:
+      random) with the same label source. A random arm spends the same label budget on
+      frames picked without looking at the failures, so "arm minus random" is what
+      targeted mining added;
     - labeling: each ``auto`` / ``pyramid`` arm against the ``human`` arm of the same mining
       arm, so "pyramid minus human" is what machine labels cost (or gained) on those frames.
 
@@ -578,7 +598,7 @@ def default_contrasts(arms: list[str], labeler: str = "grounded") -> list[tuple[
     """
     specs = {a: parse_arm_spec(a) for a in arms}
     source = {a: label_source(a, labeler) for a in arms}
-    controls = [a for a in arms if specs[a].strategy == "random"]
+    controls = [a for a in arms if is_control(specs[a].strategy)]
     out = [(a, c) for a in arms if a not in controls for c in controls if source[a] == source[c]]
     for a in arms:
         if source[a] != "human":

@@ -116,6 +116,7 @@ def ultralytics_settings_aside() -> Iterator[None]:
     before = os.environ.get("YOLO_CONFIG_DIR")
     os.environ["YOLO_CONFIG_DIR"] = str(aside)
     try:
+        _import_ultralytics_quietly()
         yield
     finally:
         if before is None:
@@ -126,6 +127,26 @@ def ultralytics_settings_aside() -> Iterator[None]:
             atexit.register(shutil.rmtree, aside, ignore_errors=True)
         else:
             shutil.rmtree(aside, ignore_errors=True)
+
+
+def _import_ultralytics_quietly() -> None:
+    """Import ultralytics' settings with what it says about the temporary copy kept off the terminal.
+
+    An outdated copy makes ultralytics announce that it updated "its" settings file: true
+    of the copy only, and nothing the user should act on. Its logger's handler, made
+    during the import, is pointed back at the terminal for what ultralytics says later.
+    """
+    import io
+    import logging
+
+    real_out = sys.stdout
+    quiet = io.StringIO()
+    with contextlib.suppress(ImportError), contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+        from ultralytics.utils import LOGGER
+
+        for handler in LOGGER.handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is quiet:
+                handler.setStream(real_out)
 
 
 def ultralytics_settings_file() -> Path:
@@ -257,7 +278,7 @@ def labeler_needs(cfg: EngineConfig) -> list[Need]:
             continue
         seen.add(a.labeler)
         try:
-            found, problems = spec.weights(a, lambda: ITERATION_DETECTOR), []
+            found, problems = spec.resolve(a, lambda: ITERATION_DETECTOR), []
         except MissingWeights as exc:
             found, problems = exc.found, exc.problems
         except StageInputError as exc:

@@ -17,7 +17,7 @@ and where to put it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -410,30 +410,64 @@ class LabelerSettings(Protocol):
     device: str
 
 
+WeightsResolver = Callable[[LabelerSettings, Callable[[], Path]], dict[str, Path]]
+
+
 @dataclass(frozen=True)
 class LabelerSpec:
     """How the autolabel stage makes one kind of labeler; registered in ``labeling.registry``.
+
+    The engine decides what to do with a labeler from these fields, never from its name.
 
     Attributes:
         name: the value of ``autolabel.labeler``.
         summary: one line for help texts.
         weights: ``(autolabel config, iteration_weights) -> {role: weights file}``, resolved
             locally before any work starts; ``iteration_weights()`` gives the iteration's own
-            detector (it raises when that is missing). Recorded in the run's inputs.
+            detector (it raises when that is missing). Recorded in the run's inputs. None:
+            each role of ``weights_keys`` is the file its config key names (`resolve_weights`).
         build: ``(autolabel config, weights, imgsz) -> Labeler`` for a machine labeler. It is
             given no ground truth: a machine labeler cannot read the hidden labels. None for
             the human stand-in (`OracleLabeler`), which the stage builds from the hidden labels.
+        weights_keys: weights role -> the config key naming its file (``autolabel.detector_model``),
+            named when ``check`` or the stage finds the file missing or untrusted; None for a
+            role no key names, which its ``weights`` verifies itself (grounded's text encoder,
+            checked byte for byte against its published SHA-256).
+        stands_in_for_humans: labels with the hidden ground truth, playing the human labeling
+            vendor: arms without a label-source suffix are then ``human`` arms, and ``-auto`` /
+            ``-pyramid`` arms are refused (they need a machine labeler).
     """
 
     name: str
     summary: str
-    weights: Callable[[LabelerSettings, Callable[[], Path]], dict[str, Path]]
-    build: Callable[[LabelerSettings, dict[str, Path], int], Labeler] | None
+    weights: WeightsResolver | None = None
+    build: Callable[[LabelerSettings, dict[str, Path], int], Labeler] | None = None
+    weights_keys: Mapping[str, str | None] = field(default_factory=dict)
+    stands_in_for_humans: bool = False
+
+    def __post_init__(self) -> None:
+        if self.build is None and not self.stands_in_for_humans:
+            raise ValueError(f"labeler {self.name!r}: a machine labeler needs `build`")
 
     @property
     def machine(self) -> bool:
         """True for a labeler that labels from weights (not the human stand-in)."""
-        return self.build is not None
+        return not self.stands_in_for_humans
+
+    def resolve(self, a: LabelerSettings, iteration_weights: Callable[[], Path]) -> dict[str, Path]:
+        """The weights files this labeler reads, resolved locally (`weights`, else `resolve_keys`).
+
+        Raises:
+            StageInputError: a file is missing or unusable (`MissingWeights` lists every one).
+        """
+        if self.weights is not None:
+            return self.weights(a, iteration_weights)
+        return resolve_keys(a, self.weights_keys)
+
+    def trust_key(self, role: str) -> str | None:
+        """The config key to name when the file of ``role`` is checked before loading it
+        (`bddengine.weights_trust.check_weights`); None for a role its resolver verified."""
+        return self.weights_keys.get(role, f"autolabel.labeler={self.name} ({role})")
 
 
 def _settings(a: LabelerSettings, imgsz: int) -> dict[str, Any]:
@@ -448,8 +482,7 @@ def model_names(model: Any) -> list[str]:
 
 ORACLE = LabelerSpec(
     "oracle", "hidden GT: a human labeling vendor (the labels of -human arms and of the pyramid's review)",
-    weights=lambda a, iteration_weights: {},
-    build=None,
+    stands_in_for_humans=True,
 )
 
 
@@ -470,7 +503,8 @@ def _build_detector(a: LabelerSettings, weights: dict[str, Path], imgsz: int) ->
 
 
 DETECTOR = LabelerSpec("detector", "any ultralytics checkpoint or the iteration's own",
-                       weights=_detector_weights, build=_build_detector)
+                       weights=_detector_weights, build=_build_detector,
+                       weights_keys={"weights": "autolabel.detector_model"})
 
 
 class MissingWeights(StageInputError):
@@ -484,6 +518,35 @@ class MissingWeights(StageInputError):
             f"{len(problems)} files the labeler needs are missing or unusable: "
             + " ".join(f"({i}) {msg}" for i, (_, msg) in enumerate(problems, 1)))
         super().__init__(text)
+
+
+def resolve_keys(a: LabelerSettings, keys: Mapping[str, str | None]) -> dict[str, Path]:
+    """Each role's file, named by its ``autolabel.<field>`` key; every problem reported at once.
+
+    A key whose setting is empty (``autolabel.sam_model: null``) is skipped: the labeler runs
+    without that file.
+
+    Raises:
+        MissingWeights: a file is missing or unusable.
+    """
+    out: dict[str, Path] = {}
+    problems: list[tuple[str, str]] = []
+    for role, key in keys.items():
+        if key is None:
+            continue
+        setting = key.removeprefix("autolabel.")
+        if not hasattr(a, setting):
+            raise ValueError(f"labeler weights key {key!r}: the autolabel section has no {setting!r} setting")
+        model = getattr(a, setting)
+        if not model:
+            continue
+        try:
+            out[role] = resolve_weights(model, key)
+        except StageInputError as exc:
+            problems.append((key, str(exc)))
+    if problems:
+        raise MissingWeights(problems, out)
+    return out
 
 
 def grounded_kind(model: str) -> str:
@@ -530,4 +593,6 @@ def _build_grounded(a: LabelerSettings, weights: dict[str, Path], imgsz: int) ->
 
 
 GROUNDED = LabelerSpec("grounded", "YOLO-World / YOLOE prompted with the BDD classes",
-                       weights=_grounded_weights, build=_build_grounded)
+                       weights=_grounded_weights, build=_build_grounded,
+                       weights_keys={"weights": "autolabel.grounded_model", "sam": "autolabel.sam_model",
+                                     "text_encoder": None})

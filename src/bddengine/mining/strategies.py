@@ -1,58 +1,19 @@
 """The mining strategies, registered once: each is one arm of the retraining comparison.
 
-A strategy says which eligible frames to consider (``candidates``) and how to rank
-them against the failure prototype (``rank``). The config's allowed values of
-``mine.strategy`` and ``flywheel.arms`` come from ``STRATEGIES``, so a new strategy
-is one module with a class like these plus one entry there.
+The config's allowed values of ``mine.strategy`` and ``flywheel.arms`` come from
+``STRATEGIES``, and what the engine decides about a strategy (is it a control arm?)
+comes from its `StrategySpec`. A new strategy is one module (a class like these,
+importing `bddengine.mining.base`) plus one entry: a line in ``BUILT_IN`` below, or a
+`register` call from that module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import numpy as np
-import pandas as pd
-
+from bddengine.mining.base import NO_SEARCH, Ranking, Strategy, StrategySpec, in_draw_order
 from bddengine.mining.core import mine_random, mine_random_slice
-from bddengine.vectors.search import SearchPlan
 
-NO_SEARCH: dict[str, Any] = {"index_type": None, "index_build_s": None, "search_s": None,
-                             "recall_at_k": None, "n_recall_queries": 0}
-"""The search record of a strategy that searches nothing."""
-
-
-@dataclass
-class Ranking:
-    """A strategy's answer: candidate rows in mined order, their cosine to the prototype, the search record."""
-
-    order: np.ndarray
-    similarity: np.ndarray
-    search: dict[str, Any] = field(default_factory=lambda: dict(NO_SEARCH))
-
-
-class Strategy(Protocol):
-    """One way of choosing ``k`` frames of the eligible mining pool."""
-
-    name: str
-    summary: str
-
-    def candidates(self, eligible: pd.DataFrame, worst: Mapping[str, str], k: int, seed: int) -> np.ndarray | None:
-        """Rows of ``eligible`` whose vectors are needed (None: every row)."""
-        ...
-
-    def rank(self, vectors: np.ndarray, prototype: np.ndarray, k: int, *, plan: SearchPlan) -> Ranking:
-        """Order the candidates' L2-normalised ``vectors`` (rows as ``candidates`` gave them).
-
-        ``plan`` says which registered vector index searches them (`SearchPlan.knn`).
-        """
-        ...
-
-
-def in_draw_order(vectors: np.ndarray, prototype: np.ndarray) -> Ranking:
-    """Keep the candidates as drawn; their cosine to the prototype is recorded for comparison only."""
-    return Ranking(np.arange(len(vectors)), (vectors @ prototype).astype(float))
+__all__ = ["NO_SEARCH", "STRATEGIES", "Ranking", "Strategy", "StrategySpec", "in_draw_order", "register",
+           "strategy_spec", "unregister"]
 
 
 class PrototypeStrategy:
@@ -92,5 +53,33 @@ class RandomSliceStrategy:
         return in_draw_order(vectors, prototype)
 
 
-STRATEGIES: dict[str, Strategy] = {s.name: s for s in (PrototypeStrategy(), RandomStrategy(), RandomSliceStrategy())}
-"""Strategy name -> strategy; the config's allowed values of ``mine.strategy``."""
+BUILT_IN: tuple[StrategySpec, ...] = (
+    StrategySpec(PrototypeStrategy(), targeted=True),
+    StrategySpec(RandomStrategy(), control=True),
+    StrategySpec(RandomSliceStrategy(), worst_slice_only=True),
+)
+
+STRATEGIES: dict[str, StrategySpec] = {s.name: s for s in BUILT_IN}
+"""Strategy name -> its entry; the config's allowed values of ``mine.strategy``."""
+
+
+def register(spec: StrategySpec, *, replace: bool = False) -> StrategySpec:
+    """Add a strategy under ``spec.name`` (a module's one entry, when it registers itself).
+
+    Raises:
+        ValueError: the name is taken (and ``replace`` is False).
+    """
+    if spec.name in STRATEGIES and not replace:
+        raise ValueError(f"mining strategy {spec.name!r} is already registered ({STRATEGIES[spec.name].summary})")
+    STRATEGIES[spec.name] = spec
+    return spec
+
+
+def unregister(name: str) -> None:
+    """Remove a registered strategy (the built-in ones included); an unknown name is ignored."""
+    STRATEGIES.pop(name, None)
+
+
+def strategy_spec(name: str) -> StrategySpec | None:
+    """The entry of ``name``; None when it is not registered (a run recorded by a strategy since removed)."""
+    return STRATEGIES.get(name)

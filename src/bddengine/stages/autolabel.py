@@ -93,9 +93,9 @@ def run(
     imgsz = a.imgsz or cfg.train.imgsz
     model_ref = labeler_inputs(a, ev) if how != "human" else {}
     for role, path in model_ref.items():
-        if role == "text_encoder":
-            continue  # verified byte for byte against its published SHA-256 (`text_encoder_problem`)
-        check_weights(path, _WEIGHTS_KEY[a.labeler if role == "weights" else "sam"], runs_dir=cfg.runs_dir)
+        key = LABELERS[a.labeler].trust_key(role)
+        if key is not None:  # None: a file its resolver verified (the text encoder, by its published SHA-256)
+            check_weights(path, key, runs_dir=cfg.runs_dir)
     fp = fingerprint(config_dict(a), imgsz, cfg.seed, how, mine.name, str(mine.path),
                      {k: str(v) for k, v in model_ref.items()})
     inputs = {"mine": str(mine.path), "eval": str(ev.path), "split": str(split.path),
@@ -254,10 +254,6 @@ def route_boxes(
     return routed, calibration
 
 
-_WEIGHTS_KEY = {"detector": "autolabel.detector_model", "grounded": "autolabel.grounded_model",
-                "sam": "autolabel.sam_model"}
-
-
 def _mine_hint(iter: int, arm: str) -> str:
     strategy, embedding = parse_arm(arm)
     return f"bddengine mine --iter {iter} --strategy {strategy}" + (
@@ -287,7 +283,7 @@ def labeler_inputs(a: AutolabelConfig, ev: RunRef) -> dict[str, Path]:
                                   f"`bddengine train --iter {train.iter or 0} --force`")
         return weights
 
-    return LABELERS[a.labeler].weights(a, iteration_weights)
+    return LABELERS[a.labeler].resolve(a, iteration_weights)
 
 
 def mined_frames(mined: dict[str, Any], manifest: pd.DataFrame, source: Path) -> list[dict[str, Any]]:

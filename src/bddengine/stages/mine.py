@@ -42,7 +42,7 @@ from bddengine.mining.core import (
     precision_block,
     slice_mask,
 )
-from bddengine.mining.strategies import STRATEGIES
+from bddengine.mining.strategies import STRATEGIES, strategy_spec
 from bddengine.runs import RunRef, StageRun, list_runs, resolve_input
 from bddengine.runs.layout import COLLECT, EMBED, EVAL, MINE, SPLIT, TRAIN
 from bddengine.runs.lineage import upstream
@@ -185,7 +185,7 @@ def mine_frames(
     m = cfg.mine
     eligible, mining = pool.eligible, pool.mining
     detector: dict[str, Any] | None = None
-    strategy = STRATEGIES[m.strategy]
+    strategy = STRATEGIES[m.strategy].strategy
     picked = strategy.candidates(eligible, inp.worst, m.k, cfg.seed)
     candidates = eligible if picked is None else eligible.iloc[picked]
     need = pd.concat([pool.eval_pool.iloc[proto_rows], candidates], ignore_index=True)
@@ -474,7 +474,8 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
     worst = " / ".join(m["worst_slice"][a] for a in FRAME_ATTRIBUTES)
     lift_s = lambda key: f" (lift {lf[key]:.1f}x)" if lf.get(key) is not None else ""  # noqa: E731
     excluded = ", ".join(f"{k}: {v}" for k, v in m["excluded"].items() if k != "any") or "none"
-    scope = " of the worst slice" if res["strategy"] == "random-slice" else ""
+    spec = strategy_spec(res["strategy"])
+    scope = " of the worst slice" if spec is not None and spec.worst_slice_only else ""
     numbers: dict[str, Any] = {}
     near_dup = m["excluded"].get(REASON_NEAR_DUP, 0)
     if near_dup > m["n_mining_pool"] / 2:

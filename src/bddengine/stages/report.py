@@ -22,10 +22,19 @@ from rich.progress import Progress
 
 import bddengine
 from bddengine.bdd.categories import FRAME_ATTRIBUTES
-from bddengine.config import ConfigError, EngineConfig, config_dict, default_contrasts, fingerprint, load_config
+from bddengine.config import (
+    ConfigError,
+    EngineConfig,
+    config_dict,
+    default_contrasts,
+    fingerprint,
+    load_config,
+    parse_arm_spec,
+)
 from bddengine.errors import StageInputError
 from bddengine.evaluation import MatchCache, UnknownFrameError, build_match_cache
 from bddengine.labeling.sources import added_nothing
+from bddengine.mining.strategies import strategy_spec
 from bddengine.publishing import publish_trees
 from bddengine.report.architecture import build_graph, render
 from bddengine.report.casestudy import (
@@ -331,6 +340,15 @@ def write_headline(case_dir: Path, data: ReportData) -> None:
     REPORT.headline_md.at(case_dir.parent).write_text(md + "\n")
 
 
+def targeted(arm: str) -> bool:
+    """Whether an arm mines with a strategy whose entry says ``targeted`` (False for a tag no strategy parses)."""
+    try:
+        spec = strategy_spec(parse_arm_spec(arm).strategy)
+    except ValueError:
+        return False
+    return spec is not None and spec.targeted
+
+
 def write_figures(fig_dir: Path, data: ReportData, runs: FlywheelRuns) -> tuple[dict[str, str | None], dict[str, str]]:
     """Copy the stages' figures and draw the delta chart.
 
@@ -356,10 +374,10 @@ def write_figures(fig_dir: Path, data: ReportData, runs: FlywheelRuns) -> tuple[
         ref = runs.arms[arm].autolabel
         return ref is not None and (ref.result().get("metrics") or {}).get("label_source", "auto") != "human"
 
-    protos = sorted(runs.arms, key=lambda a: not a.startswith("prototype"))
+    protos = sorted(runs.arms, key=lambda a: not targeted(a))
     for figure, stage in ((MINE.grid, "mine"), (AUTOLABEL.pr_chart, "autolabel")):
         order = sorted(protos, key=lambda a: not machine(a)) if stage == "autolabel" else protos
-        for arm in order:  # a prototype arm's figure when it has one (for the PR chart: machine labels first)
+        for arm in order:  # a targeted arm's figure when it has one (for the PR chart: machine labels first)
             if arm in runs.arms and take(figure, getattr(runs.arms[arm], stage)):
                 break
     for figure in taken:
