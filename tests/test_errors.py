@@ -144,3 +144,57 @@ def test_conformance_agrees_with_tidecv(conformance_dir: Path):
     assert base == pytest.approx(ref["base"], abs=1e-9)
     for t in (*ERROR_TYPES, "fp", "fn"):
         assert costs[t] == pytest.approx(ref[t], abs=1e-9), t
+
+
+def test_size_buckets_and_visibility_count_each_box_once():
+    from bddengine.evaluation.error_slices import error_document
+
+    gt, preds = known_frames()
+    gt = copy.deepcopy(gt)
+    # heights 100 (car), 100 (truck) -> make one car 20 px tall and occluded, found by nothing
+    gt.append({"name": "h-small", "labels": [_gt("car", _box(10, 10, 60, 29), occluded=True),
+                                              _gt("car", _box(700, 10, 760, 49), truncated=True)]})
+    preds.append({"name": "h-small", "labels": [_det("car", _box(700, 10, 760, 49), 0.45)]})
+    cache = build_match_cache(gt, preds, errors=True)
+    names = [f["name"] for f in gt]
+    doc = error_document(cache, gt, [("overall", {}, names), ("slice", {"k": "h"}, ["h-small"])],
+                         worst={"k": "h"}, height_edges=[32, 64], n_boot=50, seed=42)
+    small = doc["slices"][1]
+    assert [(r["bucket"], r["n_gt"], r["n_found"]) for r in small["recall_by_height"]] == [
+        ("0-32", 1, 0), ("32-64", 1, 1), ("64+", 0, 0)]
+    assert small["recall_by_height"][2]["recall"] is None
+    vis = {(r["attribute"], r["value"]): (r["n_gt"], r["n_found"]) for r in small["recall_by_visibility"]}
+    assert vis == {("occluded", True): (1, 0), ("occluded", False): (1, 1),
+                   ("truncated", True): (1, 1), ("truncated", False): (1, 0)}
+    overall = doc["slices"][0]
+    n_boxes = sum(len(f["labels"]) for f in gt)
+    assert sum(r["n_gt"] for r in overall["recall_by_height"]) == n_boxes
+    assert sum(r["n_gt"] for r in overall["recall_by_visibility"] if r["attribute"] == "occluded") == n_boxes
+    # CIs: the worst slice and overall, one [lo, hi] per type around the point estimate
+    for row in doc["slices"]:
+        assert set(row["ci95"]) == set(ERROR_TYPES)
+        for t, ci in row["ci95"].items():
+            if ci is not None:
+                assert len(ci) == 2 and ci[0] <= ci[1]
+    assert overall["map50"] == pytest.approx(evaluate_overall(cache)["map50"])
+
+
+def test_box_errors_and_paired_deltas():
+    from bddengine.evaluation.error_slices import box_errors, paired_error_deltas
+
+    gt, preds = known_frames()
+    cache = build_match_cache(gt, preds, errors=True)
+    boxes = box_errors(cache, gt, preds)
+    assert boxes["b-loc"] == {"pred": ["loc"], "gt": ["loc"]}
+    assert boxes["c-cls"] == {"pred": ["cls"], "gt": ["cls"]}
+    assert boxes["d-dupe"]["pred"] == ["tp", "dupe"]
+    assert boxes["g-miss"] == {"pred": ["tp"], "gt": ["miss", "tp"]}
+    # iteration 1 fixes the missed car of g-miss: its miss cost falls, the CI has one value per type
+    fixed = copy.deepcopy(preds)
+    fixed[-1]["labels"].append(_det("car", _box(100, 100, 199, 199), 0.52))
+    names = [f["name"] for f in gt]
+    d = paired_error_deltas(cache, [build_match_cache(gt, fixed, errors=True)] * 2, names, n_boot=40, seed=1)
+    assert d["levels"] == "seeds+frames" and d["n_seeds"] == 2
+    assert d["delta"]["miss"] < 0
+    assert d["delta"]["miss"] == pytest.approx(d["iter1"]["miss"] - d["iter0"]["miss"])
+    assert set(d["ci95"]) == set(ERROR_TYPES)

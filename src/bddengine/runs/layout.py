@@ -197,6 +197,8 @@ class EVAL(StageLayout):
     worst_slice = _a("worst_slice", "worst_slice.json", "the worst slice and its per-frame metrics")
     failures = _a("failures", "failures.json", "the worst slice's failure frames, with reasons")
     overall = _a("overall", "overall.json", "overall mAP and per-class AP")
+    errors = _a("errors", "errors.json", "TIDE error decomposition and recall by size / visibility per slice")
+    box_errors = _a("box_errors", "box_errors.json", "each prediction's and GT box's error type", compact=True)
     slice_chart = _a("slice_chart", "slice_map50.png", "per-slice mAP@0.5 chart")
     failure_thumbnails = _a("failure_thumbnails", "worst_slice_failures.png", "failure frames with boxes")
 
