@@ -173,7 +173,7 @@ def test_size_buckets_and_visibility_count_each_box_once():
     # CIs: the worst slice and overall, one [lo, hi] per type around the point estimate
     for row in doc["slices"]:
         assert set(row["ci95"]) == set(ERROR_TYPES)
-        for t, ci in row["ci95"].items():
+        for _, ci in row["ci95"].items():
             if ci is not None:
                 assert len(ci) == 2 and ci[0] <= ci[1]
     assert overall["map50"] == pytest.approx(evaluate_overall(cache)["map50"])

@@ -15,8 +15,8 @@ import numpy as np
 
 from bddengine.evaluation.cache import MatchCache
 from bddengine.evaluation.errors import (
-    BOTH,
     BKG,
+    BOTH,
     CLS,
     DUPE,
     ERROR_TYPES,
