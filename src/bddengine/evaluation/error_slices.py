@@ -27,11 +27,27 @@ from bddengine.evaluation.errors import (
     label_index_map,
     variant_maps,
 )
-from bddengine.evaluation.slices import key_tag, resample_counts, slice_rng
+from bddengine.evaluation.slices import key_tag, resample_counts, slice_keys, slice_rng
 
 METHOD = "TIDE (Bolya et al., ECCV 2020), tidecv 1.0.1 rules; fg IoU 0.5, bg IoU 0.1; base = official AP@0.5"
 VISIBILITY = ("occluded", "truncated")
 _DET_NAMES = {CLS: "cls", LOC: "loc", BOTH: "both", DUPE: "dupe", BKG: "bkg"}
+
+
+def slice_sets(gt_frames: Sequence[dict[str, Any]], groupings: Sequence[Sequence[str]]
+               ) -> list[tuple[str, dict[str, str], list[str]]]:
+    """``(grouping, key, frame names)`` of every slice of each grouping, then the overall set.
+
+    A grouping of several attributes is called ``slice``, one attribute by its name.
+    """
+    out = []
+    for attrs in groupings:
+        groups: dict[tuple, list[str]] = {}
+        for name, key in slice_keys(list(gt_frames), list(attrs)).items():
+            groups.setdefault(tuple(key.items()), []).append(name)
+        grouping = "slice" if len(attrs) > 1 else attrs[0]
+        out += [(grouping, dict(items), names) for items, names in sorted(groups.items())]
+    return out + [("overall", {}, [f["name"] for f in gt_frames])]
 
 
 def _costs(cache: MatchCache, frames: np.ndarray, weights: np.ndarray) -> dict[str, np.ndarray]:

@@ -28,7 +28,7 @@ from bddengine.evaluation import (
     per_frame_metrics,
     slice_keys,
 )
-from bddengine.evaluation.error_slices import box_errors, error_document
+from bddengine.evaluation.error_slices import box_errors, error_document, slice_sets
 from bddengine.integrations.ultralytics import log_lines, predict_frames, resolve_device
 from bddengine.runs import RunRef, StageRun, resolve_input
 from bddengine.runs.layout import EVAL, SPLIT, TRAIN
@@ -112,7 +112,7 @@ def evaluate(
     overall = evaluate_overall(cache)
     table = slice_table(cache, gt, n_boot=e.n_boot, seed=seed, progress=progress)
     worst = pick_worst(table, e.min_eval_frames)
-    errors = error_document(cache, gt, slice_sets(gt), worst=worst["key"] if worst else None,
+    errors = error_document(cache, gt, slice_sets(gt, GROUPINGS), worst=worst["key"] if worst else None,
                             height_edges=e.height_buckets, n_boot=e.n_boot, seed=seed)
     EVAL.errors.write(run, errors)
     EVAL.box_errors.write(run, box_errors(cache, gt, preds))
@@ -195,18 +195,6 @@ def _row(grouping: str, key: dict, n: int, map50, map_, ci, ap50: dict, recall: 
     row.update({f"ap50/{c}": ap50.get(c) for c in CLASSES})
     row.update({f"recall/{c}": recall.get(c) for c in CLASSES})
     return row
-
-
-def slice_sets(gt: list[dict]) -> list[tuple[str, dict[str, str], list[str]]]:
-    """``(grouping, key, frame names)`` of every row of the slice table, the overall one last."""
-    out = []
-    for attrs in GROUPINGS:
-        groups: dict[tuple, list[str]] = {}
-        for name, key in slice_keys(gt, attrs).items():
-            groups.setdefault(tuple(key.items()), []).append(name)
-        grouping = "slice" if len(attrs) > 1 else attrs[0]
-        out += [(grouping, dict(items), names) for items, names in sorted(groups.items())]
-    return out + [("overall", {}, [f["name"] for f in gt])]
 
 
 def worst_errors(doc: dict[str, Any]) -> dict[str, float | None] | None:
