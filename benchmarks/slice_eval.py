@@ -100,13 +100,13 @@ def _perturb(score: float, rng: np.random.Generator) -> float:
 
 
 def _jitter(box: dict[str, float], rng: np.random.Generator, sigma: float) -> dict[str, float]:
-    x1, y1, x2, y2 = (float(box[k]) + rng.normal(0, sigma) for k in ("x1", "y1", "x2", "y2"))
+    x1, y1, x2, y2 = (float(box[k] + rng.normal(0, sigma)) for k in ("x1", "y1", "x2", "y2"))
     return {"x1": min(x1, x2), "y1": min(y1, y2), "x2": max(x1, x2), "y2": max(y1, y2)}
 
 
 def _random_box(rng: np.random.Generator, lo: float, hi: float) -> dict[str, float]:
-    w, h = rng.uniform(lo, hi, 2)
-    x, y = rng.uniform(0, 1280 - w), rng.uniform(0, 720 - h)
+    w, h = (float(v) for v in rng.uniform(lo, hi, 2))
+    x, y = float(rng.uniform(0, 1280 - w)), float(rng.uniform(0, 720 - h))
     return {"x1": x, "y1": y, "x2": x + w, "y2": y + h}
 
 
@@ -224,6 +224,44 @@ def _weights(attribute: str) -> np.ndarray:
     return counts / counts.sum()
 
 
+def time_error_decomposition(gt: list[dict], pred: list[dict], overall_s: float, boot: int, n_frames: int) -> bool:
+    """The TIDE decomposition of every slice, marginal and overall (CIs for the worst slice and
+    overall): the error typing the match cache adds, then the per-slice document; goal <= 1x
+    one overall COCOeval."""
+    from bddengine.evaluation.error_slices import error_document, slice_sets
+    from bddengine.evaluation.errors import classify_errors
+    from bddengine.stages.eval import GROUPINGS
+
+    cache = build_match_cache(gt, pred, errors=True)
+    pair = frames_to_coco(gt, pred)
+    from bddengine.evaluation.coco import match_boxes
+
+    ev = match_boxes(pair)
+    start = time.perf_counter()
+    classify_errors(pair, ev)
+    typing_s = time.perf_counter() - start
+    sets = slice_sets(gt, GROUPINGS)
+    worst = min(sets[:-1], key=lambda s: (len(s[2]) < 15, evaluate_overall_of(cache, s[2])))[1]
+    start = time.perf_counter()
+    error_document(cache, gt, sets, worst=worst, height_edges=[32, 64, 128], n_boot=boot, seed=42)
+    doc_s = time.perf_counter() - start
+    total = typing_s + doc_s
+    print(f"TIDE error typing (match cache extension):           {typing_s:8.2f} s")
+    print(f"TIDE decomposition of {len(sets)} rows (CIs: worst + overall): {doc_s:8.2f} s")
+    print(f"ratio error decomposition / one overall: {total / overall_s:.2f}x  (goal <= 1x)")
+    return record("slice_eval: TIDE decomposition of every slice / one overall COCOeval", total / overall_s, 1.0,
+                  op="<=", note=f"{n_frames} frames, {len(sets)} rows, CIs for the worst slice and overall, "
+                  f"{boot} resamples")
+
+
+def evaluate_overall_of(cache, names: list[str]) -> float:
+    """mAP@0.5 of a set of frames (for picking the worst slice as the eval stage does)."""
+    from bddengine.evaluation.slices import score_frames
+
+    r = score_frames(cache, np.unique(cache.frame_indices(names)), {}, n_boot=0)
+    return r.map50 if r.map50 is not None else float("inf")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=600)
@@ -268,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"resamples")
     print(f"ratio all slices / one overall: {slices_s / overall_s:.2f}x  (goal <= 2x)")
     print(f"ratio cache build + all slices / one overall: {(cache_s + slices_s) / overall_s:.2f}x")
+    ok = time_error_decomposition(gt, pred, overall_s, args.boot, args.frames) and ok
 
     if not args.skip_naive:
         naive_s, naive_map50 = time_naive_pycocotools_per_slice(gt, pred, keys)

@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from bddengine.cli import app
 from bddengine.config import EngineConfig
-from bddengine.evaluation import build_match_cache, per_frame_metrics
+from bddengine.evaluation import ERROR_TYPES, build_match_cache, per_frame_metrics
+from bddengine.evaluation.error_slices import box_errors
 from bddengine.integrations.fiftyone import (
     EvalNames,
     SyncReport,
@@ -122,10 +123,12 @@ def write_eval(run: Path, split: Path, train: Path, preds: list[dict] | None = N
     """An eval run whose worst_slice.json counts come from bddengine's evaluator."""
     preds = PREDS if preds is None else preds
     gt = eval_gt()
-    per_frame = per_frame_metrics(build_match_cache(gt, preds), [f["name"] for f in gt], score_threshold=0.25)
+    cache = build_match_cache(gt, preds, errors=True)
+    per_frame = per_frame_metrics(cache, [f["name"] for f in gt], score_threshold=0.25)
     failures = [{"name": n, **m} for n, m in per_frame.items() if m["recall"] is not None and m["recall"] < 0.3]
     return _commit(run, {"train": train, "split": split, "eval_gt": split / "eval_gt.json"},
                    config={"eval": {"failure_score": 0.25}}, preds__json=preds, failures__json=failures,
+                   box_errors__json=box_errors(cache, gt, preds),
                    worst_slice__json={"slice": {"key": SLICE, "n_frames": 2, "map50": 0.3},
                                       "per_frame": per_frame})
 
@@ -357,6 +360,33 @@ def test_saved_views(mirrored) -> None:
     assert ds.load_saved_view("eval-pool").count() == 2
     colors = {f["path"]: f["colorByAttribute"] for f in ds.app_config.color_scheme.fields}
     assert colors == {"pred_iter0": "eval_iter0", "ground_truth": "eval_iter0", "autolabel_prototype": "route"}
+
+
+@pytest.mark.fiftyone
+@pytest.mark.skipif(not fiftyone_reachable(), reason="no MongoDB for FiftyOne (CI starts one)")
+def test_error_types_on_boxes_and_saved_views(mirrored) -> None:
+    from fiftyone import ViewField as F
+
+    _, report, ds = mirrored
+    gt, preds = eval_gt(), PREDS
+    expected = box_errors(build_match_cache(gt, preds, errors=True), gt, preds)
+    for frame in preds:
+        sample = ds.one(F("frame_name") == frame["name"])
+        assert [d["error_iter0"] if d.has_field("error_iter0") else None
+                for d in sample.pred_iter0.detections] == expected[frame["name"]]["pred"]
+    for frame in gt:
+        sample = ds.one(F("frame_name") == frame["name"])
+        want = {str(lab["id"]): t for lab, t in zip(frame["labels"], expected[frame["name"]]["gt"], strict=True)
+                if t}
+        got = {d.label_id: d["error_iter0"] for d in sample.ground_truth.detections if d.has_field("error_iter0")}
+        assert got == want
+    views = set(ds.list_saved_views())
+    assert {f"worst-slice-{t}" for t in ERROR_TYPES} <= views and "worst-slice-miss-iter0" in views
+    n_miss = sum(t == "miss" for f in gt for t in expected[f["name"]]["gt"])
+    assert ds.load_saved_view("worst-slice-miss").count("ground_truth.detections") == n_miss
+    for t in ("cls", "loc", "both", "dupe", "bkg"):
+        n = sum(x == t for f in preds for x in expected[f["name"]]["pred"])
+        assert ds.load_saved_view(f"worst-slice-{t}").count("pred_iter0.detections") == n, t
 
 
 @pytest.mark.fiftyone

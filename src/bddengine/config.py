@@ -215,6 +215,16 @@ class EvalConfig(_Model):
     n_boot: int = Field(1000, ge=0, description="Bootstrap resamples for each slice's 95% CI.")
     failure_recall: float = Field(0.3, ge=0, le=1, description="Failure frame: AP 0 or recall below this.")
     failure_score: float = Field(0.25, ge=0, le=1, description="Score threshold for per-frame recall.")
+    height_buckets: list[float] = Field(
+        [32, 64, 128], min_length=1,
+        description="Box-height bucket edges in pixels for recall by size (a distance proxy): 0-32, 32-64, ...")
+
+    @field_validator("height_buckets")
+    @classmethod
+    def _ascending_buckets(cls, v: list[float]) -> list[float]:
+        if any(b <= a for a, b in zip(v, v[1:], strict=False)) or v[0] <= 0:
+            raise ValueError("height_buckets must be positive pixel edges in ascending order, e.g. [32, 64, 128]")
+        return v
 
 
 def strategy_names() -> list[str]:

@@ -12,11 +12,13 @@ or, from files, `score_files(gt_path, pred_path)`.
 
 from bddengine.evaluation.cache import MatchCache, build_match_cache
 from bddengine.evaluation.coco import UnknownFrameError
+from bddengine.evaluation.errors import ERROR_TYPES
 from bddengine.evaluation.frames import per_frame_metrics
 from bddengine.evaluation.score import PROTOCOL, evaluate_overall, score_files
 from bddengine.evaluation.slices import SliceResult, evaluate_slices, slice_keys
 
 __all__ = [
+    "ERROR_TYPES",
     "PROTOCOL",
     "MatchCache",
     "SliceResult",

@@ -10,13 +10,16 @@ COCOeval.accumulate's order. Any subset or resample of frames is then scored by
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bddengine.bdd.categories import CLASSES
 from bddengine.bdd.validate import UNKNOWN_CATEGORY, check_frames
 from bddengine.evaluation.coco import AREA_ALL, METRICS, CocoPair, frames_to_coco, official_scores, run_cocoeval
+
+if TYPE_CHECKING:
+    from bddengine.evaluation.errors import ErrorMatches
 
 FP, TP, IGNORED = 0, 1, 2
 """Match states of a detection at one IoU threshold."""
@@ -35,6 +38,8 @@ class ClassMatches:
             detections stay in score order.
         frame_ptr: ``[N + 1]``: frame i's detections are
             ``by_frame[frame_ptr[i]:frame_ptr[i + 1]]``.
+        det_id: ``[D]`` the COCO detection id (`bddengine.evaluation.errors` reads
+            its error type by it).
     """
 
     frame: np.ndarray
@@ -42,6 +47,7 @@ class ClassMatches:
     state: np.ndarray
     by_frame: np.ndarray
     frame_ptr: np.ndarray
+    det_id: np.ndarray | None = None
 
     def positions(self, frames: np.ndarray) -> np.ndarray:
         """Positions of the detections of ``frames`` (sorted frame indices), in accumulate order."""
@@ -69,6 +75,8 @@ class MatchCache:
         summary: the official overall scores (AP, AP50, ... ARl) in 0-1.
         table: the official per-class scores, ``table[class][metric]``.
         n_pred_dropped: predictions of categories outside the task.
+        errors: TIDE's error types of every detection and box (`build_match_cache`
+            with ``errors=True``), else None.
     """
 
     names: list[str]
@@ -81,6 +89,7 @@ class MatchCache:
     summary: dict[str, float | None]
     table: dict[str, dict[str, float | None]]
     n_pred_dropped: int = 0
+    errors: ErrorMatches | None = None
 
     @property
     def n_frames(self) -> int:
@@ -112,7 +121,8 @@ def empty_scores(pair: CocoPair) -> tuple[dict[str, float | None], dict[str, dic
 
 
 def build_match_cache(
-    gt_frames: list[dict[str, Any]], pred_frames: list[dict[str, Any]], *, checked: bool = False
+    gt_frames: list[dict[str, Any]], pred_frames: list[dict[str, Any]], *, checked: bool = False,
+    errors: bool = False,
 ) -> MatchCache:
     """Match predictions to ground truth once (official COCOeval) and cache the result.
 
@@ -123,6 +133,8 @@ def build_match_cache(
         checked: the frames already went through `check_frames` (as ``score``
             does); otherwise they go through it here, so every cache reads
             numbers, flags and odd boxes by the one set of rules that ``score`` uses.
+        errors: also sort every detection and box into TIDE's error types
+            (`bddengine.evaluation.errors`); the official numbers are the same either way.
 
     Returns:
         The cache, with the official overall scores already computed.
@@ -147,10 +159,15 @@ def build_match_cache(
     n_gt_any = np.zeros((n_classes, n_frames), dtype=np.int64)
     for ann in pair.gt.anns.values():
         n_gt_any[ann["category_id"] - 1, ann["image_id"] - 1] += 1
+    error_matches = None
+    if errors:
+        from bddengine.evaluation.errors import classify_errors  # it reads this module's match states
+
+        error_matches = classify_errors(pair, ev)
     n_pred = np.bincount([ann["image_id"] - 1 for ann in pair.dt.anns.values()], minlength=n_frames)
     classes: list[ClassMatches] = []
     for k in range(n_classes):
-        frames, scores, states = [], [], []
+        frames, scores, states, ids = [], [], [], []
         base = k * n_areas * n_frames + AREA_ALL * n_frames  # evalImgs is [K, A, I] flattened
         for i in range(n_frames):
             e = ev.evalImgs[base + i]
@@ -167,20 +184,22 @@ def build_match_cache(
             frames.append(np.full(d, i, dtype=np.int32))
             scores.append(np.asarray(e["dtScores"], dtype=float))
             states.append(state)
+            ids.append(np.asarray(e["dtIds"], dtype=np.int64))
         if frames:
             frame = np.concatenate(frames)
             score = np.concatenate(scores)
             state = np.concatenate(states, axis=1)
+            det_id = np.concatenate(ids)
         else:
-            frame, score = np.zeros(0, dtype=np.int32), np.zeros(0)
+            frame, score, det_id = np.zeros(0, dtype=np.int32), np.zeros(0), np.zeros(0, dtype=np.int64)
             state = np.zeros((n_thr, 0), dtype=np.int8)
         # the order accumulate sorts the concatenation of all frames into
         order = np.argsort(-score, kind="mergesort")
-        frame, score, state = frame[order], score[order], state[:, order]
+        frame, score, state, det_id = frame[order], score[order], state[:, order], det_id[order]
         by_frame = np.argsort(frame, kind="stable").astype(np.int32)
         frame_ptr = np.concatenate([[0], np.cumsum(np.bincount(frame, minlength=n_frames))])
         classes.append(ClassMatches(frame=frame, score=score, state=state,
-                                    by_frame=by_frame, frame_ptr=frame_ptr))
+                                    by_frame=by_frame, frame_ptr=frame_ptr, det_id=det_id))
     return MatchCache(
         names=pair.names,
         index={name: i for i, name in enumerate(pair.names)},
@@ -192,4 +211,5 @@ def build_match_cache(
         summary=summary,
         table=table,
         n_pred_dropped=pair.n_pred_dropped + n_dropped,
+        errors=error_matches,
     )

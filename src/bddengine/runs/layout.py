@@ -197,6 +197,8 @@ class EVAL(StageLayout):
     worst_slice = _a("worst_slice", "worst_slice.json", "the worst slice and its per-frame metrics")
     failures = _a("failures", "failures.json", "the worst slice's failure frames, with reasons")
     overall = _a("overall", "overall.json", "overall mAP and per-class AP")
+    errors = _a("errors", "errors.json", "TIDE error decomposition and recall by size / visibility per slice")
+    box_errors = _a("box_errors", "box_errors.json", "each prediction's and GT box's error type", compact=True)
     slice_chart = _a("slice_chart", "slice_map50.png", "per-slice mAP@0.5 chart")
     failure_thumbnails = _a("failure_thumbnails", "worst_slice_failures.png", "failure frames with boxes")
 
@@ -240,6 +242,8 @@ class REPORT(StageLayout):
     headline_json = _a("headline_json", f"{CASE_STUDY_DIR}/headline.json", "the headline table and its runs")
     headline_md = _a("headline_md", f"{CASE_STUDY_DIR}/headline.md", "the headline table, wide")
     config = _a("config", f"{CASE_STUDY_DIR}/config.yaml", "the config the turn ran with")
+    errors_json = _a("errors_json", f"{CASE_STUDY_DIR}/errors.json",
+                     "iteration 0's error decomposition per slice and each arm's change on the worst slice")
     architecture_dot = _a("architecture_dot", f"{FIGURES_DIR}/architecture.dot", "the architecture graph")
     architecture_png = _a("figure_architecture", f"{FIGURES_DIR}/architecture.png", "the architecture diagram")
     slice_delta = _a("figure_slice_delta", f"{FIGURES_DIR}/slice_delta.png", "per-slice deltas with CIs")

@@ -3,7 +3,9 @@
 resolve split + train run -> predict the eval pool once (BDD-format preds.json) ->
 match predictions once (official BDD100K protocol) -> per-slice mAP@0.5 with
 bootstrap CIs for every weather x timeofday x scene slice and every marginal ->
-worst slice and its failure frames -> tables, charts, thumbnails -> result.json.
+worst slice and its failure frames -> each slice's TIDE error decomposition and
+recall by box height / occlusion (CIs for the worst slice and overall) -> tables,
+charts, thumbnails -> result.json.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import pandas as pd
 from bddengine.bdd.categories import CLASSES, FRAME_ATTRIBUTES, map_category
 from bddengine.config import EngineConfig, EvalConfig, config_dict, fingerprint, train_tag
 from bddengine.evaluation import (
+    ERROR_TYPES,
     MatchCache,
     build_match_cache,
     evaluate_overall,
@@ -25,6 +28,7 @@ from bddengine.evaluation import (
     per_frame_metrics,
     slice_keys,
 )
+from bddengine.evaluation.error_slices import box_errors, error_document, slice_sets
 from bddengine.integrations.ultralytics import log_lines, predict_frames, resolve_device
 from bddengine.runs import RunRef, StageRun, resolve_input
 from bddengine.runs.layout import EVAL, SPLIT, TRAIN
@@ -104,10 +108,14 @@ def evaluate(
                            imgsz=imgsz, conf=e.conf, iou=e.nms_iou, max_det=e.max_det,
                            batch=e.batch, device=device, backend=backend, progress=progress)
     EVAL.preds.write(run, preds)
-    cache = build_match_cache(gt, preds)
+    cache = build_match_cache(gt, preds, errors=True)
     overall = evaluate_overall(cache)
     table = slice_table(cache, gt, n_boot=e.n_boot, seed=seed, progress=progress)
     worst = pick_worst(table, e.min_eval_frames)
+    errors = error_document(cache, gt, slice_sets(gt, GROUPINGS), worst=worst["key"] if worst else None,
+                            height_edges=e.height_buckets, n_boot=e.n_boot, seed=seed)
+    EVAL.errors.write(run, errors)
+    EVAL.box_errors.write(run, box_errors(cache, gt, preds))
     frames = worst_slice_frames(gt, worst) if worst else []
     per_frame = per_frame_metrics(cache, frames, score_threshold=e.failure_score)
     failures = failure_frames(per_frame, gt, recall_below=e.failure_recall)
@@ -137,6 +145,7 @@ def evaluate(
             "ap50_per_class": overall["ap50_per_class"],
             "n_slices": int((table["grouping"] == "slice").sum()),
             "worst_slice": worst,
+            "worst_slice_errors": worst_errors(errors),
             "n_failure_frames": len(failures),
             "n_predictions": sum(len(f.get("labels", [])) for f in preds),
         },
@@ -186,6 +195,12 @@ def _row(grouping: str, key: dict, n: int, map50, map_, ci, ap50: dict, recall: 
     row.update({f"ap50/{c}": ap50.get(c) for c in CLASSES})
     row.update({f"recall/{c}": recall.get(c) for c in CLASSES})
     return row
+
+
+def worst_errors(doc: dict[str, Any]) -> dict[str, float | None] | None:
+    """The worst slice's AP@0.5 cost per error type (None without a worst slice)."""
+    row = next((r for r in doc["slices"] if r["grouping"] == "slice" and r["key"] == doc["worst"]), None)
+    return row["dap"] if row else None
 
 
 def pick_worst(table: pd.DataFrame, min_frames: int) -> dict[str, Any] | None:
@@ -269,6 +284,14 @@ def _slice_name(s: dict[str, Any]) -> str:
     return " / ".join(s["key"][a] for a in FRAME_ATTRIBUTES)
 
 
+def _costs_line(costs: dict[str, float | None] | None) -> str:
+    """``miss 0.104, loc 0.031, bkg 0.018, ...``: the worst slice's error costs, largest first."""
+    if not costs:
+        return "n/a"
+    ranked = sorted((t for t in ERROR_TYPES if costs.get(t) is not None), key=lambda t: -costs[t])
+    return ", ".join(f"{t} {costs[t]:.3f}" for t in ranked) or "n/a"
+
+
 def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
     res = ref.result()
     m = res["metrics"]
@@ -279,7 +302,8 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
         stage="eval",
         location=ref.path,
         skipped=skipped,
-        wrote=[f"{EVAL.preds.at(ref)}, slice_table.{{csv,json,md}}, {EVAL.worst_slice.file}, {EVAL.failures.file}"],
+        wrote=[f"{EVAL.preds.at(ref)}, slice_table.{{csv,json,md}}, {EVAL.worst_slice.file}, {EVAL.failures.file}, "
+               f"{EVAL.errors.file}, {EVAL.box_errors.file}"],
         numbers={
             "iteration": res["iter"],
             "arm": res["tag"] or "-",
@@ -288,6 +312,7 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
             "overall mAP@0.5:0.95": f"{m['map']:.4f}" if m["map"] is not None else "n/a",
             "slices scored": m["n_slices"],
             "worst slice": worst,
+            "AP@0.5 each error costs it (TIDE)": _costs_line(m.get("worst_slice_errors")),
             "failure frames in it": m["n_failure_frames"],
             "wall time (s)": res["wall_time_s"],
         },

@@ -32,7 +32,8 @@ from bddengine.config import (
     parse_arm_spec,
 )
 from bddengine.errors import StageInputError
-from bddengine.evaluation import MatchCache, UnknownFrameError, build_match_cache
+from bddengine.evaluation import MatchCache, UnknownFrameError, build_match_cache, slice_keys
+from bddengine.evaluation.error_slices import error_document, paired_error_deltas, slice_sets
 from bddengine.labeling.sources import added_nothing
 from bddengine.mining.strategies import strategy_spec
 from bddengine.publishing import publish_trees
@@ -212,7 +213,7 @@ def gather(cfg: EngineConfig, runs: FlywheelRuns, *, out_dir: Path, progress: bo
     evals = [(arm, seed, ev) for arm, refs in runs.arms.items() for seed, ev in sorted(refs.eval.items())]
     with Progress(disable=not progress, transient=True) as bar:
         task = bar.add_task("matching predictions (iteration 0 and every iteration-1 eval)", total=1 + len(evals))
-        cache0 = build_match_cache(gt, json.loads(preds_path.read_text()))
+        cache0 = build_match_cache(gt, json.loads(preds_path.read_text()), errors=True)
         bar.advance(task)
         arm_caches: dict[str, dict[int, MatchCache]] = {}
         notes: dict[str, list[str]] = {}
@@ -259,6 +260,8 @@ def gather(cfg: EngineConfig, runs: FlywheelRuns, *, out_dir: Path, progress: bo
     contrasts = compute_contrasts(cache0, compared, list(pairs), slices, n_boot=cfg.report.n_boot, seed=cfg.seed,
                                   worst_key=key, fragile_min_gt=cfg.report.fragile_min_gt)
 
+    errors0, error_deltas = error_facts(cfg, eval0, cache0, gt, compared, key)
+
     pool_n = pool_in = None
     if split_dir and SPLIT.mining_pool.exists(split_dir) and key:
         pool = SPLIT.mining_pool.read(split_dir, columns=list(FRAME_ATTRIBUTES))
@@ -291,7 +294,29 @@ def gather(cfg: EngineConfig, runs: FlywheelRuns, *, out_dir: Path, progress: bo
         n_boot=cfg.report.n_boot,
         min_frames=min_frames,
         contrasts=contrasts,
+        errors=errors0,
+        error_deltas=error_deltas,
     )
+
+
+def error_facts(cfg: EngineConfig, eval0: RunRef, cache0: MatchCache, gt: list[dict[str, Any]],
+                arm_caches: dict[str, dict[int, MatchCache]], worst_key: dict[str, str] | None
+                ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Iteration 0's error decomposition (its eval run's ``errors.json``, or computed from its
+    predictions for a run made before it had one) and each arm's change on the worst slice."""
+    from bddengine.stages.eval import GROUPINGS
+
+    doc = read_json(EVAL.errors.at(eval0))
+    if not isinstance(doc, dict) or "slices" not in doc:
+        doc = error_document(cache0, gt, slice_sets(gt, GROUPINGS), worst=worst_key,
+                             height_edges=cfg.eval.height_buckets, n_boot=cfg.eval.n_boot, seed=cfg.seed)
+    if worst_key is None:
+        return doc, []
+    names = [n for n, k in slice_keys(gt, list(worst_key)).items() if k == worst_key]
+    deltas = [{"arm": arm, **paired_error_deltas(cache0, [caches[s] for s in sorted(caches)], names,
+                                                 n_boot=cfg.report.n_boot, seed=cfg.seed, key=worst_key)}
+              for arm, caches in arm_caches.items()]
+    return doc, deltas
 
 
 def _iter1_cache(gt: list[dict[str, Any]], ev: RunRef) -> tuple[MatchCache | None, str | None]:
@@ -300,7 +325,7 @@ def _iter1_cache(gt: list[dict[str, Any]], ev: RunRef) -> tuple[MatchCache | Non
     if not isinstance(preds, list):
         return None, f"{ev.name}/{EVAL.preds.file} is missing or unreadable: left out"
     try:
-        return build_match_cache(gt, preds), None
+        return build_match_cache(gt, preds, errors=True), None
     except UnknownFrameError as exc:
         return None, f"{ev.name} scored other frames than the iteration-0 eval ({exc}): left out"
 
@@ -336,6 +361,9 @@ def write_headline(case_dir: Path, data: ReportData) -> None:
         "contrasts": headline_records(data.contrasts) if data.contrasts is not None else [],
     }
     REPORT.headline_json.write(case_dir.parent, doc)
+    REPORT.errors_json.write(case_dir.parent, {
+        "iter0_eval": data.runs.eval0.name, "worst_slice": data.worst, "iter0": data.errors,
+        "deltas": data.error_deltas, "n_boot": data.n_boot, "seed": data.cfg.seed})
     md = headline_full(data)  # the same tables as the appendix's "every slice" section
     REPORT.headline_md.at(case_dir.parent).write_text(md + "\n")
 

@@ -87,6 +87,11 @@ class EvalNames:
         return [f"{self.eval_key}_{c}" for c in ("tp", "fp", "fn")]
 
     @property
+    def error_key(self) -> str:
+        """The per-box TIDE error type (``cls``, ``loc``, ``both``, ``dupe``, ``bkg``, ``miss``, ``tp``)."""
+        return f"error_{field_slug(self.label)}"
+
+    @property
     def worst_tag(self) -> str:
         return f"{WORST_TAG}/{self.label}"
 

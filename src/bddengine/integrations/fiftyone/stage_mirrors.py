@@ -101,6 +101,7 @@ def _mirror_eval(fo, ds, ref: RunRef, runs_dir: Path, report: SyncReport) -> dic
     failures = _read_json(EVAL.failures.at(ref))
     threshold = float((_run_config(ref).get("eval") or {}).get("failure_score", DEFAULT_FAILURE_SCORE))
     matches = match_eval_boxes(gt, preds, score_threshold=threshold)
+    box_errors = _read_json(EVAL.box_errors.at(ref)) or {}  # eval runs made before it have none
     known = _known(ds, matches, ref, "eval", report)
     sizes = _sizes(ds)
     dets = {}
@@ -110,10 +111,11 @@ def _mirror_eval(fo, ds, ref: RunRef, runs_dir: Path, report: SyncReport) -> dic
             continue
         w, h = sizes[name]
         states = matches[name].pred
+        errors = (box_errors.get(name) or {}).get("pred") or [None] * len(states)
         dets[name] = detections_doc([
             detection_doc(lab["category"], relative_box(lab["box2d"], w, h), confidence=float(lab["score"]),
-                          **{names.eval_key: s})
-            for lab, s in zip(frame.get("labels") or [], states, strict=True)
+                          **{names.eval_key: s}, **({names.error_key: e} if e else {}))
+            for lab, s, e in zip(frame.get("labels") or [], states, errors, strict=True)
         ])
     for name in known - set(dets):
         dets[name] = detections_doc([])
@@ -121,6 +123,8 @@ def _mirror_eval(fo, ds, ref: RunRef, runs_dir: Path, report: SyncReport) -> dic
     for count, values in zip(names.counts, ("tp", "fp", "fn"), strict=True):
         ds.set_values(count, {n: getattr(matches[n], values) for n in known}, key_field="frame_name")
     _mark_ground_truth(ds, matches, known, names.eval_key)
+    if box_errors:
+        _mark_gt_errors(ds, gt, box_errors, known, names.error_key)
     worst_frames = [n for n in worst.get("per_frame", {}) if n in known]
     failure_frames = [f["name"] for f in failures if f["name"] in known]
     ds.select_by("frame_name", worst_frames).tag_samples(names.worst_tag)
@@ -131,10 +135,34 @@ def _mirror_eval(fo, ds, ref: RunRef, runs_dir: Path, report: SyncReport) -> dic
             report.mismatches.append(
                 f"{ref.name}: {name} shows tp/fp/fn {got.tp}/{got.fp}/{got.fn} in the App but "
                 f"{EVAL.worst_slice.file} has {m.get('tp')}/{m.get('fp')}/{m.get('fn')}")
-    return _record([names.pred_field, *names.counts, f"{BOX_FIELD}.detections.{names.eval_key}"],
+    fields = [names.pred_field, *names.counts, f"{BOX_FIELD}.detections.{names.eval_key}"]
+    if box_errors:
+        fields.append(f"{BOX_FIELD}.detections.{names.error_key}")
+    return _record(fields,
                    [names.worst_tag, names.failure_tag], label=run_label(ref), iter=ref.iter, tag=ref.tag,
+                   error_types=bool(box_errors),
                    score_threshold=threshold, worst_slice=(worst.get("slice") or {}).get("key"),
                    n_worst=len(worst_frames), n_failures=len(failure_frames))
+
+
+def _mark_gt_errors(ds, gt: list[dict[str, Any]], box_errors: dict[str, Any], known: set[str],
+                    error_key: str) -> None:
+    """Set ``ground_truth.detections.<error_key>`` to each GT box's TIDE type (``miss``, ``tp``, ...)."""
+    by_id = {}
+    for frame in gt:
+        types = (box_errors.get(frame["name"]) or {}).get("gt") or []
+        by_id[frame["name"]] = {str(lab.get("id")): t for lab, t in zip(frame.get("labels") or [], types,
+                                                                       strict=False) if t}
+    names, label_ids = ds.values(["frame_name", f"{BOX_FIELD}.detections.label_id"])
+    values = {}
+    for name, lids in zip(names, label_ids, strict=True):
+        if name in known and lids:
+            marks = [by_id.get(name, {}).get(str(lid)) if lid is not None else None for lid in lids]
+            if any(marks):
+                values[name] = marks
+    if values:
+        ds.set_values(f"{BOX_FIELD}.detections.{error_key}", values, key_field="frame_name", skip_none=True,
+                      dynamic=True)
 
 
 def _mark_ground_truth(ds, matches: dict[str, FrameMatch], known: set[str], eval_key: str) -> None:

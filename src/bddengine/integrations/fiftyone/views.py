@@ -45,6 +45,9 @@ def save_views(fo, ds, state: dict[str, dict], primary: str | None) -> list[str]
                               f"{names.pred_field} (score >= {rec['score_threshold']}) with TP/FP/FN"))
                 views.append((f"{WORST_TAG}-failures{sfx}", failures, f"{rec['run']}: failure frames of the "
                               f"worst slice, most missed boxes first"))
+                for t, view in _error_views(ds, F, rec, schema).items():
+                    views.append((f"{WORST_TAG}-{t}{sfx}", view, f"{rec['run']}: worst slice {about}, "
+                                  f"{ERROR_ABOUT[t]} (TIDE type {t!r}, any score)"))
         elif stage == "mine" and rec["fields"]:
             tag, rank_field, _ = mined_names(rec["label"])
             views.append((f"mined-{slug(rec['label'])}", ds.match_tags(tag).sort_by(rank_field),
@@ -94,6 +97,25 @@ def color_scheme(fo, state: dict[str, dict], primary: str | None):
             fields.append({"path": autolabel_names(rec["label"])[0], "colorByAttribute": "route",
                            "valueColors": routes})
     return fo.ColorScheme(color_by="value", fields=fields)
+
+
+ERROR_ABOUT = {"cls": "predictions of the wrong class", "loc": "predictions localized poorly",
+               "both": "predictions of the wrong class and poorly localized",
+               "dupe": "duplicate predictions", "bkg": "predictions on background", "miss": "missed boxes"}
+"""What each TIDE error type's saved view shows."""
+
+
+def _error_views(ds, F, rec: dict[str, Any], schema: dict) -> dict[str, Any]:
+    """Per TIDE error type, the worst slice's frames with boxes of that type, only those boxes shown."""
+    if not rec.get("error_types"):
+        return {}
+    names = EvalNames(rec["label"])
+    keep = [f for f in (BOX_FIELD, names.pred_field, "frame_name", "weather", "timeofday", "scene") if f in schema]
+    worst = ds.match_tags(names.worst_tag).select_fields(keep)
+    out = {t: worst.filter_labels(names.pred_field, F(names.error_key) == t)
+           for t in ("cls", "loc", "both", "dupe", "bkg")}
+    out["miss"] = worst.filter_labels(BOX_FIELD, F(names.error_key) == "miss")
+    return out
 
 
 def _eval_views(ds, F, rec: dict[str, Any], schema: dict) -> tuple[Any, Any]:
