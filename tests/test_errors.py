@@ -10,12 +10,8 @@ import pytest
 
 from bddengine.evaluation import build_match_cache, evaluate_overall
 from bddengine.evaluation.coco import frames_to_coco
-from bddengine.evaluation.errors import (
-    ERROR_TYPES,
-    error_costs,
-    error_counts,
-    variant_maps,
-)
+from bddengine.evaluation.error_ap import variant_maps
+from bddengine.evaluation.errors import ERROR_TYPES, error_costs, error_counts
 
 
 def _box(x1, y1, x2, y2):

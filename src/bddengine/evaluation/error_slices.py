@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from bddengine.evaluation.cache import MatchCache
+from bddengine.evaluation.error_ap import variant_maps
 from bddengine.evaluation.errors import (
     BKG,
     BOTH,
@@ -25,7 +26,6 @@ from bddengine.evaluation.errors import (
     error_costs,
     error_counts,
     label_index_map,
-    variant_maps,
 )
 from bddengine.evaluation.slices import key_tag, resample_counts, slice_keys, slice_rng
 
