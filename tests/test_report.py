@@ -22,11 +22,9 @@ from bddengine.errors import StageInputError
 from bddengine.evaluation import build_match_cache, evaluate_overall, per_frame_metrics
 from bddengine.evaluation.slices import score_frames
 from bddengine.report import find_placeholders
-from bddengine.report.architecture import build_graph, render, to_dot
 from bddengine.report.casestudy import APPENDIX, WORD_BUDGET, count_words, fill_template, template_fields
 from bddengine.report.inputs import discover_runs, split_tag
 from bddengine.runs import StageRun
-from bddengine.stages import STAGES
 from bddengine.stages import report as report_stage
 from bddengine.stages.eval import failure_frames, pick_worst, slice_table, worst_slice_frames, write_tables
 
@@ -398,18 +396,6 @@ def test_fill_template_drops_comments_and_fills_fields() -> None:
     assert "headline" in fields and "limitations" in fields
     assert find_placeholders(fill_template(template, {f: "x" for f in fields})) == []
     assert fill_template("<!-- a {{comment}} -->\n# {{title}}\n", {"title": "T"}) == "# T\n"
-
-
-def test_architecture_falls_back_to_matplotlib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    g = build_graph(STAGES, {"eval": ["mAP@0.5 0.412"]}, include_synth=False)
-    names = [n.id for n in g.nodes]
-    assert "stage_synth" not in names and "stage_report" in names
-    loop = [e for e in g.edges if e.loop]
-    assert [(e.src, e.dst) for e in loop] == [("art_autolabel", "stage_train")]  # the flywheel closes
-    assert "mAP@0.5 0.412" in to_dot(g)
-    monkeypatch.setattr(shutil, "which", lambda _: None)
-    how = render(g, tmp_path / "a.dot", tmp_path / "a.png", title="t")
-    assert how.startswith("matplotlib") and (tmp_path / "a.png").stat().st_size > 10_000
 
 
 def test_split_tag() -> None:
