@@ -250,9 +250,11 @@ def test_report_writes_everything(reported) -> None:
         assert section in md
     assert "../figures/slice_delta.png" in md and "Figure not available" not in md
     limitations = md.split("## 9. Limitations")[1].split("## 10.")[0]
-    assert len(re.findall(r"^\d+\. \*\*", limitations, flags=re.MULTILINE)) >= 6
-    assert "Synthetic data" in limitations and "Random-init embeddings" in limitations
     appendix = (case / "case_study_appendix.md").read_text()
+    every = appendix.split("## H. Limitations")[1]  # the main text keeps the first three, the appendix all
+    assert len(re.findall(r"^\d+\. \*\*", limitations, flags=re.MULTILINE)) == 3
+    assert len(re.findall(r"^\d+\. \*\*", every, flags=re.MULTILINE)) >= 6 and "appendix H" in limitations
+    assert "Synthetic data" in every and "Random-init embeddings" in every
     assert find_placeholders(appendix) == []
     assert "ab" * 32 in appendix  # label-file hash from data_provenance.json
     assert "## 10. Reproduction notes" in md and "appendix F" in md
@@ -514,7 +516,9 @@ def test_turn_profile_chart(turn, tmp_path: Path) -> None:
     assert "By stage: train 70%, eval 15%, collect 10%, mine 5%" in stages
     assert "Peak memory 370 MB, in `train --iter 0`" in stages and "1 step(s) were up to date" in stages
     assert "The report step itself is not included" in stages
-    assert "../figures/turn_profile.png" in stages and (tmp_path / "out/figures/turn_profile.png").is_file()
+    appendix = (tmp_path / "out/case_study/case_study_appendix.md").read_text()  # the chart sits with the runs
+    assert "../figures/turn_profile.png" not in md and "Chart: appendix B." in stages
+    assert "../figures/turn_profile.png" in appendix and (tmp_path / "out/figures/turn_profile.png").is_file()
 
     doc = json.loads(profile_path(runs).read_text())  # a profile of another turn: not this report's
     for s in doc["steps"]:

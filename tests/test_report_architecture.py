@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+import zlib
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ from PIL import Image
 
 from bddengine.plotting import plt
 from bddengine.report.architecture import FLOW, MIN_PT, build_graph, draw, render, to_dot
+from bddengine.report.export import BODY_PT, to_pdf
 from bddengine.stages import STAGES
 
 LONG = {  # the longest numbers a real turn writes, and longer
@@ -73,3 +77,28 @@ def test_same_drawing_with_or_without_graphviz(tmp_path: Path, monkeypatch: pyte
     assert (tmp_path / "a.dot").read_text().startswith("digraph flywheel")
     with Image.open(tmp_path / "a.png") as im:
         assert im.size[0] == 1200
+
+
+def pdf_text_sizes(pdf: bytes) -> Counter:
+    """Characters drawn per font size (pt) in a PDF fpdf2 wrote: its page streams, inflated and read."""
+    sizes: Counter = Counter()
+    for m in re.finditer(rb"(?<!end)stream\r?\n", pdf):
+        try:
+            ops = zlib.decompressobj().decompress(pdf[m.end():])
+        except zlib.error:
+            continue  # an image or a font, not a page
+        size = None
+        for tok in re.finditer(rb"/F\d+ ([\d.]+) Tf|\((?:\\.|[^\\)])*\) ?Tj|<([0-9A-Fa-f]*)> ?Tj", ops):
+            if tok.group(1):
+                size = float(tok.group(1))
+            elif size is not None:
+                sizes[size] += max(1, len(tok.group(0)) // 4)
+    return sizes
+
+
+def test_pdf_body_text_is_at_least_9pt(tmp_path: Path) -> None:
+    md = "# Title\n\n## 1. Section\n\n" + "\n\n".join(" ".join(["word"] * 120) for _ in range(6))
+    to_pdf(md, tmp_path, tmp_path / "a.pdf", title="t")
+    sizes = pdf_text_sizes((tmp_path / "a.pdf").read_bytes())
+    body = sizes.most_common(1)[0][0]
+    assert body == BODY_PT >= 9.0, sizes
