@@ -22,11 +22,9 @@ from bddengine.errors import StageInputError
 from bddengine.evaluation import build_match_cache, evaluate_overall, per_frame_metrics
 from bddengine.evaluation.slices import score_frames
 from bddengine.report import find_placeholders
-from bddengine.report.architecture import build_graph, render, to_dot
 from bddengine.report.casestudy import APPENDIX, WORD_BUDGET, count_words, fill_template, template_fields
 from bddengine.report.inputs import discover_runs, split_tag
 from bddengine.runs import StageRun
-from bddengine.stages import STAGES
 from bddengine.stages import report as report_stage
 from bddengine.stages.eval import failure_frames, pick_worst, slice_table, worst_slice_frames, write_tables
 
@@ -252,9 +250,11 @@ def test_report_writes_everything(reported) -> None:
         assert section in md
     assert "../figures/slice_delta.png" in md and "Figure not available" not in md
     limitations = md.split("## 9. Limitations")[1].split("## 10.")[0]
-    assert len(re.findall(r"^\d+\. \*\*", limitations, flags=re.MULTILINE)) >= 6
-    assert "Synthetic data" in limitations and "Random-init embeddings" in limitations
     appendix = (case / "case_study_appendix.md").read_text()
+    every = appendix.split("## H. Limitations")[1]  # the main text keeps the first three, the appendix all
+    assert len(re.findall(r"^\d+\. \*\*", limitations, flags=re.MULTILINE)) == 3
+    assert len(re.findall(r"^\d+\. \*\*", every, flags=re.MULTILINE)) >= 6 and "appendix H" in limitations
+    assert "Synthetic data" in every and "Random-init embeddings" in every
     assert find_placeholders(appendix) == []
     assert "ab" * 32 in appendix  # label-file hash from data_provenance.json
     assert "## 10. Reproduction notes" in md and "appendix F" in md
@@ -400,18 +400,6 @@ def test_fill_template_drops_comments_and_fills_fields() -> None:
     assert fill_template("<!-- a {{comment}} -->\n# {{title}}\n", {"title": "T"}) == "# T\n"
 
 
-def test_architecture_falls_back_to_matplotlib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    g = build_graph(STAGES, {"eval": ["mAP@0.5 0.412"]}, include_synth=False)
-    names = [n.id for n in g.nodes]
-    assert "stage_synth" not in names and "stage_report" in names
-    loop = [e for e in g.edges if e.loop]
-    assert [(e.src, e.dst) for e in loop] == [("art_autolabel", "stage_train")]  # the flywheel closes
-    assert "mAP@0.5 0.412" in to_dot(g)
-    monkeypatch.setattr(shutil, "which", lambda _: None)
-    how = render(g, tmp_path / "a.dot", tmp_path / "a.png", title="t")
-    assert how.startswith("matplotlib") and (tmp_path / "a.png").stat().st_size > 10_000
-
-
 def test_split_tag() -> None:
     assert split_tag("prototype", 42) == ("prototype", 42)
     assert split_tag("prototype-seed43", 42) == ("prototype", 43)
@@ -528,7 +516,9 @@ def test_turn_profile_chart(turn, tmp_path: Path) -> None:
     assert "By stage: train 70%, eval 15%, collect 10%, mine 5%" in stages
     assert "Peak memory 370 MB, in `train --iter 0`" in stages and "1 step(s) were up to date" in stages
     assert "The report step itself is not included" in stages
-    assert "../figures/turn_profile.png" in stages and (tmp_path / "out/figures/turn_profile.png").is_file()
+    appendix = (tmp_path / "out/case_study/case_study_appendix.md").read_text()  # the chart sits with the runs
+    assert "../figures/turn_profile.png" not in md and "Chart: appendix B." in stages
+    assert "../figures/turn_profile.png" in appendix and (tmp_path / "out/figures/turn_profile.png").is_file()
 
     doc = json.loads(profile_path(runs).read_text())  # a profile of another turn: not this report's
     for s in doc["steps"]:

@@ -48,10 +48,11 @@ em { color: var(--muted); }
 """
 
 
-FIGURE_MAX_PAGE_SHARE = 0.2
-"""The largest share of a PDF page's height one figure may take."""
-FIGURE_MIN_SHRINK = 0.55
-"""A figure that does not fit the rest of a page is shrunk into it down to this share of its size."""
+FIGURE_MAX_PAGE_SHARE = 0.25
+"""The largest share of a PDF page's height one figure may take (taller ones are scaled down whole)."""
+FIGURE_MIN_SHRINK = 0.8
+"""A figure that does not fit the rest of a page is shrunk into it down to this share of its size; less would
+make its text too small to read when printed."""
 
 
 def markdown_parser() -> MarkdownIt:
@@ -112,7 +113,10 @@ LINE = (216, 222, 228)
 HEAD_FILL = (236, 242, 249)
 ROW_FILL = (248, 250, 252)
 CODE_FILL = (246, 248, 250)
-BODY_PT = 8.5
+BODY_PT = 9.0
+"""Body text: the smallest size a printed page reads comfortably at (a test holds it)."""
+LEADING = 0.46
+"""Line height in mm per pt of body text (about 1.3 lines)."""
 NARROW_MM = 17.0
 HEADING_PT = {1: 15.0, 2: 11.5, 3: 10.0}
 
@@ -136,6 +140,12 @@ def to_pdf(markdown: str, base_dir: Path, path: Path, *, title: str) -> Path:
     from fpdf import FPDF
 
     class _Doc(FPDF):
+        renderer: _Renderer | None = None
+
+        def header(self) -> None:
+            if self.renderer is not None:  # figures that did not fit the last page open this one
+                self.renderer.place_pending()
+
         def footer(self) -> None:
             self.set_y(-12)
             self.set_font("dejavu", "", 7.5)
@@ -151,7 +161,10 @@ def to_pdf(markdown: str, base_dir: Path, path: Path, *, title: str) -> Path:
     pdf.set_title(title)
     pdf.set_creator("bddengine report")
     pdf.add_page()
-    _Renderer(pdf, base_dir).render(markdown_parser().parse(markdown))
+    pdf.renderer = _Renderer(pdf, base_dir)
+    pdf.renderer.render(markdown_parser().parse(markdown))
+    while pdf.renderer.pending:
+        pdf.add_page()
     pdf.output(str(path))
     return path
 
@@ -166,6 +179,8 @@ class _Renderer:
         self.table: _Table | None = None
         self.row: list | None = None
         self.cell_align = "L"
+        self.pending: list[tuple[list[tuple[str, str]], list[Run]]] = []
+        """Figures (images, caption) waiting for the next page; the text goes on filling this one."""
 
     def render(self, tokens: list[Token]) -> None:
         """Draw every block of the parsed markdown, in order."""
@@ -178,9 +193,7 @@ class _Renderer:
         pdf = self.pdf
         if t.type == "heading_open":
             level = int(t.tag[1])
-            following = self._image_block(tokens, i + 3)
-            need = (self._image_size(following[0])[1] * FIGURE_MIN_SHRINK + 18) if following else \
-                (28 if level <= 2 else 22)
+            need = 28 if level <= 2 else 22  # a figure that follows may float to the next page
             if pdf.get_y() + need > pdf.page_break_trigger and pdf.get_y() > pdf.t_margin + 5:
                 pdf.add_page()  # keep a heading with what follows it
             self._heading(level, _runs(tokens[i + 1]))
@@ -201,11 +214,15 @@ class _Renderer:
             return i + 1
         if t.type == "paragraph_open":
             images = self._image_block(tokens, i)
-            if images:
-                for src, alt in images:
-                    self._image(src, alt)
-            else:
+            if not images:
                 self._paragraph(_runs(tokens[i + 1]), in_list=bool(self.lists))
+                return i + 3
+            caption: list[Run] = []
+            if i + 4 < len(tokens) and tokens[i + 3].type == "paragraph_open" and \
+                    tokens[i + 4].content.startswith("*From "):  # the figure's source line goes with it
+                caption = _runs(tokens[i + 4])
+                i += 3
+            self._figure(images, caption)
             return i + 3
         if t.type == "table_open":
             self.table = _Table()
@@ -264,7 +281,7 @@ class _Renderer:
             return 0.0, 0.0
         with Image.open(path) as im:
             w_px, h_px = im.size
-        # a figure takes at most ~20% of a page: six figures fit in about a page of the case study
+        # a figure takes at most a quarter of a page: six charts and the diagram fit in four pages with the text
         max_w, max_h = self.pdf.epw, self.pdf.eph * FIGURE_MAX_PAGE_SHARE
         w = min(max_w, w_px / 150 * 25.4 * 1.05)  # the figures are drawn at 150 dpi
         h = w * h_px / w_px
@@ -310,13 +327,13 @@ class _Renderer:
             pdf.set_x(indent - 6)
         else:
             marker = "•" if depth == 1 else "–"
-        pdf.write(BODY_PT * 0.5, marker)
+        pdf.write(BODY_PT * LEADING, marker)
         pdf.set_text_color(*INK)
         pdf.set_x(indent)
 
     def _paragraph(self, runs: list[Run], *, in_list: bool) -> None:
         pdf = self.pdf
-        h = BODY_PT * 0.5
+        h = BODY_PT * LEADING
         for r in runs:
             if r.text == "\n":
                 pdf.ln(h)
@@ -348,20 +365,58 @@ class _Renderer:
                        new_x="LMARGIN", new_y="NEXT")
         pdf.ln(2.5)
 
-    def _image(self, src: str, alt: str) -> None:
-        pdf = self.pdf
-        w, h = self._image_size((src, alt))
-        if not w:
-            self._paragraph([Run(f"[figure missing: {src}]", "I")], in_list=False)
+    def _figure_size(self, images: list[tuple[str, str]]) -> tuple[list[tuple[str, str, float, float]], float]:
+        """Each image's (src, alt, w, h) on one row at one height, and that height (0 when all are missing)."""
+        sizes = [(src, alt, *self._image_size((src, alt))) for src, alt in images]
+        shown = [x for x in sizes if x[2]]
+        if not shown:
+            return [], 0.0
+        if len(shown) == 1:
+            return shown, shown[0][3]
+        gap = 3.0 * (len(shown) - 1)
+        ratios = [w / h for _, _, w, h in shown]
+        h = min((self.pdf.epw - gap) / sum(ratios), self.pdf.eph * FIGURE_MAX_PAGE_SHARE)
+        return [(src, alt, h * r, h) for (src, alt, _, _), r in zip(shown, ratios, strict=True)], h
+
+    def _figure(self, images: list[tuple[str, str]], caption: list[Run]) -> None:
+        """Images side by side with their caption: here if they fit (shrunk at most to `FIGURE_MIN_SHRINK`),
+        else at the top of the next page while the text goes on filling this one."""
+        shown, h = self._figure_size(images)
+        if not shown:
+            self._paragraph([Run(f"[figure missing: {', '.join(src for src, _ in images)}]", "I")], in_list=False)
             return
-        room = pdf.page_break_trigger - pdf.get_y() - 1
-        if h > room >= h * FIGURE_MIN_SHRINK:  # shrink into the page's rest rather than leave it blank
-            w, h = w * room / h, room
-        elif h > room:
-            pdf.add_page()
-        x = pdf.l_margin + (pdf.epw - w) / 2
-        pdf.image(str((self.base / src).resolve()), x=x, y=pdf.get_y(), w=w, h=h, alt_text=alt)
-        pdf.set_y(pdf.get_y() + h + 3)
+        room = self.pdf.page_break_trigger - self.pdf.get_y() - 1 - (5 if caption else 0)
+        if self.pending or room < h * FIGURE_MIN_SHRINK:
+            self.pending.append((images, caption))
+            return
+        self._draw_figure(shown, min(1.0, room / h), caption)
+
+    def place_pending(self) -> None:
+        """Draw the waiting figures at the top of a new page, as many as fit."""
+        while self.pending:
+            images, caption = self.pending[0]
+            shown, h = self._figure_size(images)
+            room = self.pdf.page_break_trigger - self.pdf.get_y() - 1 - (5 if caption else 0)
+            if h > room and self.pdf.get_y() > self.pdf.t_margin + 1:
+                return
+            self.pending.pop(0)
+            self._draw_figure(shown, min(1.0, room / h), caption)
+
+    def _draw_figure(self, shown: list[tuple[str, str, float, float]], scale: float, caption: list[Run]) -> None:
+        pdf = self.pdf
+        gap = 3.0
+        width = sum(w for _, _, w, _ in shown) * scale + gap * (len(shown) - 1)
+        x, y = pdf.l_margin + (pdf.epw - width) / 2, pdf.get_y()
+        for src, alt, w, h in shown:
+            pdf.image(str((self.base / src).resolve()), x=x, y=y, w=w * scale, h=h * scale, alt_text=alt)
+            x += w * scale + gap
+        pdf.set_y(y + max(h for *_, h in shown) * scale + 1.5)
+        if caption:
+            pdf.set_font("dejavu", "I", 7.5)
+            pdf.set_text_color(*MUTED)
+            pdf.multi_cell(0, 3.5, "".join(r.text for r in caption), align="C", new_x="LMARGIN", new_y="NEXT")
+            pdf.set_text_color(*INK)
+        pdf.ln(2.5)
 
     def _table(self, table: _Table) -> None:
         from fpdf.enums import TableBordersLayout, TableCellFillMode

@@ -137,7 +137,7 @@ def write_report(
     write_headline(case_dir, data)
     data.figures, data.figure_sources = write_figures(fig_dir, data, runs)
     title = f"bddengine: one turn of the data flywheel ({cfg.name})"
-    graph = build_graph(STAGES, architecture_numbers(data), include_synth=cfg.data.synthetic)
+    graph = build_graph(STAGES, architecture_numbers(data), synthetic=cfg.data.synthetic)
     data.architecture_renderer = render(graph, REPORT.architecture_dot.at(run), REPORT.architecture_png.at(run),
                                         title=title)
     data.figures["architecture"] = f"../{REPORT.architecture_png.file}"

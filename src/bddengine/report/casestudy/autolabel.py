@@ -103,15 +103,15 @@ def autolabel(d: ReportData) -> str:
         lines += [
             f"Machine boxes are accepted, sent to review or dropped by score (configured: accept ≥ "
             f"{thresholds.get('accept', t[0])}, drop < {thresholds.get('drop', t[1])}; a pyramid's calibrated "
-            f"thresholds below), scored against the mined frames' hidden ground truth (IoU "
+            f"thresholds in appendix D), scored against the mined frames' hidden ground truth (IoU "
             f"{next(iter(have.values())).quality.get('iou_threshold', 0.5)}).", "",
             md_table(["measure", *have], [[label, *[fn(f.quality or {}, f.autolabel_metrics or {})
                                                     for f in have.values()]] for label, fn in AUTOLABEL_ROWS])]
-        cal = calibration_markdown(d)
-        if cal:
-            lines += ["", cal]
+        where = ["a pyramid's calibrated thresholds"] if calibration_markdown(d) else []
         if any(_per_class_rows(f) for f in have.values()):
-            lines.append("\nAccepted boxes per class and arm: appendix D.")
+            where.append("accepted boxes per class and arm")
+        if where:
+            lines.append(f"\n{' and '.join(where).capitalize()}: appendix D.")
     else:
         lines += _generic_quality(d, have)
     missing = [a for a, f in d.arms.items() if a not in have and not f.mine_only]

@@ -7,14 +7,15 @@ discussion, limitations and reproduction notes in `report.discussion`);
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from bddengine.report.casestudy.architecture import architecture_notes, stage_registry_table
-from bddengine.report.casestudy.autolabel import autolabel, autolabel_per_class
+from bddengine.report.casestudy.autolabel import autolabel, autolabel_per_class, calibration_markdown
 from bddengine.report.casestudy.cost import cost, cost_table_full
 from bddengine.report.casestudy.curation import curation, curation_marginals
 from bddengine.report.casestudy.headline import headline, headline_full
-from bddengine.report.casestudy.iteration0 import iteration0, iteration0_slices
+from bddengine.report.casestudy.iteration0 import iteration0, iteration0_classes, iteration0_slices
 from bddengine.report.casestudy.mining import mining
 from bddengine.report.casestudy.problem import problem_statement
 from bddengine.report.casestudy.shared import _generated, figure
@@ -53,10 +54,20 @@ def build_sections(d: ReportData) -> dict[str, str]:
         "cost": cost(d),
         "headline": headline(d),
         "slice_delta_figure": figure(d, "slice_delta", "Per-slice delta"),
-        "scale_discussion": scale_discussion(d),
-        "limitations": limitations(d),
+        "scale_discussion": first_items(scale_discussion(d), 1, "the other stages, and the bill per stage: appendix G"),
+        "limitations": first_items(limitations(d), 3, "appendix H lists every limitation"),
         "reproduction": reproduction_short(d),
     }
+
+
+def first_items(markdown: str, n: int, more: str) -> str:
+    """A section with only the first ``n`` items of its list (one line each) and where the rest are."""
+    lines = markdown.split("\n")
+    items = [i for i, line in enumerate(lines) if re.match(r"(- |\d+\. )", line)]
+    if len(items) <= n:
+        return markdown
+    kept = lines[:items[n]] + [line for line in lines[items[n]:] if not re.match(r"(- |\d+\. )", line)]
+    return "\n".join(kept).rstrip() + f"\n\n*{len(items) - n} more; {more}.*"
 
 
 def build_appendix(d: ReportData) -> str:
@@ -68,12 +79,15 @@ def build_appendix(d: ReportData) -> str:
         stage_registry_table(d),
         "## B. Numbers per run",
         stage_table_full(d),
-        "## C. Curation and iteration 0, every slice",
+        "## C. Curation, iteration 0 and the worst slice's failure frames, every slice",
         "Frames collected, by attribute:",
         curation_marginals(d),
-        "Iteration-0 mAP@0.5 per slice:",
+        "Iteration-0 AP@0.5 per class, and mAP@0.5 per slice:",
+        iteration0_classes(d),
         iteration0_slices(d),
+        figure(d, "worst_slice_failures", "Worst-slice failure frames"),
         "## D. Auto-label quality per class, and the bill per arm",
+        calibration_markdown(d),
         autolabel_per_class(d),
         cost_table_full(d),
         "## E. Headline, every slice",
@@ -81,6 +95,9 @@ def build_appendix(d: ReportData) -> str:
         "## F. Reproduction",
         reproduction(d),
         "## G. The turn at 100M frames, per stage",
+        scale_discussion(d),
         scale_discussion(d, table_only=True),
+        "## H. Limitations",
+        limitations(d),
     ]
     return "\n\n".join(parts).strip() + "\n"

@@ -48,13 +48,11 @@ def iteration0(d: ReportData) -> str:
         f"(`{d.runs.eval0.name}`).",
         "",
     ]
-    class_rows = [[c, fmt_map(o.get(f"ap50/{c}")), fmt_map(o.get(f"recall/{c}"))]
-                  for c in CLASSES if is_num(o.get(f"ap50/{c}"))]
-    absent = [c for c in CLASSES if not is_num(o.get(f"ap50/{c}"))]
-    if class_rows:
-        lines += [md_table(["class", "AP@0.5", "recall@0.5"], class_rows)]
-        if absent:
-            lines.append(f"\nClasses without ground truth in the eval pool (not scored): {', '.join(absent)}.")
+    scored = [c for c in CLASSES if is_num(o.get(f"ap50/{c}"))]
+    if scored:
+        weakest = min(scored, key=lambda c: o[f"ap50/{c}"])
+        lines.append(f"{len(scored)} classes have ground truth in the eval pool; the weakest is {weakest} (AP@0.5 "
+                     f"{fmt_map(o[f'ap50/{weakest}'])}; every class: appendix C).")
     slices = _sorted_slices(d)
     worst_key = d.worst["key"] if d.worst else None
     shown = slices[:MAIN_SLICES]
@@ -83,3 +81,14 @@ def iteration0_slices(d: ReportData) -> str:
                   md_table(["marginal", "frames", "mAP@0.5", "95% CI", "mAP@0.5:0.95"],
                            _slice_rows(marg, d.min_frames, None))]
     return "\n".join(lines)
+
+
+def iteration0_classes(d: ReportData) -> str:
+    """AP@0.5 and recall of every class with ground truth in the eval pool, and the classes without."""
+    o = d.overall0
+    rows = [[c, fmt_map(o.get(f"ap50/{c}")), fmt_map(o.get(f"recall/{c}"))] for c in CLASSES
+            if is_num(o.get(f"ap50/{c}"))]
+    absent = [c for c in CLASSES if not is_num(o.get(f"ap50/{c}"))]
+    text = md_table(["class", "AP@0.5", "recall@0.5"], rows) if rows else "No class has ground truth in the eval pool."
+    return text + (f"\n\nClasses without ground truth in the eval pool (not scored): {', '.join(absent)}."
+                   if absent else "")

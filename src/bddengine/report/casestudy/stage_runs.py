@@ -105,11 +105,13 @@ def stage_table_full(d: ReportData) -> str:
     note = ("One row per run folder (`<NN>_<stage>[_iter<k>][_<arm>]`). Wall time is each stage's own "
             "`wall_time_s` (the work inside the run, not process start-up); disk is the run folder's size when it "
             "was committed (`disk_bytes`).")
-    return md_table(["run", "input", "output", "wall time", "disk"], rows, align="lllrr") + "\n\n" + note
+    return (md_table(["run", "input", "output", "wall time", "disk"], rows, align="lllrr") + "\n\n" + note + "\n\n"
+            + figure(d, "turn_profile", "Wall time per step of the turn"))
 
 
 def turn_profile(d: ReportData) -> str:
-    """Where the turn's time went, from ``turn_profile.json``: the share of each kind of stage, and the chart."""
+    """Where the turn's time went, from ``turn_profile.json``: the share of each kind of stage (the chart is in
+    the appendix, with the table of every run)."""
     p = d.turn_profile
     if not p or not p.get("steps"):
         return (f"No `turn_profile.json` of this turn is in `{d.runs.runs_dir}` (`bddengine flywheel` writes it; "
@@ -133,4 +135,4 @@ def turn_profile(d: ReportData) -> str:
                      f"{', ...' if len(skipped) > 6 else ''}): their time is the check, not the work.")
     if not any(s["stage"] == "report" for s in steps):
         lines.append("The report step itself is not included: the file was read while it ran.")
-    return " ".join(lines) + "\n\n" + figure(d, "turn_profile", "Wall time per step of the turn")
+    return " ".join(lines) + " Chart: appendix B."
