@@ -277,6 +277,35 @@ def _registered(value: str, names: list[str]) -> str:
     return value
 
 
+class LanceConfig(_Model):
+    """The LanceDB mining index (``mine.approximate_index: lancedb``): embed writes it, mine reads it."""
+
+    uri: str | None = Field(
+        None, description="Database folder or object-store URI (s3://bucket/prefix); null: <runs_dir>/lance. "
+        "Credentials come from the environment (AWS_* and the like), never from here."
+    )
+    table: str = Field("frames", pattern=r"^[A-Za-z0-9_.-]+$", description="Table name in that database.")
+    index_min_rows: int = Field(100_000, ge=1, description="Rows from which an IVF_PQ index is trained; "
+                                "below, every search is an exact scan.")
+    nprobes: int = Field(32, ge=1, description="IVF partitions searched per query.")
+    refine_factor: int = Field(20, ge=1, description="Candidates re-ranked with full vectors, as a multiple of k.")
+    retrain_growth: float = Field(0.5, gt=0, description="Retrain the index (replace=True) when the table grew "
+                                  "by more than this share since it was trained; else optimize() folds rows in.")
+
+    @field_validator("uri")
+    @classmethod
+    def _no_credentials(cls, value: str | None) -> str | None:
+        if value and ("@" in value.split("://", 1)[-1].split("/", 1)[0] or "?" in value):
+            raise ValueError("the URI carries credentials or options (user:secret@ or ?key=): give the bare "
+                             "URI and set the store's credentials in the environment (e.g. AWS_ACCESS_KEY_ID, "
+                             "AWS_SECRET_ACCESS_KEY)")
+        return value
+
+    def settings(self, runs_dir: Path) -> dict[str, Any]:
+        """`bddengine.vectors.lance.LanceSettings` keyword arguments, the URI resolved."""
+        return self.model_dump() | {"uri": self.uri or str(Path(runs_dir) / "lance")}
+
+
 class MineConfig(_Model):
     """k-NN mining of the unlabeled pool for frames like the worst slice's failures."""
 
@@ -301,6 +330,11 @@ class MineConfig(_Model):
     )
     batch: int = Field(16, ge=1, description="Detector batch for `embedding: detector`.")
     device: str = "auto"
+    recall_floor: float = Field(
+        0.95, ge=0, le=1, description="lancedb: below this recall@k against an exact scan of the same "
+        "filtered rows, the run says so and takes the exact answer."
+    )
+    lance: LanceConfig = LanceConfig()
 
     @field_validator("strategy")
     @classmethod

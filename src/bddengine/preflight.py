@@ -82,6 +82,7 @@ def turn_needs(cfg: EngineConfig, stages: Collection[str] = ALL_STAGES) -> list[
         needs += train_needs(cfg)
     if "mine" in stages:
         needs += index_needs(cfg)
+        needs += lance_needs(cfg)
     if "autolabel" in stages and cfg.flywheel.arms:
         needs += labeler_needs(cfg)
     if "report" in stages and cfg.report.pdf:
@@ -351,6 +352,50 @@ def index_needs(cfg: EngineConfig) -> list[Need]:
 
     packages = dict.fromkeys(p for name in (EXACT, cfg.mine.approximate_index) for p in index_spec(name).packages)
     return [package_need("mine", module, dist) for module, dist in packages]
+
+
+def lance_needs(cfg: EngineConfig, timeout_s: float = 5.0) -> list[Need]:
+    """The LanceDB table's URI opens (``mine.approximate_index: lancedb``): one row, in seconds, writing nothing.
+
+    A local URI must be a folder, or not exist yet under a writable folder; any other
+    URI is listed read-only in a daemon thread given ``timeout_s`` (a store that does
+    not answer is reported, not waited for).
+    """
+    if cfg.mine.approximate_index != "lancedb" or importlib.util.find_spec("lancedb") is None:
+        return []
+    uri = cfg.mine.lance.settings(cfg.runs_dir)["uri"]
+    item = f"mine.lance.uri {uri}"
+    if "://" not in uri:
+        path = Path(uri)
+        if path.exists():
+            ok = path.is_dir() and os.access(path, os.W_OK)
+            return [Need("embed", item, ok, "a writable folder" if ok else "not a writable folder: set "
+                         "mine.lance.uri to a folder embed can write, or to an s3:// URI")]
+        parent = next(p for p in path.parents if p.exists())
+        ok = parent.is_dir() and os.access(parent, os.W_OK)
+        return [Need("embed", item, ok, f"embed creates it under {parent}" if ok else
+                     f"{parent} is not writable: set mine.lance.uri to a folder embed can create")]
+    import threading
+
+    answer: list[str] = []
+
+    def probe() -> None:
+        try:
+            from bddengine.vectors.lance import connect
+
+            answer.append(f"answers ({len(list(connect(uri).table_names()))} tables)")
+        except Exception as exc:  # noqa: BLE001 -- any failure is the row's answer
+            answer.append(f"ERROR {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+
+    worker = threading.Thread(target=probe, daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if not answer:
+        return [Need("embed", item, False, f"no answer in {timeout_s:.0f} s: check the URI, the network and the "
+                     "store's credentials in the environment (e.g. AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")]
+    ok = not answer[0].startswith("ERROR ")
+    return [Need("embed", item, ok, answer[0] if ok else f"cannot be opened ({answer[0][6:]}): check the URI and "
+                 "the store's credentials in the environment")]
 
 
 def package_need(stage: str, module: str, dist: str) -> Need:

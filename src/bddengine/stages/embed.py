@@ -42,6 +42,11 @@ from bddengine.runs.layout import COLLECT, EMBED
 from bddengine.stages import StageOutcome
 from bddengine.stages.job import Commit, Job, execute, unchanged
 
+LANCEDB = "lancedb"
+"""The registered index embed writes a table for (``mine.approximate_index``)."""
+LANCE_COLUMNS = ("video", "labeled", "weather", "timeofday", "scene", "attributes_known")
+"""Manifest columns the LanceDB table keeps beside each frame's name and vector (its metadata filters)."""
+
 RANDOM_INIT_WARNING = (
     "random-init weights (embed.pretrained: null): these embeddings only capture low-level "
     "image statistics (colour, brightness, layout); use pretrained weights for real curation"
@@ -69,7 +74,9 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
     arch = e.clip_arch if e.model == "clip" else e.dinov2_arch
     image_size = e.image_size if e.model == "clip" else None
     request = requested_model(e.model, arch, e.pretrained, seed=cfg.seed, image_size=image_size)
-    fp = fingerprint(request, frames_sha, e.dtype, collect.name)
+    lance = lance_target(cfg)
+    fp = fingerprint(request, frames_sha, e.dtype, collect.name,
+                     *([{"lance": {"uri": lance.uri, "table": lance.table}}] if lance else []))
     job = Job("embed", fp, cfg.seed, _outcome, inputs={"collect": str(collect.path)})
     if (done := unchanged(cfg, job, force=force)) is not None:
         return done
@@ -81,7 +88,36 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
         job = replace(job, inputs=job.inputs | {"cache": str(cfg.runs_dir / encoder.reuse.source)})
     return execute(cfg, job, lambda run: embed_frames(
         run, e, frames, encoder, device, frames_sha=frames_sha, backend=cfg.compute.backend,
-        fiftyone=(fo_name, fo_note), runs_dir=cfg.runs_dir, progress=progress))
+        fiftyone=(fo_name, fo_note), runs_dir=cfg.runs_dir, progress=progress,
+        lance=None if lance is None else (lance, lance_metadata(collect, frames), trained_rows(cfg.runs_dir, lance))))
+
+
+def lance_target(cfg: EngineConfig):
+    """The LanceDB table embed writes when mine searches with ``lancedb`` (None otherwise: nothing imported)."""
+    if cfg.mine.approximate_index != LANCEDB:
+        return None
+    from bddengine.vectors.lance import LanceSettings
+
+    return LanceSettings(**cfg.mine.lance.settings(cfg.runs_dir))
+
+
+def lance_metadata(collect: RunRef, frames: pd.DataFrame) -> pd.DataFrame:
+    """The table's metadata columns of ``frames``: name, video, collect's labeled flag and slice attributes."""
+    path = COLLECT.manifest.at(collect)
+    import pyarrow.parquet as pq
+
+    have = set(pq.read_schema(path).names)
+    meta = pd.read_parquet(path, columns=[c for c in ("name", *LANCE_COLUMNS) if c in have])
+    return frames[["name"]].merge(meta, on="name", how="left")
+
+
+def trained_rows(runs_dir: Path, lance: Any) -> int | None:
+    """Rows the table's index was trained on, from the newest embed run that wrote the same table."""
+    for ref in reversed(list_runs(runs_dir)):
+        rec = ref.result().get("lance") if ref.stage == "embed" else None
+        if rec and (rec.get("uri"), rec.get("table")) == (lance.uri, lance.table):
+            return rec.get("trained_rows")
+    return None
 
 
 @dataclass
@@ -132,11 +168,14 @@ def prepare_encoder(
 def embed_frames(
     run: StageRun, e: EmbedConfig, frames: pd.DataFrame, encoder: EncoderPlan, device: torch.device, *,
     frames_sha: str, backend: str, fiftyone: tuple[str | None, str | None], runs_dir: Path, progress: bool,
+    lance: tuple[Any, pd.DataFrame, int | None] | None = None,
 ) -> Commit:
     """Encode the frames no cache covers, write embeddings.npy and frames.parquet, and mirror them into FiftyOne.
 
     Args:
         fiftyone: the collect run's FiftyOne dataset to mirror into (None: skip) and why it is skipped.
+        lance: the LanceDB table to write the frames into (settings, metadata, rows its index
+            was trained on); None: no table.
     """
     fo_name, fo_note = fiftyone
     reuse, model_id, todo = encoder.reuse, encoder.model_id, encoder.todo
@@ -160,6 +199,12 @@ def embed_frames(
         mirrored = mirror_embeddings(fo_name, frames["name"].tolist(), embeddings,
                                      brain_key=f"{key}_sim", visualization_key=f"{key}_viz",
                                      run=run.run_name, runs_dir=runs_dir)
+    table = None
+    if lance is not None:
+        from bddengine.vectors.lance import commit_frames
+
+        settings, meta, trained = lance
+        table = commit_frames(settings, meta, embeddings.astype(np.float32), trained_rows=trained, tag=run.run_name)
     metrics = {
         "n_frames": len(frames),
         "n_encoded": int(len(todo)),
@@ -188,6 +233,7 @@ def embed_frames(
             "embedding_dim": int(embeddings.shape[1]),
             "dtype": e.dtype,
             "frames_sha256": frames_sha,
+            **({"lance": table} if table else {}),
         },
     )
 
@@ -298,6 +344,9 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
                   "model load)") if m["frames_per_s"] else "-",
         "wall time (s)": result["wall_time_s"],
     }
+    if lance := result.get("lance"):
+        numbers["LanceDB table"] = (f"{lance['uri']} [{lance['table']}] version {lance['version']}: "
+                                    f"{lance['rows']:,} rows, {lance['rows_added']:,} added, index {lance['index']}")
     look_at = [f"{EMBED.embeddings.at(path)} (rows follow {EMBED.frames.at(path)} and the manifest)"]
     if m.get("fiftyone_note"):
         look_at.append(m["fiftyone_note"])

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from bddengine.bdd.categories import FRAME_ATTRIBUTES
-from bddengine.config import EngineConfig, arm_name, config_dict, fingerprint
+from bddengine.config import EngineConfig, MineConfig, arm_name, config_dict, fingerprint
 from bddengine.curation.pools import POOLS
 from bddengine.errors import StageInputError
 from bddengine.figures import plot_mined_grid
@@ -42,15 +42,17 @@ from bddengine.mining.core import (
     precision_block,
     slice_mask,
 )
-from bddengine.mining.strategies import STRATEGIES, strategy_spec
+from bddengine.mining.strategies import STRATEGIES, Ranking, strategy_spec
 from bddengine.runs import RunRef, StageRun, list_runs, resolve_input
 from bddengine.runs.layout import COLLECT, EMBED, EVAL, MINE, SPLIT, TRAIN
 from bddengine.runs.lineage import upstream
 from bddengine.stages import StageOutcome
 from bddengine.stages.job import Commit, Job, execute, unchanged
-from bddengine.vectors import SearchPlan, is_exact, keep_mask
+from bddengine.vectors import Filter, NotIn, SearchPlan, is_exact, keep_mask
 
 GRID_MAX = 100
+LANCEDB = "lancedb"
+"""The registered index whose table embed writes and mine searches in place."""
 
 
 @dataclass
@@ -111,7 +113,7 @@ def run(
     iter = ev.iter if ev.iter is not None else iter  # --from names the iteration
     train, split, embed, collect = upstream_runs(ev)
     imgsz = cfg.eval.imgsz or cfg.train.imgsz
-    fp = fingerprint(config_dict(m), cfg.seed, iter, *(_id(r) for r in (ev, train, split, embed, collect)),
+    fp = fingerprint(mine_settings(m), cfg.seed, iter, *(_id(r) for r in (ev, train, split, embed, collect)),
                      imgsz if m.embedding == "detector" else None)
     job = Job("mine", fp, cfg.seed, _outcome, iter=iter, tag=arm, mirror=True, ultralytics_log=True,
               inputs={r.stage: str(r.path) for r in (ev, train, split, embed, collect)})
@@ -125,6 +127,17 @@ def run(
         run, cfg, inp, pool, proto_rows, proto_source, arm=arm, iter=iter, imgsz=imgsz, progress=progress))
 
 
+def mine_settings(m: MineConfig) -> dict[str, Any]:
+    """The mine config the fingerprint holds: the LanceDB keys only when that index is chosen.
+
+    So runs made before those keys existed stay no-ops under the default index.
+    """
+    d = config_dict(m)
+    if m.approximate_index != LANCEDB:
+        d.pop("lance"), d.pop("recall_floor")
+    return d
+
+
 @dataclass
 class EligibleFrames:
     """The mining pool after the exclusions.
@@ -136,6 +149,7 @@ class EligibleFrames:
         masks: exclusion reason -> the mining frames it removes (counted per reason).
         excluded: the mining frames any exclusion removes.
         threshold: ``mine.near_dup_threshold``.
+        filters: exclusion reason -> its metadata filter.
     """
 
     mining: pd.DataFrame = field(repr=False)
@@ -144,6 +158,7 @@ class EligibleFrames:
     masks: dict[str, np.ndarray] = field(repr=False)
     excluded: np.ndarray = field(repr=False)
     threshold: float | None
+    filters: dict[str, Filter] = field(default_factory=dict, repr=False)
 
 
 def eligible_frames(inp: MineInputs, threshold: float | None) -> EligibleFrames:
@@ -170,7 +185,7 @@ def eligible_frames(inp: MineInputs, threshold: float | None) -> EligibleFrames:
             f"({_counts(masks)}): lower mine.near_dup_threshold (or set it to null), or re-run "
             "`bddengine split` with a larger collect.unlabeled_target"
         )
-    return EligibleFrames(mining, eval_pool, eligible, masks, excluded, threshold)
+    return EligibleFrames(mining, eval_pool, eligible, masks, excluded, threshold, where)
 
 
 def mine_frames(
@@ -188,7 +203,9 @@ def mine_frames(
     strategy = STRATEGIES[m.strategy].strategy
     picked = strategy.candidates(eligible, inp.worst, m.k, cfg.seed)
     candidates = eligible if picked is None else eligible.iloc[picked]
-    need = pd.concat([pool.eval_pool.iloc[proto_rows], candidates], ignore_index=True)
+    # the LanceDB table answers k-NN of the embed vectors itself: only the prototype's frames are read here
+    in_table = m.approximate_index == LANCEDB and picked is None and m.embedding == "embed"
+    need = pd.concat([pool.eval_pool.iloc[proto_rows], *([] if in_table else [candidates])], ignore_index=True)
     if m.embedding == "embed":
         vectors = l2_normalize(inp.embeddings[need["embedding_row"].to_numpy()])
     else:
@@ -198,8 +215,11 @@ def mine_frames(
     n_proto = len(proto_rows)
     prototype = failure_prototype(vectors[:n_proto])
     MINE.prototype.write(run, prototype)
-    ranking = strategy.rank(vectors[n_proto:], prototype, m.k,
-                            plan=SearchPlan(m.exact_max_pool, m.approximate_index, cfg.seed))
+    if in_table:
+        ranking = lance_ranking(inp.embed, pool, prototype, m)
+    else:
+        ranking = strategy.rank(vectors[n_proto:], prototype, m.k,
+                                plan=SearchPlan(m.exact_max_pool, m.approximate_index, cfg.seed))
     similarity, search = ranking.similarity, ranking.search
     mined = candidates.iloc[ranking.order].reset_index(drop=True)
     failed = failed_classes(inp.slice_row)
@@ -254,6 +274,70 @@ def mine_frames(
         },
         extra={"arm": arm, "strategy": m.strategy, "embedding": m.embedding, "detector": detector},
     )
+
+
+def lance_ranking(embed: RunRef, pool: EligibleFrames, prototype: np.ndarray, m: MineConfig) -> Ranking:
+    """k-NN of the prototype in the LanceDB table at the version the embed run committed.
+
+    The exclusions are prefilters: the held-out videos as they are, the near-duplicates
+    of eval frames and the frames outside the mining pool as names (the table has no
+    column for either). The answer is checked against an exact scan of the same
+    filtered rows (``bypass_vector_index``); below ``mine.recall_floor`` the exact
+    answer is taken and the run says so.
+
+    Raises:
+        StageInputError: the embed run wrote no table, its version is gone, or the
+            table does not hold the mining pool's frames.
+    """
+    from bddengine.vectors.exact import recall_at_k
+    from bddengine.vectors.lance import LanceIndex, LanceSettings
+
+    rec = embed.result().get("lance")
+    if not rec:
+        raise StageInputError(
+            f"{embed.path} wrote no LanceDB table, and mine.approximate_index is lancedb: run `bddengine embed` "
+            "with this config (it reuses the cached vectors and writes the table), then split, eval and mine again")
+    settings = LanceSettings(uri=rec["uri"], table=rec["table"], nprobes=m.lance.nprobes,
+                             refine_factor=m.lance.refine_factor)
+    try:
+        index = LanceIndex.at_version(settings, int(rec["version"]))
+    except ValueError as exc:
+        raise StageInputError(f"{exc}. {embed.name} recorded it; re-run `bddengine embed --force` and the stages "
+                              "after it (a version is gone only when someone removed its tag)") from None
+    names = index.column("name").astype(str)
+    mining = pool.mining["name"].astype(str).to_numpy()
+    missing = np.setdiff1d(pool.eligible["name"].astype(str).to_numpy(), names)
+    if len(missing):
+        raise StageInputError(f"LanceDB table {rec['uri']} [{rec['table']}] v{rec['version']} lacks {len(missing)} "
+                              f"mining frames (e.g. {missing[:3].tolist()}): re-run `bddengine embed --force`")
+    videos = [f for f in pool.filters.values() if f.column == "video"]
+    in_videos = keep_mask(pd.DataFrame({"video": index.column("video").astype(str)}), videos, len(names))
+    where = [*videos,
+             NotIn("name", frozenset(mining[pool.masks.get(REASON_NEAR_DUP, np.zeros(len(mining), bool))])),
+             NotIn("name", frozenset(names[in_videos & ~np.isin(names, mining)]))]
+    k = min(m.k, len(pool.eligible))
+    t0 = time.perf_counter()
+    hits = index.search(prototype[None, :], k, where=where)
+    search_s = time.perf_counter() - t0
+    indexed = index.has_index()
+    recall, exact_s = 1.0, 0.0
+    if indexed:  # without an index the search above was the exact scan itself
+        t0 = time.perf_counter()
+        exact = index.exact_search(prototype[None, :], k, where=where)
+        exact_s = time.perf_counter() - t0
+        recall = recall_at_k(hits.ids, exact.ids)
+    fallback = recall < m.recall_floor
+    if fallback:
+        hits = exact
+    position = {n: i for i, n in enumerate(pool.eligible["name"].astype(str))}
+    order = np.array([position[names[i]] for i in hits.ids[0]], dtype=np.int64)
+    search = {"index_type": LANCEDB, "index_build_s": 0.0, "search_s": round(search_s, 4), "recall_at_k": recall,
+              "n_recall_queries": 1,
+              "lance": {"uri": rec["uri"], "table": rec["table"], "version": int(rec["version"]),
+                        "rows": len(index), "indexed": indexed, "nprobes": m.lance.nprobes,
+                        "refine_factor": m.lance.refine_factor, "recall_floor": m.recall_floor,
+                        "fallback_to_exact": fallback, "exact_search_s": round(exact_s, 4)}}
+    return Ranking(order, hits.scores[0].astype(float), search)
 
 
 def upstream_runs(ev: RunRef) -> tuple[RunRef, RunRef, RunRef, RunRef]:
@@ -500,7 +584,17 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
                                        + lift_s("has_failed_class")
                                        + f"  (failed: {', '.join(m['failed_classes']) or 'none'})"),
     }
-    if m.get("index_type"):
+    if lance := m.get("lance"):
+        line = (f"LanceDB {lance['uri']} [{lance['table']}] v{lance['version']}, {lance['rows']:,} rows, "
+                + (f"IVF_PQ nprobes {lance['nprobes']} refine {lance['refine_factor']}, recall@k "
+                   f"{m['recall_at_k']:.3f} vs exact scan" if lance["indexed"] else "no index (exact scan)")
+                + f", search {m['search_s']:.4f} s")
+        if lance["fallback_to_exact"]:
+            numbers["WARNING"] = (f"LanceDB recall@k {m['recall_at_k']:.3f} < mine.recall_floor "
+                                  f"{lance['recall_floor']}: took the exact scan's answer; raise mine.lance.nprobes "
+                                  "or refine_factor")
+        numbers["k-NN index"] = line
+    elif m.get("index_type"):
         no_index = is_exact(m["index_type"]) and not m.get("index_build_s")  # exact search builds none
         search = (f"{m['index_type']}, " + ("no index built" if no_index else f"build {m['index_build_s']:.3f} s")
                   + f", search {m['search_s']:.4f} s")

@@ -12,8 +12,10 @@ from __future__ import annotations
 from bddengine.vectors.base import IndexSpec
 from bddengine.vectors.exact import ExactIndex
 from bddengine.vectors.faiss_ann import HNSW, IVF
+from bddengine.vectors.lance import LanceFactory
 
 FAISS = (("faiss", "faiss-cpu"),)
+LANCE = (("lancedb", "lancedb"), ("lance", "pylance"))
 
 EXACT_SPEC = IndexSpec("flat-ip", ExactIndex, exact=True, packages=FAISS,
                        summary="exact inner product over every row (no index built)")
@@ -24,6 +26,8 @@ INDEXES: dict[str, IndexSpec] = {s.name: s for s in (
     EXACT_SPEC,
     IndexSpec("hnsw", HNSW, exact=False, summary="FAISS HNSW graph (M=32, efConstruction 200)", packages=FAISS),
     IndexSpec("ivf", IVF, exact=False, summary="FAISS inverted file over k-means lists", packages=FAISS),
+    IndexSpec("lancedb", LanceFactory(), exact=False, packages=LANCE,
+              summary="LanceDB table (IVF_PQ above mine.lance.index_min_rows), written by embed, read at its version"),
 )}
 """Index name -> its entry."""
 
