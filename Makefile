@@ -10,7 +10,7 @@ $(BIN)/bddengine: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -e '.[dev]'
+	$(BIN)/pip install -e '.[dev,scale]'
 	@touch $@
 
 install: $(BIN)/bddengine  ## create .venv and install bddengine with its dependencies
