@@ -67,7 +67,9 @@ def _embed_cfg(collected: Path, tmp_path: Path, arch: str, label: str, **compute
                                     embed={"clip_arch": arch, "pretrained": None, "batch_size": 8, "workers": 1}))
 
 
-def test_embed_on_ray_gives_local_vectors(cluster, collected: Path, tiny_clip_arch: str, tmp_path: Path) -> None:
+def test_embed_on_ray_gives_local_vectors(cluster, collected: Path, tiny_clip_arch: str, tmp_path: Path,
+                                          monkeypatch) -> None:
+    monkeypatch.setenv("RAY_AUTH_TOKEN", "s3cret-token")  # the environment's credential stays out of the run
     local = embed.run(_embed_cfg(collected, tmp_path, tiny_clip_arch, "local"), progress=False)
     on_ray = embed.run(_embed_cfg(collected, tmp_path, tiny_clip_arch, "ray", **RAY), progress=False)
     a, b = (np.load(r.location / "embeddings.npy") for r in (local, on_ray))
@@ -76,6 +78,8 @@ def test_embed_on_ray_gives_local_vectors(cluster, collected: Path, tiny_clip_ar
     frames = [pd.read_parquet(r.location / "frames.parquet")["name"].tolist() for r in (local, on_ray)]
     assert frames[0] == frames[1]
     assert json.loads((on_ray.location / "result.json").read_text())["metrics"]["n_encoded"] == len(a)
+    written = [p for p in on_ray.location.rglob("*") if p.is_file() and p.suffix in (".json", ".yaml", ".log", ".md")]
+    assert written and not [p for p in written if "s3cret" in p.read_text(errors="replace")]
 
 
 def test_detector_pass_embeddings_and_slices_on_ray_give_local_results(cluster, collected: Path, detector: Path,
