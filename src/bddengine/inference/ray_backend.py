@@ -92,11 +92,18 @@ class RayBackend:
         chunks = [{"index": i, "names": list(c.names), "paths": list(c.paths)}
                   for i, c in enumerate(source.batches(batch_size))]
         ds = ray.data.from_items(chunks, override_num_blocks=min(len(chunks), MAX_BLOCKS))
-        ds = ds.map(_DecodeBatch(decode), num_cpus=1)
+        if decode.read is not None:
+            # Ray would fuse the decode tasks into the model actors (same resources); a
+            # per-task arguments function keeps them apart, so decoding runs beside the model
+            ds = ds.map(_DecodeBatch(decode), ray_remote_args_fn=_one_cpu)
+        else:
+            ds = ds.map(_DecodeBatch(decode))  # nothing to decode: the step reads the files itself
         gpus = self.gpus_per_actor
         if gpus is None:
             gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-        ds = ds.map(_ModelActor, fn_constructor_args=(model,), concurrency=self.actors,
+        # the step goes to the object store once; each actor fetches it in __init__
+        ds = ds.map(_ModelActor, fn_constructor_args=(ray.put(model),),
+                    compute=ray.data.ActorPoolStrategy(size=self.actors),
                     num_cpus=self.cpus_per_actor, num_gpus=gpus)
         return ds.iter_rows()
 
@@ -117,13 +124,20 @@ class _DecodeBatch:
 class _ModelActor:
     """A Ray actor holding one copy of the model step; one decoded batch row -> its results."""
 
-    def __init__(self, model: Model) -> None:
-        self.model = model
+    def __init__(self, model: Any) -> None:
+        import ray
+
+        self.model: Model = ray.get(model) if isinstance(model, ray.ObjectRef) else model
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         names, paths, inputs = pickle.loads(row["batch"])
         out = self.model(Batch(names, paths, inputs))
         return {"index": row["index"], "results": pickle.dumps((names, out), protocol=5)}
+
+
+def _one_cpu() -> dict[str, Any]:
+    """A decode task's Ray arguments: one CPU."""
+    return {"num_cpus": 1}
 
 
 def _user_error(exc: BaseException) -> BaseException:
