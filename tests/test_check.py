@@ -184,3 +184,47 @@ def test_a_gpu_config_without_a_gpu_is_stopped_by_check(nothing_downloaded: Path
     cpu = [f"{key}.device=cpu" for key in ("embed", "train", "eval", "mine", "autolabel")]
     assert all(n.found for n in _needs("gpu.yaml", *cpu).values())
     assert not any("device" in item for item in _needs("demo.yaml"))  # auto is never a need
+
+
+def test_a_dead_ray_address_is_one_row_in_seconds_and_its_token_is_never_shown(nothing_downloaded: Path,
+                                                                                monkeypatch) -> None:
+    import time
+
+    from bddengine.config import ConfigError
+    from bddengine.preflight import compute_needs
+
+    monkeypatch.setenv("RAY_ADDRESS", "ray://ops:s3cret-token@127.0.0.1:1")  # nothing listens on port 1
+    cfg = load_config(REPO / "configs" / "demo.yaml", ["compute.backend=ray"])
+    t0 = time.perf_counter()
+    needs = compute_needs(cfg, ["embed"])
+    assert time.perf_counter() - t0 < 5
+    dead = [n for n in needs if not n.found]
+    assert [n.item for n in dead] == ["Ray cluster (RAY_ADDRESS 127.0.0.1:1)"]
+    assert "nothing answers at 127.0.0.1:1" in dead[0].detail
+    result = runner.invoke(app, ["check", "--config", str(REPO / "configs" / "demo.yaml"), "--set",
+                                 "compute.backend=ray", "--set", "fiftyone.enabled=false"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "1 of the" in result.output and "Ray cluster" in result.output and "s3cret" not in result.output
+    assert not list(nothing_downloaded.iterdir())  # check writes nothing
+    # the config's own address is probed the same way; a credential there is refused before anything runs
+    needs = compute_needs(load_config(REPO / "configs" / "demo.yaml",
+                                      ["compute.backend=ray", "compute.address=127.0.0.1:1"]), ["eval"])
+    assert [n.item for n in needs if not n.found] == ["Ray cluster (compute.address 127.0.0.1:1)"]
+    secret = nothing_downloaded.parent / "secret.yaml"
+    secret.write_text("compute:\n  backend: ray\n  address: ray://ops:s3cret-token@head:10001\n")
+    with pytest.raises(ConfigError, match="compute.address must name the cluster only") as refused:
+        load_config(secret)
+    assert "s3cret" not in str(refused.value)
+    assert compute_needs(load_config(REPO / "configs" / "demo.yaml"), ["embed"]) == []  # local: no row
+
+
+def test_training_on_several_gpus_names_gpus_that_check_looks_for(nothing_downloaded: Path, monkeypatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    needs = _needs("demo.yaml", "train.device=0,1")
+    assert not needs["train.device 0,1"].found
+    assert "train.device='0,1' but torch sees no GPU" in needs["train.device 0,1"].detail
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # one GPU: the second is missing
+    assert "an index below 1" in _needs("demo.yaml", "train.device=0,1")["train.device 0,1"].detail

@@ -120,8 +120,8 @@ def test_results_are_keyed_by_name_whatever_order_batches_come_back(backends) ->
 
 
 def test_backend_is_checked_against_the_registry(tmp_path: Path) -> None:
-    path = write_config(tmp_path / "c.yaml", tmp_path, tmp_path / "runs", compute={"backend": "ray"})
-    with pytest.raises(ConfigError, match=r"compute\.backend.*'ray' is not one of \['local'"):
+    path = write_config(tmp_path / "c.yaml", tmp_path, tmp_path / "runs", compute={"backend": "spark"})
+    with pytest.raises(ConfigError, match=r"compute\.backend.*'spark' is not one of \['local', 'ray'"):
         load_config(path)
     assert load_config(write_config(tmp_path / "d.yaml", tmp_path, tmp_path / "runs")).compute.backend == "local"
 

@@ -560,17 +560,50 @@ def arm_name(strategy: str, embedding: str) -> str:
 
 
 class ComputeConfig(_Model):
-    """Where batch inference runs (embed, eval's detector pass, detector embeddings, labelers)."""
+    """Where batch inference runs (embed, eval's detector pass, detector embeddings, labelers).
+
+    The other keys are the ``ray`` backend's (README, "Batch inference on a cluster"); the
+    results are the same on every backend, so none of them enters a run's fingerprint.
+    """
 
     backend: str = Field(
         "local", description="A registered inference backend: local (DataLoader workers feeding the model "
-        "in this process)."
+        "in this process) or ray (Ray Data on a cluster)."
     )
+    address: str | None = Field(
+        None, description="ray: the cluster, host:port (a head node's GCS port, 6379), ray://host:10001 "
+        "(Ray Client) or auto; null: RAY_ADDRESS from the environment, else a local Ray instance per call. "
+        "No credentials here: a token comes from the environment (RAY_AUTH_MODE=token, RAY_AUTH_TOKEN)."
+    )
+    actors: int = Field(1, ge=1, description="ray: model actors (each loads the model once).")
+    gpus_per_actor: float | None = Field(
+        None, ge=0, description="ray: GPUs per actor; null: 1 when the cluster has GPUs, else 0 (CPU).")
+    cpus_per_actor: float = Field(1.0, gt=0, description="ray: CPUs per actor.")
 
     @field_validator("backend")
     @classmethod
     def _check_backend(cls, value: str) -> str:
         return _registered(value, backend_names())
+
+    @field_validator("address")
+    @classmethod
+    def _check_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if "@" in value or "?" in value:
+            # config.yaml is copied into every run folder: a secret here would be written there
+            raise ValueError(
+                "compute.address must name the cluster only (host:port, ray://host:port or auto), not a "
+                "user, password or token: put those in the environment (RAY_ADDRESS, or RAY_AUTH_MODE=token "
+                "and RAY_AUTH_TOKEN), which bddengine never writes down")
+        return value or None
+
+    def runner(self) -> Any:
+        """The backend named by ``backend``, set up with this section's settings (an inference ``Backend``)."""
+        from bddengine.inference import get_backend
+
+        return get_backend(self.backend, self.model_dump(exclude={"backend"}))
 
 
 class FiftyOneConfig(_Model):

@@ -20,6 +20,7 @@ import importlib.metadata
 import importlib.util
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from collections.abc import Collection, Iterator
@@ -91,6 +92,7 @@ def turn_needs(cfg: EngineConfig, stages: Collection[str] = ALL_STAGES) -> list[
         needs.append(package_need("collect", "fiftyone", "fiftyone"))
         needs.append(database_need())
     needs += device_needs(cfg, stages)
+    needs += compute_needs(cfg, stages)
     return needs
 
 
@@ -340,6 +342,58 @@ def _device_need(stage: str, key: str, value: str) -> Need:
         return Need(stage, f"{key} {value}", True, "Apple GPU")
     names = sorted({torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())})
     return Need(stage, f"{key} {value}", True, f"torch {torch.__version__} sees {', '.join(names)}")
+
+
+# --- the inference backend -----------------------------------------------------------------------
+
+INFERRING = frozenset({"embed", "eval", "mine", "autolabel"})
+RAY_PORTS = {"ray": 10001, "": 6379}
+"""The default port by scheme: Ray Client's for ``ray://``, else the head node's GCS port."""
+
+
+def compute_needs(cfg: EngineConfig, stages: Collection[str], timeout_s: float = 3.0) -> list[Need]:
+    """``compute.backend: ray``: the package, and a cluster that answers at its address.
+
+    The address (``compute.address``, else ``RAY_ADDRESS`` from the environment) is probed
+    with a plain TCP connection that gives up after ``timeout_s``: starting a Ray session
+    would start processes and write session files, and a dead address would hang it.
+    Only host and port are shown: an address from the environment may carry a token.
+    """
+    if cfg.compute.backend != "ray" or not INFERRING & set(stages):
+        return []
+    needs = [package_need("embed", "ray", "ray")]
+    address = cfg.compute.address or os.environ.get("RAY_ADDRESS") or None
+    key = "compute.address" if cfg.compute.address else "RAY_ADDRESS"
+    if address is None:
+        return needs + [Need("embed", "Ray cluster", True, "none named (compute.address, RAY_ADDRESS): each "
+                             "inference call starts a local Ray instance on this machine")]
+    if address.strip().lower() in ("auto", "local"):
+        return needs + [Need("embed", f"Ray cluster ({key}={address.strip()})", True,
+                             "Ray looks for a cluster started on this machine (`ray start --head`) when it connects")]
+    host, port = ray_endpoint(address)
+    item = f"Ray cluster ({key} {host}:{port})"
+    if port is None:
+        return needs + [Need("embed", item, False, f"{key} does not name a host and port (host:port or "
+                             "ray://host:port): fix it, or unset it to run on a local Ray instance")]
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        reason = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__)
+        return needs + [Need("embed", item, False, f"nothing answers at {host}:{port} within {timeout_s:g} s "
+                             f"({reason}): start the cluster (`ray start --head` on its head node), fix {key}, "
+                             "or set compute.backend: local")]
+    return needs + [Need("embed", item, True, f"{host}:{port} answers")]
+
+
+def ray_endpoint(address: str) -> tuple[str, int | None]:
+    """``(host, port)`` of a Ray address, without scheme, user or token; port None when it has none."""
+    scheme, _, rest = address.strip().rpartition("://")
+    rest = rest.rsplit("@", 1)[-1].split("/", 1)[0].split("?", 1)[0]
+    host, _, port = rest.rpartition(":") if ":" in rest else (rest, "", "")
+    if not port:
+        return rest, RAY_PORTS.get(scheme.lower()) if rest else None
+    return host.strip("[]"), int(port) if port.isdigit() else None
 
 
 # --- packages and services -----------------------------------------------------------------------

@@ -7,11 +7,15 @@ A new backend (a Ray Data cluster, say) is one module with a class that has the
 
 from __future__ import annotations
 
+from typing import Any
+
 from bddengine.inference.local import LocalBackend
 from bddengine.inference.pipeline import Backend
+from bddengine.inference.ray_backend import RayBackend
 
 BACKENDS: dict[str, Backend] = {
     "local": LocalBackend(),
+    "ray": RayBackend(),  # imports ray only when it runs
 }
 
 
@@ -31,13 +35,18 @@ def backend_names() -> list[str]:
     return list(BACKENDS)
 
 
-def get_backend(name: str) -> Backend:
-    """The backend registered as ``name``.
+def get_backend(name: str, settings: dict[str, Any] | None = None) -> Backend:
+    """The backend registered as ``name``, set up with ``settings`` (the ``compute`` section).
+
+    A backend with settings has a ``configure(settings) -> Backend`` method that picks the
+    keys it knows; one without (``local``) is returned as registered.
 
     Raises:
         ValueError: no such backend (config validation catches it first: ``compute.backend``).
     """
     try:
-        return BACKENDS[name]
+        backend = BACKENDS[name]
     except KeyError:
         raise ValueError(f"compute.backend={name!r} is not one of {backend_names()}") from None
+    configure = getattr(backend, "configure", None)
+    return configure(settings) if settings and configure is not None else backend

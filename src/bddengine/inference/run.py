@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bddengine.inference.backends import get_backend
-from bddengine.inference.pipeline import Decode, FrameSource, Model
+from bddengine.inference.pipeline import Backend, Decode, FrameSource, Model
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class Bar:
 
 
 def infer(source: FrameSource, decode: Decode, model: Model, *, batch_size: int, workers: int = 0,
-          backend: str = "local", progress: Bar | None = None) -> dict[str, Any]:
+          backend: str | Backend = "local", progress: Bar | None = None) -> dict[str, Any]:
     """Run ``model`` over every frame of ``source`` on ``backend``, in batches of ``batch_size``.
 
     Args:
@@ -32,14 +32,16 @@ def infer(source: FrameSource, decode: Decode, model: Model, *, batch_size: int,
         model: the model step.
         batch_size: frames per batch.
         workers: decode processes (``local``: DataLoader workers).
-        backend: a registered backend name (``compute.backend``).
+        backend: a registered backend name, or a backend set up with its settings
+            (``cfg.compute.runner()``: ``compute.backend`` with the ``compute`` section).
         progress: a progress bar over frames; None: none.
 
     Returns:
         Frame name -> the model's result, for every frame the model returned one for.
     """
     results: dict[str, Any] = {}
-    batches = get_backend(backend).run(source, decode, model, batch_size=batch_size, workers=workers)
+    runner = get_backend(backend) if isinstance(backend, str) else backend
+    batches = runner.run(source, decode, model, batch_size=batch_size, workers=workers)
     with _progress(progress, len(source)) as advance:
         for names, out in batches:
             results.update(out)

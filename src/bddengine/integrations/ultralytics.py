@@ -17,6 +17,7 @@ only), so a stage's terminal output is the project's own lines.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import os
@@ -31,7 +32,7 @@ import numpy as np
 
 from bddengine.bdd.categories import CLASSES
 from bddengine.errors import StageInputError
-from bddengine.inference import FILES, Bar, Batch, FrameSource, infer
+from bddengine.inference import FILES, Backend, Bar, Batch, FrameSource, infer
 from bddengine.runs.layout import TRAIN, ULTRALYTICS_DIR, ultralytics_log
 
 WEIGHTS_URL = "https://github.com/ultralytics/assets/releases"
@@ -383,7 +384,7 @@ def finish_stopped_training(weights_dir: Path) -> None:
 
 def predict_frames(
     weights: Path, paths: list[str], names: list[str], *, imgsz: int, conf: float, iou: float,
-    max_det: int, batch: int, device: str, backend: str = "local", progress: bool = True,
+    max_det: int, batch: int, device: str, backend: str | Backend = "local", progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Run the detector once over the frames; BDD-format prediction frames, in ``names`` order.
 
@@ -428,6 +429,9 @@ class DetectorPass:
     max_det: int
     device: str
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {**vars(self), "model": shippable(self.model)}
+
     def __call__(self, batch: Batch) -> dict[str, dict[str, Any]]:
         import tempfile
 
@@ -442,6 +446,20 @@ class DetectorPass:
                 name = name_of[os.path.abspath(res.path)]
                 out[name] = result_to_frame(name, res)
         return out
+
+
+def shippable(model: Any) -> Any:
+    """``model`` as a model step pickles it for another process (a Ray actor): without its predictor.
+
+    ultralytics keeps the predictor of the last ``predict`` / ``embed`` on the model, and
+    the predictor holds a thread lock, which does not pickle; the copy (sharing the
+    weights) builds its own predictor on its first call, as a fresh model does.
+    """
+    if getattr(model, "predictor", None) is None:
+        return model
+    model = copy.copy(model)
+    model.predictor = None
+    return model
 
 
 def result_to_frame(name: str, res: Any) -> dict[str, Any]:
@@ -467,8 +485,8 @@ def load_detector(weights: Path) -> tuple[Any, int]:
 
 
 def embed_with_detector(
-    model: Any, layer: int, frames: FrameSource, *, imgsz: int, batch: int, device: str, backend: str = "local",
-    progress: bool,
+    model: Any, layer: int, frames: FrameSource, *, imgsz: int, batch: int, device: str,
+    backend: str | Backend = "local", progress: bool,
 ) -> np.ndarray:
     """``model.embed`` over ``frames`` in batches: ``[N, D]`` float32 in ``frames`` order (not normalised)."""
     step = DetectorEmbed(model, layer, imgsz=imgsz, device=device)
@@ -485,6 +503,9 @@ class DetectorEmbed:
     layer: int
     imgsz: int
     device: str
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**vars(self), "model": shippable(self.model)}
 
     def __call__(self, batch: Batch) -> dict[str, np.ndarray]:
         with _into_log():

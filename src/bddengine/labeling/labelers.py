@@ -16,6 +16,7 @@ and where to put it.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ import pandas as pd
 
 from bddengine.bdd.categories import CLASSES
 from bddengine.errors import StageInputError
-from bddengine.inference import FILES, Bar, Batch, FrameSource, infer
+from bddengine.inference import FILES, Backend, Bar, Batch, FrameSource, infer
 from bddengine.integrations.ultralytics import (
     asset_url,
     load_sam,
@@ -210,7 +211,7 @@ class UltralyticsLabeler:
     device: str = "cpu"
     augment: bool = False
     refine: Refiner | None = None
-    backend: str = "local"
+    backend: str | Backend = "local"
     """Where the model runs (``compute.backend``, `bddengine.inference`)."""
 
     def label(self, frames: Sequence[Frame], *, progress: bool = True) -> dict[str, list[Box]]:
@@ -219,6 +220,14 @@ class UltralyticsLabeler:
         found = infer(source, FILES, self._label_batch, batch_size=self.batch, backend=self.backend,
                       progress=Bar(f"labeling with {self.name}") if progress else None)
         return {f["name"]: found[f["name"]] for f in frames}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled for another process (a Ray actor) without ultralytics' last predictor: it holds a lock."""
+        state = dict(vars(self))
+        if getattr(self.model, "predictor", None) is not None:
+            state["model"] = copy.copy(self.model)
+            state["model"].predictor = None
+        return state
 
     def _label_batch(self, batch: Batch) -> dict[str, list[Box]]:
         """The model step: predict a batch of image files, map the classes, refine."""

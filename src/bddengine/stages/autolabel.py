@@ -30,6 +30,7 @@ from bddengine.config import (
 )
 from bddengine.errors import StageInputError
 from bddengine.figures import plot_pr
+from bddengine.inference import Backend
 from bddengine.integrations.ultralytics import log_lines
 from bddengine.integrations.yolo_export import link_image, yolo_labels
 from bddengine.labeling.labelers import OracleLabeler, gt_frames
@@ -109,7 +110,7 @@ def run(
     frames = mined_frames(mined, COLLECT.manifest.read(collect), mined_path)
     return execute(cfg, job, lambda run: label_frames(
         run, a, frames, collect, mined_worst(mined), how=how, arm=arm, iter=iter, model_ref=model_ref,
-        imgsz=imgsz, seed=cfg.seed, backend=cfg.compute.backend, progress=progress))
+        imgsz=imgsz, seed=cfg.seed, backend=cfg.compute.runner(), progress=progress))
 
 
 def resolve_arm(
@@ -156,7 +157,7 @@ def mined_worst(mined: dict[str, Any]) -> dict[str, Any] | None:
 
 def label_frames(
     run: StageRun, a: AutolabelConfig, frames: list[dict[str, Any]], collect: RunRef, worst: dict[str, Any] | None,
-    *, how: str, arm: str, iter: int, model_ref: dict[str, Path], imgsz: int, seed: int, backend: str,
+    *, how: str, arm: str, iter: int, model_ref: dict[str, Path], imgsz: int, seed: int, backend: str | Backend,
     progress: bool,
 ) -> Commit:
     """Label the mined frames, route every box, and write the labels, the review queue and their quality.

@@ -36,7 +36,7 @@ from bddengine.embedding import (
     torch_threads,
 )
 from bddengine.errors import StageInputError
-from bddengine.inference import Bar, FrameSource, infer
+from bddengine.inference import Backend, Bar, FrameSource, infer
 from bddengine.runs import RunRef, StageRun, list_runs, resolve_input
 from bddengine.runs.layout import COLLECT, EMBED
 from bddengine.stages import StageOutcome
@@ -87,7 +87,7 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
     if encoder.reuse.source:
         job = replace(job, inputs=job.inputs | {"cache": str(cfg.runs_dir / encoder.reuse.source)})
     return execute(cfg, job, lambda run: embed_frames(
-        run, e, frames, encoder, device, frames_sha=frames_sha, backend=cfg.compute.backend,
+        run, e, frames, encoder, device, frames_sha=frames_sha, backend=cfg.compute.runner(),
         fiftyone=(fo_name, fo_note), runs_dir=cfg.runs_dir, progress=progress,
         lance=None if lance is None else (lance, lance_metadata(collect, frames), trained_rows(cfg.runs_dir, lance))))
 
@@ -167,7 +167,7 @@ def prepare_encoder(
 
 def embed_frames(
     run: StageRun, e: EmbedConfig, frames: pd.DataFrame, encoder: EncoderPlan, device: torch.device, *,
-    frames_sha: str, backend: str, fiftyone: tuple[str | None, str | None], runs_dir: Path, progress: bool,
+    frames_sha: str, backend: str | Backend, fiftyone: tuple[str | None, str | None], runs_dir: Path, progress: bool,
     lance: tuple[Any, pd.DataFrame, int | None] | None = None,
 ) -> Commit:
     """Encode the frames no cache covers, write embeddings.npy and frames.parquet, and mirror them into FiftyOne.
@@ -304,7 +304,7 @@ def encode_frames(
     batch_size: int,
     workers: int,
     threads: int,
-    backend: str,
+    backend: str | Backend,
     progress: bool,
 ) -> np.ndarray:
     """Decode ``frames`` in workers and encode them in batches: ``[N, dim]`` float32 in ``frames`` order."""

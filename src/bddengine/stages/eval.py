@@ -29,6 +29,7 @@ from bddengine.evaluation import (
     slice_keys,
 )
 from bddengine.evaluation.error_slices import box_errors, error_document, slice_sets
+from bddengine.inference import Backend
 from bddengine.integrations.ultralytics import log_lines, predict_frames, resolve_device
 from bddengine.runs import RunRef, StageRun, resolve_input
 from bddengine.runs.layout import EVAL, SPLIT, TRAIN
@@ -84,12 +85,12 @@ def run(
     check_weights(weights, f"eval --from {train.name} (its best.pt)", runs_dir=cfg.runs_dir)
     return execute(cfg, job, lambda run: evaluate(
         run, e, weights, gt, pool, iter=iter, imgsz=imgsz, device=device, seed=cfg.seed,
-        backend=cfg.compute.backend, progress=progress))
+        backend=cfg.compute.runner(), progress=progress))
 
 
 def evaluate(
     run: StageRun, e: EvalConfig, weights: Path, gt: list[dict], pool: pd.DataFrame, *, iter: int, imgsz: int,
-    device: str, seed: int, backend: str, progress: bool,
+    device: str, seed: int, backend: str | Backend, progress: bool,
 ) -> Commit:
     """Predict the eval pool once, score it per slice, and write the tables, charts and failures.
 

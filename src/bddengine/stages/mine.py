@@ -477,7 +477,7 @@ def detector_vectors(
     t0 = time.perf_counter()
     fresh = embed_with_detector(model, layer, FrameSource.from_manifest(frames.iloc[todo]), imgsz=imgsz,
                                 batch=cfg.mine.batch, device=resolve_device(cfg.mine.device, "mine.device"),
-                                backend=cfg.compute.backend, progress=progress) if todo else None
+                                backend=cfg.compute.runner(), progress=progress) if todo else None
     seconds = time.perf_counter() - t0
     dim = fresh.shape[1] if fresh is not None else len(next(iter(cached.values())))
     out = np.zeros((len(names), dim), dtype=np.float32)
