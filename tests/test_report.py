@@ -240,16 +240,20 @@ def test_report_writes_everything(reported) -> None:
                  "headline.md", "config.yaml"):
         assert (case / name).is_file(), name
     for name in ("slice_distribution", "slice_delta", "worst_slice_failures", "mined_frames_grid", "autolabel_pr",
-                 "architecture"):
+                 "architecture", "error_costs"):
         assert (figs / f"{name}.png").is_file(), name
     assert (figs / "architecture.dot").read_text().startswith("digraph flywheel")
     md = (case / "case_study_v1.md").read_text()
     assert find_placeholders(md) == []
-    for section in ("## 1. Problem statement", "## 3. Numbers per stage", "## 6. Worst-slice analysis",
-                    "## 8. Discussion", "## 9. Limitations", "## 10. Reproduction notes"):
+    # the fixture's train runs hold no weights: the saliency figure is skipped with the reason, never faked
+    assert not (figs / "gradcam_worst_slice.png").exists()
+    assert "*Figure not drawn: the weights " in md and "best.pt are missing" in md
+    assert "![AP each error type costs](../figures/error_costs.png)" in md
+    for section in ("## 1. Problem statement", "## 2. Pipeline architecture", "## 5. Worst-slice analysis",
+                    "## 7. Discussion", "## 8. Limitations", "## 9. Reproduction notes"):
         assert section in md
     assert "../figures/slice_delta.png" in md and "Figure not available" not in md
-    limitations = md.split("## 9. Limitations")[1].split("## 10.")[0]
+    limitations = md.split("## 8. Limitations")[1].split("## 9.")[0]
     appendix = (case / "case_study_appendix.md").read_text()
     every = appendix.split("## H. Limitations")[1]  # the main text keeps the first three, the appendix all
     assert len(re.findall(r"^\d+\. \*\*", limitations, flags=re.MULTILINE)) == 3
@@ -257,13 +261,16 @@ def test_report_writes_everything(reported) -> None:
     assert "Synthetic data" in every and "Random-init embeddings" in every
     assert find_placeholders(appendix) == []
     assert "ab" * 32 in appendix  # label-file hash from data_provenance.json
-    assert "## 10. Reproduction notes" in md and "appendix F" in md
+    assert "## 9. Reproduction notes" in md and "appendix F" in md
     mining = md.split("### Mining")[1].split("### Auto-label")[0]
     assert "| prototype | prototype | embed | 20 | 6 |" in mining and "2.0×" in mining  # failed-class lift
     auto = md.split("### Auto-label quality")[1].split("### Cost")[0]
-    assert "| accepted machine boxes: precision | 0.910 | 1.000 |" in auto and "230 / 40 / 60" in auto
-    assert "| label source | pyramid | human |" in auto and "| frames labeled by humans / machine | 6 / 12 |" in auto
-    assert "62.0% of GT boxes at score ≥ 0.42" in auto and "| truck | 16 | 10 | 4 | 6 |" in appendix
+    assert "- **prototype** (pyramid, " in auto and "appendix D" in auto  # precision / recall per arm
+    measures = appendix.split("## D.")[1]  # every measure per arm in the appendix
+    assert "| accepted machine boxes: precision | 0.910 | 1.000 |" in measures and "230 / 40 / 60" in measures
+    assert "| label source | pyramid | human |" in measures
+    assert "| frames labeled by humans / machine | 6 / 12 |" in measures
+    assert "62.0% of GT boxes at score ≥ 0.42" in measures and "| truck | 16 | 10 | 4 | 6 |" in appendix
     cost = md.split("### Cost")[1].split("### Headline")[0]
     assert "| all frames by hand | $10.00 | $10.00 |" in appendix and "| paid to humans | $3.00 | $10.00 |" in appendix
     assert "humans labeled 6 of 20 frames ($3.00 of the $10.00 by-hand price)" in cost and "$7.00 saved" in cost
@@ -511,7 +518,7 @@ def test_turn_profile_chart(turn, tmp_path: Path) -> None:
                     skipped=skipped)
     report_stage.run(cfg, progress=False)
     md = (tmp_path / "out/case_study/case_study_v1.md").read_text()
-    stages = md.split("## 3. Numbers per stage")[1].split("## 4.")[0]
+    stages = md.split("## 2. Pipeline architecture")[1].split("## 3.")[0]
     assert "4 steps, 1.7\u00a0min wall" in stages
     assert "By stage: train 70%, eval 15%, collect 10%, mine 5%" in stages
     assert "Peak memory 370 MB, in `train --iter 0`" in stages and "1 step(s) were up to date" in stages

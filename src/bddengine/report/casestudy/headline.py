@@ -43,7 +43,7 @@ def headline(d: ReportData) -> str:
                      f"{len(firm)} on slices not fragile). Every slice: appendix E.")
     else:
         lines.append("**No arm has an iteration-1 eval, so no delta can be computed yet.** Iteration-0 mAP@0.5 "
-                     "per slice is in section 5.")
+                     "per slice is in section 4.")
     lines += source_comparison(d)
     for arm in d.arms_empty:
         lines.append(f"\n**{arm} added nothing**: `{d.arms[arm].autolabel_run}` gave iteration 1 no labeled box, "

@@ -45,7 +45,7 @@ def summary(d: ReportData) -> str:
         lines.append(f"- {contrast_sentence(r)}")
     missing = d.arms_missing
     if missing:
-        lines.append(f"- Missing arm(s): {', '.join(missing)} (see section 7).")
+        lines.append(f"- Missing arm(s): {', '.join(missing)} (see section 6).")
     for arm in d.arms_empty:
         lines.append(f"- {arm} added nothing: its labels gave iteration 1 no box, so it was not retrained and "
                      f"has no delta.")
