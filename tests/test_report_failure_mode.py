@@ -97,6 +97,7 @@ def test_the_error_an_arm_removed() -> None:
     assert removed(e) == (["miss", "loc"], ["bkg"])
     text = arm_verdict(e)
     assert text.startswith("removed part of the cost of missed objects: miss 0.100 → 0.060 (-0.040")
+    assert "also lowered (CI below 0): loc" in text
     assert "background false positives grew" in text
 
 

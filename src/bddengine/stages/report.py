@@ -474,9 +474,10 @@ def saliency_inputs(cfg: EngineConfig, data: ReportData, runs: FlywheelRuns
         return f"arm {arm} has no iteration-1 train run"
     train1 = trains.get(cfg.seed) or trains[min(trains)]
     weights = [TRAIN.best_weights.at(runs.train0), TRAIN.best_weights.at(train1)]
-    absent = [str(w) for w in weights if not w.is_file()]
+    absent = [ref.name for w, ref in zip(weights, (runs.train0, train1), strict=True) if not w.is_file()]
     if absent:
-        return f"the weights {', '.join(absent)} are missing (deleted, or the runs were copied without them)"
+        return (f"the weights ({TRAIN.best_weights.file}) of {' and '.join(absent)} are missing (deleted, or the "
+                f"runs were copied without them)")
     for w, ref in zip(weights, (runs.train0, train1), strict=True):
         try:
             check_weights(w, f"report saliency ({ref.name}'s best.pt)", runs_dir=cfg.runs_dir)

@@ -20,7 +20,7 @@ from bddengine.report.casestudy.autolabel import (
 from bddengine.report.casestudy.cost import cost, cost_table_full
 from bddengine.report.casestudy.curation import curation, curation_marginals
 from bddengine.report.casestudy.failure_mode import error_change, error_delta_table, failure_hypothesis, slice_row
-from bddengine.report.casestudy.headline import headline, headline_full
+from bddengine.report.casestudy.headline import headline, headline_full, missing_arm_commands
 from bddengine.report.casestudy.iteration0 import iteration0, iteration0_classes, iteration0_slices
 from bddengine.report.casestudy.mining import mining
 from bddengine.report.casestudy.problem import problem_statement
@@ -57,17 +57,25 @@ def build_sections(d: ReportData) -> dict[str, str]:
                                               ("gradcam_worst_slice", "EigenCAM heat maps")]),
         "worst_slice_failures_figure": figure(d, "worst_slice_failures", "Worst-slice failure frames"),
         "failure_reasons": failure_reasons(d),
-        "mining": mining(d),
-        "mined_frames_figure": figure(d, "mined_frames_grid", "Mined frames"),
+        "mining": then(mining(d), "The mined frames, each with its slice: appendix D."
+                       if d.figures.get("mined_frames_grid") else ""),
         "autolabel": autolabel(d),
         "cost": cost(d),
         "headline": headline(d),
         "error_change": error_change(d),
         "slice_delta_figure": figure(d, "slice_delta", "Per-slice delta"),
         "scale_discussion": first_items(scale_discussion(d), 1, "the other stages, and the bill per stage: appendix G"),
-        "limitations": first_items(limitations(d), 3, "appendix H lists every limitation"),
+        "limitations": first_items(limitations(d), 1, "appendix H lists every limitation"),
         "reproduction": reproduction_short(d),
     }
+
+
+def then(markdown: str, sentence: str) -> str:
+    """A sentence after a section: on its last paragraph's line, or its own paragraph after a table or a list."""
+    if not sentence:
+        return markdown
+    last = markdown.rstrip().rsplit("\n", 1)[-1]
+    return markdown.rstrip() + (f"\n\n{sentence}" if re.match(r"(\||- |\d+\. )", last) else f" {sentence}")
 
 
 def first_items(markdown: str, n: int, more: str) -> str:
@@ -77,7 +85,10 @@ def first_items(markdown: str, n: int, more: str) -> str:
     if len(items) <= n:
         return markdown
     kept = lines[:items[n]] + [line for line in lines[items[n]:] if not re.match(r"(- |\d+\. )", line)]
-    return "\n".join(kept).rstrip() + f"\n\n*{len(items) - n} more; {more}.*"
+    text = "\n".join(kept).rstrip()
+    # the pointer closes the last kept item (a paragraph of its own would take two lines of the four pages)
+    note = f"{len(items) - n} more; {more}."
+    return text + (f" *({note})*" if kept[-1].strip() else f"\n\n*{note}*")
 
 
 def build_appendix(d: ReportData) -> str:
@@ -97,7 +108,8 @@ def build_appendix(d: ReportData) -> str:
         iteration0_slices(d),
         figure(d, "worst_slice_failures", "Worst-slice failure frames"),
         failure_reasons(d, table=True),
-        "## D. Auto-label quality per class, and the bill per arm",
+        "## D. Mined frames, auto-label quality per class, and the bill per arm",
+        figure(d, "mined_frames_grid", "Mined frames"),
         autolabel_table(d),
         figure(d, "autolabel_pr", "Auto-label precision and recall"),
         calibration_markdown(d),
@@ -110,6 +122,7 @@ def build_appendix(d: ReportData) -> str:
         error_delta_table(d),
         "## F. Reproduction",
         reproduction(d),
+        missing_arm_commands(d),
         "## G. The turn at 100M frames, per stage",
         scale_discussion(d),
         scale_discussion(d, table_only=True),

@@ -192,9 +192,11 @@ def arm_verdict(entry: dict[str, Any]) -> str:
     parts = []
     if down:
         parts.append(f"removed part of the cost of {ERROR_NAMES[down[0]]}: {_change(entry, down[0])}")
-        parts += [f"also {_change(entry, t)}" for t in down[1:]]
+        if down[1:]:
+            parts.append(f"also lowered (CI below 0): {', '.join(down[1:])}")
     if up:
-        parts.append("the cost of " + ", ".join(f"{ERROR_NAMES[t]} grew: {_change(entry, t)}" for t in up))
+        parts.append(f"the cost of {ERROR_NAMES[up[0]]} grew: {_change(entry, up[0])}"
+                     + (f"; also raised (CI above 0): {', '.join(up[1:])}" if up[1:] else ""))
     return "; ".join(parts)
 
 

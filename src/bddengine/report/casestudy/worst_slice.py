@@ -39,11 +39,12 @@ def worst_slice(d: ReportData) -> str:
         f"{fmt_map(w.get('map50'))}, 95% CI {fmt_ci(ci[0], ci[1], signed=False)}) against "
         f"{fmt_map(o.get('map50'))} for the whole eval pool.",
     ]
-    rows = [[c, fmt_map(row.get(f"ap50/{c}")), fmt_map(o.get(f"ap50/{c}")), fmt_map(row.get(f"recall/{c}"))]
-            for c in CLASSES if is_num(row.get(f"ap50/{c}"))]
-    if rows:
-        text += ["", md_table(["class", "AP@0.5 worst slice", "AP@0.5 overall", "recall worst slice"], rows)]
-    return "\n".join(text)
+    per_class = [f"{c} {fmt_map(row.get(f'ap50/{c}'))} vs {fmt_map(o.get(f'ap50/{c}'))} "
+                 f"({fmt_map(row.get(f'recall/{c}'))})" for c in CLASSES if is_num(row.get(f"ap50/{c}"))]
+    if per_class:
+        text.append("Per class, AP@0.5 on the worst slice vs the whole pool (recall on the slice): "
+                    + "; ".join(per_class) + ".")
+    return " ".join(text)
 
 
 def reason_kind(reason: str) -> str:
