@@ -67,6 +67,10 @@ def test_a_slice_without_error_costs_claims_nothing() -> None:
     assert "Failure mode" not in text and "Class confusion" not in text
     assert "No box-height bucket of the slice holds 10 ground-truth boxes" in text
     assert failure_hypothesis(None, None) == ""
+    no_miss = _row({}, fp=0.0, fn=0.0)
+    no_miss["dap"]["miss"] = None  # tidecv's re-scoring left no AP: not a cost of 0
+    text = failure_hypothesis(no_miss, None)
+    assert "The cost of miss is not defined on this slice" in text and "No other error type costs" in text
 
 
 def test_visibility_and_overall_comparison() -> None:

@@ -66,7 +66,8 @@ def failure_hypothesis(row: dict[str, Any] | None, overall: dict[str, Any] | Non
         out.append(f"The cost of {', '.join(undefined)} is not defined on this slice (n/a in errors.json: "
                    f"re-scoring with that error fixed leaves no AP to compare).")
     if round(top_cost, 3) == 0:
-        out.append("No error type costs the slice any AP@0.5: fixing any one of them alone adds less than 0.0005.")
+        out.append(f"No {'other ' if undefined else ''}error type costs the slice any AP@0.5: fixing any one of "
+                   f"them alone adds less than 0.0005.")
     else:
         second = ranked[1] if len(ranked) > 1 else None
         lead = (f"**Failure mode: {ERROR_NAMES[top]}.** Of the error types, {top} costs the slice most: fixing it "
