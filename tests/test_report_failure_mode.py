@@ -113,3 +113,17 @@ def test_a_turn_that_changed_nothing() -> None:
     assert "largest change miss" in text
     # no CI at all (one seed, too few frames) is no claim either
     assert arm_verdict(_entry({"miss": -0.5}, {t: None for t in ERROR_TYPES})).startswith("no error type's cost")
+
+
+def test_an_arm_that_only_raised_a_cost_removed_nothing() -> None:
+    e = _entry({"bkg": 0.003, "miss": -0.02}, {"bkg": [0.001, 0.005], "miss": [-0.05, 0.01]})
+    text = arm_verdict(e)
+    assert text.startswith("no error type's cost fell beyond noise")
+    assert "the cost of background false positives grew: bkg 0.100 → 0.103" in text
+
+
+def test_short_verdicts_for_the_other_arms() -> None:
+    short = failure_mode.short_verdict
+    assert short(_entry({"miss": -0.04}, {"miss": [-0.06, -0.02]})).startswith("miss fell -0.040 [-0.060,")
+    assert short(_entry({"bkg": 0.003}, {"bkg": [0.001, 0.005]})).startswith("nothing fell beyond noise, bkg rose")
+    assert short(_entry({"miss": -0.03}, {"miss": [-0.05, 0.02]})) == "no change beyond noise"

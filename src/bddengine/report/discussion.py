@@ -317,8 +317,7 @@ def reproduction(d: ReportData) -> str:
 def reproduction_short(d: ReportData) -> str:
     """The command and the config that rebuild the turn; the full notes are in the appendix."""
     return (f"`bddengine flywheel --config {d.config_source}` rebuilds every run this report read (config "
-            f"SHA-256 `{d.config_sha256[:16]}…`, seed {d.cfg.seed}); config, versions, hashes and commands: "
-            f"appendix F.")
+            f"SHA-256 `{d.config_sha256[:16]}…`, seed {d.cfg.seed}; the rest: appendix F).")
 
 
 def commands(d: ReportData) -> list[str]:

@@ -193,7 +193,7 @@ class _Renderer:
         pdf = self.pdf
         if t.type == "heading_open":
             level = int(t.tag[1])
-            need = 20 if level <= 2 else 16  # a figure that follows may float to the next page
+            need = 12 if level <= 2 else 10  # a heading and two lines; a figure that follows may float on
             if pdf.get_y() + need > pdf.page_break_trigger and pdf.get_y() > pdf.t_margin + 5:
                 pdf.add_page()  # keep a heading with what follows it
             self._heading(level, _runs(tokens[i + 1]))

@@ -430,8 +430,9 @@ def write_figures(fig_dir: Path, data: ReportData, runs: FlywheelRuns) -> tuple[
     return links, sources
 
 
-SALIENCY_FRAMES = 4
-"""Failure frames in the saliency figure: a handful, so the report stays seconds on a CPU."""
+SALIENCY_FRAMES = 3
+"""Failure frames in the saliency figure: a few, so the report stays seconds on a CPU and each row stays
+legible beside the error-cost chart on a printed page."""
 
 
 def write_saliency(fig_dir: Path, cfg: EngineConfig, data: ReportData, runs: FlywheelRuns) -> None:

@@ -109,11 +109,6 @@ def autolabel(d: ReportData) -> str:
         lines += [f"- **{a}** ({_row(f, 'label source')}, {_row(f, 'labeler')}): "
                   f"{_row(f, 'accepted machine boxes: precision')} / {_row(f, 'accepted machine boxes: recall')}; "
                   f"{_row(f, 'training labels: precision / recall')}" for a, f in have.items()]
-        where = ["every measure per arm"]
-        where += ["a pyramid's calibrated thresholds"] if calibration_markdown(d) else []
-        if any(_per_class_rows(f) for f in have.values()):
-            where.append("accepted boxes per class and arm")
-        lines.append(f"\n{', '.join(where).capitalize()}: appendix D.")
     else:
         lines += _generic_quality(d, have)
     missing = [a for a, f in d.arms.items() if a not in have and not f.mine_only]

@@ -64,8 +64,8 @@ def build_sections(d: ReportData) -> dict[str, str]:
         "headline": headline(d),
         "error_change": error_change(d),
         "slice_delta_figure": figure(d, "slice_delta", "Per-slice delta"),
-        "scale_discussion": first_items(scale_discussion(d), 1, "the other stages, and the bill per stage: appendix G"),
-        "limitations": first_items(limitations(d), 1, "appendix H lists every limitation"),
+        "scale_discussion": first_items(scale_discussion(d), 1, "the bill per stage: appendix G"),
+        "limitations": first_items(limitations(d), 1, "appendix H"),
         "reproduction": reproduction_short(d),
     }
 

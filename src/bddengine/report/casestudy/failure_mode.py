@@ -195,10 +195,25 @@ def arm_verdict(entry: dict[str, Any]) -> str:
         parts.append(f"removed part of the cost of {ERROR_NAMES[down[0]]}: {_change(entry, down[0])}")
         if down[1:]:
             parts.append(f"also lowered (CI below 0): {', '.join(down[1:])}")
+    else:
+        parts.append("no error type's cost fell beyond noise (every CI of a fall includes 0)")
     if up:
         parts.append(f"the cost of {ERROR_NAMES[up[0]]} grew: {_change(entry, up[0])}"
                      + (f"; also raised (CI above 0): {', '.join(up[1:])}" if up[1:] else ""))
     return "; ".join(parts)
+
+
+def short_verdict(entry: dict[str, Any]) -> str:
+    """One arm's change as a few words: the largest fall beyond noise, else the largest rise, else none."""
+    down, up = removed(entry)
+    delta, ci = entry.get("delta") or {}, entry.get("ci95") or {}
+    if down:
+        t = down[0]
+        return f"{t} fell {fmt_delta(delta[t])} {fmt_ci(*ci[t])}"
+    if up:
+        t = up[0]
+        return f"nothing fell beyond noise, {t} rose {fmt_delta(delta[t])} {fmt_ci(*ci[t])}"
+    return "no change beyond noise"
 
 
 def error_change(d: ReportData) -> str:
@@ -214,7 +229,8 @@ def error_change(d: ReportData) -> str:
              f"the largest gain there: {arm_verdict(e)}."]
     others = [a for a in by_arm if a != arm]
     if others:
-        lines.append("Other arms: " + "; ".join(f"{a}: {arm_verdict(by_arm[a])}" for a in others) + ".")
+        lines.append("Other arms (every change: appendix E): " + "; ".join(
+            f"{a}: {short_verdict(by_arm[a])}" for a in others) + ".")
     return " ".join(lines)
 
 

@@ -38,7 +38,7 @@ def headline(d: ReportData) -> str:
         sig = d.headline[d.headline["ci_excludes_0"].astype(bool) & (d.headline["grouping"] == "slice")]
         firm = sig[~sig["fragile"].astype(bool)]
         n_tests = int(((d.headline["grouping"] == "slice") & d.headline["arm"].notna()).sum())
-        lines.append(f"\nOf all {n_tests} (slice, arm) deltas, {len(sig)} have a CI excluding 0 "
+        lines.append(f"Of all {n_tests} (slice, arm) deltas, {len(sig)} have a CI excluding 0 "
                      f"({int((sig['delta'] > 0).sum())} up, {int((sig['delta'] < 0).sum())} down; "
                      f"{len(firm)} on slices not fragile). Every slice: appendix E.")
     else:
