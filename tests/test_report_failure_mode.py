@@ -127,3 +127,8 @@ def test_short_verdicts_for_the_other_arms() -> None:
     assert short(_entry({"miss": -0.04}, {"miss": [-0.06, -0.02]})).startswith("miss fell -0.040 [-0.060,")
     assert short(_entry({"bkg": 0.003}, {"bkg": [0.001, 0.005]})).startswith("nothing fell beyond noise, bkg rose")
     assert short(_entry({"miss": -0.03}, {"miss": [-0.05, 0.02]})) == "no change beyond noise"
+
+
+def test_a_change_that_rounds_to_zero_is_no_change() -> None:
+    e = _entry({"both": 0.00001, "bkg": 0.003}, {"both": [0.000001, 0.00002], "bkg": [0.001, 0.005]})
+    assert removed(e) == ([], ["bkg"])

@@ -164,7 +164,9 @@ def best_arm(d: ReportData) -> str | None:
 def removed(entry: dict[str, Any]) -> tuple[list[str], list[str]]:
     """Error types whose cost fell (CI below 0), largest fall first, and those whose cost grew (CI above 0)."""
     delta, ci = entry.get("delta") or {}, entry.get("ci95") or {}
-    firm = [t for t in ERROR_TYPES if is_num(delta.get(t)) and ci.get(t) and all(is_num(x) for x in ci[t])]
+    # a change that rounds to 0.000 is no change, whatever side of 0 its (equally tiny) CI lies on
+    firm = [t for t in ERROR_TYPES if is_num(delta.get(t)) and round(abs(delta[t]), 3) > 0 and ci.get(t)
+            and all(is_num(x) for x in ci[t])]
     down = sorted((t for t in firm if ci[t][1] < 0), key=lambda t: delta[t])
     up = sorted((t for t in firm if ci[t][0] > 0), key=lambda t: -delta[t])
     return down, up
