@@ -513,3 +513,37 @@ class DetectorEmbed:
                                      verbose=False, embed=[self.layer])
         return {name: f.detach().float().cpu().numpy().reshape(-1)
                 for name, f in zip(batch.names, feats, strict=True)}
+
+
+def eigencam_maps(weights: Path, images: list[Path], *, imgsz: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """EigenCAM heat maps (the ``grad-cam`` package) of a YOLO detector's last backbone layer, on CPU.
+
+    EigenCAM projects that layer's activations on their first principal component, so it
+    needs no gradient and no target class. Each image is resized to ``imgsz`` wide (its
+    height rounded to the stride, 32), as the detector saw it.
+
+    Returns:
+        Per image, (the resized RGB image in 0-1, H x W x 3; the heat map in 0-1, H x W).
+    """
+    import torch
+    from PIL import Image
+    from pytorch_grad_cam import EigenCAM
+
+    model, layer = load_detector(weights)
+    net = model.model.float().cpu().eval()
+    cam = EigenCAM(net, target_layers=[net.model[layer]])
+    out = []
+    try:
+        for path in images:
+            with Image.open(path) as im:
+                w, h = im.size
+                size = (imgsz, max(32, round(imgsz * h / w / 32) * 32))
+                rgb = np.asarray(im.convert("RGB").resize(size), dtype=np.float32) / 255.0
+            x = torch.from_numpy(rgb.transpose(2, 0, 1).copy())[None]
+            # targets given (and unused: EigenCAM takes no gradient), so grad-cam does not argmax the
+            # detector's tuple output as if it were a classifier's scores
+            heat = cam(x, targets=[None])[0]
+            out.append((rgb, np.asarray(heat, dtype=np.float32)))
+    finally:
+        cam.activations_and_grads.release()
+    return out

@@ -84,12 +84,14 @@ class ReportData:
     min_frames: int
     contrasts: pd.DataFrame | None = None
     turn_profile: dict[str, Any] | None = None
+    """``turn_profile.json`` of the flywheel turn that made these runs (None: not run by `bddengine flywheel`)."""
     errors: dict[str, Any] | None = None
     """Iteration 0's ``errors.json`` (TIDE decomposition per slice; computed for eval runs without one)."""
     error_deltas: list[dict[str, Any]] = field(default_factory=list)
     """Per compared arm, each error type's cost on the worst slice at iteration 1 minus iteration 0
     (`bddengine.evaluation.error_slices.paired_error_deltas`, with ``arm`` added)."""
-    """``turn_profile.json`` of the flywheel turn that made these runs (None: not run by `bddengine flywheel`)."""
+    figure_notes: dict[str, str] = field(default_factory=dict)
+    """Why a figure the report draws itself was not drawn (the saliency figure without weights, ...)."""
 
     @property
     def arms_missing(self) -> list[str]:

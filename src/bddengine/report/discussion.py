@@ -164,7 +164,7 @@ def label_limitation(d: ReportData) -> str:
     machine = [a for s in ("pyramid", "auto") for a in by_source.get(s, [])]
     if machine:
         names = ", ".join(f"{a} ({arm_labeler(d.arms[a]) or NA})" for a in machine)
-        parts.append(f"{names}: machine labels, whose errors (section 7) are part of the delta")
+        parts.append(f"{names}: machine labels, whose errors (section 6) are part of the delta")
     if "pyramid" in by_source:
         audits = {a: (d.arms[a].autolabel_metrics or {}).get("n_audit_frames") for a in by_source["pyramid"]}
         parts.append("pyramid thresholds come from "
@@ -213,7 +213,7 @@ def limitations(d: ReportData) -> str:
             "**Uncertainty of the headline delta.** The worst-slice Δ CIs are up to "
             + (f"{max(widths):.3f}" if widths else NA) + f" wide; {n_zero} of {len(rows)} include 0"
             + (" (those arms are not shown to help)" if n_zero else "")
-            + ". Arms are ranked only by the arm-vs-control CIs (section 7).")
+            + ". Arms are ranked only by the arm-vs-control CIs (section 6).")
         thin = [r for r in rows if bool(r.get("fragile"))]
         if thin:
             items.append(
@@ -317,8 +317,7 @@ def reproduction(d: ReportData) -> str:
 def reproduction_short(d: ReportData) -> str:
     """The command and the config that rebuild the turn; the full notes are in the appendix."""
     return (f"`bddengine flywheel --config {d.config_source}` rebuilds every run this report read (config "
-            f"SHA-256 `{d.config_sha256[:16]}…`, seed {d.cfg.seed}). The resolved config, seeds, package versions, "
-            f"label-file hashes and the stage-by-stage commands are in appendix F.")
+            f"SHA-256 `{d.config_sha256[:16]}…`, seed {d.cfg.seed}; the rest: appendix F).")
 
 
 def commands(d: ReportData) -> list[str]:

@@ -48,7 +48,7 @@ em { color: var(--muted); }
 """
 
 
-FIGURE_MAX_PAGE_SHARE = 0.25
+FIGURE_MAX_PAGE_SHARE = 0.22
 """The largest share of a PDF page's height one figure may take (taller ones are scaled down whole)."""
 FIGURE_MIN_SHRINK = 0.8
 """A figure that does not fit the rest of a page is shrunk into it down to this share of its size; less would
@@ -193,7 +193,7 @@ class _Renderer:
         pdf = self.pdf
         if t.type == "heading_open":
             level = int(t.tag[1])
-            need = 28 if level <= 2 else 22  # a figure that follows may float to the next page
+            need = 12 if level <= 2 else 10  # a heading and two lines; a figure that follows may float on
             if pdf.get_y() + need > pdf.page_break_trigger and pdf.get_y() > pdf.t_margin + 5:
                 pdf.add_page()  # keep a heading with what follows it
             self._heading(level, _runs(tokens[i + 1]))

@@ -139,6 +139,87 @@ def plot_slice_delta(table: pd.DataFrame, arms: list[str], path: Path, *, n_boot
     return path
 
 
+ERROR_ORDER = ("cls", "loc", "both", "dupe", "bkg", "miss")
+"""TIDE's error types, in its order (the x axis of the decomposition chart)."""
+
+
+def plot_error_costs(worst: dict, overall: dict | None, path: Path, *, label: str) -> Path:
+    """The AP@0.5 each error type costs the worst slice (and the whole eval pool beside it), with CI whiskers.
+
+    ``worst`` and ``overall`` are rows of an eval run's ``errors.json`` (``dap``, ``ci95``, ``map50``).
+    """
+    _style()
+    rows = [(f"{label} (mAP@0.5 {worst.get('map50', float('nan')):.3f})", worst, HIGHLIGHT)]
+    if overall is not None:
+        rows.append((f"whole eval pool ({overall.get('map50', float('nan')):.3f})", overall, MUTED))
+    fig, ax = plt.subplots(figsize=(5.0, 3.4), dpi=150)
+    x = np.arange(len(ERROR_ORDER), dtype=float)
+    width = 0.8 / len(rows)
+    top = 0.0
+    for j, (name, row, color) in enumerate(rows):
+        raw = [(row.get("dap") or {}).get(t) for t in ERROR_ORDER]
+        vals = np.array([float(v) if v is not None else 0.0 for v in raw])
+        xs = x - 0.4 + width * (j + 0.5)
+        ax.bar(xs, vals, width=width * 0.9, color=color, label=name)
+        ci = row.get("ci95") or {}
+        for xi, v, t, r in zip(xs, vals, ERROR_ORDER, raw, strict=True):
+            if r is None:  # not defined on this slice (errors.json has null)
+                ax.annotate("n/a", (xi, 0), xytext=(0, 2), textcoords="offset points", ha="center", va="bottom",
+                            fontsize=6.5, color=MUTED, rotation=90 if len(rows) > 1 else 0)
+                continue
+            lo_hi = ci.get(t)
+            if lo_hi and all(b is not None for b in lo_hi):
+                ax.errorbar(xi, v, yerr=[[max(0.0, v - lo_hi[0])], [max(0.0, lo_hi[1] - v)]], fmt="none",
+                            ecolor=INK, elinewidth=0.8, capsize=2)
+                top = max(top, lo_hi[1])
+            top = max(top, v)
+            ax.annotate(f"{v:.3f}", (xi, v), xytext=(0, 2), textcoords="offset points", ha="center",
+                        va="bottom", fontsize=6.5, color=INK, rotation=90 if len(rows) > 1 else 0)
+    ax.set_xticks(x, list(ERROR_ORDER))
+    ax.set_ylim(0, max(top * 1.3, 0.01))
+    ax.set_ylabel("AP@0.5 gained by fixing it")
+    ax.set_title("What each error costs (TIDE), iteration 0", loc="left", fontsize=10)
+    ax.legend(fontsize=7, frameon=False, loc="upper left")
+    ax.grid(axis="y", color="#E6E6E6", lw=0.6)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_saliency(frames: list[tuple[str, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]],
+                  path: Path, *, left: str, right: str) -> Path:
+    """Heat maps side by side: one row per frame, ``left`` model in column 1 and ``right`` in column 2.
+
+    Each entry is (frame name, (RGB image, heat map) of the left model, the same of the right); images
+    in 0-1, heat maps in 0-1 at the image's size, drawn over it in ``jet``.
+    """
+    _style()
+    n = len(frames)
+    h, w = frames[0][1][0].shape[:2]
+    cell_w = 2.4
+    fig, axes = plt.subplots(n, 2, figsize=(2 * cell_w + 0.2, n * cell_w * h / w + 0.55), dpi=150, squeeze=False)
+    for i, (name, a, b) in enumerate(frames):
+        for j, (rgb, heat) in enumerate((a, b)):
+            ax = axes[i][j]
+            ax.imshow(rgb)
+            ax.imshow(heat, cmap="jet", alpha=0.45, vmin=0.0, vmax=1.0)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(name[:14], fontsize=6.5)
+    axes[0][0].set_title(left, fontsize=8, loc="left")
+    axes[0][1].set_title(right, fontsize=8, loc="left")
+    fig.suptitle("EigenCAM, worst slice's failure frames", x=0.02, ha="left", fontsize=9, fontweight="bold")
+    fig.tight_layout(pad=0.3, h_pad=0.2, w_pad=0.3)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def plot_turn_profile(profile: dict, path: Path) -> Path:
     """Each step's wall time in one turn (``turn_profile.json``), one bar per step, with its share.
 

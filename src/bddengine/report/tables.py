@@ -136,15 +136,17 @@ def key_label(key: dict[str, str] | None) -> str:
 
 
 def headline_markdown(table: pd.DataFrame, arms: list[str], *, n_boot: int, seed: int,
-                      fragile_min_gt: int | None = None) -> str:
+                      fragile_min_gt: int | None = None, per_seed: bool = True) -> str:
     """The headline table in markdown, plus its legend.
 
     One row per slice and arm (the slice, its frames and iteration-0 mAP@0.5 on the
     first row of each slice), so it stays readable for any number of arms and seeds.
     The "CI resamples" column says, row by row, whether the CI holds training variance
-    (several seeds) or only the eval frames' (one seed).
+    (several seeds) or only the eval frames' (one seed). ``per_seed=False`` leaves out the
+    per-seed column (page 1 keeps its rows on one line; the appendix has it).
     """
-    multi = any(int(n or 0) > 1 for n in table["n_seeds"])
+    several = any(int(n or 0) > 1 for n in table["n_seeds"])
+    multi = several and per_seed
     headers = ["slice", "frames", "iter 0", "arm", "iter 1", "Δ", "95% CI of Δ", "CI resamples"]
     if multi:
         headers.append("per-seed Δ")
@@ -173,9 +175,9 @@ def headline_markdown(table: pd.DataFrame, arms: list[str], *, n_boot: int, seed
             rows.append(row)
     legend = (f"Δ: iteration 1 − iteration 0 mAP@0.5 on the same eval frames; 95% CI: paired bootstrap ({n_boot} "
               f"resamples, seed {seed}). **Bold**: CI excludes 0 on a slice that is not fragile.")
-    if multi:
+    if several:
         legend += (" Several seeds: iter 1 and Δ are seed means, and the CI also resamples seeds (training "
-                   "variance); per-seed Δ: min…max, sd.")
+                   "variance); per-seed Δ: " + ("min…max, sd." if multi else "appendix E."))
     if any(int(n or 0) == 1 for n in table["n_seeds"]):
         legend += " \"frames only\": one seed, so the CI leaves out training variance."
     if any_fragile:

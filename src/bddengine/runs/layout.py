@@ -248,6 +248,10 @@ class REPORT(StageLayout):
     architecture_png = _a("figure_architecture", f"{FIGURES_DIR}/architecture.png", "the architecture diagram")
     slice_delta = _a("figure_slice_delta", f"{FIGURES_DIR}/slice_delta.png", "per-slice deltas with CIs")
     turn_profile = _a("figure_turn_profile", f"{FIGURES_DIR}/turn_profile.png", "where the turn's time went")
+    error_costs = _a("figure_error_costs", f"{FIGURES_DIR}/error_costs.png",
+                     "AP@0.5 each error type costs the worst slice (TIDE), with CIs")
+    gradcam = _a("figure_gradcam", f"{FIGURES_DIR}/gradcam_worst_slice.png",
+                 "EigenCAM heat maps of the worst slice's failure frames, iteration 0 and the best arm")
     html = _a("html", f"{CASE_STUDY_DIR}/case_study_v1.html", "the case study (HTML)")
     pdf = _a("pdf", f"{CASE_STUDY_DIR}/case_study_v1.pdf", "the case study (PDF)")
     appendix_html = _a("appendix_html", f"{CASE_STUDY_DIR}/case_study_appendix.html", "the appendix (HTML)")

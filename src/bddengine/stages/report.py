@@ -49,9 +49,10 @@ from bddengine.report.casestudy import (
     headline_full,
     summary_numbers,
 )
+from bddengine.report.casestudy.failure_mode import best_arm, slice_row
 from bddengine.report.data import ArmFacts, ReportData
 from bddengine.report.export import to_html, to_pdf
-from bddengine.report.figures import copy_figure, plot_slice_delta, plot_turn_profile
+from bddengine.report.figures import copy_figure, plot_error_costs, plot_saliency, plot_slice_delta, plot_turn_profile
 from bddengine.report.headline import compute_contrasts, compute_headline, headline_records, headline_slices
 from bddengine.report.inputs import FlywheelRuns, discover_runs, read_json
 from bddengine.report.tables import (
@@ -69,11 +70,13 @@ from bddengine.runs.layout import (
     MINE,
     REPORT,
     SPLIT,
+    TRAIN,
     Artifact,
 )
 from bddengine.runs.turn_profile import read_turn_profile
 from bddengine.stages import STAGES, StageOutcome
 from bddengine.stages.job import Commit, Job, execute, unchanged
+from bddengine.weights_trust import check_weights
 
 CASE_STUDY, FIGURES = CASE_STUDY_DIR, FIGURES_DIR
 MARKDOWN = Path(REPORT.case_study.file).name
@@ -136,6 +139,7 @@ def write_report(
     data.turn_profile = profile
     write_headline(case_dir, data)
     data.figures, data.figure_sources = write_figures(fig_dir, data, runs)
+    write_saliency(fig_dir, cfg, data, runs)
     title = f"bddengine: one turn of the data flywheel ({cfg.name})"
     graph = build_graph(STAGES, architecture_numbers(data), synthetic=cfg.data.synthetic)
     data.architecture_renderer = render(graph, REPORT.architecture_dot.at(run), REPORT.architecture_png.at(run),
@@ -416,7 +420,79 @@ def write_figures(fig_dir: Path, data: ReportData, runs: FlywheelRuns) -> tuple[
     if data.turn_profile and data.turn_profile.get("steps"):
         plot_turn_profile(data.turn_profile, REPORT.turn_profile.at(fig_dir.parent))
         links["turn_profile"] = f"../{REPORT.turn_profile.file}"
+    links["error_costs"] = None
+    worst_row = slice_row(data.errors, data.worst["key"]) if data.worst else None
+    if worst_row is not None:
+        plot_error_costs(worst_row, slice_row(data.errors, None), REPORT.error_costs.at(fig_dir.parent),
+                         label="worst slice")
+        links["error_costs"] = f"../{REPORT.error_costs.file}"
+        sources["error_costs"] = f"{runs.eval0.name}/{EVAL.errors.file}"
     return links, sources
+
+
+SALIENCY_FRAMES = 3
+"""Failure frames in the saliency figure: a few, so the report stays seconds on a CPU and each row stays
+legible beside the error-cost chart on a printed page."""
+
+
+def write_saliency(fig_dir: Path, cfg: EngineConfig, data: ReportData, runs: FlywheelRuns) -> None:
+    """EigenCAM heat maps of iteration 0 and the best arm's iteration 1 on the worst slice's failure frames.
+
+    Not drawn (and the reason kept in ``data.figure_notes``) without a worst slice, failure frames, an
+    iteration-1 arm, the frames' images, the weights, or the ``grad-cam`` package.
+    """
+    data.figures["gradcam_worst_slice"] = None
+    why = saliency_inputs(cfg, data, runs)
+    if isinstance(why, str):
+        data.figure_notes["gradcam_worst_slice"] = why
+        return
+    arm, train1, weights, images = why
+    try:
+        from bddengine.integrations.ultralytics import eigencam_maps
+
+        imgsz = cfg.eval.imgsz or cfg.train.imgsz
+        maps = [eigencam_maps(w, list(images.values()), imgsz=imgsz) for w in weights]
+    except ImportError as exc:
+        data.figure_notes["gradcam_worst_slice"] = f"grad-cam is not installed ({exc}): pip install grad-cam"
+        return
+    plot_saliency([(n, a, b) for n, a, b in zip(images, *maps, strict=True)], REPORT.gradcam.at(fig_dir.parent),
+                  left=f"iteration 0 ({runs.train0.name})", right=f"iteration 1, {arm}")
+    data.figures["gradcam_worst_slice"] = f"../{REPORT.gradcam.file}"
+    data.figure_sources["gradcam_worst_slice"] = f"{runs.train0.name} and {train1}, best.pt"
+
+
+def saliency_inputs(cfg: EngineConfig, data: ReportData, runs: FlywheelRuns
+                    ) -> str | tuple[str, str, list[Path], dict[str, Path]]:
+    """(best arm, its iteration-1 train run, [iteration-0 weights, its iteration-1 weights],
+    failure frame -> image), or why not."""
+    if not data.worst or not data.failures:
+        return "the worst slice has no failure frames" if data.worst else "no slice qualified as the worst slice"
+    arm = best_arm(data)
+    if arm is None or runs.train0 is None:
+        return "no arm has an iteration-1 eval, so there is no second model to set beside iteration 0"
+    trains = runs.arms[arm].train
+    if not trains:
+        return f"arm {arm} has no iteration-1 train run"
+    train1 = trains.get(cfg.seed) or trains[min(trains)]
+    weights = [TRAIN.best_weights.at(runs.train0), TRAIN.best_weights.at(train1)]
+    absent = [ref.name for w, ref in zip(weights, (runs.train0, train1), strict=True) if not w.is_file()]
+    if absent:
+        return (f"the weights ({TRAIN.best_weights.file}) of {' and '.join(absent)} are missing (deleted, or the "
+                f"runs were copied without them)")
+    for w, ref in zip(weights, (runs.train0, train1), strict=True):
+        try:
+            check_weights(w, f"report saliency ({ref.name}'s best.pt)", runs_dir=cfg.runs_dir)
+        except StageInputError as exc:
+            return f"bddengine would not load {w}: {exc}"
+    paths: dict[str, str] = {}
+    if runs.split is not None and SPLIT.eval_pool.exists(runs.split):
+        pool = SPLIT.eval_pool.read(runs.split, columns=["name", "path"])
+        paths = dict(zip(pool["name"], pool["path"], strict=True))
+    images = {f["name"]: Path(paths[f["name"]]) for f in data.failures
+              if f["name"] in paths and Path(paths[f["name"]]).is_file()}
+    if not images:
+        return "the failure frames' images are not on this machine (the split's eval pool names them)"
+    return arm, train1.name, weights, dict(list(images.items())[:SALIENCY_FRAMES])
 
 
 def publish(run_dir: Path, out_dir: Path) -> list[Path]:

@@ -1,7 +1,7 @@
 """The case study's text: every section built from numbers read out of run folders.
 
 `build_sections` turns a `ReportData` (what the stage read, `report.data`) into one
-markdown block per template field (sections 1-7 here, the discussion, limitations and
+markdown block per template field (sections 1-6 here, the discussion, limitations and
 reproduction notes in `report.discussion`); `fill_template` puts them in place;
 `find_placeholders` is the guard the stage and the tests run on the result. Nothing
 here reads a file: a number that a run did not record is reported as missing, with

@@ -104,20 +104,31 @@ def autolabel(d: ReportData) -> str:
             f"Machine boxes are accepted, sent to review or dropped by score (configured: accept ≥ "
             f"{thresholds.get('accept', t[0])}, drop < {thresholds.get('drop', t[1])}; a pyramid's calibrated "
             f"thresholds in appendix D), scored against the mined frames' hidden ground truth (IoU "
-            f"{next(iter(have.values())).quality.get('iou_threshold', 0.5)}).", "",
-            md_table(["measure", *have], [[label, *[fn(f.quality or {}, f.autolabel_metrics or {})
-                                                    for f in have.values()]] for label, fn in AUTOLABEL_ROWS])]
-        where = ["a pyramid's calibrated thresholds"] if calibration_markdown(d) else []
-        if any(_per_class_rows(f) for f in have.values()):
-            where.append("accepted boxes per class and arm")
-        if where:
-            lines.append(f"\n{' and '.join(where).capitalize()}: appendix D.")
+            f"{next(iter(have.values())).quality.get('iou_threshold', 0.5)}). Precision / recall of the "
+            "accepted machine boxes, then of every training label the arm added:", ""]
+        lines += [f"- **{a}** ({_row(f, 'label source')}, {_row(f, 'labeler')}): "
+                  f"{_row(f, 'accepted machine boxes: precision')} / {_row(f, 'accepted machine boxes: recall')}; "
+                  f"{_row(f, 'training labels: precision / recall')}" for a, f in have.items()]
     else:
         lines += _generic_quality(d, have)
     missing = [a for a, f in d.arms.items() if a not in have and not f.mine_only]
     if missing:
         lines.append(f"\nNo autolabel run for: {', '.join(missing)}.")
     return "\n".join(lines).strip()
+
+
+def _row(f: ArmFacts, label: str) -> str:
+    fn = dict(AUTOLABEL_ROWS)[label]
+    return fn(f.quality or {}, f.autolabel_metrics or {})
+
+
+def autolabel_table(d: ReportData) -> str:
+    """Appendix D: every auto-label measure per arm (the main text keeps precision and recall)."""
+    have = {a: f for a, f in d.arms.items() if f.quality is not None or f.autolabel_metrics}
+    if not have or not all("accepted" in (f.quality or {}) for f in have.values()):
+        return ""
+    return md_table(["measure", *have], [[label, *[fn(f.quality or {}, f.autolabel_metrics or {})
+                                                   for f in have.values()]] for label, fn in AUTOLABEL_ROWS])
 
 
 def _per_class_rows(f: ArmFacts) -> list[list[str]]:

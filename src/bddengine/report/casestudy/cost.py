@@ -51,7 +51,8 @@ def cost(d: ReportData) -> str:
     lines = []
     if costs:
         lines += ["- " + saving_sentence(arm, c) for arm, c in costs.items()]
-        lines.append("\nThe per-arm bill (who labeled how many frames, at which price): appendix D.")
+        lines.append("\nEvery auto-label measure per arm, the calibrated thresholds, accepted boxes per class and "
+                     "the per-arm bill (who labeled how many frames, at which price): appendix D.")
     k = mined_k(d)
     if k and not costs:
         a = d.cfg.autolabel

@@ -13,7 +13,6 @@ from bddengine.report.tables import (
     fmt_pct,
     fmt_value,
     key_label,
-    md_table,
 )
 
 
@@ -32,24 +31,20 @@ def curation(d: ReportData) -> str:
     small = [s for s in slices if s.get("n_frames", 0) < 50]
     lines = [
         f"The collect run holds {fmt_int(total)} frames in {fmt_int(len(slices))} weather × time of day × "
-        f"scene slices.",
-        "",
-        f"- Most common slices: {'; '.join(item(s) for s in slices[:3])}.",
-        f"- Rarest slices: {'; '.join(item(s) for s in slices[::-1][:3])}.",
-        f"- Slices under 50 frames: {len(small)} of {len(slices)} "
-        f"({fmt_pct(sum(s['n_frames'] for s in small) / total)} of the frames).",
+        f"scene slices. Most common: {'; '.join(item(s) for s in slices[:3])}. Rarest: "
+        f"{'; '.join(item(s) for s in slices[::-1][:3])}. Under 50 frames: {len(small)} of {len(slices)} slices "
+        f"({fmt_pct(sum(s['n_frames'] for s in small) / total)} of the frames)."
+        + (" Shares by weather, time of day and scene: appendix C." if idx.get("marginals") else ""),
     ]
-    if idx.get("marginals"):
-        lines.append("- Shares by weather, time of day and scene: appendix C.")
     split = d.result(d.runs.split).get("metrics") or {}
     pools = split.get("n_frames") or {}
     if pools:
-        lines += ["", md_table(["pool", "frames", "videos"],
-                               [[k, fmt_int(v), fmt_int((split.get("n_videos") or {}).get(k))]
-                                for k, v in pools.items()])]
+        videos = split.get("n_videos") or {}
         eval_slices = split.get("eval_slices") or []
         lines.append(
-            f"\nThe eval pool is balanced over {len(eval_slices)} slices "
+            "Pools (frames / videos): " + "; ".join(f"{k} {fmt_int(v)} / {fmt_int(videos.get(k))}"
+                                                      for k, v in pools.items()) + ". "
+            f"The eval pool is balanced over {len(eval_slices)} slices "
             f"({fmt_int(split.get('eval_short_slices'))} of them had fewer frames than planned); whole videos "
             f"go to one pool only (hold-out check passed: {fmt_value(split.get('holdout_ok'))}).")
     return "\n".join(lines)

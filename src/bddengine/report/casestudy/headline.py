@@ -32,22 +32,33 @@ def headline(d: ReportData) -> str:
     lines = []
     if d.arms_compared:
         c = d.contrasts
-        if c is not None and not c.empty:
-            lines += ["", "Arm against control (difference of the two deltas; iteration 0 cancels out):", "",
-                      contrast_markdown(c, only="worst")]
+        if c is not None and not c.empty:  # the worst slice's rows are in the summary, every slice's in the appendix
+            lines.append("Arm against control (the difference of the two deltas; iteration 0 cancels out): on the "
+                         "worst slice in the summary, on every slice in appendix E.")
         sig = d.headline[d.headline["ci_excludes_0"].astype(bool) & (d.headline["grouping"] == "slice")]
         firm = sig[~sig["fragile"].astype(bool)]
         n_tests = int(((d.headline["grouping"] == "slice") & d.headline["arm"].notna()).sum())
-        lines.append(f"\nOf all {n_tests} (slice, arm) deltas, {len(sig)} have a CI excluding 0 "
+        lines.append(f"Of all {n_tests} (slice, arm) deltas, {len(sig)} have a CI excluding 0 "
                      f"({int((sig['delta'] > 0).sum())} up, {int((sig['delta'] < 0).sum())} down; "
                      f"{len(firm)} on slices not fragile). Every slice: appendix E.")
     else:
         lines.append("**No arm has an iteration-1 eval, so no delta can be computed yet.** Iteration-0 mAP@0.5 "
-                     "per slice is in section 5.")
+                     "per slice is in section 4.")
     lines += source_comparison(d)
     for arm in d.arms_empty:
         lines.append(f"\n**{arm} added nothing**: `{d.arms[arm].autolabel_run}` gave iteration 1 no labeled box, "
                      f"so the flywheel did not retrain it; it has no delta.")
+    for arm, todo, _ in missing_arms(d):
+        lines.append(f"\n**Arm {arm} is missing**: no {todo} run; the commands that add it: appendix F.")
+    for f in d.arms.values():
+        for note in f.notes:
+            lines.append(f"\n- Note: {note}.")
+    return "\n".join(lines).strip()
+
+
+def missing_arms(d: ReportData) -> list[tuple[str, str, list[str]]]:
+    """(arm, the runs it lacks, the commands that add them) for each retraining arm without a result."""
+    out = []
     for arm, f in d.arms.items():
         if arm in d.arms_compared or f.mine_only or f.added_nothing:
             continue
@@ -55,11 +66,14 @@ def headline(d: ReportData) -> str:
         cmds = arm_commands(arm, [], d.cfg.seed, d.config_source)
         done = {"mine": f.mine_run is not None, "autolabel": f.autolabel_run is not None}
         cmds = [c for c in cmds if not any(c.startswith(f"bddengine {k} ") and v for k, v in done.items())]
-        lines += [f"\n**Arm {arm} is missing**: no {todo} run. To add it:", "", "```bash", *cmds, "```"]
-    for f in d.arms.values():
-        for note in f.notes:
-            lines.append(f"\n- Note: {note}.")
-    return "\n".join(lines).strip()
+        out.append((arm, todo, cmds))
+    return out
+
+
+def missing_arm_commands(d: ReportData) -> str:
+    """Appendix F: the commands that add each missing arm (empty when none is missing)."""
+    return "\n\n".join(f"Arm {arm} is missing (no {todo} run). To add it:\n\n```bash\n" + "\n".join(cmds)
+                       + "\n```" for arm, todo, cmds in missing_arms(d))
 
 
 def source_comparison(d: ReportData) -> list[str]:

@@ -18,7 +18,7 @@ from bddengine.report.tables import (
     md_table,
 )
 
-MAIN_SLICES = 4
+MAIN_SLICES = 3
 """Iteration-0 slices listed in the main text (the worst first); all of them are in the appendix."""
 
 
@@ -56,10 +56,12 @@ def iteration0(d: ReportData) -> str:
     slices = _sorted_slices(d)
     worst_key = d.worst["key"] if d.worst else None
     shown = slices[:MAIN_SLICES]
-    lines += ["", f"The {len(shown)} lowest of {len(slices)} slices (the worst is chosen among those with at least "
-                  f"{d.min_frames} frames; every slice and marginal: appendix C):", "",
-              md_table(["slice", "frames", "mAP@0.5", "95% CI", "mAP@0.5:0.95"],
-                       _slice_rows(shown, d.min_frames, worst_key))]
+    if shown:
+        rows = _slice_rows(shown, d.min_frames, worst_key)
+        lines += ["", f"The {len(shown)} lowest of {len(slices)} slices by mAP@0.5: "
+                  + "; ".join(f"{r[0]} {r[2]} {r[3]} on {r[1]} frames" for r in rows)
+                  + f" (the worst is chosen among slices with at least {d.min_frames} frames; every slice and "
+                    "marginal: appendix C)."]
     return "\n".join(lines)
 
 

@@ -14,6 +14,8 @@ FIGURE_SOURCES = {
     "autolabel_pr": "an autolabel run (autolabel_pr.png)",
     "slice_delta": "the report (slice_delta.png)",
     "turn_profile": "the flywheel's turn_profile.json",
+    "error_costs": "the iteration-0 eval run's errors.json",
+    "gradcam_worst_slice": "the iteration-0 and iteration-1 train runs' weights",
 }
 
 
@@ -23,7 +25,26 @@ def figure(d: ReportData, name: str, alt: str) -> str:
     if link:
         source = d.figure_sources.get(name)
         return f"![{alt}]({link})" + (f"\n\n*From `{source}`.*" if source else "")
+    return _missing(d, name)
+
+
+def _missing(d: ReportData, name: str) -> str:
+    if name in d.figure_notes:
+        return f"*Figure not drawn: {d.figure_notes[name]}.*"
     return f"*Figure not available: {FIGURE_SOURCES.get(name, name)} was not found.*"
+
+
+def figure_row(d: ReportData, figures: list[tuple[str, str]]) -> str:
+    """Figures side by side in one paragraph (one row in the PDF), then a sentence for each one not drawn."""
+    shown = [(n, alt) for n, alt in figures if d.figures.get(n)]
+    out = []
+    if shown:
+        out.append(" ".join(f"![{alt}]({d.figures[n]})" for n, alt in shown))
+        sources = [f"`{d.figure_sources[n]}`" for n, _ in shown if d.figure_sources.get(n)]
+        if sources:
+            out.append(f"*From {'; '.join(sources)}.*")
+    out += [_missing(d, n) for n, _ in figures if not d.figures.get(n)]
+    return "\n\n".join(out)
 
 
 def _generated(d: ReportData) -> str:

@@ -45,7 +45,7 @@ def summary(d: ReportData) -> str:
         lines.append(f"- {contrast_sentence(r)}")
     missing = d.arms_missing
     if missing:
-        lines.append(f"- Missing arm(s): {', '.join(missing)} (see section 7).")
+        lines.append(f"- Missing arm(s): {', '.join(missing)} (see section 6).")
     for arm in d.arms_empty:
         lines.append(f"- {arm} added nothing: its labels gave iteration 1 no box, so it was not retrained and "
                      f"has no delta.")
@@ -56,7 +56,7 @@ def summary(d: ReportData) -> str:
         top = d.headline[d.headline["worst"].astype(bool) | (d.headline["grouping"] == "overall")]
         lines += ["", "**Headline** (worst slice and overall; all slices: appendix E):", "",
                   headline_markdown(top, d.arms_compared, n_boot=d.n_boot, seed=d.cfg.seed,
-                                    fragile_min_gt=d.cfg.report.fragile_min_gt)]
+                                    fragile_min_gt=d.cfg.report.fragile_min_gt, per_seed=False)]
     costs = arm_costs(d)
     if costs:
         lines += ["", "**Labels and cost per arm** (worst slice):", "", cost_markdown(d, costs)]

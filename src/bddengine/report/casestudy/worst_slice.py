@@ -39,11 +39,12 @@ def worst_slice(d: ReportData) -> str:
         f"{fmt_map(w.get('map50'))}, 95% CI {fmt_ci(ci[0], ci[1], signed=False)}) against "
         f"{fmt_map(o.get('map50'))} for the whole eval pool.",
     ]
-    rows = [[c, fmt_map(row.get(f"ap50/{c}")), fmt_map(o.get(f"ap50/{c}")), fmt_map(row.get(f"recall/{c}"))]
-            for c in CLASSES if is_num(row.get(f"ap50/{c}"))]
-    if rows:
-        text += ["", md_table(["class", "AP@0.5 worst slice", "AP@0.5 overall", "recall worst slice"], rows)]
-    return "\n".join(text)
+    per_class = [f"{c} {fmt_map(row.get(f'ap50/{c}'))} vs {fmt_map(o.get(f'ap50/{c}'))} "
+                 f"({fmt_map(row.get(f'recall/{c}'))})" for c in CLASSES if is_num(row.get(f"ap50/{c}"))]
+    if per_class:
+        text.append("Per class, AP@0.5 on the worst slice vs the whole pool (recall on the slice): "
+                    + "; ".join(per_class) + ".")
+    return " ".join(text)
 
 
 def reason_kind(reason: str) -> str:
@@ -59,8 +60,8 @@ def reason_kind(reason: str) -> str:
     return reason
 
 
-def failure_reasons(d: ReportData) -> str:
-    """Counts of the eval stage's failure reasons in the worst slice."""
+def failure_reasons(d: ReportData, *, table: bool = False) -> str:
+    """Counts of the eval stage's failure reasons in the worst slice (the table of reasons: ``table=True``)."""
     if not d.worst:
         return ""
     n = d.worst.get("n_frames") or 0
@@ -74,9 +75,13 @@ def failure_reasons(d: ReportData) -> str:
     boxes = sum(f.get("n_gt") or 0 for f in d.failures)
     for f in d.failures:
         gt.update(f.get("gt_classes") or {})
+    opening = (f"{len(d.failures)} of the worst slice's {fmt_int(n)} eval frames are failure frames (AP@0.5 of "
+               f"0, or recall below {d.cfg.eval.failure_recall} at score ≥ {d.cfg.eval.failure_score})")
+    if not table:
+        return (f"{opening}; most often: {rows[0][0]} ({rows[0][1]} frames; every reason: appendix C). They miss "
+                f"{fmt_int(missed)} of their {fmt_int(boxes)} ground-truth boxes.")
     lines = [
-        f"{len(d.failures)} of the worst slice's {fmt_int(n)} eval frames are failure frames (AP@0.5 of 0, or "
-        f"recall below {d.cfg.eval.failure_recall} at score ≥ {d.cfg.eval.failure_score}), for these reasons:",
+        f"{opening}, for these reasons:",
         "",
         md_table(["reason", "frames", "share of failure frames"], rows),
         "",
