@@ -1,4 +1,4 @@
-"""Section 6's failure-mode hypothesis and section 7's "what the turn fixed", on hand-made TIDE numbers."""
+"""Section 5's failure-mode hypothesis and section 6's "what the turn fixed", on hand-made TIDE numbers."""
 
 from __future__ import annotations
 
