@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,9 @@ from bddengine.stages import collect, embed
 from conftest import write_config
 
 ray = pytest.importorskip("ray")
+# Ray's workers cannot import this test module (tests/ is on the driver's path only): its classes
+# travel by value, as a user's own model step defined in a script would.
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 RAY = {"backend": "ray", "actors": 1, "cpus_per_actor": 1}
 
