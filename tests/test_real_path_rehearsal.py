@@ -121,8 +121,10 @@ def test_report_claims_hold_for_the_rehearsal(rehearsal) -> None:
         if not m["recall"]:
             assert not m["cost"]["saving_claimed"] and m["cost"]["usd_saved"] is None, run.name
     assert not re.search(r"\$[\d,.]+ saved", md)
-    # the claims that depend on the config follow default.yaml (iteration 1 restarts from train.model)
-    assert "part of any delta is more training" not in md and "restarts from `yolov8n.pt`" in md
+    # the claims that depend on the config follow default.yaml (iteration 1 restarts from train.model);
+    # the limitations beyond the first sit in the appendix, so the case study is read whole
+    whole = md + appendix
+    assert "part of any delta is more training" not in whole and "restarts from `yolov8n.pt`" in whole
     # the weights it read are hashed in the reproduction notes
     assert "yolov8n.pt" in appendix.split("**Weights files**")[1].split("**Commands**")[0]
 
