@@ -31,6 +31,21 @@ def conformance_dir() -> Path:
     return CONFORMANCE
 
 
+@pytest.fixture(scope="session")
+def detector(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random-init YOLOv8n with the ten BDD classes, saved as a weights file."""
+    import ultralytics
+    import yaml
+    from ultralytics import YOLO
+
+    root = tmp_path_factory.mktemp("detector")
+    spec = yaml.safe_load((Path(ultralytics.__file__).parent / "cfg/models/v8/yolov8.yaml").read_text())
+    spec["nc"] = 10
+    (root / "yolov8n.yaml").write_text(yaml.safe_dump(spec))
+    YOLO(str(root / "yolov8n.yaml")).save(str(root / "scratch.pt"))
+    return root / "scratch.pt"
+
+
 TINY_CLIP = "bddtest-tiny-vit"
 TINY_CLIP_CFG = {
     "embed_dim": 32,

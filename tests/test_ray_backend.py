@@ -48,21 +48,6 @@ def collected(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     return root / "runs"
 
 
-@pytest.fixture(scope="module")
-def detector(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random-init YOLOv8n with the ten BDD classes."""
-    import ultralytics
-    import yaml
-    from ultralytics import YOLO
-
-    root = tmp_path_factory.mktemp("detector")
-    spec = yaml.safe_load((Path(ultralytics.__file__).parent / "cfg/models/v8/yolov8.yaml").read_text())
-    spec["nc"] = 10
-    (root / "yolov8n.yaml").write_text(yaml.safe_dump(spec))
-    YOLO(str(root / "yolov8n.yaml")).save(str(root / "scratch.pt"))
-    return root / "scratch.pt"
-
-
 def _embed_cfg(collected: Path, tmp_path: Path, arch: str, label: str, **compute):
     runs = tmp_path / label
     if not runs.exists():
