@@ -128,15 +128,8 @@ def plot_slice_delta(table: pd.DataFrame, arms: list[str], path: Path, *, n_boot
     if "overall" in slices and n > 1:
         ax.axhline(y_centres[slices.index("overall")] + 0.5, color="#BBBBBB", lw=0.8, ls="--")
     ax.set_ylim(-0.6, n - 0.4)
-    ax.grid(axis="x", color="#E6E6E6", lw=0.6)
-    ax.set_axisbelow(True)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
     ax.set_title(title, loc="left")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _finish(fig, ax, path, grid="x")
 
 
 ERROR_ORDER = ("cls", "loc", "both", "dupe", "bkg", "miss")
@@ -180,14 +173,7 @@ def plot_error_costs(worst: dict, overall: dict | None, path: Path, *, label: st
     ax.set_ylabel("AP@0.5 gained by fixing it")
     ax.set_title("What each error costs (TIDE), iteration 0", loc="left", fontsize=10)
     ax.legend(fontsize=7, frameon=False, loc="upper left")
-    ax.grid(axis="y", color="#E6E6E6", lw=0.6)
-    ax.set_axisbelow(True)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _finish(fig, ax, path, grid="y")
 
 
 def plot_saliency(frames: list[tuple[str, tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]],
@@ -250,14 +236,7 @@ def plot_turn_profile(profile: dict, path: Path) -> Path:
     if top and total > 0:
         title += f": {top} {by_stage[top] / total:.0%}"
     ax.set_title(title, loc="left")
-    ax.grid(axis="x", color="#E6E6E6", lw=0.6)
-    ax.set_axisbelow(True)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _finish(fig, ax, path, grid="x")
 
 
 def copy_figure(src: Path | None, dst: Path) -> bool:
@@ -266,3 +245,16 @@ def copy_figure(src: Path | None, dst: Path) -> bool:
         return False
     shutil.copyfile(src, dst)
     return True
+
+
+def _finish(fig, ax, path: Path, *, grid: str) -> Path:
+    """The report charts' common ending: a light grid along ``grid`` behind the data, no top or right
+    spine, a tight layout, the file written and the figure closed."""
+    ax.grid(axis=grid, color="#E6E6E6", lw=0.6)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
