@@ -60,8 +60,8 @@ from bddengine.labeling.sources import (
 )
 from bddengine.runs import RunRef, StageRun, resolve_input
 from bddengine.runs.layout import AUTOLABEL, COLLECT, MINE, TRAIN
-from bddengine.runs.lineage import upstream
-from bddengine.runs.lineages import lineage_tag
+from bddengine.runs.lineage import run_command, upstream
+from bddengine.runs.lineages import lineage_of, lineage_tag
 from bddengine.stages import StageOutcome
 from bddengine.stages.job import Commit, Job, execute, unchanged
 from bddengine.weights_trust import check_weights
@@ -488,20 +488,21 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
                                            else c["saving_note"]),
         "wall time (s)": res["wall_time_s"],
     }
+    train = f"bddengine train --iter {res['iter'] + 1} --arm {res['tag']}"
+    if res["iter"] > 0 and (lineage := lineage_of(res["tag"])):  # a lineage's own labels (turn 2 on)
+        train = f"bddengine train --iter {res['iter'] + 1} --arm {lineage[0]} --seed {lineage[1]}"
     warn = []
     if not m["n_train_boxes"]:
-        warn = [f"ADDED NOTHING: no labeled box for iteration {res['iter'] + 1}; `bddengine train --iter "
-                f"{res['iter'] + 1} --arm {res['tag']}` refuses to run and the flywheel skips the arm"]
+        warn = [f"ADDED NOTHING: no labeled box for iteration {res['iter'] + 1}; `{train}` refuses to run and "
+                "the flywheel goes no further with this arm (or lineage)"]
     return StageOutcome(
         stage="autolabel",
         location=ref.path,
         skipped=skipped,
         wrote=[f"{AUTOLABEL.autolabels.at(ref)} (every mined frame: machine boxes with their route, who labeled it)",
-               f"{AUTOLABEL.yolo_images.at(ref)} + labels/train ({m['n_train_images']} frames for "
-               f"`bddengine train --iter {res['iter'] + 1} --arm {res['tag']}`)",
+               f"{AUTOLABEL.yolo_images.at(ref)} + labels/train ({m['n_train_images']} frames for `{train}`)",
                f"{ref.path}/{AUTOLABEL.review_queue.file}, {AUTOLABEL.quality.file}, {AUTOLABEL.pr_chart.file}"],
         numbers=numbers,
         look_at=warn + [str(AUTOLABEL.pr_chart.at(ref)), str(AUTOLABEL.review_queue.at(ref)), *log_lines(ref)],
-        safe_to_delete=f"{ref.path} (then `bddengine autolabel --iter {res['iter']} --arm {res['tag']}` "
-                       "re-labels)",
+        safe_to_delete=f"{ref.path} (then `{run_command(ref)}` re-labels)",
     )

@@ -738,6 +738,10 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
     if det:
         wrote.append(f"{ref.path}/{MINE.detector_embeddings.file}, {MINE.detector_embedding_names.file}")
     flags = f"--iter {res['iter']} --strategy {res['strategy']} --embedding {res['embedding']}"
+    if lineage := res.get("lineage"):
+        flags = f"--iter {res['iter']} --arm {lineage['arm']} --seed {lineage['seed']}"
+        numbers["lineage"] = (f"{lineage['arm']} seed {lineage['seed']}: its iteration-{res['iter']} model, "
+                              f"{lineage['n_labeled_frames']} frames it labeled before left out")
     return StageOutcome(
         stage="mine",
         location=ref.path,
