@@ -148,6 +148,26 @@ def test_labels_accumulate_along_the_fine_tune_chain(two_seeds: Path) -> None:
     assert steps[(42, 1)].eval_run.name == "11_eval_iter1_prototype-human"
 
 
+@pytest.mark.parametrize("n_frames", [3, None])
+def test_a_target_slice_with_too_few_eval_frames_is_refused(tmp_path: Path, n_frames: int | None) -> None:
+    """Its mAP@0.5 could not be measured turn after turn: the message names the key and what to do."""
+    import numpy as np
+    import pandas as pd
+
+    from bddengine.config import EvalConfig
+    from bddengine.stages.mine import MineInputs, aim
+
+    ev = _run(tmp_path, "05_eval_iter0")
+    rows = [{"grouping": "slice", "weather": "clear", "timeofday": "night", "scene": "highway", "n_frames": n_frames}]
+    (ev.path / "slice_table.json").write_text(json.dumps(rows if n_frames else []))
+    split = _run(tmp_path, "03_split")
+    inp = MineInputs(ev, ev, split, ev, ev, {}, {}, [], {}, np.zeros((1, 1)), pd.DataFrame())
+    target = {"weather": "clear", "timeofday": "night", "scene": "highway"}
+    with pytest.raises(StageInputError, match=rf"flywheel.target_slice clear / night / highway: {n_frames or 0} frames"
+                                              r".*eval.min_eval_frames=15"):
+        aim(inp, target, EvalConfig(min_eval_frames=15))
+
+
 def test_a_lineage_run_names_the_command_that_remakes_it() -> None:
     for name, command in (
         ("16_mine_iter1_prototype-pyramid-seed42", "bddengine mine --iter 1 --arm prototype-pyramid --seed 42"),
