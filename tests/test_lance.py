@@ -167,3 +167,49 @@ def test_check_reports_a_lance_uri_that_cannot_be_opened_in_seconds(tmp_path: Pa
     assert len(s3) == 1 and not s3[0].found and time.perf_counter() - t0 < 20
     assert list(tmp_path.iterdir()) == [blocker]  # check writes nothing
     assert preflight.lance_needs(config(tmp_path / "runs")) == []  # the default index needs no table
+
+
+def test_a_large_table_checks_recall_on_a_row_sample_and_falls_back_to_the_whole_table(
+        tmp_path: Path, monkeypatch) -> None:
+    runs = tmp_path / "runs"
+    make_runs(runs)
+    lance_embed(runs, tmp_path / "lance")  # 43 rows
+    exact = mined_names(mine_stage.run(config(runs), progress=False))
+    real_search, real_exact = LanceIndex.search, LanceIndex.exact_search
+    seen: list[list[str]] = []
+
+    def poor(self, queries, k, *, where=()):  # an index that misses the best row
+        hits = real_search(self, queries, k + 1, where=where)
+        return type(hits)(hits.scores[:, 1:], hits.ids[:, 1:])
+
+    def exact_scan(self, queries, k, *, where=()):
+        seen.append([f.sql() for f in where])
+        hits = real_exact(self, queries, k, where=where)
+        assert not any("% 5" in s for s in seen[-1]) or (hits.ids % 5 == 0).all()  # the sample is the rule
+        return hits
+
+    monkeypatch.setattr(LanceIndex, "search", poor)
+    monkeypatch.setattr(LanceIndex, "exact_search", exact_scan)
+    monkeypatch.setattr(LanceIndex, "has_index", lambda self: True)
+    lance = {"recall_sample_rows": 10}  # 43 rows -> rows whose number is a multiple of ceil(43 / 10) = 5
+    out = mine_stage.run(lance_config(runs, recall_floor=0.95, lance=lance), progress=False)
+    m = json.loads((out.location / "result.json").read_text())["metrics"]
+    assert m["lance"]["recall_sample_every"] == 5 and m["lance"]["fallback_to_exact"]
+    assert "row % 5 = 0" in seen[0] and not any("%" in s for s in seen[1])  # sample, then the whole table
+    assert "1-in-5 row sample" in out.numbers["k-NN index"]
+    sims = [f["similarity"] for f in json.loads((out.location / "mined.json").read_text())["frames"]]
+    assert len(sims) == len(exact) == 5 and all(s == pytest.approx(0.780869, abs=1e-5) for s in sims)  # exact top,
+    assert all(n.startswith("close") for n in mined_names(out))  # the whole table's answer, not the sample's
+
+
+def test_every_nth_keeps_the_same_rows_in_lancedb_and_in_memory(tmp_path: Path) -> None:
+    from bddengine.vectors import EveryNth
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 8)).astype(np.float32)
+    index = LanceIndex.create(LanceSettings(uri=str(tmp_path / "l")), x / np.linalg.norm(x, axis=1, keepdims=True),
+                              pd.DataFrame({"video": ["v"] * 40}))
+    rule = EveryNth("row", 7)
+    hits = index.exact_search(x[:1], 40, where=[rule])
+    assert sorted(hits.ids[0].tolist()) == np.flatnonzero(rule.keeps(pd.DataFrame({"row": np.arange(40)}))).tolist()
+    assert EveryNth("row", 1).sql() == "TRUE"

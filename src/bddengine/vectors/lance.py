@@ -38,7 +38,7 @@ import pandas as pd
 
 from bddengine.vectors.base import Hits, RecallCheck
 from bddengine.vectors.exact import as_queries, recall_at_k
-from bddengine.vectors.where import Filter
+from bddengine.vectors.where import EveryNth, Filter
 
 ROW = "row"
 VECTOR = "vector"
@@ -61,14 +61,17 @@ class LanceSettings:
         refine_factor: candidates re-ranked with full vectors, as a multiple of k.
         retrain_growth: retrain the index when the table has grown by more than this
             share since it was trained (else ``optimize()`` folds new rows in).
+        recall_sample_rows: most rows the recall check scans exactly; a larger table is
+            checked on a 1-in-m sample of its rows (`LanceIndex.recall_sample`).
     """
 
     uri: str | None = None
     table: str = "frames"
     index_min_rows: int = 100_000
     nprobes: int = 32
-    refine_factor: int = 10
+    refine_factor: int = 20
     retrain_growth: float = 0.5
+    recall_sample_rows: int = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -248,6 +251,19 @@ class LanceIndex:
         width = min(len(i) for i in ids) if ids else 0  # a filter may leave fewer than k rows
         return Hits(np.stack([s[:width] for s in scores]).astype(np.float32),
                     np.stack([i[:width] for i in ids]).astype(np.int64))
+
+    def recall_sample(self) -> EveryNth:
+        """The rows the recall check compares on: every row up to ``recall_sample_rows``, above that the rows
+        whose ``row`` is a multiple of ``m = ceil(rows / recall_sample_rows)``.
+
+        On a sample both the index search and the exact scan are restricted to the sampled rows (on top of
+        the search's own filters), so the exact side reads ~``recall_sample_rows`` vectors, not the table.
+        The sample's neighbours are farther apart than the table's (a 1-in-m sample's top-k are the
+        table's top ~k*m), which makes the estimate conservative for an IVF index: it probes the same
+        partitions for a wider neighbourhood.
+        """
+        n = len(self)
+        return EveryNth(ROW, max(1, -(-n // max(1, self.settings.recall_sample_rows))))
 
     def check_recall(self, queries: np.ndarray, k: int, *, n_sample: int = 0, seed: int = 42,
                      where: Sequence[Filter] = ()) -> RecallCheck:
