@@ -38,7 +38,7 @@ from bddengine.mining.core import (
     gt_classes_by_frame,
     l2_normalize,
     lift,
-    nearest_similarity,
+    pool_nearest_similarity,
     precision_block,
     slice_mask,
 )
@@ -171,8 +171,8 @@ def eligible_frames(inp: MineInputs, threshold: float | None) -> EligibleFrames:
     eval_pool = inp.pools["eval"].reset_index(drop=True)
     eval_sim = None
     if threshold is not None:  # on the curate-stage vectors, whatever the arm's embedding
-        eval_sim = nearest_similarity(l2_normalize(inp.embeddings[mining["embedding_row"].to_numpy()]),
-                                      l2_normalize(inp.embeddings[eval_pool["embedding_row"].to_numpy()]))
+        eval_sim = pool_nearest_similarity(inp.embeddings, mining["embedding_row"].to_numpy(),
+                                           l2_normalize(inp.embeddings[eval_pool["embedding_row"].to_numpy()]))
     held = {p: set(inp.pools[p]["video"].astype(str)) for p in ("train", "val", "eval")}
     where = exclusion_filters(held, threshold)
     meta = exclusion_metadata(mining, eval_sim)
