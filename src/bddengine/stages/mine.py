@@ -289,7 +289,6 @@ def lance_ranking(embed: RunRef, pool: EligibleFrames, prototype: np.ndarray, m:
         StageInputError: the embed run wrote no table, its version is gone, or the
             table does not hold the mining pool's frames.
     """
-    from bddengine.vectors.exact import recall_at_k
     from bddengine.vectors.lance import LanceIndex, LanceSettings
 
     rec = embed.result().get("lance")
@@ -319,18 +318,16 @@ def lance_ranking(embed: RunRef, pool: EligibleFrames, prototype: np.ndarray, m:
     t0 = time.perf_counter()
     hits = index.search(prototype[None, :], k, where=where)
     search_s = time.perf_counter() - t0
-    indexed, sample = index.has_index(), index.recall_sample()
+    indexed, every, exact = index.has_index(), None, None
     recall, exact_s = 1.0, 0.0
     if indexed:  # without an index the search above was the exact scan itself
         t0 = time.perf_counter()
-        sampled = [*where, sample] if sample.every > 1 else where
-        exact = index.exact_search(prototype[None, :], k, where=sampled)
-        found = hits if sample.every == 1 else index.search(prototype[None, :], k, where=sampled)
+        check = index.recall_of(hits, prototype[None, :], k, where=where)
         exact_s = time.perf_counter() - t0
-        recall = recall_at_k(found.ids, exact.ids)
+        recall, every, exact = check.recall, check.every, check.exact
     fallback = recall < m.recall_floor
     if fallback:
-        hits = exact if sample.every == 1 else index.exact_search(prototype[None, :], k, where=where)
+        hits = exact if exact is not None else index.exact_search(prototype[None, :], k, where=where)
     position = {n: i for i, n in enumerate(pool.eligible["name"].astype(str))}
     order = np.array([position[names[i]] for i in hits.ids[0]], dtype=np.int64)
     search = {"index_type": LANCEDB, "index_build_s": 0.0, "search_s": round(search_s, 4), "recall_at_k": recall,
@@ -339,7 +336,7 @@ def lance_ranking(embed: RunRef, pool: EligibleFrames, prototype: np.ndarray, m:
                         "rows": len(index), "indexed": indexed, "nprobes": m.lance.nprobes,
                         "refine_factor": m.lance.refine_factor, "recall_floor": m.recall_floor,
                         "fallback_to_exact": fallback, "exact_search_s": round(exact_s, 4),
-                        "recall_sample_every": sample.every if indexed else None}}
+                        "recall_sample_every": every}}
     return Ranking(order, hits.scores[0].astype(float), search)
 
 
@@ -552,7 +549,7 @@ def _unknown_note(mined: dict[str, Any], base: dict[str, Any]) -> str:
 
 def _sample_note(every: int | None) -> str:
     """How much of the table the recall check compared on (older runs recorded no sample: the whole table)."""
-    return f" on the 1-in-{every} row sample (mine.lance.recall_sample_rows)" if every and every > 1 else ""
+    return f" (estimated on a 1-in-{every} row sample: mine.lance.recall_sample_rows)" if every and every > 1 else ""
 
 
 def _pct(v: float | None) -> str:
