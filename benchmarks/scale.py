@@ -20,7 +20,7 @@ Each side runs in its own subprocess, so its peak RSS (``VmHWM``) is its own:
   the eligible frames), then one exact search per query (`exact_knn`, NumPy's
   single-query path) -- no index to build;
 - LanceDB: a build process writes the table (``mine.lance`` defaults: IVF_PQ,
-  ``rows / 4096`` partitions, 64 sub-vectors) and a query process opens it and runs
+  ``rows / partition_rows`` partitions, 64 sub-vectors) and a query process opens it and runs
   the queries one at a time with the filter as a prefilter (``nprobes``,
   ``refine_factor``), then mine's own recall estimate as it runs on a table ten
   times its ``recall_sample_rows`` (`LanceIndex.recall_of` on the 1-in-10 row sample),
@@ -126,7 +126,8 @@ def side_lance_build(a: argparse.Namespace) -> dict:
 
     from bddengine.vectors.lance import LanceIndex, LanceSettings
 
-    settings = LanceSettings(uri=str(Path(a.work) / "lance"), nprobes=a.nprobes, refine_factor=a.refine_factor)
+    settings = LanceSettings(uri=str(Path(a.work) / "lance"), nprobes=a.nprobes, refine_factor=a.refine_factor,
+                             partition_rows=a.partition_rows)
     n, first = a.rows, min(a.rows, CHUNK)
     t0 = time.perf_counter()
     index = LanceIndex.create(settings, clustered(first, a.seed), pd.DataFrame({"video": videos(first)}))
@@ -142,7 +143,8 @@ def side_lance_query(a: argparse.Namespace) -> dict:
     from bddengine.vectors import NotIn
     from bddengine.vectors.lance import LanceIndex, LanceSettings
 
-    settings = LanceSettings(uri=str(Path(a.work) / "lance"), nprobes=a.nprobes, refine_factor=a.refine_factor)
+    settings = LanceSettings(uri=str(Path(a.work) / "lance"), nprobes=a.nprobes, refine_factor=a.refine_factor,
+                             partition_rows=a.partition_rows)
     index = LanceIndex.create_or_open(settings)
     where = [NotIn("video", held_videos(a.rows))]
     q = queries(a.seed)
@@ -171,7 +173,8 @@ def side_append(a: argparse.Namespace) -> dict:
     from bddengine.vectors import NotIn
     from bddengine.vectors.lance import LanceIndex, LanceSettings
 
-    settings = LanceSettings(uri=str(Path(a.work) / "lance"), nprobes=a.nprobes, refine_factor=a.refine_factor)
+    settings = LanceSettings(uri=str(Path(a.work) / "lance"), nprobes=a.nprobes, refine_factor=a.refine_factor,
+                             partition_rows=a.partition_rows)
     index = LanceIndex.create_or_open(settings)
     before, more = len(index), a.rows // 10
     t0 = time.perf_counter()
@@ -209,7 +212,8 @@ SIDES = {"truth": side_truth, "faiss": side_faiss, "lance-build": side_lance_bui
 
 def run_side(name: str, a: argparse.Namespace, rows: int, **extra: object) -> dict:
     cmd = [sys.executable, __file__, "--side", name, "--rows", str(rows), "--work", a.work, "--seed", str(a.seed),
-           "--nprobes", str(a.nprobes), "--refine-factor", str(a.refine_factor)]
+           "--nprobes", str(a.nprobes), "--refine-factor", str(a.refine_factor),
+           "--partition-rows", str(a.partition_rows)]
     cmd += ["--sample-queries", str(a.sample_queries)]
     for key, value in extra.items():
         cmd += [f"--{key.replace('_', '-')}", str(value)]
@@ -234,7 +238,9 @@ def one_size(a: argparse.Namespace, rows: int) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"scale-{rows}-", dir=a.scratch))
     a.work = str(work)
     try:
-        res: dict = {"rows": rows, "truth": run_side("truth", a, rows)}
+        res: dict = {"rows": rows, "truth": run_side("truth", a, rows),
+                     "settings": f"{max(1, rows // a.partition_rows)} partitions, nprobes {a.nprobes}, "
+                                 f"refine_factor {a.refine_factor}"}
         if rows <= a.exact_max:
             np.save(work / "vectors.npy", clustered(rows, a.seed))
             res["faiss"] = run_side("faiss", a, rows)
@@ -262,7 +268,7 @@ def report(res: dict) -> None:
     n, lance, build = res["rows"], res["lance"], res["build"]
     label = f"{n / 1e6:g}M" if n >= 1_000_000 else f"{n // 1000}K"
     print(f"\n{label} x {DIM} ({n // PER_VIDEO:,} videos, every {HELD_EVERY}th held out), k={K}, "
-          f"{QUERIES} queries one at a time:")
+          f"{QUERIES} queries one at a time; IVF_PQ {res['settings']}:")
     print(f"  {'':14} {'build s':>9} {'p50 ms':>8} {'p99 ms':>8} {'recall@100':>10} {'peak RSS GiB':>12}")
     if "faiss" in res:
         f = res["faiss"]
@@ -302,6 +308,7 @@ def main() -> None:
     lance = LanceConfig()  # the engine's defaults (mine.lance), so the benchmark measures what a user gets
     p.add_argument("--nprobes", type=int, default=lance.nprobes)
     p.add_argument("--refine-factor", type=int, default=lance.refine_factor)
+    p.add_argument("--partition-rows", type=int, default=lance.partition_rows)
     p.add_argument("--exact-max", type=int, default=2_000_000, help="largest size FAISS flat is run at")
     p.add_argument("--sample-queries", type=int, default=20,
                    help="queries of mine's row-sampled recall check (index vs exact scan on 1 in 10 rows)")

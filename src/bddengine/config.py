@@ -287,6 +287,9 @@ class LanceConfig(_Model):
     table: str = Field("frames", pattern=r"^[A-Za-z0-9_.-]+$", description="Table name in that database.")
     index_min_rows: int = Field(100_000, ge=1, description="Rows from which an IVF_PQ index is trained; "
                                 "below, every search is an exact scan.")
+    partition_rows: int = Field(4096, ge=16, description="Rows per IVF partition when the index is trained "
+                                "(num_partitions = rows / this): larger trains faster and scans more rows per "
+                                "probe; 16384 keeps a 10M-row build to minutes on 2 cores.")
     nprobes: int = Field(32, ge=1, description="IVF partitions searched per query.")
     refine_factor: int = Field(20, ge=1, description="Candidates re-ranked with full vectors, as a multiple of k.")
     retrain_growth: float = Field(0.5, gt=0, description="Retrain the index (replace=True) when the table grew "

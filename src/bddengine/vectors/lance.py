@@ -61,6 +61,9 @@ class LanceSettings:
         refine_factor: candidates re-ranked with full vectors, as a multiple of k.
         retrain_growth: retrain the index when the table has grown by more than this
             share since it was trained (else ``optimize()`` folds new rows in).
+        partition_rows: rows per IVF partition when the index is trained
+            (``num_partitions = rows / partition_rows``): larger trains faster and scans
+            more rows per probe.
         recall_sample_rows: most rows the recall check scans exactly; a larger table is
             checked on a 1-in-m sample of its rows (`LanceIndex.recall_of`).
     """
@@ -71,6 +74,7 @@ class LanceSettings:
     nprobes: int = 32
     refine_factor: int = 20
     retrain_growth: float = 0.5
+    partition_rows: int = 4096
     recall_sample_rows: int = 1_000_000
 
 
@@ -227,7 +231,8 @@ class LanceIndex:
 
         dim = self.table.schema.field(VECTOR).type.list_size
         self.table.create_index(VECTOR, replace=True, config=IvfPq(
-            distance_type="dot", num_partitions=max(1, n // 4096), num_sub_vectors=_sub_vectors(dim)))
+            distance_type="dot", num_partitions=max(1, n // self.settings.partition_rows),
+            num_sub_vectors=_sub_vectors(dim)))
 
     def tag(self, name: str) -> None:
         """Hold the current version under ``name`` (moved if the tag exists): cleanup never removes it."""
