@@ -167,3 +167,60 @@ def test_check_reports_a_lance_uri_that_cannot_be_opened_in_seconds(tmp_path: Pa
     assert len(s3) == 1 and not s3[0].found and time.perf_counter() - t0 < 20
     assert list(tmp_path.iterdir()) == [blocker]  # check writes nothing
     assert preflight.lance_needs(config(tmp_path / "runs")) == []  # the default index needs no table
+
+
+def test_a_large_table_estimates_recall_on_a_row_sample(tmp_path: Path) -> None:
+    from bddengine.vectors.base import Hits
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 8)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    settings = LanceSettings(uri=str(tmp_path / "l"), recall_sample_rows=10)  # 40 rows -> 1 in 4
+    index = LanceIndex.create(settings, x, pd.DataFrame({"video": ["v"] * 40}))
+    true = index.exact_search(x[:1], 10)
+    assert index.recall_sample().every == 4 and (index.recall_sample().keeps(pd.DataFrame({"row": [0, 3, 4]}))
+                                                 == [True, False, True]).all()
+
+    def without(rank: int) -> Hits:  # the true top-10 lacking one row: the 11th takes its place
+        more = index.exact_search(x[:1], 11)
+        keep = [i for i in range(11) if i != rank]
+        return Hits(more.scores[:, keep], more.ids[:, keep])
+
+    assert index.recall_of(true, x[:1], 10).recall == 1.0
+    sampled = [r for r in range(10) if true.ids[0, r] % 4 == 0]
+    unseen = [r for r in range(10) if true.ids[0, r] % 4 != 0]
+    assert sampled and unseen  # the data puts true neighbours on both sides of the sample
+    est = index.recall_of(without(sampled[0]), x[:1], 10)
+    assert (est.every, est.exact, est.recall) == (4, None, pytest.approx(1 - 4 * 1 / 10))  # one miss stands for 4
+    assert index.recall_of(without(unseen[0]), x[:1], 10).recall == 1.0  # a miss outside the sample is unseen
+    whole = LanceIndex(index.table, settings.__class__(uri=settings.uri))  # default: every row scanned
+    full = whole.recall_of(without(unseen[0]), x[:1], 10)
+    assert (full.every, full.recall) == (1, pytest.approx(0.9)) and full.exact is not None
+
+
+def test_mine_records_a_sampled_recall_and_falls_back_to_the_whole_table(tmp_path: Path, monkeypatch) -> None:
+    runs = tmp_path / "runs"
+    make_runs(runs)
+    lance_embed(runs, tmp_path / "lance")  # 43 rows
+    real_search, real_exact = LanceIndex.search, LanceIndex.exact_search
+    scans: list[list[str]] = []
+
+    def poor(self, queries, k, *, where=()):  # an index that misses all ten tied "close" frames
+        hits = real_search(self, queries, k + 10, where=where)
+        return type(hits)(hits.scores[:, 10:], hits.ids[:, 10:])
+
+    def exact_scan(self, queries, k, *, where=()):
+        scans.append([f.sql() for f in where])
+        return real_exact(self, queries, k, where=where)
+
+    monkeypatch.setattr(LanceIndex, "search", poor)
+    monkeypatch.setattr(LanceIndex, "exact_search", exact_scan)
+    monkeypatch.setattr(LanceIndex, "has_index", lambda self: True)
+    lance = {"recall_sample_rows": 22}  # 43 rows -> rows whose number is a multiple of ceil(43 / 22) = 2
+    out = mine_stage.run(lance_config(runs, recall_floor=0.95, lance=lance), progress=False)
+    m = json.loads((out.location / "result.json").read_text())["metrics"]
+    assert m["lance"]["recall_sample_every"] == 2 and m["recall_at_k"] < 0.95 and m["lance"]["fallback_to_exact"]
+    assert "row % 2 = 0" in scans[0] and not any("%" in s for s in scans[1])  # the sample, then the whole table
+    assert "1-in-2 row sample" in out.numbers["k-NN index"]
+    sims = [f["similarity"] for f in json.loads((out.location / "mined.json").read_text())["frames"]]
+    assert len(sims) == 5 and all(s == pytest.approx(0.780869, abs=1e-5) for s in sims)  # the whole table's top

@@ -471,3 +471,25 @@ def test_mine_summary_gives_the_unknown_count_beside_the_precision() -> None:
     assert _unknown_note(mined, pool) == ("; over the frames with known attributes: 70 mined (30 unknown), "
                                           "450 in the pool (150 unknown)")
     assert _unknown_note({"n_attributes_unknown": 0}, {"n_attributes_unknown": 0}) == ""
+
+
+def test_pool_similarity_streams_a_large_pool_in_chunks_with_the_same_answer(monkeypatch) -> None:
+    from bddengine.mining import core
+
+    rng = np.random.default_rng(5)
+    emb = rng.normal(size=(50, 16)).astype(np.float32)
+    ref = core.l2_normalize(rng.normal(size=(4, 16)).astype(np.float32))
+    rows = rng.permutation(50)[:37]
+    whole = core.pool_nearest_similarity(emb, rows, ref)
+    reads: list[int] = []
+
+    class Watched(np.ndarray):
+        def __getitem__(self, key):
+            reads.append(len(np.atleast_1d(key)) if isinstance(key, np.ndarray) else -1)
+            return np.asarray(self)[key]
+
+    monkeypatch.setattr(core, "STREAM_ROWS", 10)
+    chunked = core.pool_nearest_similarity(emb.view(Watched), rows, ref)
+    np.testing.assert_allclose(chunked, whole, atol=1e-6)
+    np.testing.assert_allclose(whole, core.nearest_similarity(core.l2_normalize(emb[rows]), ref), atol=0)
+    assert reads == [10, 10, 10, 7]  # never more than a chunk of the pool at once

@@ -68,6 +68,22 @@ def nearest_similarity(query: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return ExactIndex(reference).search(query, 1).scores[:, 0]
 
 
+STREAM_ROWS = 262_144
+"""Pool rows `pool_nearest_similarity` reads at a time (512-d float32: 512 MiB)."""
+
+
+def pool_nearest_similarity(embeddings: np.ndarray, rows: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """`nearest_similarity` of ``embeddings[rows]`` (L2-normalised) to ``reference``, ``STREAM_ROWS`` rows at a
+    time, so a mining pool of any size held in a memory-mapped embed file is never copied into memory whole.
+
+    A pool of at most ``STREAM_ROWS`` rows is one chunk: the same arithmetic as one call.
+    """
+    out = np.empty(len(rows), dtype=np.float32)
+    for lo in range(0, len(rows), STREAM_ROWS):
+        out[lo:lo + STREAM_ROWS] = nearest_similarity(l2_normalize(embeddings[rows[lo:lo + STREAM_ROWS]]), reference)
+    return out
+
+
 def exclusion_metadata(mining: pd.DataFrame, eval_similarity: np.ndarray | None) -> pd.DataFrame:
     """What `exclusion_filters` read, one row per mining frame: its video and its nearest eval cosine."""
     meta = pd.DataFrame({"video": mining["video"].astype(str).to_numpy()})

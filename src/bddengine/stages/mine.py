@@ -39,7 +39,7 @@ from bddengine.mining.core import (
     gt_classes_by_frame,
     l2_normalize,
     lift,
-    nearest_similarity,
+    pool_nearest_similarity,
     precision_block,
     slice_mask,
 )
@@ -294,8 +294,8 @@ def eligible_frames(inp: MineInputs, threshold: float | None, *, labeled: frozen
     eval_pool = inp.pools["eval"].reset_index(drop=True)
     eval_sim = None
     if threshold is not None:  # on the curate-stage vectors, whatever the arm's embedding
-        eval_sim = nearest_similarity(l2_normalize(inp.embeddings[mining["embedding_row"].to_numpy()]),
-                                      l2_normalize(inp.embeddings[eval_pool["embedding_row"].to_numpy()]))
+        eval_sim = pool_nearest_similarity(inp.embeddings, mining["embedding_row"].to_numpy(),
+                                           l2_normalize(inp.embeddings[eval_pool["embedding_row"].to_numpy()]))
     held = {p: set(inp.pools[p]["video"].astype(str)) for p in ("train", "val", "eval")}
     where = exclusion_filters(held, threshold)
     meta = exclusion_metadata(mining, eval_sim)
@@ -416,7 +416,6 @@ def lance_ranking(embed: RunRef, pool: EligibleFrames, prototype: np.ndarray, m:
         StageInputError: the embed run wrote no table, its version is gone, or the
             table does not hold the mining pool's frames.
     """
-    from bddengine.vectors.exact import recall_at_k
     from bddengine.vectors.lance import LanceIndex, LanceSettings
 
     rec = embed.result().get("lance")
@@ -425,7 +424,7 @@ def lance_ranking(embed: RunRef, pool: EligibleFrames, prototype: np.ndarray, m:
             f"{embed.path} wrote no LanceDB table, and mine.approximate_index is lancedb: run `bddengine embed` "
             "with this config (it reuses the cached vectors and writes the table), then split, eval and mine again")
     settings = LanceSettings(uri=rec["uri"], table=rec["table"], nprobes=m.lance.nprobes,
-                             refine_factor=m.lance.refine_factor)
+                             refine_factor=m.lance.refine_factor, recall_sample_rows=m.lance.recall_sample_rows)
     try:
         index = LanceIndex.at_version(settings, int(rec["version"]))
     except ValueError as exc:
@@ -446,16 +445,16 @@ def lance_ranking(embed: RunRef, pool: EligibleFrames, prototype: np.ndarray, m:
     t0 = time.perf_counter()
     hits = index.search(prototype[None, :], k, where=where)
     search_s = time.perf_counter() - t0
-    indexed = index.has_index()
+    indexed, every, exact = index.has_index(), None, None
     recall, exact_s = 1.0, 0.0
     if indexed:  # without an index the search above was the exact scan itself
         t0 = time.perf_counter()
-        exact = index.exact_search(prototype[None, :], k, where=where)
+        check = index.recall_of(hits, prototype[None, :], k, where=where)
         exact_s = time.perf_counter() - t0
-        recall = recall_at_k(hits.ids, exact.ids)
+        recall, every, exact = check.recall, check.every, check.exact
     fallback = recall < m.recall_floor
     if fallback:
-        hits = exact
+        hits = exact if exact is not None else index.exact_search(prototype[None, :], k, where=where)
     position = {n: i for i, n in enumerate(pool.eligible["name"].astype(str))}
     order = np.array([position[names[i]] for i in hits.ids[0]], dtype=np.int64)
     search = {"index_type": LANCEDB, "index_build_s": 0.0, "search_s": round(search_s, 4), "recall_at_k": recall,
@@ -463,7 +462,8 @@ def lance_ranking(embed: RunRef, pool: EligibleFrames, prototype: np.ndarray, m:
               "lance": {"uri": rec["uri"], "table": rec["table"], "version": int(rec["version"]),
                         "rows": len(index), "indexed": indexed, "nprobes": m.lance.nprobes,
                         "refine_factor": m.lance.refine_factor, "recall_floor": m.recall_floor,
-                        "fallback_to_exact": fallback, "exact_search_s": round(exact_s, 4)}}
+                        "fallback_to_exact": fallback, "exact_search_s": round(exact_s, 4),
+                        "recall_sample_every": every}}
     return Ranking(order, hits.scores[0].astype(float), search)
 
 
@@ -674,6 +674,11 @@ def _unknown_note(mined: dict[str, Any], base: dict[str, Any]) -> str:
             f"({unknown} unknown), {base['n_attributes_known']:,} in the pool ({pool_unknown:,} unknown)")
 
 
+def _sample_note(every: int | None) -> str:
+    """How much of the table the recall check compared on (older runs recorded no sample: the whole table)."""
+    return f" (estimated on a 1-in-{every} row sample: mine.lance.recall_sample_rows)" if every and every > 1 else ""
+
+
 def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{100 * v:.1f}%"
 
@@ -714,7 +719,8 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
     if lance := m.get("lance"):
         line = (f"LanceDB {lance['uri']} [{lance['table']}] v{lance['version']}, {lance['rows']:,} rows, "
                 + (f"IVF_PQ nprobes {lance['nprobes']} refine {lance['refine_factor']}, recall@k "
-                   f"{m['recall_at_k']:.3f} vs exact scan" if lance["indexed"] else "no index (exact scan)")
+                   f"{m['recall_at_k']:.3f} vs exact scan" + _sample_note(lance.get("recall_sample_every"))
+                   if lance["indexed"] else "no index (exact scan)")
                 + f", search {m['search_s']:.4f} s")
         if lance["fallback_to_exact"]:
             numbers["WARNING"] = (f"LanceDB recall@k {m['recall_at_k']:.3f} < mine.recall_floor "

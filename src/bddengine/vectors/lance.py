@@ -38,7 +38,7 @@ import pandas as pd
 
 from bddengine.vectors.base import Hits, RecallCheck
 from bddengine.vectors.exact import as_queries, recall_at_k
-from bddengine.vectors.where import Filter
+from bddengine.vectors.where import EveryNth, Filter
 
 ROW = "row"
 VECTOR = "vector"
@@ -61,14 +61,36 @@ class LanceSettings:
         refine_factor: candidates re-ranked with full vectors, as a multiple of k.
         retrain_growth: retrain the index when the table has grown by more than this
             share since it was trained (else ``optimize()`` folds new rows in).
+        partition_rows: rows per IVF partition when the index is trained
+            (``num_partitions = rows / partition_rows``): larger trains faster and scans
+            more rows per probe.
+        recall_sample_rows: most rows the recall check scans exactly; a larger table is
+            checked on a 1-in-m sample of its rows (`LanceIndex.recall_of`).
     """
 
     uri: str | None = None
     table: str = "frames"
     index_min_rows: int = 100_000
     nprobes: int = 32
-    refine_factor: int = 10
+    refine_factor: int = 20
     retrain_growth: float = 0.5
+    partition_rows: int = 4096
+    recall_sample_rows: int = 1_000_000
+
+
+@dataclass(frozen=True)
+class RecallEstimate:
+    """`LanceIndex.recall_of`'s answer.
+
+    Attributes:
+        recall: recall@k, mean over the queries.
+        every: 1 when measured against the whole filtered table, else the m of the 1-in-m row sample.
+        exact: the whole table's exact answer (``every == 1`` only).
+    """
+
+    recall: float
+    every: int
+    exact: Hits | None
 
 
 @dataclass(frozen=True)
@@ -209,7 +231,8 @@ class LanceIndex:
 
         dim = self.table.schema.field(VECTOR).type.list_size
         self.table.create_index(VECTOR, replace=True, config=IvfPq(
-            distance_type="dot", num_partitions=max(1, n // 4096), num_sub_vectors=_sub_vectors(dim)))
+            distance_type="dot", num_partitions=max(1, n // self.settings.partition_rows),
+            num_sub_vectors=_sub_vectors(dim)))
 
     def tag(self, name: str) -> None:
         """Hold the current version under ``name`` (moved if the tag exists): cleanup never removes it."""
@@ -248,6 +271,33 @@ class LanceIndex:
         width = min(len(i) for i in ids) if ids else 0  # a filter may leave fewer than k rows
         return Hits(np.stack([s[:width] for s in scores]).astype(np.float32),
                     np.stack([i[:width] for i in ids]).astype(np.int64))
+
+    def recall_sample(self) -> EveryNth:
+        """The rows the recall estimate scans exactly: all of them up to ``recall_sample_rows``, above that the
+        rows whose ``row`` is a multiple of ``m = ceil(rows / recall_sample_rows)``."""
+        return EveryNth(ROW, max(1, -(-len(self) // max(1, self.settings.recall_sample_rows))))
+
+    def recall_of(self, found: Hits, queries: np.ndarray, k: int, *, where: Sequence[Filter] = ()) -> RecallEstimate:
+        """Recall@k of the answer ``found`` (this index's search of ``queries``) against an exact scan.
+
+        Up to ``recall_sample_rows`` rows: the exact top-k of the same filtered rows, compared directly.
+        Above: the exact scan reads only the 1-in-m `recall_sample`, and each row it finds scoring above
+        the answer's k-th score but missing from the answer stands for the m rows it was drawn from:
+        recall = 1 - m * missed / k per query (each true neighbour the answer lacks is in the sample with
+        probability 1/m, so the estimate is unbiased; one sampled miss moves it by m / k).
+        """
+        sample = self.recall_sample()
+        q = np.atleast_2d(queries)
+        if sample.every == 1:
+            exact = self.exact_search(q, k, where=where)
+            return RecallEstimate(recall_at_k(found.ids, exact.ids), 1, exact)
+        probe = self.exact_search(q, k, where=[*where, sample])
+        per_query = []
+        for got, ids, scores in zip(found.ids, probe.ids, probe.scores, strict=True):
+            kth = found.scores[len(per_query)][-1] if len(got) else -np.inf
+            missed = int(np.sum((scores > kth) & ~np.isin(ids, got)))
+            per_query.append(max(0.0, 1.0 - sample.every * missed / max(1, len(got))))
+        return RecallEstimate(float(np.mean(per_query)), sample.every, None)
 
     def check_recall(self, queries: np.ndarray, k: int, *, n_sample: int = 0, seed: int = 42,
                      where: Sequence[Filter] = ()) -> RecallCheck:

@@ -60,6 +60,21 @@ class NotAbove:
         return f"NOT ({self.column} > {self.limit!r})"
 
 
+@dataclass(frozen=True)
+class EveryNth:
+    """Keeps rows whose integer ``column`` is a multiple of ``every``: a fixed 1-in-``every`` sample of rows
+    numbered in insertion order (``every`` 1 keeps them all)."""
+
+    column: str
+    every: int
+
+    def keeps(self, table: pd.DataFrame) -> np.ndarray:
+        return table[self.column].to_numpy() % self.every == 0
+
+    def sql(self) -> str:
+        return "TRUE" if self.every <= 1 else f"{self.column} % {int(self.every)} = 0"
+
+
 def keep_mask(table: pd.DataFrame | None, where: Sequence[Filter], n: int) -> np.ndarray:
     """Rows of an ``n``-row index that every filter of ``where`` keeps (all of them without filters).
 
