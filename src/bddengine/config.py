@@ -453,6 +453,12 @@ class FlywheelConfig(_Model):
         description="Arms that are mined (for the mining-precision comparison) but not retrained.",
     )
     seeds: int = Field(1, ge=1, description="Trainings per arm (seed, seed+1, ...) for seed variance.")
+    target_lift: float | None = Field(
+        None,
+        gt=0,
+        description="Frames to target: the target slice's mAP@0.5 gain the report measures each arm's labeled "
+        "frames and cost against (None: up to iteration 0's overall mAP@0.5).",
+    )
 
     @model_validator(mode="after")
     def _check_arms(self) -> FlywheelConfig:
