@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
+from bddengine.report.casestudy.regressions import regression_records, regression_sentence
 from bddengine.report.curves import (
     NOT_BEATING_RANDOM,
     PLATEAU,
@@ -133,3 +135,55 @@ def test_alerts_are_significant_falls_on_slices_not_fragile() -> None:
         (2, "prototype-human", "rainy / daytime / highway"),
         (2, "random-human", "overall"),
     ]
+
+
+def _headline(rows: list[tuple]) -> pd.DataFrame:
+    cols = ["grouping", "slice", "fragile", "arm", "delta", "ci_lo", "ci_hi"]
+    return pd.DataFrame([dict(zip(cols, r, strict=True)) for r in rows])
+
+
+def _contrasts(rows: list[tuple]) -> pd.DataFrame:
+    cols = ["slice", "arm", "control", "diff", "ci_lo", "ci_hi", "ci_excludes_0"]
+    return pd.DataFrame([dict(zip(cols, r, strict=True)) for r in rows])
+
+
+# the demo turn's numbers (seed 42): prototype-human lowered a head slice and random-human beat it there
+DEMO_HEADLINE = _headline([
+    ("slice", "foggy / daytime / city street", True, "prototype-human", 0.077, 0.054, 0.101),
+    ("slice", "foggy / daytime / city street", True, "random-human", 0.018, -0.004, 0.043),
+    ("slice", "clear / night / city street", False, "prototype-human", -0.031, -0.107, -0.002),
+    ("slice", "clear / night / city street", False, "random-human", -0.007, -0.05, 0.02),
+    ("slice", "snowy / daytime / city street", False, "prototype-human", -0.048, -0.187, 0.055),
+    ("slice", "foggy / night / city street", True, "prototype-human", -0.06, -0.1, -0.01),
+    ("overall", "overall", False, "prototype-human", -0.004, -0.025, 0.012),
+])
+DEMO_CONTRASTS = _contrasts([
+    ("clear / night / city street", "prototype-human", "random-human", -0.024, -0.087, -0.002, True),
+    ("clear / night / city street", "prototype-pyramid", "prototype-human", 0.022, -0.008, 0.119, False),
+])
+
+
+def test_one_turn_summary_names_each_significant_regression_and_who_beat_it() -> None:
+    text = regression_sentence(DEMO_HEADLINE, DEMO_CONTRASTS).replace("\xa0", " ")  # CIs keep on one line
+    assert text == ("Regression (95% CI below 0, slice not fragile): prototype-human lowered clear / night / city "
+                    "street by -0.031 [-0.107, -0.002], and random-human beat it there by +0.024 [+0.002, +0.087].")
+    # a fragile fall and a fall whose CI includes 0 are not regressions
+    assert "foggy / night" not in text and "snowy" not in text
+    records = regression_records(DEMO_HEADLINE, DEMO_CONTRASTS)
+    assert records == [{"arm": "prototype-human", "slice": "clear / night / city street", "delta": -0.031,
+                        "ci95": [-0.107, -0.002], "beaten_by": {"arm": "random-human", "diff": 0.024,
+                                                                "ci95": [0.002, 0.087]}}]
+
+
+def test_rival_read_from_either_side_of_a_contrast() -> None:
+    headline = _headline([("slice", "rainy / night / highway", False, "random-human", -0.05, -0.09, -0.01)])
+    contrasts = _contrasts([("rainy / night / highway", "prototype-human", "random-human", 0.04, 0.01, 0.07, True)])
+    assert regression_sentence(headline, contrasts).replace("\xa0", " ").endswith(
+        "random-human lowered rainy / night / highway by -0.050 [-0.090, -0.010], and prototype-human beat it "
+        "there by +0.040 [+0.010, +0.070].")
+
+
+def test_no_regression_is_said_and_no_arm_says_nothing() -> None:
+    calm = DEMO_HEADLINE[DEMO_HEADLINE["slice"] != "clear / night / city street"]
+    assert regression_sentence(calm, DEMO_CONTRASTS).startswith("No arm lowered a slice that is not fragile")
+    assert regression_sentence(_headline([("overall", "overall", False, None, None, None, None)]), None) == ""
