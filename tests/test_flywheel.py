@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from bddengine.config import ConfigError, load_config, parse_arm, train_tag
+from bddengine.config import ConfigError, load_config, parse_arm
 from bddengine.flywheel import plan_turn
+from bddengine.runs.lineages import train_tag
 
 REPO = Path(__file__).resolve().parents[1]
 

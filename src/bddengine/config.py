@@ -17,7 +17,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from bddengine.bdd.categories import CLASSES
+from bddengine.bdd.categories import CLASSES, FRAME_ATTRIBUTES
 
 DEFAULT_CONFIG = Path("configs/default.yaml")
 
@@ -453,12 +453,31 @@ class FlywheelConfig(_Model):
         description="Arms that are mined (for the mining-precision comparison) but not retrained.",
     )
     seeds: int = Field(1, ge=1, description="Trainings per arm (seed, seed+1, ...) for seed variance.")
+    turns: int = Field(
+        1, ge=1, description="Turns per lineage (arm, seed): turn t mines with iteration t-1's model, labels "
+        "mine.k more frames and trains iteration t on every frame the lineage labeled so far.")
+    target_slice: dict[str, str] | None = Field(
+        None, description="The slice every arm mines for, as weather / timeofday / scene (e.g. "
+        "{weather: snowy, timeofday: night, scene: highway}, or the string 'snowy / night / highway'); "
+        "null: iteration 0's worst slice. It needs eval.min_eval_frames eval frames or more.")
     target_lift: float | None = Field(
         None,
         gt=0,
         description="Frames to target: the target slice's mAP@0.5 gain the report measures each arm's labeled "
         "frames and cost against (None: up to iteration 0's overall mAP@0.5).",
     )
+
+    @field_validator("target_slice", mode="before")
+    @classmethod
+    def _slice_key(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split("/")]
+            if len(parts) != 3 or not all(parts):
+                raise ValueError(f"{value!r} is not 'weather / timeofday / scene' (e.g. 'snowy / night / highway')")
+            return dict(zip(FRAME_ATTRIBUTES, parts, strict=True))
+        if isinstance(value, dict) and set(value) != set(FRAME_ATTRIBUTES):
+            raise ValueError(f"{value!r}: give exactly the keys weather, timeofday and scene")
+        return value
 
     @model_validator(mode="after")
     def _check_arms(self) -> FlywheelConfig:
@@ -549,15 +568,6 @@ def label_source(arm: str, labeler: str) -> str:
     if source is not None:
         return source
     return "human" if stands_in_for_humans(labeler) else "auto"
-
-
-def train_tag(iter: int, arm: str | None, seed: int | None, base_seed: int) -> str | None:
-    """The run tag of a training (and its eval): the arm for N > 0, plus ``-seed<S>`` for
-    any seed other than the config's."""
-    tag = arm if iter > 0 else None
-    if seed is not None and seed != base_seed:
-        tag = f"{tag}-seed{seed}" if tag else f"seed{seed}"
-    return tag
 
 
 def arm_name(strategy: str, embedding: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from bddengine.bdd.categories import CLASSES, FRAME_ATTRIBUTES, map_category
-from bddengine.config import EngineConfig, EvalConfig, config_dict, fingerprint, train_tag
+from bddengine.config import EngineConfig, EvalConfig, config_dict, fingerprint
 from bddengine.evaluation import (
     ERROR_TYPES,
     MatchCache,
@@ -34,6 +34,7 @@ from bddengine.integrations.ultralytics import log_lines, predict_frames, resolv
 from bddengine.runs import RunRef, StageRun, resolve_input
 from bddengine.runs.layout import EVAL, SPLIT, TRAIN
 from bddengine.runs.lineage import upstream
+from bddengine.runs.lineages import train_tag
 from bddengine.stages import StageOutcome
 from bddengine.stages.job import Commit, Job, execute, unchanged
 from bddengine.weights_trust import check_weights

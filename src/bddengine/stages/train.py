@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from bddengine.bdd.categories import CLASSES
-from bddengine.config import EngineConfig, TrainConfig, config_dict, fingerprint, train_tag
+from bddengine.config import EngineConfig, TrainConfig, config_dict, fingerprint
 from bddengine.errors import StageInputError
 from bddengine.integrations.ultralytics import fit, log_lines, resolve_device, resolve_weights
 from bddengine.labeling.sources import added_nothing
@@ -29,6 +29,7 @@ from bddengine.runs import (
     resolve_input,
 )
 from bddengine.runs.layout import AUTOLABEL, SPLIT, TRAIN
+from bddengine.runs.lineages import train_tag
 from bddengine.stages import StageOutcome
 from bddengine.stages.job import Commit, Job, execute, unchanged
 from bddengine.weights_trust import SHA_KEY, check_weights, record_weights
