@@ -94,7 +94,8 @@ def score_turns(
 
     Returns:
         (points, changes): points sorted by arm (first seen) and iteration; an iteration enters
-        only with every lineage of the arm (a turn still running is left out).
+        only with every lineage of the arm (a turn still running is left out); an arm without
+        iteration 1 has no point.
     """
     grid: dict[str, dict[int, dict[int, LineageScore]]] = {}
     for s in scores:
@@ -102,7 +103,8 @@ def score_turns(
     zero = next((s.cache for s in scores if s.iter == 0), None)
     if zero is None:
         raise ValueError("score_turns needs the iteration-0 model's matches")
-    arms = {a: _complete(by_iter) for a, by_iter in grid.items()}
+    arms = {a: its for a, by_iter in grid.items() if len(its := _complete(by_iter)) > 1}  # an arm that never
+    # retrained has no curve
     fragile = {spec.label: bool(fragile_classes(zero, np.unique(zero.frame_indices(spec.names)), fragile_min_gt))
                for spec in slices}
     points: list[CurvePoint] = []
@@ -201,6 +203,18 @@ class TurnsFacts:
     reach: dict[str, TargetReach]
     advice: dict[str, StopAdvice]
     notes: list[str]
+
+    def key_numbers(self) -> dict[str, Any]:
+        """Per arm: the target slice at its last turn, frames to the goal, the stop verdict; and the alerts' count."""
+        arms = {}
+        for arm, ps in by_arm(self.points).items():
+            last, reach, advice = ps[-1], self.reach[arm], self.advice[arm]
+            arms[arm] = {"turn": last.iter, "human_frames": last.frames, "usd": last.usd,
+                         "target_map50": last.target.value, "target_ci95": [last.target.lo, last.target.hi],
+                         "frames_to_goal": reach.frames, "usd_to_goal": reach.usd, "stop_from": advice.iter,
+                         "stop_reasons": list(advice.reasons)}
+        return {"target_slice": self.target, "goal_map50": self.goal, "turns": self.turns, "arms": arms,
+                "n_alerts": len(self.alerts)}
 
     def to_json(self) -> dict[str, Any]:
         """JSON-safe record (``turns.json``)."""
