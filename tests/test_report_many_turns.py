@@ -82,6 +82,11 @@ def test_many_turns_section_table_figure_and_turns_json(two_turns) -> None:
     assert ("later turns: none" in section) is (not later)
     for a in later:
         assert f"turn 2 {a['arm']} on {a['slice']}" in section
+    last = {a: max((p for p in doc["curve"] if p["arm"] == a), key=lambda p: p["iter"]) for a in arms}
+    for arm, p in last.items():  # the prototype lineages fixed the target slice: the worst slice moved
+        moved = p["worst"] != doc["target_slice"]["label"]
+        assert (f"{arm}'s at turn {p['iter']} is {p['worst']}" in section) is moved
+    assert "The worst slice moved: prototype's at turn 2" in section
     assert count_words(md) <= WORD_BUDGET
     pdf = (case / "case_study_v1.pdf").read_bytes()
     assert len(re.findall(rb"/Type\s*/Page(?!s)", pdf)) <= 4

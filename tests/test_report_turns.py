@@ -72,6 +72,10 @@ def test_turn_numbers_are_the_headline_at_iteration_1_and_lineage_pairs_after(li
     assert got["prototype-human", 2].frames == 200.5 and got["prototype-human", 2].usd == 100.0  # seed means
     assert got["prototype-human", 0].frames == 0 and got["prototype-human", 0].n_seeds == 1
     assert len(changes) == 2 * 2 * len(slices) and {c.iter for c in changes} == {1, 2}
+    full = [s for s in slices if s.grouping == "slice"]
+    means = {s.label: mean_map(caches["random-human", 2], s.names, n_boot=0)[0] for s in full}
+    assert got["random-human", 2].worst == min(means, key=means.get)
+    assert got["random-human", 2].worst_map50 == pytest.approx(min(means.values()))
 
     facts = analyse_turns(points, changes, target=target, lift=None, baseline="random-human", notes=[])
     assert facts.goal == got["prototype-human", 0].overall.value and facts.turns == 2

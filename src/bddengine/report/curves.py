@@ -73,6 +73,8 @@ class CurvePoint:
         gain: target slice, this iteration minus the previous one of the same lineages (None at 0).
         vs_random: target slice, this arm minus the random baseline arm at this iteration
             (None for the baseline itself, at iteration 0, or without a baseline).
+        worst: the slice with the lowest mAP@0.5 (seed mean) at this iteration, among those scored.
+        worst_map50: its mAP@0.5.
     """
 
     arm: str
@@ -84,6 +86,8 @@ class CurvePoint:
     overall: Estimate
     gain: Estimate | None = None
     vs_random: Estimate | None = None
+    worst: str | None = None
+    worst_map50: float | None = None
 
 
 @dataclass(frozen=True)

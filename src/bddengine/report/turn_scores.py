@@ -27,6 +27,7 @@ from bddengine.evaluation.paired import (
     paired_difference,
     paired_lineages,
 )
+from bddengine.evaluation.slices import score_frames
 from bddengine.report.curves import (
     CurvePoint,
     Estimate,
@@ -128,11 +129,12 @@ def score_turns(
                         vs_random = estimate(paired_difference(now, base, target.names, key=target.rng_key, **kw))
                 rows = grid[arm][it].values()
                 usds = [r.usd for r in rows]
+                worst, worst_map = current_worst(now, [s for s in slices if s.grouping == "slice"])
                 points.append(CurvePoint(
                     arm, it, len(now), float(np.mean([r.frames for r in rows])) if it else 0.0,
                     None if any(u is None for u in usds) else (float(np.mean(usds)) if it else 0.0),
                     Estimate(t_map, *(t_ci or (None, None))), Estimate(o_map, *(o_ci or (None, None))),
-                    gain, vs_random))
+                    gain, vs_random, worst, worst_map))
                 bar.advance(task)
                 for spec in slices:
                     if before is not None:
@@ -140,6 +142,19 @@ def score_turns(
                                                    fragile[spec.label]))
                     bar.advance(task)
     return points, changes
+
+
+def current_worst(caches: list[MatchCache], slices: Sequence[SliceSpec]) -> tuple[str | None, float | None]:
+    """The slice with the lowest mAP@0.5 (mean over the detectors) and that mAP; (None, None) without one."""
+    best: tuple[str | None, float | None] = (None, None)
+    for spec in slices:
+        maps = [score_frames(c, np.unique(c.frame_indices(spec.names)), spec.key, n_boot=0).map50 for c in caches]
+        if any(m is None for m in maps):
+            continue
+        value = float(np.mean(maps))  # type: ignore[arg-type]
+        if best[1] is None or value < best[1]:
+            best = (spec.label, value)
+    return best
 
 
 def _complete(by_iter: dict[int, dict[int, LineageScore]]) -> list[int]:

@@ -31,8 +31,9 @@ def many_turns(d: ReportData) -> str:
              md_table(["arm", "human frames", "cost", f"target, turn {t.turns} [95% CI]", "frames to goal",
                        "cost to goal", "stop from"],
                       [_arm_row(t, a) for a in t.reach], align="lrrrrrl"), "",
-             " ".join([*(stop_sentence(t.advice[a], t.baseline) for a in t.advice), alerts_sentence(t),
-                       f"Goal: {goal}; per turn: appendix I; every number: `turns.json`."])]
+             " ".join(s for s in [*(stop_sentence(t.advice[a], t.baseline) for a in t.advice), moved_sentence(t),
+                                  alerts_sentence(t), f"Goal: {goal}; per turn: appendix I; every number: "
+                                  f"`turns.json`."] if s)]
     return "\n".join(lines).strip()
 
 
@@ -71,6 +72,15 @@ def stop_sentence(a: StopAdvice, baseline: str | None) -> str:
     return f"**{a.arm}: stop from turn {a.iter}**: {'; and '.join(why)}."
 
 
+def moved_sentence(t: TurnsFacts) -> str:
+    """Where the worst slice is at each arm's last turn, when it is no longer the target slice."""
+    moved = [p for p in (_last(t, a) for a in t.reach) if p.worst is not None and p.worst != t.target]
+    if not moved:
+        return ""
+    return "The worst slice moved: " + "; ".join(
+        f"{p.arm}'s at turn {p.iter} is {p.worst} ({fmt_map(p.worst_map50)})" for p in moved) + "."
+
+
 def alerts_sentence(t: TurnsFacts) -> str:
     """The regression alerts from turn 2 on in one sentence (turn 1's are the regressions section 6 names;
     the first `MAX_ALERTS`, the rest in the appendix)."""
@@ -94,7 +104,7 @@ def many_turns_tables(d: ReportData) -> str:
         return ""
     rows = []
     for p in sorted(t.points, key=lambda p: (list(t.reach).index(p.arm), p.iter)):
-        rows.append([p.arm, str(p.iter), str(p.n_seeds), fmt_int(round(p.frames)),
+        rows.append([p.arm, str(p.iter), str(p.n_seeds), p.worst or NA, fmt_int(round(p.frames)),
                      fmt_usd(p.usd) if p.usd is not None else NA,
                      f"{fmt_map(p.target.value)} {_ci(p.target, signed=False)}".strip(),
                      f"{fmt_map(p.overall.value)} {_ci(p.overall, signed=False)}".strip(),
@@ -102,9 +112,9 @@ def many_turns_tables(d: ReportData) -> str:
                      f"{fmt_delta(p.vs_random.value)} {_ci(p.vs_random)}" if p.vs_random is not None else "—"])
     parts = [f"Target slice {t.target}; CIs resample seeds × frames; marginal gain: the same lineages one turn "
              f"apart; arm − random: against {t.baseline or 'no random arm'} at the same turn.",
-             md_table(["arm", "turn", "seeds", "human frames", "cost", "target mAP@0.5 [95% CI]",
+             md_table(["arm", "turn", "seeds", "worst slice", "human frames", "cost", "target mAP@0.5 [95% CI]",
                        "overall mAP@0.5 [95% CI]", "marginal gain [95% CI]", "arm − random [95% CI]"], rows,
-                      align="lrrrrrrrr")]
+                      align="lrrlrrrrrr")]
     if t.alerts:
         parts.append("Every regression alert:")
         parts.append(md_table(["turn", "arm", "slice", "Δ from the previous turn [95% CI]"],
