@@ -164,26 +164,29 @@ DEMO_CONTRASTS = _contrasts([
 
 
 def test_one_turn_summary_names_each_significant_regression_and_who_beat_it() -> None:
-    text = regression_sentence(DEMO_HEADLINE, DEMO_CONTRASTS).replace("\xa0", " ")  # CIs keep on one line
-    assert text == ("Regression (95% CI below 0, slice not fragile): prototype-human lowered clear / night / city "
-                    "street by -0.031 [-0.107, -0.002], and random-human beat it there by +0.024 [+0.002, +0.087].")
+    summary = regression_sentence(DEMO_HEADLINE, DEMO_CONTRASTS, numbers=True).replace("\xa0", " ")
+    assert summary == "Regression: prototype-human on clear / night / city street, -0.031 [-0.107, -0.002]."
+    section = regression_sentence(DEMO_HEADLINE, DEMO_CONTRASTS)
+    assert section == "Regression: prototype-human on clear / night / city street (random-human beat it there)."
     # a fragile fall and a fall whose CI includes 0 are not regressions
-    assert "foggy / night" not in text and "snowy" not in text
+    assert "foggy / night" not in summary + section and "snowy" not in summary + section
     records = regression_records(DEMO_HEADLINE, DEMO_CONTRASTS)
     assert records == [{"arm": "prototype-human", "slice": "clear / night / city street", "delta": -0.031,
                         "ci95": [-0.107, -0.002], "beaten_by": {"arm": "random-human", "diff": 0.024,
                                                                 "ci95": [0.002, 0.087]}}]
 
 
-def test_rival_read_from_either_side_of_a_contrast() -> None:
-    headline = _headline([("slice", "rainy / night / highway", False, "random-human", -0.05, -0.09, -0.01)])
+def test_rival_read_from_either_side_of_a_contrast_and_several_falls() -> None:
+    headline = _headline([("slice", "rainy / night / highway", False, "random-human", -0.05, -0.09, -0.01),
+                          ("overall", "overall", False, "prototype-human", -0.01, -0.02, -0.001)])
     contrasts = _contrasts([("rainy / night / highway", "prototype-human", "random-human", 0.04, 0.01, 0.07, True)])
-    assert regression_sentence(headline, contrasts).replace("\xa0", " ").endswith(
-        "random-human lowered rainy / night / highway by -0.050 [-0.090, -0.010], and prototype-human beat it "
-        "there by +0.040 [+0.010, +0.070].")
+    assert regression_sentence(headline, contrasts) == (
+        "Regressions: prototype-human on overall; random-human on rainy / night / highway (prototype-human beat it "
+        "there).")
 
 
-def test_no_regression_is_said_and_no_arm_says_nothing() -> None:
+def test_no_regression_leaves_the_report_as_it_was() -> None:
     calm = DEMO_HEADLINE[DEMO_HEADLINE["slice"] != "clear / night / city street"]
-    assert regression_sentence(calm, DEMO_CONTRASTS).startswith("No arm lowered a slice that is not fragile")
+    assert regression_sentence(calm, DEMO_CONTRASTS) == regression_sentence(calm, DEMO_CONTRASTS, numbers=True) == ""
+    assert regression_records(calm, DEMO_CONTRASTS) == []
     assert regression_sentence(_headline([("overall", "overall", False, None, None, None, None)]), None) == ""

@@ -42,25 +42,30 @@ def rival(contrasts: pd.DataFrame | None, fall: SliceChange) -> dict[str, Any] |
     return None
 
 
-def fall_phrase(fall: SliceChange, contrasts: pd.DataFrame | None) -> str:
-    """``prototype-human lowered clear / night / city street by -0.031 [-0.107, -0.002] (random-human ...)``."""
-    text = f"{fall.arm} lowered {fall.slice} by {fmt_delta(fall.delta.value)} {fmt_ci(fall.delta.lo, fall.delta.hi)}"
+def fall_phrase(fall: SliceChange, contrasts: pd.DataFrame | None, *, numbers: bool) -> str:
+    """``prototype-human on clear / night / city street, -0.031 [-0.107, -0.002]`` (``numbers``: the fall and
+    its CI, for the summary) or ``prototype-human on clear / night / city street (random-human beat it there)``."""
+    text = f"{fall.arm} on {fall.slice}"
+    if numbers:
+        return f"{text}, {fmt_delta(fall.delta.value)} {fmt_ci(fall.delta.lo, fall.delta.hi)}"
     r = rival(contrasts, fall)
-    if r is not None:
-        text += f", and {r['winner']} beat it there by {fmt_delta(r['diff'])} {fmt_ci(*r['ci'])}"
-    return text
+    return text + (f" ({r['winner']} beat it there)" if r is not None else "")
 
 
-def regression_sentence(headline: pd.DataFrame, contrasts: pd.DataFrame | None) -> str:
-    """Every significant regression of the turn in one sentence (or that there is none); empty without arms."""
-    if "arm" not in headline or not headline["arm"].map(lambda a: isinstance(a, str)).any():
+def regression_sentence(headline: pd.DataFrame, contrasts: pd.DataFrame | None, *, numbers: bool = False) -> str:
+    """Every significant regression of the turn in one sentence; empty when there is none.
+
+    The summary's line gives each fall with its CI (``numbers``); section 6's, after the count of
+    deltas whose CI excludes 0, names the falls and the arm that beat each there. A turn without
+    a regression reads as before: the headline table's legend already says what bold means.
+    """
+    if "arm" not in headline:
         return ""
     falls = headline_falls(headline)
     if not falls:
-        return ("No arm lowered a slice that is not fragile beyond noise (every fall's 95% CI includes 0), so the "
-                "turn regressed nothing a nightly job would act on.")
-    return (f"Regression{'s' if len(falls) > 1 else ''} (95% CI below 0, slice not fragile): "
-            + "; ".join(fall_phrase(f, contrasts) for f in falls) + ".")
+        return ""
+    return (f"Regression{'s' if len(falls) > 1 else ''}: "
+            + "; ".join(fall_phrase(f, contrasts, numbers=numbers) for f in falls) + ".")
 
 
 def regression_records(headline: pd.DataFrame, contrasts: pd.DataFrame | None) -> list[dict[str, Any]]:

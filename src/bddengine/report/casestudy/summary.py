@@ -44,7 +44,7 @@ def summary(d: ReportData) -> str:
         lines.append("- Iteration 1: no arm has an iteration-1 eval yet, so there is no delta to report.")
     for _, r in _worst_contrasts(d).iterrows():
         lines.append(f"- {contrast_sentence(r)}")
-    if falls := regression_sentence(d.headline, d.contrasts):
+    if falls := regression_sentence(d.headline, d.contrasts, numbers=True):
         lines.append(f"- {falls}")
     missing = d.arms_missing
     if missing:
