@@ -1,10 +1,10 @@
-# bddengine: `make demo` runs a full turn on the synthetic world; `make test` runs the tests.
+# bddengine: `make demo` runs a full turn on the synthetic world, `make curve` three turns; `make test` runs the tests.
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 CONFIG ?= configs/default.yaml
 
-.PHONY: install demo flywheel smoke test test-all lint bench clean
+.PHONY: install demo curve flywheel smoke test test-all lint bench clean
 
 $(BIN)/bddengine: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ WITH_MONGO := if [ -z "$$FIFTYONE_DATABASE_URI" ]; then eval "$$(PYTHON=$(CURDIR
 
 demo: install  ## generate the synthetic world and run a full flywheel turn on it (~25 min on 2 CPU cores)
 	@$(WITH_MONGO) $(BIN)/bddengine flywheel --config configs/demo.yaml
+
+curve: install  ## three turns, two arms, two seeds on the demo's world: the learning curves (< 40 min on 2 CPU cores)
+	@$(WITH_MONGO) $(BIN)/bddengine flywheel --config configs/curve.yaml
 
 flywheel: install  ## a full turn on real BDD100K under data/bdd100k/ (configs/default.yaml)
 	@$(WITH_MONGO) $(BIN)/bddengine flywheel --config $(CONFIG)

@@ -502,7 +502,7 @@ def test_stage_oracle_end_to_end(turn: tuple[Path, Path]) -> None:
 
     # train --iter 1 --arm prototype reads the accepted labels
     split = RunRef(runs / "03_split", 3, "split")
-    data = write_dataset_yaml(tmp / "d.yaml", split, parse_run_name(run))
+    data = write_dataset_yaml(tmp / "d.yaml", split, [parse_run_name(run)])
     assert yaml.safe_load(data.read_text())["train"][-1] == str((run / "yolo/images/train").resolve())
     assert count_images(data)["autolabel"] == K
 

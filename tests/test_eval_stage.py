@@ -96,13 +96,13 @@ def test_dataset_yaml_adds_autolabel_images(tmp_path: Path) -> None:
     auto = tmp_path / "09_autolabel_iter0_prototype"
     (auto / "yolo" / "images" / "train").mkdir(parents=True)
     out = write_dataset_yaml(tmp_path / "d.yaml", RunRef(split, 3, "split"),
-                             RunRef(auto, 9, "autolabel", 0, "prototype"))
+                             [RunRef(auto, 9, "autolabel", 0, "prototype")])
     spec = yaml.safe_load(out.read_text())
     assert spec["train"] == [str(split / "yolo/images/train"), str(auto / "yolo/images/train")]
     assert spec["val"] == [str(split / "yolo/images/val")]
     assert spec["names"][8] == "traffic light" and len(spec["names"]) == 10
     with pytest.raises(StageInputError, match="autolabel"):
-        write_dataset_yaml(tmp_path / "d.yaml", RunRef(split, 3, "split"), RunRef(tmp_path / "x", 9, "autolabel"))
+        write_dataset_yaml(tmp_path / "d.yaml", RunRef(split, 3, "split"), [RunRef(tmp_path / "x", 9, "autolabel")])
 
 
 def test_predict_frames_keeps_the_callers_order_and_names_an_unreadable_image(tmp_path: Path) -> None:

@@ -130,6 +130,11 @@ def test_flywheel_seeds_zero_is_refused(tmp_path: Path) -> None:
     _refused(runner.invoke(app, ["flywheel", "--seeds", "0"]), "--seeds")
 
 
+@pytest.mark.parametrize("turns", ["0", "-2"])
+def test_flywheel_turns_below_one_is_refused(turns: str) -> None:
+    _refused(runner.invoke(app, ["flywheel", "--turns", turns]), "--turns")
+
+
 def test_flywheel_empty_arms_is_refused() -> None:
     _refused(runner.invoke(app, ["flywheel", "--arms", ""]), "--arms", "names no arm")
 

@@ -345,6 +345,10 @@ def mine(
     iter_: IterOpt = 0,
     strategy: StrategyOpt = None,
     embedding: EmbeddingOpt = None,
+    arm: Annotated[str | None, typer.Option(
+        "--arm", metavar="ARM", help="From --iter 1 on: the lineage's arm (e.g. prototype-pyramid); it mines with "
+        "that lineage's model, leaving out the frames it labeled before.")] = None,
+    seed: SeedOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     force: ForceOpt = False,
@@ -357,13 +361,14 @@ def mine(
     overrides = list(set_ or [])
     overrides += [f"mine.strategy={strategy}"] if strategy is not None else []
     overrides += [f"mine.embedding={embedding}"] if embedding is not None else []
-    _invoke("mine", config, overrides, iter=iter_, force=force, source=source)
+    _invoke("mine", config, overrides, iter=iter_, arm=arm, seed=seed, force=force, source=source)
 
 
 @app.command(cls=ReadableCommand)
 def autolabel(
     iter_: IterOpt = 0,
     arm: ArmOpt = None,
+    seed: SeedOpt = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     force: ForceOpt = False,
@@ -375,7 +380,7 @@ def autolabel(
     Example: bddengine autolabel --config configs/demo.yaml --arm prototype
     """
     trust(trust_weights or [])
-    _invoke("autolabel", config, set_, iter=iter_, arm=arm, force=force, source=source)
+    _invoke("autolabel", config, set_, iter=iter_, arm=arm, seed=seed, force=force, source=source)
 
 
 @app.command(cls=ReadableCommand)
@@ -529,18 +534,24 @@ def flywheel(
         typer.Option("--seeds", min=1, metavar="N",
                      help="Trainings per arm for seed variance (overrides flywheel.seeds)."),
     ] = None,
+    turns: Annotated[
+        int | None,
+        typer.Option("--turns", min=1, metavar="N",
+                     help="Turns per (arm, seed) lineage (overrides flywheel.turns); a finished run's turns "
+                     "are re-used and only the missing ones run."),
+    ] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
     force: ForceOpt = False,
     trust_weights: TrustOpt = None,
 ) -> None:
-    """Run every stage of one flywheel turn in order, every arm, ending with the report.
+    """Run every stage of the flywheel's turns in order, every arm and seed, ending with the report.
 
-    Example: bddengine flywheel --config configs/demo.yaml --arms prototype,random --seeds 2
+    Example: bddengine flywheel --config configs/demo.yaml --arms prototype,random --seeds 2 --turns 3
     """
     import time
 
-    from bddengine.flywheel import TurnProfile, measure_step, plan_turn
+    from bddengine.flywheel import TurnProfile, measure_step, plan_turn, skipped_by
     from bddengine.labeling.sources import added_nothing
     from bddengine.runs import parse_run_name
     from bddengine.runs.turn_profile import profile_path
@@ -551,17 +562,18 @@ def flywheel(
     overrides = list(set_ or [])
     overrides += [f"flywheel.arms=[{arms}]"] if arms is not None else []
     overrides += [f"flywheel.seeds={seeds}"] if seeds is not None else []
+    overrides += [f"flywheel.turns={turns}"] if turns is not None else []
     cfg = _load(config, overrides)
     trust(trust_weights or [])
     steps = plan_turn(cfg, force=force)
     _check_turn(cfg)
     profile = TurnProfile(profile_path(cfg.runs_dir), cfg.name, cfg.runs_dir, [s.title() for s in steps])
     start = time.perf_counter()
-    empty: dict[str, str] = {}  # arm -> the autolabel run that added nothing
+    empty: dict[str | tuple[str, int], str] = {}  # arm or (arm, seed) -> the autolabel run that added nothing
     for i, step in enumerate(steps, 1):
         console.rule(f"[bold]{i}/{len(steps)} {step.title()}")
-        if step.stage in ("train", "eval") and step.arm in empty:
-            console.print(f"[yellow]{step.arm} added nothing[/] ({empty[step.arm]} has no labeled box): "
+        if (nothing := skipped_by(step, empty)) is not None:
+            console.print(f"[yellow]{step.arm} added nothing[/] ({nothing} has no labeled box): "
                           f"{step.title()} skipped; the report lists the arm without a delta", highlight=False)
             with measure_step() as cost:
                 pass
@@ -575,7 +587,7 @@ def flywheel(
         profile.add(step, cost, run=Path(out.location).name if out.location else None, skipped=out.skipped)
         ref = parse_run_name(Path(out.location)) if step.stage == "autolabel" and out.location else None
         if ref is not None and step.arm and added_nothing(ref.result().get("metrics") or {}):
-            empty[step.arm] = ref.name
+            empty[step.lineage or step.arm] = ref.name
     table = Table("step", "wall time", "CPU time", "peak RSS", "share", "",
                   title=f"flywheel turn: {time.perf_counter() - start:.0f} s")
     for s in profile.to_dict()["steps"]:

@@ -471,9 +471,10 @@ class FlywheelConfig(_Model):
     @classmethod
     def _slice_key(cls, value: Any) -> Any:
         if isinstance(value, str):
-            parts = [p.strip() for p in value.split("/")]
+            parts = [p.strip() for p in value.split(" / ")]  # "dawn/dusk" is one time of day
             if len(parts) != 3 or not all(parts):
-                raise ValueError(f"{value!r} is not 'weather / timeofday / scene' (e.g. 'snowy / night / highway')")
+                raise ValueError(f"{value!r} is not 'weather / timeofday / scene', spaces around each / "
+                                 "(e.g. 'snowy / dawn/dusk / highway')")
             return dict(zip(FRAME_ATTRIBUTES, parts, strict=True))
         if isinstance(value, dict) and set(value) != set(FRAME_ATTRIBUTES):
             raise ValueError(f"{value!r}: give exactly the keys weather, timeofday and scene")

@@ -2,7 +2,7 @@
 
 ``plan_turn`` is pure: it lists the stage calls (stage, options, config) of a turn;
 ``bddengine flywheel`` runs them in order. The order of stages lives in
-`bddengine.stages.STAGES`; this module only expands the arms and seeds of iteration 1.
+`bddengine.stages.STAGES`; this module only expands the arms, seeds and turns.
 `TurnProfile` records what each step cost (``turn_profile.json``).
 """
 
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bddengine.config import EngineConfig, parse_arm
+from bddengine.runs.lineages import lineage_seeds
 from bddengine.stages import STAGES
 
 
@@ -33,7 +34,9 @@ class Step:
     kwargs: dict[str, Any] = field(default_factory=dict)
     label: str = ""
     arm: str | None = None
-    """The iteration-1 arm an autolabel / train / eval step belongs to."""
+    """The arm an autolabel / train / eval step (and, from turn 2 on, a mine step) belongs to."""
+    lineage: tuple[str, int] | None = None
+    """From turn 2 on: the (arm, seed) lineage the step belongs to."""
 
     def title(self) -> str:
         """What the progress line shows, e.g. ``train --iter 1 --arm prototype``."""
@@ -48,21 +51,23 @@ def arm_config(cfg: EngineConfig, arm: str) -> EngineConfig:
 
 
 def turn_seeds(cfg: EngineConfig) -> list[int]:
-    """Training seeds of each iteration-1 arm: the config seed, then seed+1, ..."""
-    return [cfg.seed + i for i in range(cfg.flywheel.seeds)]
+    """Training seeds of each arm (one lineage each): the config seed, then seed+1, ..."""
+    return lineage_seeds(cfg)
 
 
 def plan_turn(cfg: EngineConfig, *, force: bool = False) -> list[Step]:
-    """Every stage call of one turn, in order.
+    """Every stage call of the configured turns, in order.
 
-    synth (synthetic worlds only) -> collect -> embed -> split -> train/eval iter 0 ->
+    Turn 1: synth (synthetic worlds only) -> collect -> embed -> split -> train/eval iter 0 ->
     mine every mining arm once (an arm's strategy and embedding, shared by its label
     sources, plus the mining-only comparisons) -> per trained arm: autolabel, then
-    train/eval iter 1 for each seed -> report. An arm whose autolabel run added no
-    labeled box has its train/eval steps skipped by `bddengine flywheel` (`labeling.sources.added_nothing`).
+    train/eval iter 1 for each seed. Turns 2..``flywheel.turns``: `plan_lineage_turn` for
+    every (arm, seed). Then the report. An arm whose autolabel run added no labeled box has
+    its later steps skipped by `bddengine flywheel` (`skipped_by`).
 
     Args:
-        cfg: the validated config (``flywheel.arms``, ``flywheel.mine_only``, ``flywheel.seeds``).
+        cfg: the validated config (``flywheel.arms``, ``flywheel.mine_only``, ``flywheel.seeds``,
+            ``flywheel.turns``).
         force: recompute stages even when an identical run exists.
     """
     f = {"force": force}
@@ -86,8 +91,34 @@ def plan_turn(cfg: EngineConfig, *, force: bool = False) -> list[Step]:
             suffix = f" --seed {seed}" if seed != cfg.seed else ""
             steps.append(Step("train", acfg, dict(opts), f"train --iter 1 --arm {arm}{suffix}", arm=arm))
             steps.append(Step("eval", acfg, dict(opts), f"eval --iter 1 --arm {arm}{suffix}", arm=arm))
+    for turn in range(2, cfg.flywheel.turns + 1):
+        steps += [step for arm in arms for seed in seeds for step in plan_lineage_turn(cfg, arm, seed, turn, force)]
     steps.append(Step("report", cfg, dict(f)))
     return steps
+
+
+def plan_lineage_turn(cfg: EngineConfig, arm: str, seed: int, turn: int, force: bool = False) -> list[Step]:
+    """Turn ``turn`` >= 2 of the lineage (``arm``, ``seed``): mine with its iteration ``turn - 1`` model,
+    label with the arm's source, train iteration ``turn`` from iteration ``turn - 1`` on every frame the
+    lineage labeled, and evaluate it."""
+    acfg = arm_config(cfg, arm)
+    suffix = f" --arm {arm}" + (f" --seed {seed}" if seed != cfg.seed else "")
+    opts = {"arm": arm, "seed": seed, "force": force}
+    it = turn - 1
+    return [Step(stage, acfg, {"iter": i, **opts}, f"{stage} --iter {i}{suffix}", arm=arm, lineage=(arm, seed))
+            for stage, i in (("mine", it), ("autolabel", it), ("train", turn), ("eval", turn))]
+
+
+def skipped_by(step: Step, empty: dict[str | tuple[str, int], str]) -> str | None:
+    """The autolabel run that added nothing and so skips ``step``, or None: run it.
+
+    ``empty`` maps an arm (its turn-1 labels, shared by its seeds) or an (arm, seed) lineage (its
+    own labels of a later turn) to the autolabel run that added no labeled box. Without new labels
+    a training would repeat the last one, so that lineage trains, evaluates and mines no further.
+    """
+    if step.arm in empty and (step.stage in ("train", "eval") or step.lineage is not None):
+        return empty[step.arm]
+    return empty.get(step.lineage) if step.lineage is not None else None
 
 
 # ---------------------------------------------------------------------------

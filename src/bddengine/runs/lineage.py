@@ -70,8 +70,9 @@ def run_command(ref: RunRef) -> str:
     """The command that makes a run like ``ref``: same stage, iteration, arm and seed.
 
     The flags are read back from the run's name (``07_train_iter1_prototype-seed43`` ->
-    ``bddengine train --iter 1 --arm prototype --seed 43``), so this works for a run
-    whose folder is gone.
+    ``bddengine train --iter 1 --arm prototype --seed 43``; a lineage's own
+    ``16_mine_iter1_prototype-pyramid-seed42`` -> ``bddengine mine --iter 1 --arm
+    prototype-pyramid --seed 42``), so this works for a run whose folder is gone.
     """
     words = ["bddengine", ref.stage]
     if ref.iter is not None:
@@ -81,6 +82,8 @@ def run_command(ref: RunRef) -> str:
         m = _TRAIN_TAG.fullmatch(tag)
         arm, seed = (m["arm"], m["seed"]) if m else (tag, None)
         words += (["--arm", arm] if arm else []) + (["--seed", seed] if seed else [])
+    elif tag and ref.stage in ("mine", "autolabel") and (ref.iter or 0) > 0 and (m := _TRAIN_TAG.fullmatch(tag)):
+        words += ["--arm", m["arm"], "--seed", m["seed"]]  # a lineage's own run (turn 2 on)
     elif tag and ref.stage == "autolabel":
         words += ["--arm", tag]
     elif tag and ref.stage == "mine":

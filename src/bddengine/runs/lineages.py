@@ -12,6 +12,7 @@ the lineage labeled so far. A train run records the autolabel run it added under
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,12 @@ def lineage_tag(arm: str, seed: int) -> str:
     ``prototype-pyramid``); from turn 2 each (arm, seed) has its own model, so the seed is always named.
     """
     return f"{arm}-seed{seed}"
+
+
+def lineage_of(tag: str | None) -> tuple[str, int] | None:
+    """The (arm, seed) a lineage's own mine or autolabel run tag names, or None for another tag."""
+    m = re.fullmatch(r"(?P<arm>.+)-seed(?P<seed>\d+)", tag or "")
+    return (m["arm"], int(m["seed"])) if m else None
 
 
 class _Flywheel(Protocol):

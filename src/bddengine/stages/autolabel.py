@@ -60,7 +60,8 @@ from bddengine.labeling.sources import (
 )
 from bddengine.runs import RunRef, StageRun, resolve_input
 from bddengine.runs.layout import AUTOLABEL, COLLECT, MINE, TRAIN
-from bddengine.runs.lineage import upstream
+from bddengine.runs.lineage import run_command, upstream
+from bddengine.runs.lineages import lineage_of, lineage_tag
 from bddengine.stages import StageOutcome
 from bddengine.stages.job import Commit, Job, execute, unchanged
 from bddengine.weights_trust import check_weights
@@ -73,22 +74,24 @@ def run(
     *,
     iter: int = 0,
     arm: str | None = None,
+    seed: int | None = None,
     force: bool = False,
     source: str | None = None,
     progress: bool = True,
 ) -> StageOutcome:
-    """Auto-label the frames one mining arm picked.
+    """Auto-label the frames one mining arm picked (from iteration 1 on: one lineage's mine run).
 
     Args:
         cfg: the engine config (``autolabel`` section; ``mine`` for the default arm).
         iter: the iteration whose mined frames to label.
         arm: the mining arm (default: ``mine.strategy`` with ``mine.embedding``).
+        seed: from iteration 1 on, the lineage's training seed (default ``cfg.seed``).
         force: re-label even when an identical run exists.
         source: explicit mine run (``--from``); its iteration and arm are used.
         progress: show progress bars.
     """
     a = cfg.autolabel
-    mine, arm, mining, iter, how = resolve_arm(cfg, arm, iter=iter, source=source)
+    mine, arm, mining, iter, how = resolve_arm(cfg, arm, iter=iter, seed=seed, source=source)
     mined_path = MINE.mined.require(mine, f"{_mine_hint(iter, mining)} --force")
     ev, split, collect = upstream_runs(mine)
     imgsz = a.imgsz or cfg.train.imgsz
@@ -101,7 +104,8 @@ def run(
                      {k: str(v) for k, v in model_ref.items()})
     inputs = {"mine": str(mine.path), "eval": str(ev.path), "split": str(split.path),
               "collect": str(collect.path)} | {k: str(v) for k, v in model_ref.items()}
-    job = Job("autolabel", fp, cfg.seed, _outcome, iter=iter, tag=arm, inputs=inputs, mirror=True,
+    job = Job("autolabel", fp, cfg.seed, _outcome, iter=iter, tag=mine.tag if iter > 0 else arm, inputs=inputs,
+              mirror=True,
               ultralytics_log=True)
     if (done := unchanged(cfg, job, force=force)) is not None:
         return done
@@ -114,12 +118,13 @@ def run(
 
 
 def resolve_arm(
-    cfg: EngineConfig, arm: str | None, *, iter: int, source: str | None
+    cfg: EngineConfig, arm: str | None, *, iter: int, source: str | None, seed: int | None = None,
 ) -> tuple[RunRef, str, str, int, str]:
     """The mine run to label, the arm, its mining arm, the iteration and where the labels come from.
 
     ``arm`` defaults to ``mine.strategy`` with ``mine.embedding``; an explicit mine run
-    (``source``) names the iteration and the mining arm.
+    (``source``) names the iteration and the mining arm. From iteration 1 on the mine run is
+    the lineage's (``arm``, ``seed``): tag `bddengine.runs.lineages.lineage_tag`.
 
     Raises:
         StageInputError: the arm is unknown, or a machine-labeled arm meets a labeler that is not a machine.
@@ -131,11 +136,16 @@ def resolve_arm(
         mining = mining_arm(arm)
     except ValueError as exc:
         raise StageInputError(f"--arm {exc}") from None
-    mine = resolve_input(cfg.runs_dir, "mine", explicit=source, iter=iter, tag=mining,
-                         hint=_mine_hint(iter, mining))
+    seed = cfg.seed if seed is None else seed
+    tag, hint = mining, _mine_hint(iter, mining)
+    if iter > 0 and not source:
+        tag, hint = lineage_tag(arm, seed), f"bddengine mine --iter {iter} --arm {arm} --seed {seed}"
+    mine = resolve_input(cfg.runs_dir, "mine", explicit=source, iter=iter, tag=tag, hint=hint)
     if source:
         iter = mine.iter if mine.iter is not None else iter
-        if mine.tag and mine.tag != mining:
+        if lineage := mine.result().get("lineage"):
+            arm, mining = lineage["arm"], mining_arm(lineage["arm"])
+        elif mine.tag and mine.tag != mining:
             suffix = parse_arm_spec(arm).source
             arm, mining = mine.tag + (f"-{suffix}" if suffix else ""), mine.tag
     how = label_source(arm, a.labeler)
@@ -478,20 +488,21 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
                                            else c["saving_note"]),
         "wall time (s)": res["wall_time_s"],
     }
+    train = f"bddengine train --iter {res['iter'] + 1} --arm {res['tag']}"
+    if res["iter"] > 0 and (lineage := lineage_of(res["tag"])):  # a lineage's own labels (turn 2 on)
+        train = f"bddengine train --iter {res['iter'] + 1} --arm {lineage[0]} --seed {lineage[1]}"
     warn = []
     if not m["n_train_boxes"]:
-        warn = [f"ADDED NOTHING: no labeled box for iteration {res['iter'] + 1}; `bddengine train --iter "
-                f"{res['iter'] + 1} --arm {res['tag']}` refuses to run and the flywheel skips the arm"]
+        warn = [f"ADDED NOTHING: no labeled box for iteration {res['iter'] + 1}; `{train}` refuses to run and "
+                "the flywheel goes no further with this arm (or lineage)"]
     return StageOutcome(
         stage="autolabel",
         location=ref.path,
         skipped=skipped,
         wrote=[f"{AUTOLABEL.autolabels.at(ref)} (every mined frame: machine boxes with their route, who labeled it)",
-               f"{AUTOLABEL.yolo_images.at(ref)} + labels/train ({m['n_train_images']} frames for "
-               f"`bddengine train --iter {res['iter'] + 1} --arm {res['tag']}`)",
+               f"{AUTOLABEL.yolo_images.at(ref)} + labels/train ({m['n_train_images']} frames for `{train}`)",
                f"{ref.path}/{AUTOLABEL.review_queue.file}, {AUTOLABEL.quality.file}, {AUTOLABEL.pr_chart.file}"],
         numbers=numbers,
         look_at=warn + [str(AUTOLABEL.pr_chart.at(ref)), str(AUTOLABEL.review_queue.at(ref)), *log_lines(ref)],
-        safe_to_delete=f"{ref.path} (then `bddengine autolabel --iter {res['iter']} --arm {res['tag']}` "
-                       "re-labels)",
+        safe_to_delete=f"{ref.path} (then `{run_command(ref)}` re-labels)",
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +23,10 @@ import numpy as np
 import pandas as pd
 
 from bddengine.bdd.categories import FRAME_ATTRIBUTES
-from bddengine.config import EngineConfig, MineConfig, arm_name, config_dict, fingerprint
+from bddengine.config import EngineConfig, EvalConfig, MineConfig, arm_name, config_dict, fingerprint, parse_arm
 from bddengine.curation.pools import POOLS
 from bddengine.errors import StageInputError
+from bddengine.evaluation import build_match_cache, per_frame_metrics
 from bddengine.figures import plot_mined_grid
 from bddengine.inference import FrameSource
 from bddengine.integrations.ultralytics import embed_with_detector, load_detector, log_lines, resolve_device
@@ -44,13 +45,16 @@ from bddengine.mining.core import (
 )
 from bddengine.mining.strategies import STRATEGIES, Ranking, strategy_spec
 from bddengine.runs import RunRef, StageRun, list_runs, resolve_input
-from bddengine.runs.layout import COLLECT, EMBED, EVAL, MINE, SPLIT, TRAIN
+from bddengine.runs.layout import AUTOLABEL, COLLECT, EMBED, EVAL, MINE, SPLIT, TRAIN
 from bddengine.runs.lineage import upstream
+from bddengine.runs.lineages import lineage_tag, train_tag, trained_labels
 from bddengine.stages import StageOutcome
+from bddengine.stages.eval import failure_frames
 from bddengine.stages.job import Commit, Job, execute, unchanged
 from bddengine.vectors import Filter, NotIn, SearchPlan, is_exact, keep_mask
 
 GRID_MAX = 100
+REASON_LABELED = "labeled earlier in the lineage"
 LANCEDB = "lancedb"
 """The registered index whose table embed writes and mine searches in place."""
 
@@ -86,45 +90,162 @@ def run(
     cfg: EngineConfig,
     *,
     iter: int = 0,
+    arm: str | None = None,
+    seed: int | None = None,
     force: bool = False,
     source: str | None = None,
     progress: bool = True,
 ) -> StageOutcome:
-    """Mine ``mine.k`` frames of the mining pool for iteration ``iter``'s worst slice.
+    """Mine ``mine.k`` frames of the mining pool for iteration ``iter``'s worst slice (or the target slice).
+
+    Without ``arm`` the mining arm is ``mine.strategy`` with ``mine.embedding`` and the model
+    is iteration ``iter``'s (turn 1: the shared iteration-0 model). With ``arm`` (iteration 1
+    on) it mines for one lineage (``arm``, ``seed``): with that lineage's iteration-``iter``
+    model, for turn 1's target slice, leaving out every frame the lineage labeled before.
 
     Args:
-        cfg: the engine config (``mine``, ``seed``, ``eval.imgsz``/``train.imgsz`` for
-            detector embeddings).
+        cfg: the engine config (``mine``, ``seed``, ``flywheel.target_slice``, ``eval.imgsz``/``train.imgsz``
+            for detector embeddings).
         iter: the iteration whose evaluation is mined for.
+        arm: the lineage's arm (``prototype-pyramid``); its strategy and embedding replace ``mine``'s.
+        seed: the lineage's training seed (default ``cfg.seed``).
         force: re-mine even when an identical run exists.
         source: explicit eval run (``--from``).
         progress: show a progress bar while embedding frames with the detector.
 
     Raises:
-        RunLookupError: no eval run of this iteration.
+        RunLookupError: no eval run of this iteration (and lineage).
         StageInputError: an input run or file is missing, no slice qualified as the
-            worst, the mining pool is empty (or every frame is excluded), or the
-            embeddings do not match the pools.
+            worst, the target slice has too few eval frames, the mining pool is empty
+            (or every frame is excluded), or the embeddings do not match the pools.
     """
-    m = cfg.mine
-    arm = arm_name(m.strategy, m.embedding)
-    ev = resolve_input(cfg.runs_dir, "eval", explicit=source, iter=iter, tag=None,
-                       hint=f"bddengine eval --iter {iter}")
+    ev, tag, seed, lineage = resolve_eval(cfg, iter=iter, arm=arm, seed=seed, source=source)
+    m = arm_config(cfg.mine, arm)
     iter = ev.iter if ev.iter is not None else iter  # --from names the iteration
     train, split, embed, collect = upstream_runs(ev)
     imgsz = cfg.eval.imgsz or cfg.train.imgsz
-    fp = fingerprint(mine_settings(m), cfg.seed, iter, *(_id(r) for r in (ev, train, split, embed, collect)),
-                     imgsz if m.embedding == "detector" else None)
-    job = Job("mine", fp, cfg.seed, _outcome, iter=iter, tag=arm, mirror=True, ultralytics_log=True,
+    fp = fingerprint(mine_settings(m), seed, iter, *(_id(r) for r in (ev, train, split, embed, collect)),
+                     imgsz if m.embedding == "detector" else None,
+                     *([] if lineage.target is None else [lineage.fingerprint(cfg.eval)]))
+    job = Job("mine", fp, seed, _outcome, iter=iter, tag=tag, mirror=True, ultralytics_log=True,
               inputs={r.stage: str(r.path) for r in (ev, train, split, embed, collect)})
     if (done := unchanged(cfg, job, force=force)) is not None:
         return done
 
-    inp = load_inputs(ev, train, split, embed, collect)
-    pool = eligible_frames(inp, m.near_dup_threshold)
+    inp = aim(load_inputs(ev, train, split, embed, collect), lineage.target, cfg.eval)
+    pool = eligible_frames(inp, m.near_dup_threshold, labeled=lineage.labeled)
     proto_rows, proto_source = prototype_frames(pool.eval_pool, inp.failure_names, inp.worst)
     return execute(cfg, job, lambda run: mine_frames(
-        run, cfg, inp, pool, proto_rows, proto_source, arm=arm, iter=iter, imgsz=imgsz, progress=progress))
+        run, cfg.model_copy(update={"mine": m, "seed": seed}), inp, pool, proto_rows, proto_source,
+        arm=arm_name(m.strategy, m.embedding), iter=iter, imgsz=imgsz, progress=progress, lineage=lineage))
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """What mining for one lineage adds to a plain mine run.
+
+    Attributes:
+        arm, seed: the lineage (None for a turn-1 mine run, shared by the arm's seeds).
+        target: the slice to mine for (None: the eval's own worst slice).
+        labeled: every frame the lineage labeled before (excluded from mining).
+        label_runs: the autolabel runs those frames come from, oldest first.
+    """
+
+    arm: str | None = None
+    seed: int | None = None
+    target: dict[str, str] | None = None
+    labeled: frozenset[str] = frozenset()
+    label_runs: tuple[str, ...] = ()
+
+    def fingerprint(self, e: EvalConfig) -> dict[str, Any]:
+        """What the mined frames depend on beyond a plain mine run's inputs."""
+        return {"target": self.target, "labeled": self.label_runs, "failure_score": e.failure_score,
+                "failure_recall": e.failure_recall}
+
+    def record(self) -> dict[str, Any]:
+        """``result.json``'s ``lineage`` field."""
+        return {"arm": self.arm, "seed": self.seed, "target_slice": self.target, "labeled_runs": list(self.label_runs),
+                "n_labeled_frames": len(self.labeled)}
+
+
+def arm_config(m: MineConfig, arm: str | None) -> MineConfig:
+    """``mine`` with a lineage arm's strategy and embedding (unchanged without an arm)."""
+    if arm is None:
+        return m
+    strategy, embedding = parse_arm(arm)
+    return m.model_copy(update={"strategy": strategy, "embedding": embedding})
+
+
+def resolve_eval(
+    cfg: EngineConfig, *, iter: int, arm: str | None, seed: int | None, source: str | None,
+) -> tuple[RunRef, str, int, Lineage]:
+    """The eval run to mine with, the mine run's tag and seed, and the lineage it mines for.
+
+    Raises:
+        StageInputError: ``--arm``/``--seed`` at iteration 0, or an unknown arm.
+        RunLookupError: no such eval run.
+    """
+    target = dict(cfg.flywheel.target_slice) if cfg.flywheel.target_slice else None
+    if arm is None:
+        if seed is not None:
+            raise StageInputError("mine --seed names a lineage's model: give --arm with it (iteration 1 on)")
+        ev = resolve_input(cfg.runs_dir, "eval", explicit=source, iter=iter, tag=None,
+                           hint=f"bddengine eval --iter {iter}")
+        return ev, arm_name(cfg.mine.strategy, cfg.mine.embedding), cfg.seed, Lineage(target=target)
+    if iter < 1:
+        raise StageInputError(f"mine --iter {iter} --arm {arm}: a lineage mines with its own model from iteration "
+                              "1 on; iteration 0 is shared, so mine it with --strategy/--embedding")
+    try:
+        parse_arm(arm)
+    except ValueError as exc:
+        raise StageInputError(f"--arm {exc}") from None
+    seed = cfg.seed if seed is None else seed
+    tag = train_tag(iter, arm, seed, cfg.seed)
+    hint = f"bddengine eval --iter {iter} --arm {arm}" + (f" --seed {seed}" if seed != cfg.seed else "")
+    ev = resolve_input(cfg.runs_dir, "eval", explicit=source, iter=iter, tag=tag, hint=hint)
+    labels = trained_labels(upstream(ev, "train"))
+    if not labels:
+        raise StageInputError(f"{ev.name}'s model was trained on no autolabel run, so it is no lineage's "
+                              f"iteration {iter}: re-run `bddengine train --iter {iter} --arm {arm}` (same --config)")
+    first = upstream(labels[0], "mine")
+    target = mined_worst_slice(MINE.mined.read(first)) or target
+    labeled = frozenset(f["name"] for run in labels for f in AUTOLABEL.autolabels.read(run))
+    return ev, lineage_tag(arm, seed), seed, Lineage(arm, seed, target, labeled, tuple(r.name for r in labels))
+
+
+def mined_worst_slice(mined: dict[str, Any]) -> dict[str, str] | None:
+    """The slice a mine run mined for, as recorded in its ``mined.json``."""
+    worst = mined.get("worst_slice")
+    return {a: str(worst[a]) for a in FRAME_ATTRIBUTES} if isinstance(worst, dict) else None
+
+
+def aim(inp: MineInputs, target: dict[str, str] | None, e: EvalConfig) -> MineInputs:
+    """``inp`` mining for ``target``: its row of the eval's slice table and the model's failures on it.
+
+    The failures are scored as eval scores its worst slice's (per-frame AP@0.5 and recall at
+    ``eval.failure_score``), from the eval run's predictions.
+
+    Raises:
+        StageInputError: the target slice has fewer than ``eval.min_eval_frames`` eval frames.
+    """
+    if target is None:
+        return inp
+    table = json.loads(EVAL.slice_table_json.require(inp.eval, "bddengine eval --force").read_text())
+    rows = [r for r in table if r.get("grouping") == "slice" and all(str(r.get(a)) == target[a] for a in target)]
+    n = int(rows[0]["n_frames"]) if rows else 0
+    if n < e.min_eval_frames:
+        raise StageInputError(
+            f"flywheel.target_slice {' / '.join(target.values())}: {n} frames in the eval pool of "
+            f"{inp.split.name}, fewer than eval.min_eval_frames={e.min_eval_frames}, so its mAP@0.5 cannot be "
+            "measured turn after turn: pick a slice with more eval frames (see the slice table of "
+            f"{inp.eval.name}) or set flywheel.target_slice: null for iteration 0's worst slice")
+    gt = [f for f in json.loads(SPLIT.eval_gt.require(inp.split, "bddengine split --force").read_text())
+          if all(str((f.get("attributes") or {}).get(a)) == v for a, v in target.items())]
+    names = {f["name"] for f in gt}
+    preds = [f for f in EVAL.preds.read(inp.eval) if f["name"] in names]
+    per_frame = per_frame_metrics(build_match_cache(gt, preds), sorted(names), score_threshold=e.failure_score)
+    failures = failure_frames(per_frame, gt, recall_below=e.failure_recall)
+    return replace(inp, worst=dict(target), slice_row=rows[0], failure_names=[f["name"] for f in failures])
 
 
 def mine_settings(m: MineConfig) -> dict[str, Any]:
@@ -161,8 +282,10 @@ class EligibleFrames:
     filters: dict[str, Filter] = field(default_factory=dict, repr=False)
 
 
-def eligible_frames(inp: MineInputs, threshold: float | None) -> EligibleFrames:
-    """Exclude the mining frames whose videos train, val or eval hold, and near-duplicates of eval frames.
+def eligible_frames(inp: MineInputs, threshold: float | None, *, labeled: frozenset[str] = frozenset()
+                    ) -> EligibleFrames:
+    """Exclude the mining frames whose videos train, val or eval hold, near-duplicates of eval frames and
+    the frames ``labeled`` (a lineage's earlier turns).
 
     Raises:
         StageInputError: every mining frame is excluded.
@@ -176,6 +299,9 @@ def eligible_frames(inp: MineInputs, threshold: float | None) -> EligibleFrames:
     held = {p: set(inp.pools[p]["video"].astype(str)) for p in ("train", "val", "eval")}
     where = exclusion_filters(held, threshold)
     meta = exclusion_metadata(mining, eval_sim)
+    if labeled:
+        where[REASON_LABELED] = NotIn("name", labeled)
+        meta["name"] = mining["name"].astype(str).to_numpy()
     masks = {reason: ~f.keeps(meta) for reason, f in where.items()}  # counted per reason in result.json
     excluded = ~keep_mask(meta, list(where.values()), len(meta))
     eligible = mining[~excluded].reset_index(drop=True)
@@ -190,7 +316,7 @@ def eligible_frames(inp: MineInputs, threshold: float | None) -> EligibleFrames:
 
 def mine_frames(
     run: StageRun, cfg: EngineConfig, inp: MineInputs, pool: EligibleFrames, proto_rows: np.ndarray,
-    proto_source: str, *, arm: str, iter: int, imgsz: int, progress: bool,
+    proto_source: str, *, arm: str, iter: int, imgsz: int, progress: bool, lineage: Lineage | None = None,
 ) -> Commit:
     """Rank the eligible frames against the failure prototype, keep ``mine.k``, and score them.
 
@@ -272,7 +398,8 @@ def mine_frames(
             "mean_similarity": float(np.mean(similarity[: len(mined)])) if len(mined) else None,
             **search,
         },
-        extra={"arm": arm, "strategy": m.strategy, "embedding": m.embedding, "detector": detector},
+        extra={"arm": arm, "strategy": m.strategy, "embedding": m.embedding, "detector": detector}
+        | ({"lineage": lineage.record()} if lineage is not None and lineage.arm is not None else {}),
     )
 
 
@@ -310,7 +437,7 @@ def lance_ranking(embed: RunRef, pool: EligibleFrames, prototype: np.ndarray, m:
     if len(missing):
         raise StageInputError(f"LanceDB table {rec['uri']} [{rec['table']}] v{rec['version']} lacks {len(missing)} "
                               f"mining frames (e.g. {missing[:3].tolist()}): re-run `bddengine embed --force`")
-    videos = [f for f in pool.filters.values() if f.column == "video"]
+    videos = [f for f in pool.filters.values() if f.column in ("video", "name")]
     in_videos = keep_mask(pd.DataFrame({"video": index.column("video").astype(str)}), videos, len(names))
     where = [*videos,
              NotIn("name", frozenset(mining[pool.masks.get(REASON_NEAR_DUP, np.zeros(len(mining), bool))])),
@@ -611,6 +738,10 @@ def _outcome(ref: RunRef, *, skipped: bool) -> StageOutcome:
     if det:
         wrote.append(f"{ref.path}/{MINE.detector_embeddings.file}, {MINE.detector_embedding_names.file}")
     flags = f"--iter {res['iter']} --strategy {res['strategy']} --embedding {res['embedding']}"
+    if lineage := res.get("lineage"):
+        flags = f"--iter {res['iter']} --arm {lineage['arm']} --seed {lineage['seed']}"
+        numbers["lineage"] = (f"{lineage['arm']} seed {lineage['seed']}: its iteration-{res['iter']} model, "
+                              f"{lineage['n_labeled_frames']} frames it labeled before left out")
     return StageOutcome(
         stage="mine",
         location=ref.path,

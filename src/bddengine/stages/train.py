@@ -11,6 +11,7 @@ An interrupted training keeps its hidden folder; ``--resume`` continues it from
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from bddengine.runs import (
     resolve_input,
 )
 from bddengine.runs.layout import AUTOLABEL, SPLIT, TRAIN
-from bddengine.runs.lineages import train_tag
+from bddengine.runs.lineages import lineage_tag, train_tag, trained_labels
 from bddengine.stages import StageOutcome
 from bddengine.stages.job import Commit, Job, execute, unchanged
 from bddengine.weights_trust import SHA_KEY, check_weights, record_weights
@@ -59,24 +60,20 @@ def run(
         progress: unused; ultralytics prints its own per-epoch progress.
     """
     t = cfg.train
+    seed = cfg.seed if seed is None else seed
     split = resolve_input(cfg.runs_dir, "split", explicit=source, hint="bddengine split")
-    autolabel = None
-    if iter > 0:
-        autolabel = resolve_input(
-            cfg.runs_dir, "autolabel", iter=iter - 1, tag=arm,
-            hint=f"bddengine autolabel --iter {iter - 1}" + (f" --arm {arm}" if arm else ""),
-        )
-        refuse_empty_labels(autolabel, iter)
-    init = initial_weights(cfg, iter)
+    autolabel, previous = lineage_inputs(cfg, iter, arm, seed)
+    labels = (*(trained_labels(previous) if previous else ()), *([autolabel] if autolabel else []))
+    init = initial_weights(cfg, iter, previous)
     if isinstance(init, Path):
         check_weights(init, "train.model" if iter == 0 or t.next_iter_init != "previous"
                       else f"train --iter {iter} (starts from iteration {iter - 1}'s best.pt)",
                       runs_dir=cfg.runs_dir)
     epochs = t.next_iter_epochs if (iter > 0 and t.next_iter_epochs) else t.epochs
-    seed = cfg.seed if seed is None else seed
-    fp = fingerprint(config_dict(t), seed, iter, arm, split.name,
-                     autolabel.name if autolabel else None, str(init))
-    inputs = {"split": str(split.path)} | ({"autolabel": str(autolabel.path)} if autolabel else {})
+    label_id = [r.name for r in labels] if previous else autolabel.name if autolabel else None
+    fp = fingerprint(config_dict(t), seed, iter, arm, split.name, label_id, str(init))
+    inputs = ({"split": str(split.path)} | ({"autolabel": str(autolabel.path)} if autolabel else {})
+              | ({"train": str(previous.path)} if previous else {}))
     job = Job("train", fp, seed, _outcome, iter=iter, tag=train_tag(iter, arm, seed, cfg.seed),
               inputs=inputs | {"init_weights": str(init)}, ultralytics_log=True, resumable=True)
     if (done := unchanged(cfg, job, force=force)) is not None:
@@ -84,7 +81,33 @@ def run(
 
     job = replace(job, resume_from=interrupted_run(cfg.runs_dir, job) if resume else None)
     return execute(cfg, job, lambda run: train_detector(
-        run, t, split, autolabel, init, epochs=epochs, seed=seed, resume=job.resume_from is not None))
+        run, t, split, labels, init, epochs=epochs, seed=seed, resume=job.resume_from is not None))
+
+
+def lineage_inputs(cfg: EngineConfig, iter: int, arm: str | None, seed: int) -> tuple[RunRef | None, RunRef | None]:
+    """The autolabel run iteration ``iter`` adds, and from iteration 2 on the lineage's training it continues.
+
+    Iteration 1 adds the arm's turn-1 labels (shared by its seeds); iteration ``t >= 2`` adds
+    the lineage's own (``arm``, ``seed``) labels of turn ``t`` and starts from its iteration ``t - 1``.
+
+    Raises:
+        RunLookupError: a run is missing; StageInputError: the autolabel run added no labeled box.
+    """
+    if iter == 0:
+        return None, None
+    if iter >= 2 and not arm:
+        raise StageInputError(f"train --iter {iter} continues one lineage: give --arm (and --seed for another seed)")
+    flags = (f" --arm {arm}" if arm else "") + (f" --seed {seed}" if seed != cfg.seed else "")
+    tag = lineage_tag(arm, seed) if iter >= 2 and arm else arm
+    autolabel = resolve_input(cfg.runs_dir, "autolabel", iter=iter - 1, tag=tag,
+                              hint=f"bddengine autolabel --iter {iter - 1}" + (flags if iter >= 2 else
+                                                                               f" --arm {arm}" if arm else ""))
+    refuse_empty_labels(autolabel, iter)
+    if iter == 1:
+        return autolabel, None
+    previous = resolve_input(cfg.runs_dir, "train", iter=iter - 1, tag=train_tag(iter - 1, arm, seed, cfg.seed),
+                             hint=f"bddengine train --iter {iter - 1}{flags}")
+    return autolabel, previous
 
 
 def interrupted_run(runs_dir: Path, job: Job) -> Path:
@@ -103,11 +126,14 @@ def interrupted_run(runs_dir: Path, job: Job) -> Path:
 
 
 def train_detector(
-    run: StageRun, t: TrainConfig, split: RunRef, autolabel: RunRef | None, init: Path | str, *, epochs: int,
+    run: StageRun, t: TrainConfig, split: RunRef, labels: Sequence[RunRef], init: Path | str, *, epochs: int,
     seed: int, resume: bool,
 ) -> Commit:
-    """Write the dataset YAML, train inside the run folder, and record the curves and the weights' digests."""
-    data_yaml = write_dataset_yaml(TRAIN.dataset_yaml.at(run), split, autolabel)
+    """Write the dataset YAML, train inside the run folder, and record the curves and the weights' digests.
+
+    ``labels``: every autolabel run whose accepted frames join the train pool (a lineage's, oldest first).
+    """
+    data_yaml = write_dataset_yaml(TRAIN.dataset_yaml.at(run), split, labels)
     counts = count_images(data_yaml)
     with interrupts_stick():  # ultralytics swallows a Ctrl-C that lands in its plotting code
         fit(run.dir, init, data_yaml, t, epochs=epochs, seed=seed, resume=resume)
@@ -124,7 +150,7 @@ def train_detector(
             "best_epoch_ultralytics_map50": _best(curves),
             "note": "ultralytics' own val numbers; `bddengine eval` gives the BDD100K numbers",
         },
-        extra={"curves": curves, "plots": sorted(
+        extra={**({"autolabels": [r.name for r in labels]} if labels else {}), "curves": curves, "plots": sorted(
             p.name for p in TRAIN.ultralytics_dir(run).glob("*.png")),
             SHA_KEY: record_weights(run.dir, (TRAIN.best_weights.file, TRAIN.last_weights.file))},
     )
@@ -152,12 +178,13 @@ def refuse_empty_labels(autolabel: RunRef, iter: int) -> None:
         f"re-run `bddengine autolabel --iter {iter - 1} --arm {autolabel.tag} --force`")
 
 
-def initial_weights(cfg: EngineConfig, iter: int) -> Path | str:
-    """The weights (or model YAML) this iteration starts from."""
+def initial_weights(cfg: EngineConfig, iter: int, previous: RunRef | None = None) -> Path | str:
+    """The weights (or model YAML) this iteration starts from: with ``train.next_iter_init: previous``,
+    ``previous``'s best.pt (the lineage's last iteration), else iteration ``iter - 1``'s newest."""
     t = cfg.train
     if iter > 0 and t.next_iter_init == "previous":
-        prev = resolve_input(cfg.runs_dir, "train", iter=iter - 1,
-                             hint=f"bddengine train --iter {iter - 1}")
+        prev = previous or resolve_input(cfg.runs_dir, "train", iter=iter - 1,
+                                         hint=f"bddengine train --iter {iter - 1}")
         return TRAIN.best_weights.at(prev)
     return resolve_model(t.model)
 
@@ -174,13 +201,13 @@ def resolve_model(model: str) -> Path | str:
     return resolve_weights(model, "train.model", otherwise=" (or to yolov8n.yaml to train from scratch)")
 
 
-def write_dataset_yaml(path: Path, split: RunRef, autolabel: RunRef | None) -> Path:
-    """The training dataset: the split's YOLO export plus accepted auto-labels."""
+def write_dataset_yaml(path: Path, split: RunRef, labels: Sequence[RunRef]) -> Path:
+    """The training dataset: the split's YOLO export plus the accepted auto-labels of every run in ``labels``."""
     split_yaml = SPLIT.yolo_dataset.require(split, "bddengine split --force")
     spec = yaml.safe_load(split_yaml.read_text())
     base = (split_yaml.parent / spec.get("path", ".")).resolve()
     train = [str((base / p).resolve()) for p in _as_list(spec["train"])]
-    if autolabel is not None:
+    for autolabel in labels:
         extra = AUTOLABEL.yolo_images.require(autolabel, "bddengine autolabel --force")
         train.append(str(extra.resolve()))
     data = {
