@@ -67,6 +67,14 @@ def test_many_turns_section_table_figure_and_turns_json(two_turns) -> None:
     p2 = {p["arm"]: p for p in doc["curve"] if p["iter"] == 2}
     # prototype: (6 + 20) human frames per lineage by turn 2 -> the mean; random: 20 + 20
     assert p2["prototype"]["frames"] == 26 and p2["random"]["frames"] == 40
+    # dollars: each lineage's autolabel bills (humans + labeler compute) plus its trainings at the GPU-hour rate
+    rate = cfg.autolabel.usd_per_gpu_hour / 3600
+    walls = {a: [json.loads((r / "result.json").read_text())["wall_time_s"] for r in sorted(cfg.runs_dir.iterdir())
+                 if r.name.split("_", 1)[1].startswith(("train_iter1_" + a, "train_iter2_" + a))
+                 and not r.name.split("_", 1)[1].startswith(f"train_iter1_{a}-slice")]
+             for a in ("prototype", "random")}
+    assert p2["prototype"]["usd"] == pytest.approx(3.0018 + 10.0 + sum(walls["prototype"]) * rate / 2)
+    assert p2["random"]["usd"] == pytest.approx(10.0 + 10.0 + sum(walls["random"]) * rate)
     for arm in ("prototype", "random"):  # iteration 2 scored as iteration 1: no gain, a CI of exactly 0
         assert (p2[arm]["gain"]["value"], p2[arm]["gain"]["lo"], p2[arm]["gain"]["hi"]) == (0.0, 0.0, 0.0)
         # so the plateau rule fires at turn 2 exactly when turn 1's gain CI also included 0

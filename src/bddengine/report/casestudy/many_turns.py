@@ -68,7 +68,7 @@ def stop_sentence(a: StopAdvice, baseline: str | None) -> str:
     if PLATEAU in a.reasons:
         why.append(f"the marginal gain's CI included 0 at turns {a.iter - 1} and {a.iter}")  # type: ignore[operator]
     if NOT_BEATING_RANDOM in a.reasons:
-        why.append(f"at turn {a.iter} it no longer beats {baseline} (arm − random CI includes 0 or lies below)")
+        why.append(f"at turn {a.iter} it does not beat {baseline} (arm − random CI includes 0 or lies below)")
     return f"**{a.arm}: stop from turn {a.iter}**: {'; and '.join(why)}."
 
 
