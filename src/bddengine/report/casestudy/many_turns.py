@@ -52,6 +52,8 @@ def _arm_row(t: TurnsFacts, arm: str) -> list[str]:
 def _reach_cells(r: TargetReach) -> list[str]:
     if not r.reached:
         return [f"not in {r.turns} turns", "—"]
+    if r.by_iter == 0:
+        return ["met at iteration 0", "—"]
     return [fmt_int(round(r.frames or 0)), fmt_usd(r.usd) if r.usd is not None else NA]
 
 
