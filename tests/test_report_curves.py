@@ -190,3 +190,20 @@ def test_no_regression_leaves_the_report_as_it_was() -> None:
     assert regression_sentence(calm, DEMO_CONTRASTS) == regression_sentence(calm, DEMO_CONTRASTS, numbers=True) == ""
     assert regression_records(calm, DEMO_CONTRASTS) == []
     assert regression_sentence(_headline([("overall", "overall", False, None, None, None, None)]), None) == ""
+
+
+def test_stop_sentences_give_the_reason_and_claim_a_lead_only_when_shown() -> None:
+    from bddengine.report.casestudy.many_turns import stop_sentence
+
+    lead = point(2, 0.3, gain=UP, vs_random=Estimate(0.04, 0.01, 0.07))
+    keep = stop_advice([point(0, 0.2), point(1, 0.25, gain=UP), lead])
+    assert stop_sentence(keep, "random-human", lead) == (
+        "**prototype-pyramid: keep labeling** (no two flat turns in a row, still beats random-human).")
+    assert stop_sentence(keep, "random-human", point(2, 0.3, gain=UP)).endswith("in a row).")
+    flat = stop_advice([point(0, 0.2), point(1, 0.21, gain=FLAT), point(2, 0.21, gain=FLAT)])
+    assert stop_sentence(flat, None) == ("**prototype-pyramid: stop from turn 2**: the marginal gain's CI included 0 "
+                                         "at turns 1 and 2.")
+    behind = stop_advice([point(0, 0.2), point(1, 0.25, gain=UP, vs_random=Estimate(-0.01, -0.03, 0.01))])
+    assert stop_sentence(behind, "random-human") == (
+        "**prototype-pyramid: stop from turn 1**: at turn 1 it does not beat random-human (arm − random CI "
+        "includes 0 or lies below).")

@@ -31,7 +31,8 @@ def many_turns(d: ReportData) -> str:
              md_table(["arm", "human frames", "cost", f"target, turn {t.turns} [95% CI]", "frames to goal",
                        "cost to goal", "stop from"],
                       [_arm_row(t, a) for a in t.reach], align="lrrrrrl"), "",
-             " ".join(s for s in [*(stop_sentence(t.advice[a], t.baseline) for a in t.advice), moved_sentence(t),
+             " ".join(s for s in [*(stop_sentence(t.advice[a], t.baseline, _last(t, a)) for a in t.advice),
+                                  moved_sentence(t),
                                   alerts_sentence(t), f"Goal: {goal}; per turn: appendix I; every number: "
                                   f"`turns.json`."] if s)]
     return "\n".join(lines).strip()
@@ -45,7 +46,8 @@ def _arm_row(t: TurnsFacts, arm: str) -> list[str]:
     last = _last(t, arm)
     r, a = t.reach[arm], t.advice[arm]
     return [arm, fmt_int(round(last.frames)), fmt_usd(last.usd) if last.usd is not None else NA,
-            f"{fmt_map(last.target.value)} {_ci(last.target, signed=False)}".strip(), *_reach_cells(r),
+            f"{fmt_map(last.target.value)} {_ci(last.target, signed=False)}".strip()
+            + (f" (turn {last.iter})" if last.iter != t.turns else ""), *_reach_cells(r),
             f"turn {a.iter}" if a.stop else "—"]
 
 
@@ -61,11 +63,13 @@ def _ci(e: Estimate | None, *, signed: bool = True) -> str:
     return fmt_ci(e.lo, e.hi, signed=signed) if e is not None and e.has_ci else ""
 
 
-def stop_sentence(a: StopAdvice, baseline: str | None) -> str:
-    """The stop rule's verdict for one arm, with its reason(s)."""
+def stop_sentence(a: StopAdvice, baseline: str | None, last: CurvePoint | None = None) -> str:
+    """The stop rule's verdict for one arm, with its reason(s) (``last``: the arm's last point, whose
+    arm - random says whether it still beats the baseline)."""
     if not a.stop:
+        ahead = last is not None and last.vs_random is not None and last.vs_random.above_zero
         return (f"**{a.arm}: keep labeling** (no two flat turns in a row"
-                + (f", still beats {baseline})." if baseline and a.arm != baseline else ")."))
+                + (f", still beats {baseline})." if ahead else ")."))
     why = []
     if PLATEAU in a.reasons:
         why.append(f"the marginal gain's CI included 0 at turns {a.iter - 1} and {a.iter}")  # type: ignore[operator]
