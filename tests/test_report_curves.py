@@ -110,6 +110,18 @@ def test_no_ci_shows_nothing() -> None:
     assert stop_advice(ps).reasons == (PLATEAU,)
 
 
+def test_a_rule_that_fired_then_stopped_holding_says_so() -> None:
+    ps = [point(0, 0.2), point(1, 0.21, gain=UP, vs_random=Estimate(0.0, -0.01, 0.01)),
+          point(2, 0.3, gain=UP, vs_random=Estimate(0.03, 0.01, 0.06))]
+    advice = stop_advice(ps)
+    assert advice.stop and advice.iter == 1 and not advice.holds_at_last
+    assert stop_advice(ps[:2]).holds_at_last
+    from bddengine.report.casestudy.many_turns import stop_sentence
+
+    assert stop_sentence(advice, "random-human", ps[-1]).endswith(
+        "; at turn 2, run anyway, the rule no longer holds.")
+
+
 def test_keep_labeling_while_gains_and_the_lead_hold() -> None:
     lead = Estimate(0.04, 0.01, 0.07)
     ps = [point(0, 0.2), point(1, 0.25, gain=UP, vs_random=lead), point(2, 0.3, gain=UP, vs_random=lead)]

@@ -126,12 +126,17 @@ class TargetReach:
 
 @dataclass(frozen=True)
 class StopAdvice:
-    """Whether to stop labeling for an arm, from which iteration on, and why."""
+    """Whether to stop labeling for an arm, from which iteration on, and why.
+
+    ``holds_at_last`` says whether the rule still holds at the arm's last iteration (a turn run
+    after the rule fired may have shown a gain or a lead again).
+    """
 
     arm: str
     stop: bool
     iter: int | None
     reasons: tuple[str, ...] = ()
+    holds_at_last: bool = False
 
 
 def by_arm(points: Sequence[CurvePoint]) -> dict[str, list[CurvePoint]]:
@@ -189,6 +194,7 @@ def stop_advice(points: Sequence[CurvePoint]) -> StopAdvice:
     """
     ps = [p for p in sorted(points, key=lambda p: p.iter) if p.iter >= 1]
     arm = points[0].arm if points else ""
+    fired: list[tuple[int, tuple[str, ...]]] = []
     flat_before = False
     for p in ps:
         flat = p.gain is not None and p.gain.includes_zero
@@ -198,9 +204,11 @@ def stop_advice(points: Sequence[CurvePoint]) -> StopAdvice:
         if p.vs_random is not None and not p.vs_random.above_zero:
             reasons.append(NOT_BEATING_RANDOM)
         if reasons:
-            return StopAdvice(arm, True, p.iter, tuple(reasons))
+            fired.append((p.iter, tuple(reasons)))
         flat_before = flat
-    return StopAdvice(arm, False, None)
+    if not fired:
+        return StopAdvice(arm, False, None)
+    return StopAdvice(arm, True, fired[0][0], fired[0][1], holds_at_last=fired[-1][0] == ps[-1].iter)
 
 
 def regression_alerts(changes: Sequence[SliceChange]) -> list[SliceChange]:

@@ -129,7 +129,8 @@ def score_turns(
                         vs_random = estimate(paired_difference(now, base, target.names, key=target.rng_key, **kw))
                 rows = grid[arm][it].values()
                 usds = [r.usd for r in rows]
-                worst, worst_map = current_worst(now, [s for s in slices if s.grouping == "slice"])
+                full = [s for s in slices if s.grouping == "slice"]  # the target first: it wins a tie
+                worst, worst_map = current_worst(now, sorted(full, key=lambda s: s.label != target.label))
                 points.append(CurvePoint(
                     arm, it, len(now), float(np.mean([r.frames for r in rows])) if it else 0.0,
                     None if any(u is None for u in usds) else (float(np.mean(usds)) if it else 0.0),
@@ -145,7 +146,8 @@ def score_turns(
 
 
 def current_worst(caches: list[MatchCache], slices: Sequence[SliceSpec]) -> tuple[str | None, float | None]:
-    """The slice with the lowest mAP@0.5 (mean over the detectors) and that mAP; (None, None) without one."""
+    """The slice with the lowest mAP@0.5 (mean over the detectors) and that mAP, the first listed on a tie;
+    (None, None) without one."""
     best: tuple[str | None, float | None] = (None, None)
     for spec in slices:
         maps = [score_frames(c, np.unique(c.frame_indices(spec.names)), spec.key, n_boot=0).map50 for c in caches]
@@ -226,7 +228,8 @@ class TurnsFacts:
             last, reach, advice = ps[-1], self.reach[arm], self.advice[arm]
             arms[arm] = {"turn": last.iter, "human_frames": last.frames, "usd": last.usd,
                          "target_map50": last.target.value, "target_ci95": [last.target.lo, last.target.hi],
-                         "frames_to_goal": reach.frames, "usd_to_goal": reach.usd, "stop_from": advice.iter,
+                         "frames_to_goal": reach.frames, "usd_to_goal": reach.usd, "goal_by_iter": reach.by_iter,
+                         "stop_from": advice.iter, "stop_holds_at_last_turn": advice.holds_at_last,
                          "stop_reasons": list(advice.reasons)}
         return {"target_slice": self.target, "goal_map50": self.goal, "turns": self.turns, "arms": arms,
                 "n_alerts": len(self.alerts)}

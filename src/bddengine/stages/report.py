@@ -586,10 +586,15 @@ def _outcome(ref: RunRef, out_dir: Path, *, skipped: bool) -> StageOutcome:
         numbers[f"worst slice {name}"] = f"{fmt_delta(c['diff'])} {fmt_ci(*c['ci95'])} ({c['verdict']})"
     t = m.get("turns") or {}
     for arm, a in (t.get("arms") or {}).items():
-        reach = (f"goal reached at {a['frames_to_goal']:.0f} frames" if a["frames_to_goal"] is not None
-                 else f"goal not reached in {t['turns']} turns")
-        stop = (f"stop from turn {a['stop_from']} ({', '.join(a['stop_reasons'])})" if a["stop_from"]
-                else "keep labeling")
+        if a["frames_to_goal"] is None:
+            reach = f"goal not reached in {t['turns']} turns"
+        elif a.get("goal_by_iter") == 0:
+            reach = "goal met at iteration 0"
+        else:
+            reach = f"goal reached at {a['frames_to_goal']:.0f} frames"
+        stop = (f"stop from turn {a['stop_from']} ({', '.join(a['stop_reasons'])}"
+                + ("" if a.get("stop_holds_at_last_turn", True) else f"; no longer at turn {a['turn']}") + ")"
+                if a["stop_from"] else "keep labeling")
         numbers[f"turns {arm}"] = f"target {fmt_map(a['target_map50'])} at turn {a['turn']}; {reach}; {stop}"
     if t:
         numbers["regression alerts"] = str(t.get("n_alerts", 0))
@@ -613,7 +618,8 @@ def _outcome(ref: RunRef, out_dir: Path, *, skipped: bool) -> StageOutcome:
                f"{out_dir / FIGURES}/"],
         numbers=numbers,
         look_at=[str(REPORT.case_study.at(out_dir)), str(REPORT.html.at(out_dir)), str(REPORT.pdf.at(out_dir)),
-                 str(REPORT.slice_delta.at(out_dir))],
+                 str(REPORT.slice_delta.at(out_dir))]
+        + ([str(REPORT.learning_curve.at(out_dir))] if m.get("turns") else []),
         safe_to_delete=f"{ref.path}, {case} and {out_dir / FIGURES} (then `bddengine report` rebuilds them "
                        f"from the run folders in seconds)",
     )

@@ -75,7 +75,9 @@ def stop_sentence(a: StopAdvice, baseline: str | None, last: CurvePoint | None =
         why.append(f"the marginal gain's CI included 0 at turns {a.iter - 1} and {a.iter}")  # type: ignore[operator]
     if NOT_BEATING_RANDOM in a.reasons:
         why.append(f"at turn {a.iter} it does not beat {baseline} (arm − random CI includes 0 or lies below)")
-    return f"**{a.arm}: stop from turn {a.iter}**: {'; and '.join(why)}."
+    later = "" if a.holds_at_last or last is None or last.iter == a.iter else \
+        f"; at turn {last.iter}, run anyway, the rule no longer holds"
+    return f"**{a.arm}: stop from turn {a.iter}**: {'; and '.join(why)}{later}."
 
 
 def moved_sentence(t: TurnsFacts) -> str:
