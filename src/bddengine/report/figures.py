@@ -272,7 +272,7 @@ def plot_learning_curve(points: list, path: Path, *, goal: float | None, target:
             ax.axhline(goal, color=HIGHLIGHT, lw=0.9, ls="--")
         ax.set_xlabel(label)
     axes[0][0].set_ylabel("target mAP@0.5")
-    axes[0][0].legend(fontsize=7, frameon=False, loc="lower right")
+    axes[0][0].legend(fontsize=7, frameon=False, loc="upper left")
     axes[0][0].set_title(f"{target}: learning curve (numbers: iteration)", loc="left", fontsize=9)
     for ax in axes[0][:-1]:
         ax.grid(axis="both", color="#E6E6E6", lw=0.6)
