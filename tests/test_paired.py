@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 
 from bddengine.evaluation import build_match_cache, evaluate_overall
-from bddengine.evaluation.paired import paired_bootstrap, paired_bootstrap_many, paired_difference
+from bddengine.evaluation.paired import (
+    mean_map,
+    paired_bootstrap,
+    paired_bootstrap_many,
+    paired_difference,
+    paired_lineages,
+)
 from bddengine.evaluation.slices import score_frames
 
 
@@ -135,3 +141,35 @@ def test_arm_difference_is_the_difference_of_deltas(detectors) -> None:
     same = paired_difference([c["jittered"], c["ref"]], [c["jittered"], c["ref"]], names, n_boot=100, seed=4)
     assert same.delta == pytest.approx(0.0) and same.levels == "seeds+frames"
     assert same.deltas == [pytest.approx(0.0), pytest.approx(0.0)]
+
+
+def test_lineages_draw_their_seeds_together(detectors) -> None:
+    gt, c = detectors
+    names = [f["name"] for f in gt][:80]
+    before, after = [c["ref"], c["jittered"]], [c["jittered"], c["perfect"]]
+    d = paired_lineages(before, after, names, n_boot=200, seed=5)
+    gains = [_map50(a, names) - _map50(b, names) for b, a in zip(before, after, strict=True)]
+    assert d.delta == pytest.approx(np.mean(gains)) and d.deltas == pytest.approx(gains)
+    assert d.levels == "seeds+frames"
+    # two lineages that gain nothing, at very different levels: drawn together the gain stays 0 in every
+    # resample; drawn apart, each turn's seed draw adds the levels' spread
+    flat = paired_lineages([c["ref"], c["perfect"]], [c["ref"], c["perfect"]], names, n_boot=200, seed=5)
+    apart = paired_difference([c["ref"], c["perfect"]], [c["ref"], c["perfect"]], names, n_boot=200, seed=5)
+    assert flat.delta == apart.delta == 0 and flat.ci95 == (0.0, 0.0)
+    assert apart.ci95[1] - apart.ci95[0] > 0.1
+    same = paired_lineages([c["ref"], c["jittered"]], [c["ref"], c["jittered"]], names, n_boot=100)
+    assert same.delta == 0 and same.ci95 == (0.0, 0.0)
+    one = paired_lineages([c["ref"]], [c["jittered"]], names, n_boot=100, seed=7)
+    assert one == paired_bootstrap(c["ref"], c["jittered"], names, n_boot=100, seed=7)
+    with pytest.raises(ValueError, match="one before and one after per lineage"):
+        paired_lineages([c["ref"]], [c["ref"], c["jittered"]], names)
+
+
+def test_mean_map_level_and_ci(detectors) -> None:
+    gt, c = detectors
+    names = [f["name"] for f in gt][:80]
+    point, ci = mean_map([c["ref"], c["jittered"]], names, n_boot=200, seed=3)
+    assert point == pytest.approx((_map50(c["ref"], names) + _map50(c["jittered"], names)) / 2)
+    assert ci[0] < point < ci[1]
+    alone, ci1 = mean_map([c["ref"]], names, n_boot=0)
+    assert alone == _map50(c["ref"], names) and ci1 is None

@@ -648,3 +648,19 @@ def test_search_note_says_whether_an_index_was_built() -> None:
     hnsw = _search_note(data(index_type="hnsw", index_build_s=0.0, recall_at_k=0.97))  # build rounded to 0
     assert hnsw == (" This run searched 1,200 frames with a `hnsw` index in 0.010 s "
                     "(recall@k 0.970 against exact search).")
+
+
+def test_summary_and_headline_name_every_significant_regression(reported) -> None:
+    turn, out = reported
+    doc = json.loads((turn["root"] / "out/case_study/headline.json").read_text())
+    falls = [r for r in doc["rows"] if r["arm"] and r["ci_hi"] is not None and r["ci_hi"] < 0 and not r["fragile"]]
+    md = (turn["root"] / "out/case_study/case_study_v1.md").read_text().replace("\xa0", " ")
+    summary = md.split("## Summary")[1].split("## 1.")[0]
+    headline = md.split("### Headline")[1].split("## 7.")[0]
+    for r in falls:
+        assert f"{r['arm']} on {r['slice']}, {r['delta']:+.3f} [{r['ci_lo']:+.3f}, {r['ci_hi']:+.3f}]" in summary
+        assert f"{r['arm']} on {r['slice']}" in headline.split("Regression")[1].split("\n")[0]
+    assert ("Regression" in summary) is bool(falls) and ("Every slice: appendix E." in headline) is (not falls)
+    res = json.loads((out.location / "result.json").read_text())
+    assert [(x["arm"], x["slice"]) for x in res["metrics"]["regressions"]] == [
+        (r["arm"], r["slice"]) for r in sorted(falls, key=lambda r: (r["arm"], r["delta"]))]  # largest fall first

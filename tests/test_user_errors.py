@@ -371,3 +371,9 @@ def test_check_reads_the_users_ultralytics_weights_dir(tmp_path: Path) -> None:
     assert "Ultralytics settings" not in out, out  # what it says of the temporary copy stays off the terminal
     assert (settings.read_bytes(), settings.stat().st_mtime_ns) == before
     assert _files(home) == [".config", ".config/Ultralytics", ".config/Ultralytics/settings.json"]
+
+
+@pytest.mark.parametrize("lift", ["0", "-0.05"])
+def test_a_target_lift_that_lifts_nothing_is_refused(lift: str) -> None:
+    _refused(runner.invoke(app, ["report", "--set", f"flywheel.target_lift={lift}"]), "flywheel.target_lift",
+             "greater than 0")

@@ -467,6 +467,12 @@ class FlywheelConfig(_Model):
         None, description="The slice every arm mines for, as weather / timeofday / scene (e.g. "
         "{weather: snowy, timeofday: night, scene: highway}, or the string 'snowy / night / highway'); "
         "null: iteration 0's worst slice. It needs eval.min_eval_frames eval frames or more.")
+    target_lift: float | None = Field(
+        None,
+        gt=0,
+        description="Frames to target: the target slice's mAP@0.5 gain the report measures each arm's labeled "
+        "frames and cost against (None: up to iteration 0's overall mAP@0.5).",
+    )
 
     @field_validator("target_slice", mode="before")
     @classmethod

@@ -143,6 +143,64 @@ def paired_difference(
     return _compare(list(caches_y), list(caches_x), names, n_boot=n_boot, seed=seed, key=key)
 
 
+def paired_lineages(
+    caches_before: Sequence[MatchCache],
+    caches_after: Sequence[MatchCache],
+    names: Sequence[str],
+    *,
+    n_boot: int = 1000,
+    seed: int = 42,
+    key: dict[str, str] | None = None,
+) -> PairedDelta:
+    """mAP@0.5 of the same lineages one turn on minus the turn before (the mean over the lineages).
+
+    Lineage i is ``caches_before[i]`` then ``caches_after[i]`` (one training seed's chain of
+    fine-tunes). Each resample draws the frames once and the lineages once, with replacement,
+    for both turns: a drawn lineage brings its own before and after, so the CI holds the
+    lineage-to-lineage variance of the gain, not that of each turn's level.
+
+    Raises:
+        ValueError: the two sides do not hold the same number of lineages, or none.
+    """
+    if not caches_before or len(caches_before) != len(caches_after):
+        raise ValueError(f"paired_lineages needs one before and one after per lineage, got "
+                         f"{len(caches_before)} and {len(caches_after)}")
+    return _compare(list(caches_before), list(caches_after), names, n_boot=n_boot, seed=seed, key=key,
+                    shared_seeds=True)
+
+
+def mean_map(
+    caches: Sequence[MatchCache],
+    names: Sequence[str],
+    *,
+    n_boot: int = 1000,
+    seed: int = 42,
+    key: dict[str, str] | None = None,
+) -> tuple[float | None, tuple[float, float] | None]:
+    """mAP@0.5 over ``names``, the mean over several detectors (seeds), with its bootstrap 95% CI.
+
+    The CI draws the frames and, with several detectors, the seeds (as `paired_bootstrap_many`
+    draws its B side): a level's uncertainty, where the other functions give a difference's.
+    """
+    if not caches:
+        raise ValueError("mean_map needs at least one detector")
+    for cache in caches[1:]:
+        _check_same_gt(caches[0], cache)
+    key = dict(key or {})
+    frames = np.unique(caches[0].frame_indices(list(names)))
+    points = [score_frames(c, frames, key, n_boot=0).map50 for c in caches]
+    if any(p is None for p in points):
+        return None, None
+    ci = None
+    if n_boot > 0 and frames.size:
+        means = _resampled_means([[_at50(c, frames) for c in caches]], frames.size, n_boot, slice_rng(seed, key),
+                                 np.random.default_rng([seed, key_tag(key), 1]))[0]
+        means = means[np.isfinite(means)]
+        if means.size:
+            ci = (float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5)))
+    return float(np.mean(points)), ci
+
+
 def _compare(
     side_a: list[MatchCache],
     side_b: list[MatchCache],
@@ -151,8 +209,10 @@ def _compare(
     n_boot: int,
     seed: int,
     key: dict[str, str] | None,
+    shared_seeds: bool = False,
 ) -> PairedDelta:
-    """mean(side B) - mean(side A), with the two-level paired bootstrap CI."""
+    """mean(side B) - mean(side A), with the two-level paired bootstrap CI (``shared_seeds``: the
+    sides are the same lineages, drawn together)."""
     for cache in side_a[1:] + side_b:
         _check_same_gt(side_a[0], cache)
     key = dict(key or {})
@@ -174,7 +234,8 @@ def _compare(
         at50_a = [_at50(c, frames) for c in side_a]
         at50_b = [_at50(c, frames) for c in side_b]
         means = _resampled_means([at50_a, at50_b], frames.size, n_boot, slice_rng(seed, key),
-                                 np.random.default_rng([seed, key_tag(key), 1]))  # seed draws apart from frames
+                                 np.random.default_rng([seed, key_tag(key), 1]),  # seed draws apart from frames
+                                 shared_seeds=shared_seeds)
         boot = means[1] - means[0]
         boot = boot[np.isfinite(boot)]
         if boot.size:
@@ -202,22 +263,30 @@ def _resampled_means(
     n_boot: int,
     rng_frames: np.random.Generator,
     rng_seeds: np.random.Generator,
+    *,
+    shared_seeds: bool = False,
 ) -> np.ndarray:
     """``[len(sides), n_boot]``: each side's mean mAP@0.5 over its drawn seeds, on shared frame resamples.
 
     The frame draws come from ``rng_frames`` alone, so they are the same whichever
-    detectors are compared; a side with one detector draws no seeds.
+    detectors are compared; a side with one detector draws no seeds. With ``shared_seeds``
+    (sides of equal length: the same lineages at two turns) one seed draw serves every side.
     """
     out = np.full((len(sides), n_boot), np.nan)
     for lo, counts in resample_counts(n, n_boot, rng_frames):
         b = counts.shape[0]
+        shared = None
+        if shared_seeds and len(sides[0]) > 1:
+            s = len(sides[0])
+            shared = rng_seeds.multinomial(s, np.full(s, 1.0 / s), size=b).T
         for j, side in enumerate(sides):
             maps = np.stack([resampled_map50(at50, counts) for at50 in side])  # [seeds, b]
             if len(side) == 1:
                 out[j, lo : lo + b] = maps[0]
                 continue
             s = len(side)
-            weights = rng_seeds.multinomial(s, np.full(s, 1.0 / s), size=b).T  # [seeds, b], columns sum to s
+            weights = shared if shared is not None else \
+                rng_seeds.multinomial(s, np.full(s, 1.0 / s), size=b).T  # [seeds, b], columns sum to s
             # a resample without GT is NaN for every seed alike (all share the frames); keep it NaN
             out[j, lo : lo + b] = np.where(np.isnan(maps).any(axis=0), np.nan,
                                            (weights * np.nan_to_num(maps)).sum(axis=0) / s)

@@ -12,6 +12,7 @@ from bddengine.config import EngineConfig, parse_arm
 from bddengine.report.headline import worst_rows
 from bddengine.report.inputs import FlywheelRuns
 from bddengine.report.tables import NA, is_num, key_label
+from bddengine.report.turn_scores import TurnsFacts
 from bddengine.runs import RunRef
 
 
@@ -92,6 +93,8 @@ class ReportData:
     (`bddengine.evaluation.error_slices.paired_error_deltas`, with ``arm`` added)."""
     figure_notes: dict[str, str] = field(default_factory=dict)
     """Why a figure the report draws itself was not drawn (the saliency figure without weights, ...)."""
+    turns: TurnsFacts | None = None
+    """Many turns (``flywheel.turns`` > 1 with a lineage past iteration 1): curve, stop advice, alerts."""
 
     @property
     def arms_missing(self) -> list[str]:

@@ -239,6 +239,49 @@ def plot_turn_profile(profile: dict, path: Path) -> Path:
     return _finish(fig, ax, path, grid="x")
 
 
+def plot_learning_curve(points: list, path: Path, *, goal: float | None, target: str) -> Path:
+    """The target slice's mAP@0.5 against cumulative human-labeled frames (and dollars, when every point has a
+    cost), one line per arm with its 95% CI band, the goal of frames-to-target dashed.
+
+    Args:
+        points: `bddengine.report.curves.CurvePoint` of every arm and iteration.
+        path: the PNG to write.
+        goal: the mAP@0.5 frames-to-target measures against (None: not drawn).
+        target: the target slice's label, for the title.
+    """
+    _style()
+    arms = list(dict.fromkeys(p.arm for p in points))
+    dollars = all(p.usd is not None for p in points)
+    fig, axes = plt.subplots(1, 2 if dollars else 1, figsize=(9.0 if dollars else 5.5, 1.7), dpi=150,
+                             squeeze=False, sharey=True)
+    for ax, attr, label in zip(axes[0], ("frames", "usd"), ("cumulative human-labeled frames", "cumulative cost ($)"),
+                               strict=False):
+        for arm in arms:
+            ps = sorted((p for p in points if p.arm == arm and p.target.value is not None), key=lambda p: p.iter)
+            x = [float(getattr(p, attr)) for p in ps]
+            color = arm_color(arm, arms)
+            ax.plot(x, [p.target.value for p in ps], marker="o", ms=3.5, lw=1.4, color=color, label=arm)
+            band = [(xi, p.target.lo, p.target.hi) for xi, p in zip(x, ps, strict=True) if p.target.has_ci]
+            if band:
+                ax.fill_between([b[0] for b in band], [b[1] for b in band], [b[2] for b in band], color=color,
+                                alpha=0.15, lw=0)
+            for xi, p in zip(x, ps, strict=True):
+                ax.annotate(str(p.iter), (xi, p.target.value), xytext=(2, 3), textcoords="offset points",
+                            fontsize=6, color=MUTED)
+        if goal is not None:
+            ax.axhline(goal, color=HIGHLIGHT, lw=0.9, ls="--")
+        ax.set_xlabel(label)
+    axes[0][0].set_ylabel("target mAP@0.5")
+    axes[0][0].legend(fontsize=7, frameon=False, loc="upper left")
+    axes[0][0].set_title(f"{target}: learning curve (numbers: iteration)", loc="left", fontsize=9)
+    for ax in axes[0][:-1]:
+        ax.grid(axis="both", color="#E6E6E6", lw=0.6)
+        ax.set_axisbelow(True)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+    return _finish(fig, axes[0][-1], path, grid="both")
+
+
 def copy_figure(src: Path | None, dst: Path) -> bool:
     """Copy a stage's figure into the report; False when the stage did not write it."""
     if src is None or not src.is_file():

@@ -252,6 +252,10 @@ class REPORT(StageLayout):
                      "AP@0.5 each error type costs the worst slice (TIDE), with CIs")
     gradcam = _a("figure_gradcam", f"{FIGURES_DIR}/gradcam_worst_slice.png",
                  "EigenCAM heat maps of the worst slice's failure frames, iteration 0 and the best arm")
+    turns_json = _a("turns_json", f"{CASE_STUDY_DIR}/turns.json",
+                    "many turns: learning curve, frames to target, stop advice and regression alerts")
+    learning_curve = _a("figure_learning_curve", f"{FIGURES_DIR}/learning_curve.png",
+                        "the target slice's mAP@0.5 against labeled frames and cost, per arm")
     html = _a("html", f"{CASE_STUDY_DIR}/case_study_v1.html", "the case study (HTML)")
     pdf = _a("pdf", f"{CASE_STUDY_DIR}/case_study_v1.pdf", "the case study (PDF)")
     appendix_html = _a("appendix_html", f"{CASE_STUDY_DIR}/case_study_appendix.html", "the appendix (HTML)")

@@ -52,14 +52,30 @@ from bddengine.report.casestudy import (
 from bddengine.report.casestudy.failure_mode import best_arm, slice_row
 from bddengine.report.data import ArmFacts, ReportData
 from bddengine.report.export import to_html, to_pdf
-from bddengine.report.figures import copy_figure, plot_error_costs, plot_saliency, plot_slice_delta, plot_turn_profile
-from bddengine.report.headline import compute_contrasts, compute_headline, headline_records, headline_slices
-from bddengine.report.inputs import FlywheelRuns, discover_runs, read_json
+from bddengine.report.figures import (
+    copy_figure,
+    plot_error_costs,
+    plot_learning_curve,
+    plot_saliency,
+    plot_slice_delta,
+    plot_turn_profile,
+)
+from bddengine.report.headline import (
+    SliceSpec,
+    compute_contrasts,
+    compute_headline,
+    headline_records,
+    headline_slices,
+)
+from bddengine.report.inputs import FlywheelRuns, discover_runs, mining_of, read_json
 from bddengine.report.tables import (
     fmt_ci,
     fmt_delta,
+    fmt_map,
     key_label,
 )
+from bddengine.report.turn_inputs import lineage_scores
+from bddengine.report.turn_scores import TurnsFacts, analyse_turns, score_turns
 from bddengine.runs import RunRef, StageRun
 from bddengine.runs.layout import (
     AUTOLABEL,
@@ -73,6 +89,7 @@ from bddengine.runs.layout import (
     TRAIN,
     Artifact,
 )
+from bddengine.runs.lineages import lineage_steps
 from bddengine.runs.turn_profile import read_turn_profile
 from bddengine.stages import STAGES, StageOutcome
 from bddengine.stages.job import Commit, Job, execute, unchanged
@@ -109,8 +126,9 @@ def run(cfg: EngineConfig, *, force: bool = False, progress: bool = True) -> Sta
     profile = read_turn_profile(cfg.runs_dir, runs.eval0.name)
     # where inference ran never changes a number: compute is left out, as the stages leave it out
     settings = {k: v for k, v in config_dict(cfg).items() if k != "compute"}
+    read = runs.ordered() + [ref for ref in lineage_runs(cfg) if ref not in runs.ordered()]
     fp = fingerprint(settings, hashlib.sha256(template.encode()).hexdigest(),
-                     [(ref.name, ref.result().get("fingerprint")) for ref in runs.ordered()],
+                     [(ref.name, ref.result().get("fingerprint")) for ref in read],
                      _profile_key(profile))
     job = Job("report", fp, cfg.seed, partial(_outcome, out_dir=out_dir),
               inputs={ref.name: str(ref.path) for ref in runs.ordered()})
@@ -138,6 +156,8 @@ def write_report(
     data = gather(cfg, runs, out_dir=out_dir, progress=progress)
     data.turn_profile = profile
     write_headline(case_dir, data)
+    if data.turns is not None:
+        REPORT.turns_json.write(case_dir.parent, data.turns.to_json())
     data.figures, data.figure_sources = write_figures(fig_dir, data, runs)
     write_saliency(fig_dir, cfg, data, runs)
     title = f"bddengine: one turn of the data flywheel ({cfg.name})"
@@ -157,6 +177,8 @@ def write_report(
     REPORT.appendix.at(run).write_text(appendix)
     outputs = REPORT.outputs(REPORT.case_study, REPORT.appendix, REPORT.headline_csv, REPORT.headline_json,
                              REPORT.headline_md, REPORT.config, REPORT.architecture_dot)
+    if data.turns is not None:
+        outputs |= REPORT.outputs(REPORT.turns_json)
     page_title = f"Case study: {cfg.name}"
     if r.html:
         REPORT.html.at(run).write_text(to_html(markdown, case_dir, title=page_title))
@@ -180,7 +202,45 @@ def write_report(
         "appendix_words": count_words(appendix),
         "published_to": str(out_dir),
     })
+    if data.turns is not None:
+        metrics["turns"] = data.turns.key_numbers()
     return Commit(outputs=outputs, metrics=metrics)
+
+
+def lineage_runs(cfg: EngineConfig) -> list[RunRef]:
+    """The eval and autolabel runs of every lineage past iteration 1 (none with one turn)."""
+    if cfg.flywheel.turns <= 1:
+        return []
+    out: dict[str, RunRef] = {}
+    for step in lineage_steps(cfg):
+        if step.iter >= 2:
+            for ref in (*step.autolabel_runs, step.eval_run):
+                out.setdefault(ref.name, ref)
+    return list(out.values())
+
+
+def many_turn_facts(cfg: EngineConfig, gt: list[dict[str, Any]], cache0: MatchCache, slices: list[SliceSpec],
+                    worst_key: dict[str, str] | None, *, progress: bool) -> TurnsFacts | None:
+    """The many-turns numbers (`report.turn_scores`); None with one turn or before any lineage reached turn 2."""
+    if cfg.flywheel.turns <= 1:
+        return None
+    steps = lineage_steps(cfg)
+    key = cfg.flywheel.target_slice or worst_key
+    if key is None or not any(s.iter >= 2 for s in steps):
+        return None
+    target = next((s for s in slices if s.grouping == "slice" and s.key == key), None)
+    if target is None:
+        names = sorted(n for n, k in slice_keys(gt, list(FRAME_ATTRIBUTES)).items() if k == key)
+        if not names:
+            return None
+        target = SliceSpec("slice", dict(key), names)
+    scores, notes = lineage_scores(steps, gt, cache0, usd_per_gpu_hour=cfg.autolabel.usd_per_gpu_hour)
+    arms = list(dict.fromkeys(s.arm for s in scores))
+    baseline = "random-human" if "random-human" in arms else next((a for a in arms if mining_of(a) == "random"), None)
+    points, changes = score_turns(scores, target, slices, baseline=baseline, n_boot=cfg.report.n_boot, seed=cfg.seed,
+                                  fragile_min_gt=cfg.report.fragile_min_gt, progress=progress)
+    return analyse_turns(points, changes, target=target, lift=cfg.flywheel.target_lift, baseline=baseline,
+                         notes=notes)
 
 
 def _profile_key(profile: dict[str, Any] | None) -> list[tuple] | None:
@@ -265,6 +325,7 @@ def gather(cfg: EngineConfig, runs: FlywheelRuns, *, out_dir: Path, progress: bo
                                   worst_key=key, fragile_min_gt=cfg.report.fragile_min_gt)
 
     errors0, error_deltas = error_facts(cfg, eval0, cache0, gt, compared, key)
+    turns = many_turn_facts(cfg, gt, cache0, slices, key, progress=progress)
 
     pool_n = pool_in = None
     if split_dir and SPLIT.mining_pool.exists(split_dir) and key:
@@ -300,6 +361,7 @@ def gather(cfg: EngineConfig, runs: FlywheelRuns, *, out_dir: Path, progress: bo
         contrasts=contrasts,
         errors=errors0,
         error_deltas=error_deltas,
+        turns=turns,
     )
 
 
@@ -420,6 +482,10 @@ def write_figures(fig_dir: Path, data: ReportData, runs: FlywheelRuns) -> tuple[
     if data.turn_profile and data.turn_profile.get("steps"):
         plot_turn_profile(data.turn_profile, REPORT.turn_profile.at(fig_dir.parent))
         links["turn_profile"] = f"../{REPORT.turn_profile.file}"
+    if data.turns is not None:
+        plot_learning_curve(data.turns.points, REPORT.learning_curve.at(fig_dir.parent), goal=data.turns.goal,
+                            target=data.turns.target)
+        links["learning_curve"] = f"../{REPORT.learning_curve.file}"
     links["error_costs"] = None
     worst_row = slice_row(data.errors, data.worst["key"]) if data.worst else None
     if worst_row is not None:
@@ -518,6 +584,20 @@ def _outcome(ref: RunRef, out_dir: Path, *, skipped: bool) -> StageOutcome:
         numbers[f"worst slice Δ {arm}"] = f"{fmt_delta(d['delta'])} {fmt_ci(*d['ci95'])} ({verdict}{seeds})"
     for name, c in (m.get("worst_slice_contrasts") or {}).items():
         numbers[f"worst slice {name}"] = f"{fmt_delta(c['diff'])} {fmt_ci(*c['ci95'])} ({c['verdict']})"
+    t = m.get("turns") or {}
+    for arm, a in (t.get("arms") or {}).items():
+        if a["frames_to_goal"] is None:
+            reach = f"goal not reached in {t['turns']} turns"
+        elif a.get("goal_by_iter") == 0:
+            reach = "goal met at iteration 0"
+        else:
+            reach = f"goal reached at {a['frames_to_goal']:.0f} frames"
+        stop = (f"stop from turn {a['stop_from']} ({', '.join(a['stop_reasons'])}"
+                + ("" if a.get("stop_holds_at_last_turn", True) else f"; no longer at turn {a['turn']}") + ")"
+                if a["stop_from"] else "keep labeling")
+        numbers[f"turns {arm}"] = f"target {fmt_map(a['target_map50'])} at turn {a['turn']}; {reach}; {stop}"
+    if t:
+        numbers["regression alerts"] = str(t.get("n_alerts", 0))
     if m.get("case_study_words") is not None:
         over = m["case_study_words"] > m.get("case_study_word_budget", WORD_BUDGET)
         numbers["case study"] = (f"{m['case_study_words']:,} words"
@@ -538,7 +618,8 @@ def _outcome(ref: RunRef, out_dir: Path, *, skipped: bool) -> StageOutcome:
                f"{out_dir / FIGURES}/"],
         numbers=numbers,
         look_at=[str(REPORT.case_study.at(out_dir)), str(REPORT.html.at(out_dir)), str(REPORT.pdf.at(out_dir)),
-                 str(REPORT.slice_delta.at(out_dir))],
+                 str(REPORT.slice_delta.at(out_dir))]
+        + ([str(REPORT.learning_curve.at(out_dir))] if m.get("turns") else []),
         safe_to_delete=f"{ref.path}, {case} and {out_dir / FIGURES} (then `bddengine report` rebuilds them "
                        f"from the run folders in seconds)",
     )

@@ -22,6 +22,7 @@ from bddengine.report.casestudy.curation import curation, curation_marginals
 from bddengine.report.casestudy.failure_mode import error_change, error_delta_table, failure_hypothesis, slice_row
 from bddengine.report.casestudy.headline import headline, headline_full, missing_arm_commands
 from bddengine.report.casestudy.iteration0 import iteration0, iteration0_classes, iteration0_slices
+from bddengine.report.casestudy.many_turns import many_turns, many_turns_tables
 from bddengine.report.casestudy.mining import mining
 from bddengine.report.casestudy.problem import problem_statement
 from bddengine.report.casestudy.shared import _generated, figure, figure_row
@@ -40,7 +41,8 @@ APPENDIX = Path(REPORT.appendix.file).name
 def build_sections(d: ReportData) -> dict[str, str]:
     """Every template field's markdown."""
     return {
-        "title": f"Case study: {d.cfg.name}, one turn of the data flywheel",
+        "title": f"Case study: {d.cfg.name}, " + (f"{d.turns.turns} turns" if d.turns else "one turn")
+                 + " of the data flywheel",
         "generated": _generated(d),
         "summary": summary(d),
         "problem_statement": problem_statement(d),
@@ -63,8 +65,12 @@ def build_sections(d: ReportData) -> dict[str, str]:
         "cost": cost(d),
         "headline": headline(d),
         "error_change": error_change(d),
-        "slice_delta_figure": figure(d, "slice_delta", "Per-slice delta"),
-        "scale_discussion": first_items(scale_discussion(d), 1, "the bill per stage: appendix G"),
+        # with many turns the learning curve takes the page the turn-1 delta chart had (now in appendix E)
+        "slice_delta_figure": figure(d, "slice_delta", "Per-slice delta") if d.turns is None else "",
+        "many_turns": many_turns(d),
+        # with many turns the learning curve takes this section's page room: the discussion is in appendix G
+        "scale_discussion": first_items(scale_discussion(d), 1, "the bill per stage: appendix G") if d.turns is None
+        else "Turn 1 at 100M frames, what changes and the bill per stage: appendix G.",
         "limitations": first_items(limitations(d), 1, "appendix H"),
         "reproduction": reproduction_short(d),
     }
@@ -116,6 +122,7 @@ def build_appendix(d: ReportData) -> str:
         autolabel_per_class(d),
         cost_table_full(d),
         "## E. Headline, every slice",
+        *([figure(d, "slice_delta", "Per-slice delta")] if d.turns is not None else []),
         headline_full(d),
         "Change in the AP@0.5 each error type costs the worst slice (TIDE), iteration 1 − iteration 0, per arm "
         "(negative: the arm removed part of that cost), with 95% CIs:",
@@ -129,4 +136,6 @@ def build_appendix(d: ReportData) -> str:
         "## H. Limitations",
         limitations(d),
     ]
+    if d.turns is not None:
+        parts += ["## I. Many turns, per turn", many_turns_tables(d)]
     return "\n\n".join(parts).strip() + "\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bddengine.report.casestudy.regressions import regression_sentence
 from bddengine.report.casestudy.summary import _worst_contrasts
 from bddengine.report.costs import arm_costs
 from bddengine.report.data import (
@@ -38,9 +39,11 @@ def headline(d: ReportData) -> str:
         sig = d.headline[d.headline["ci_excludes_0"].astype(bool) & (d.headline["grouping"] == "slice")]
         firm = sig[~sig["fragile"].astype(bool)]
         n_tests = int(((d.headline["grouping"] == "slice") & d.headline["arm"].notna()).sum())
+        # the regressions, when any, take the place of the pointer the first sentence already gives
+        falls = regression_sentence(d.headline, d.contrasts)
         lines.append(f"Of all {n_tests} (slice, arm) deltas, {len(sig)} have a CI excluding 0 "
                      f"({int((sig['delta'] > 0).sum())} up, {int((sig['delta'] < 0).sum())} down; "
-                     f"{len(firm)} on slices not fragile). Every slice: appendix E.")
+                     f"{len(firm)} on slices not fragile). " + (falls or "Every slice: appendix E."))
     else:
         lines.append("**No arm has an iteration-1 eval, so no delta can be computed yet.** Iteration-0 mAP@0.5 "
                      "per slice is in section 4.")

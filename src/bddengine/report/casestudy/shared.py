@@ -16,6 +16,7 @@ FIGURE_SOURCES = {
     "turn_profile": "the flywheel's turn_profile.json",
     "error_costs": "the iteration-0 eval run's errors.json",
     "gradcam_worst_slice": "the iteration-0 and iteration-1 train runs' weights",
+    "learning_curve": "the report (learning_curve.png)",
 }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from bddengine.report.casestudy.regressions import regression_records, regression_sentence
 from bddengine.report.costs import arm_costs, cost_markdown
 from bddengine.report.data import (
     ReportData,
@@ -43,6 +44,8 @@ def summary(d: ReportData) -> str:
         lines.append("- Iteration 1: no arm has an iteration-1 eval yet, so there is no delta to report.")
     for _, r in _worst_contrasts(d).iterrows():
         lines.append(f"- {contrast_sentence(r)}")
+    if falls := regression_sentence(d.headline, d.contrasts, numbers=True):
+        lines.append(f"- {falls}")
     missing = d.arms_missing
     if missing:
         lines.append(f"- Missing arm(s): {', '.join(missing)} (see section 6).")
@@ -111,6 +114,7 @@ def summary_numbers(d: ReportData) -> dict[str, Any]:
             "diff": _f(r["diff"]), "ci95": [_f(r["ci_lo"]), _f(r["ci_hi"])],
             "ci_excludes_0": bool(r["ci_excludes_0"]), "ci_levels": r["ci_levels"], "verdict": r["verdict"]}
             for _, r in _worst_contrasts(d).iterrows()},
+        "regressions": regression_records(d.headline, d.contrasts),
     }
 
 
