@@ -202,7 +202,7 @@ def test_mine_records_a_sampled_recall_and_falls_back_to_the_whole_table(tmp_pat
     runs = tmp_path / "runs"
     make_runs(runs)
     lance_embed(runs, tmp_path / "lance")  # 43 rows
-    real_search, real_exact = LanceIndex.search, LanceIndex.exact_search
+    real_search, real_exact, real_scan = LanceIndex.search, LanceIndex.exact_search, LanceIndex._scan_top_k
     scans: list[list[str]] = []
 
     def poor(self, queries, k, *, where=()):  # an index that misses all ten tied "close" frames
@@ -213,8 +213,13 @@ def test_mine_records_a_sampled_recall_and_falls_back_to_the_whole_table(tmp_pat
         scans.append([f.sql() for f in where])
         return real_exact(self, queries, k, where=where)
 
+    def sample_scan(self, queries, k, where):
+        scans.append([f.sql() for f in where])
+        return real_scan(self, queries, k, where)
+
     monkeypatch.setattr(LanceIndex, "search", poor)
     monkeypatch.setattr(LanceIndex, "exact_search", exact_scan)
+    monkeypatch.setattr(LanceIndex, "_scan_top_k", sample_scan)
     monkeypatch.setattr(LanceIndex, "has_index", lambda self: True)
     lance = {"recall_sample_rows": 22}  # 43 rows -> rows whose number is a multiple of ceil(43 / 22) = 2
     out = mine_stage.run(lance_config(runs, recall_floor=0.95, lance=lance), progress=False)
