@@ -33,7 +33,7 @@ to ``--exact-max`` rows (above, its copy of the vectors does not fit in RAM).
 ::
 
     PYTHONPATH=src python benchmarks/scale.py                    # 100K and 1M (a few minutes)
-    PYTHONPATH=src python benchmarks/scale.py --rows 10000000    # the 10M point (LanceDB only)
+    PYTHONPATH=src python benchmarks/scale.py --rows 10000000 --partition-rows 16384   # 10M (LanceDB; ~40 GB scratch)
 """
 
 from __future__ import annotations
