@@ -198,7 +198,8 @@ class TrainConfig(_Model):
         "or from `model` again (model).",
     )
     next_iter_epochs: int | None = Field(
-        None, ge=1, description="Epochs for iterations N > 0 (default: epochs)."
+        None, ge=1, description="Epochs for iterations N > 0 (default: epochs). ultralytics caps warmup at "
+        "epochs - 1, so a one-epoch fine-tune of trained weights starts at full lr0 and can undo them."
     )
 
 
