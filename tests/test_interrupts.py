@@ -29,10 +29,27 @@ def _swallowing_library_code() -> None:
 
 
 def test_a_swallowed_ctrl_c_still_stops() -> None:
-    with pytest.raises(KeyboardInterrupt):
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, whatever ran pytest
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with interrupts_stick():
+                _swallowing_library_code()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def test_an_ignored_ctrl_c_stays_ignored() -> None:
+    """A background job of a shell (``cmd &``, nohup) starts with SIGINT ignored: a Ctrl-C meant for the
+    foreground must not stop its stage."""
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
         with interrupts_stick():
             _swallowing_library_code()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_ctrl_c_exits_130_and_commits_nothing(tmp_path: Path, tiny_world: Path, monkeypatch) -> None:

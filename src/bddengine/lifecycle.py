@@ -78,8 +78,8 @@ def interrupts_stick() -> Iterator[None]:
     exception, ``KeyboardInterrupt`` included: a Ctrl-C landing there was ignored and the
     run committed. The handler remembers the signal; leaving the block raises it again.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        yield  # Ctrl-C ignored on purpose (a background job of a shell, nohup): leave it ignored
         return
     hit = []
 
