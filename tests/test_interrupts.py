@@ -19,6 +19,15 @@ from bddengine.runs import RESULT_FILE, TMP_PREFIX, list_runs
 from conftest import write_config
 
 
+@pytest.fixture(autouse=True)
+def terminal_ctrl_c():
+    """Ctrl-C handled as in a terminal, whatever started pytest: a suite run as a background job of a
+    shell inherits SIGINT ignored, which the engine then leaves ignored (`test_an_ignored_ctrl_c_stays_ignored`)."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 def _swallowing_library_code() -> None:
     """What ultralytics' TryExcept does to a Ctrl-C that lands in its plotting."""
     try:
@@ -29,14 +38,10 @@ def _swallowing_library_code() -> None:
 
 
 def test_a_swallowed_ctrl_c_still_stops() -> None:
-    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, whatever ran pytest
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            with interrupts_stick():
-                _swallowing_library_code()
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    finally:
-        signal.signal(signal.SIGINT, before)
+    with pytest.raises(KeyboardInterrupt):
+        with interrupts_stick():
+            _swallowing_library_code()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_an_ignored_ctrl_c_stays_ignored() -> None:
