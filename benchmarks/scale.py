@@ -197,16 +197,15 @@ def side_truth(a: argparse.Namespace) -> dict:
     scored and merged into a running top-k, so the truth at 10M rows needs neither FAISS nor 20 GB of RAM."""
     q = queries(a.seed)
     held = held_videos(a.rows)
-    best_s = np.full((len(q), 0), -np.inf, dtype=np.float32)
-    best_i = np.zeros((len(q), 0), dtype=np.int64)
+    from bddengine.vectors.exact import empty_top_k, merge_top_k
+
+    best = empty_top_k(len(q))
     t0 = time.perf_counter()
     for lo in range(0, a.rows, CHUNK):
         hi = min(a.rows, lo + CHUNK)
         rows = lo + np.flatnonzero(~np.isin(videos(hi - lo, lo), held))
-        s = q @ clustered(hi - lo, a.seed, start=lo)[rows - lo].T
-        all_s, all_i = np.concatenate([best_s, s], axis=1), np.concatenate([best_i, np.broadcast_to(rows, s.shape)], 1)
-        top = np.argsort(-all_s, axis=1, kind="stable")[:, :K]
-        best_s, best_i = np.take_along_axis(all_s, top, 1), np.take_along_axis(all_i, top, 1)
+        best = merge_top_k(best, q @ clustered(hi - lo, a.seed, start=lo)[rows - lo].T, rows, K)
+    best_i = best[1]
     np.save(Path(a.work) / "truth_ids.npy", best_i)
     return {"seconds": time.perf_counter() - t0, "peak_rss": peak_rss()}
 

@@ -201,3 +201,18 @@ def as_queries(queries: np.ndarray, dim: int, k: int) -> np.ndarray:
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     return q
+
+
+def merge_top_k(best: tuple[np.ndarray, np.ndarray], scores: np.ndarray, ids: np.ndarray,
+                k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Fold one chunk's ``scores`` ``[Q, n]`` of rows ``ids`` ``[n]`` into a running top-``k`` (scores, ids),
+    best first, for searches streamed chunk by chunk; start from ``empty_top_k(Q)``."""
+    all_s = np.concatenate([best[0], scores], axis=1)
+    all_i = np.concatenate([best[1], np.broadcast_to(ids, scores.shape)], axis=1)
+    top = np.argsort(-all_s, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(all_s, top, 1), np.take_along_axis(all_i, top, 1)
+
+
+def empty_top_k(n_queries: int) -> tuple[np.ndarray, np.ndarray]:
+    """The running top-k of `merge_top_k` before the first chunk."""
+    return np.full((n_queries, 0), -np.inf, dtype=np.float32), np.zeros((n_queries, 0), dtype=np.int64)

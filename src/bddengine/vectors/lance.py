@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from bddengine.vectors.base import Hits, RecallCheck
-from bddengine.vectors.exact import as_queries, recall_at_k
+from bddengine.vectors.exact import as_queries, empty_top_k, merge_top_k, recall_at_k
 from bddengine.vectors.where import EveryNth, Filter
 
 ROW = "row"
@@ -307,19 +307,15 @@ class LanceIndex:
         prefilter reads the whole vector column once per query.
         """
         expr = " AND ".join(f"({f.sql()})" for f in where) or None
-        best_s = np.full((len(queries), 0), -np.inf, dtype=np.float32)
-        best_i = np.zeros((len(queries), 0), dtype=np.int64)
+        best = empty_top_k(len(queries))
         scanner = self.table.to_lance().scanner(columns=[ROW, VECTOR], filter=expr, late_materialization=True,
                                                 batch_size=65_536)
         for batch in scanner.to_batches():
             if not batch.num_rows:
                 continue
-            rows = batch.column(ROW).to_numpy()
             vec = batch.column(VECTOR).values.to_numpy().reshape(batch.num_rows, -1)
-            all_s = np.concatenate([best_s, queries @ vec.T], axis=1)
-            all_i = np.concatenate([best_i, np.broadcast_to(rows, (len(queries), len(rows)))], axis=1)
-            top = np.argsort(-all_s, axis=1, kind="stable")[:, :k]
-            best_s, best_i = np.take_along_axis(all_s, top, 1), np.take_along_axis(all_i, top, 1)
+            best = merge_top_k(best, queries @ vec.T, batch.column(ROW).to_numpy(), k)
+        best_s, best_i = best
         return best_i, best_s
 
     def check_recall(self, queries: np.ndarray, k: int, *, n_sample: int = 0, seed: int = 42,
