@@ -19,12 +19,13 @@ Each side runs in its own subprocess, so its peak RSS (``VmHWM``) is its own:
 - FAISS flat: loads the vectors, takes the filtered rows (the copy mine makes of
   the eligible frames), then one exact search per query (`exact_knn`, NumPy's
   single-query path) -- no index to build;
-- LanceDB: a build process writes the table (``mine.lance`` defaults: IVF_PQ,
-  ``rows / partition_rows`` partitions, 64 sub-vectors) and a query process opens it and runs
-  the queries one at a time with the filter as a prefilter (``nprobes``,
-  ``refine_factor``), then mine's own recall estimate as it runs on a table ten
-  times its ``recall_sample_rows`` (`LanceIndex.recall_of` on the 1-in-10 row sample),
-  printed beside the measured recall of the same queries.
+- LanceDB: a build process writes the table in 1M-row appends (``mine.lance`` defaults:
+  IVF_PQ, ``rows / partition_rows`` partitions, 64 sub-vectors) and a query process opens
+  it and runs the queries one at a time through `LanceIndex.search` (``nprobes``,
+  ``refine_factor``; the filter applied to the index's candidates), then mine's own recall
+  estimate as it runs on a table ten times its ``recall_sample_rows``
+  (`LanceIndex.recall_of` on the 1-in-10 row sample), printed beside the measured recall
+  of the same queries.
 
 Recall@100 is against the exact top-100 of the filtered rows, streamed chunk by
 chunk (`side_truth`: no index, little memory), at every size; FAISS flat runs up
@@ -33,7 +34,7 @@ to ``--exact-max`` rows (above, its copy of the vectors does not fit in RAM).
 ::
 
     PYTHONPATH=src python benchmarks/scale.py                    # 100K and 1M (a few minutes)
-    PYTHONPATH=src python benchmarks/scale.py --rows 10000000 --partition-rows 16384   # 10M (LanceDB; ~40 GB scratch)
+    PYTHONPATH=src python benchmarks/scale.py --rows 10000000 --partition-rows 16384   # 10M (LanceDB; ~25 GB scratch)
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ import numpy as np
 
 DIM, CENTRES, PER_VIDEO, HELD_EVERY, K, QUERIES = 512, 2000, 50, 10, 100, 100
 CHUNK = 100_000
+WRITE = 1_000_000
+"""Rows per write when the table is built (2 GB of vectors in memory at a time)."""
 GiB = 1024 ** 3
 
 
@@ -128,11 +131,11 @@ def side_lance_build(a: argparse.Namespace) -> dict:
 
     settings = LanceSettings(uri=str(Path(a.work) / "lance"), nprobes=a.nprobes, refine_factor=a.refine_factor,
                              partition_rows=a.partition_rows)
-    n, first = a.rows, min(a.rows, CHUNK)
+    n, first = a.rows, min(a.rows, WRITE)
     t0 = time.perf_counter()
     index = LanceIndex.create(settings, clustered(first, a.seed), pd.DataFrame({"video": videos(first)}))
-    for lo in range(first, n, CHUNK):
-        hi = min(n, lo + CHUNK)
+    for lo in range(first, n, WRITE):  # as embed runs of 1M frames would append them
+        hi = min(n, lo + WRITE)
         index.append(clustered(hi - lo, a.seed, start=lo), pd.DataFrame({"video": videos(hi - lo, lo)}))
     write_s = time.perf_counter() - t0
     update = index.refresh_index(None)

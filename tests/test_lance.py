@@ -24,7 +24,7 @@ from test_mine import config, make_runs, mined_names  # noqa: E402
 SECRET = "wJalrXUtnFEMI-not-a-real-key-0123456789"
 
 
-def lance_embed(runs: Path, uri: Path, *, extra: int = 0, tag: str = "02_embed") -> dict:
+def lance_embed(runs: Path, uri: Path, *, extra: int = 0, tag: str = "02_embed", **settings) -> dict:
     """Write the hand-made runs' frames (plus ``extra`` filler frames outside every pool) into a table."""
     embed_dir, split = runs / "02_embed", runs / "03_split"
     vectors = np.load(embed_dir / "embeddings.npy")
@@ -36,7 +36,7 @@ def lance_embed(runs: Path, uri: Path, *, extra: int = 0, tag: str = "02_embed")
         vectors = np.concatenate([vectors, more / np.linalg.norm(more, axis=1, keepdims=True)])
         meta = pd.concat([meta, pd.DataFrame({"name": [f"fill{i}" for i in range(extra)], "video": "fill"})],
                          ignore_index=True)
-    rec = commit_frames(LanceSettings(uri=str(uri)), meta, vectors, trained_rows=None, tag=tag)
+    rec = commit_frames(LanceSettings(uri=str(uri), **settings), meta, vectors, trained_rows=None, tag=tag)
     result = json.loads((embed_dir / "result.json").read_text())
     (embed_dir / "result.json").write_text(json.dumps(result | {"lance": rec}))
     return rec
@@ -66,6 +66,21 @@ def test_lancedb_mining_equals_exact_top_k_and_filters(tmp_path: Path) -> None:
     sims5 = [f["similarity"] for f in json.loads((top5.location / "mined.json").read_text())["frames"]]
     np.testing.assert_allclose(sims5, ref[:5], atol=1e-5)
     assert all(n.startswith("close") for n in mined_names(top5))
+
+
+def test_mine_through_a_trained_index_returns_the_exact_top_k_of_the_eligible_frames(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    make_runs(runs)
+    exact = mine_stage.run(config(runs, k=5), progress=False)
+    rec = lance_embed(runs, tmp_path / "lance", extra=600, index_min_rows=300, partition_rows=100)
+    assert rec["index"] == "trained"  # 643 rows, 6 partitions: the search goes through IVF_PQ
+    out = mine_stage.run(lance_config(runs, k=5), progress=False)
+    m = json.loads((out.location / "result.json").read_text())["metrics"]
+    assert m["lance"]["indexed"] and m["recall_at_k"] == 1.0 and not m["lance"]["fallback_to_exact"]
+    assert all(n.startswith("close") for n in mined_names(out))  # 35 of 643 rows eligible: none of the rest
+    sims = [f["similarity"] for f in json.loads((out.location / "mined.json").read_text())["frames"]]
+    ref = [f["similarity"] for f in json.loads((exact.location / "mined.json").read_text())["frames"]]
+    np.testing.assert_allclose(sims, ref, atol=1e-5)
 
 
 def test_a_committed_run_reads_its_version_after_an_append(tmp_path: Path) -> None:
@@ -229,3 +244,85 @@ def test_mine_records_a_sampled_recall_and_falls_back_to_the_whole_table(tmp_pat
     assert "1-in-2 row sample" in out.numbers["k-NN index"]
     sims = [f["similarity"] for f in json.loads((out.location / "mined.json").read_text())["frames"]]
     assert len(sims) == 5 and all(s == pytest.approx(0.780869, abs=1e-5) for s in sims)  # the whole table's top
+
+
+def test_an_indexed_search_filters_its_candidates_and_prefilters_only_a_narrow_filter(tmp_path: Path,
+                                                                                      monkeypatch) -> None:
+    from bddengine.vectors import KeepRows, NotIn
+    from bddengine.vectors.exact import recall_at_k
+    from bddengine.vectors.lance import ROW
+
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(30, 32)).astype(np.float32)
+    x = centres[rng.integers(0, 30, 3000)] + 0.3 * rng.normal(size=(3000, 32)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    videos = np.array([f"v{i // 10:03d}" for i in range(3000)])
+    settings = LanceSettings(uri=str(tmp_path / "l"), index_min_rows=1000, partition_rows=500, nprobes=6,
+                             refine_factor=40)
+    index = LanceIndex.create(settings, x, pd.DataFrame({"video": videos}))
+    assert index.refresh_index(None).action == "trained" and index.has_index()
+    prefiltered: list[str] = []
+    real_ann = LanceIndex._ann
+
+    def ann(self, vec, limit, columns=(), where=None):
+        if where:
+            prefiltered.append(where)
+        return real_ann(self, vec, limit, columns, where)
+
+    monkeypatch.setattr(LanceIndex, "_ann", ann)
+    held = NotIn("video", {f"v{v:03d}" for v in range(0, 300, 10)})  # 10% of rows
+    wide = KeepRows(ROW, rng.random(3000) < 0.7)
+    narrow = KeepRows(ROW, np.isin(np.arange(3000), rng.choice(3000, 25, replace=False)))  # 25 rows
+    q = x[:8] + 0.05 * rng.normal(size=(8, 32)).astype(np.float32)
+    for where, k in (([held], 20), ([wide], 20), ([held, wide], 20), ([narrow], 20), ([narrow], 40)):
+        got, want = index.search(q, k, where=where), index.exact_search(q, k, where=where)
+        kept = keep_mask_of(where, videos)
+        assert got.ids.shape == want.ids.shape == (8, min(k, int(kept.sum())))
+        assert kept[got.ids].all() and kept[want.ids].all()
+        assert recall_at_k(got.ids, want.ids) >= 0.95
+        np.testing.assert_allclose(got.scores, np.take_along_axis(q @ x.T, got.ids, 1), atol=1e-4)
+        assert bool(prefiltered) == (where == [narrow])  # only the 25-row filter is left to LanceDB
+        prefiltered.clear()
+
+
+def keep_mask_of(where, videos: np.ndarray) -> np.ndarray:
+    from bddengine.vectors import keep_mask
+
+    return keep_mask(pd.DataFrame({"row": np.arange(len(videos)), "video": videos}), where, len(videos))
+
+
+def test_a_row_set_filter_keeps_its_rows_and_writes_the_shorter_sql_list() -> None:
+    from bddengine.vectors import KeepRows, NotIn
+
+    f = KeepRows("row", np.array([True, False, True, True]))
+    assert f.keeps(pd.DataFrame({"row": [0, 1, 3, 4, -1]})).tolist() == [True, False, True, False, False]
+    assert f.share == 0.75 and f.sql() == "row >= 0 AND row < 4 AND row NOT IN (1)"
+    assert KeepRows("row", np.array([False, True, False])).sql() == "row IN (1)"
+    assert KeepRows("row", np.ones(3, bool)).sql() == "row >= 0 AND row < 3"
+    assert KeepRows("row", np.zeros(3, bool)).sql() == "FALSE"
+    held = NotIn("video", [f"v{i}" for i in range(50)] + [7])  # values compared as text, either way
+    few, many = pd.DataFrame({"video": ["v1", "x", "7"]}), pd.DataFrame({"video": ["v1", "x", "7"] * 40})
+    assert held.keeps(few).tolist() == [False, True, False] and held.keeps(many).tolist() == [False, True, False] * 40
+
+
+def test_an_append_is_one_version_and_folding_it_in_rewrites_no_old_data(tmp_path: Path, monkeypatch) -> None:
+    from bddengine.vectors import lance as lance_mod
+
+    monkeypatch.setattr(lance_mod, "ADD_BATCH", 150)  # an append of 400 rows streams three batches
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(2400, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    settings = LanceSettings(uri=str(tmp_path / "l"), index_min_rows=1000, partition_rows=500)
+    index = LanceIndex.create(settings, x[:2000], pd.DataFrame({"video": ["a"] * 2000}))
+    assert index.version == 1 and index.refresh_index(None).action == "trained"
+    data = tmp_path / "l" / "frames.lance" / "data"
+    before, version = {p.name: p.stat().st_mtime_ns for p in data.iterdir()}, index.version
+    index.append(x[2000:], pd.DataFrame({"video": ["b"] * 400}))
+    assert index.version == version + 1 and len(index) == 2400
+    assert index.refresh_index(2000).action == "optimized"
+    assert index.table.index_stats("vector_idx").num_unindexed_rows == 0
+    after = {p.name: p.stat().st_mtime_ns for p in data.iterdir()}
+    assert before.items() <= after.items() and len(after) == len(before) + 1  # old files kept as they were
+    assert [f.count_rows() for f in index.table.to_lance().get_fragments()] == [2000, 400]
+    hit = index.search(x[2300:2301], 1)
+    assert hit.ids[0, 0] == 2300  # a new row, found through the index

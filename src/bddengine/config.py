@@ -294,11 +294,13 @@ class LanceConfig(_Model):
     nprobes: int = Field(32, ge=1, description="IVF partitions searched per query.")
     refine_factor: int = Field(20, ge=1, description="Candidates re-ranked with full vectors, as a multiple of k.")
     retrain_growth: float = Field(0.5, gt=0, description="Retrain the index (replace=True) when the table grew "
-                                  "by more than this share since it was trained; else optimize() folds rows in.")
+                                  "by more than this share since it was trained; else the index step of "
+                                  "optimize() folds rows in.")
     recall_sample_rows: int = Field(
-        1_000_000, ge=1, description="Most rows mine's recall check scans exactly: a larger table is checked "
-        "on the 1-in-m rows whose row number is a multiple of m = ceil(rows / this), both searches restricted "
-        "to them (a conservative estimate; the exact side then reads this many vectors, not the table).")
+        1_000_000, ge=1, description="Most rows mine's recall check scans exactly: above, the answer's recall "
+        "is estimated on the 1-in-m rows whose row number is a multiple of m = ceil(rows / this); each sampled "
+        "row that beats the answer's k-th score but is missing from it counts for m misses (unbiased; the "
+        "check reads this many vectors, not the table).")
 
     @field_validator("uri")
     @classmethod

@@ -51,7 +51,7 @@ from bddengine.runs.lineages import lineage_tag, train_tag, trained_labels
 from bddengine.stages import StageOutcome
 from bddengine.stages.eval import failure_frames
 from bddengine.stages.job import Commit, Job, execute, unchanged
-from bddengine.vectors import Filter, NotIn, SearchPlan, is_exact, keep_mask
+from bddengine.vectors import Filter, KeepRows, NotIn, SearchPlan, is_exact, keep_mask
 
 GRID_MAX = 100
 REASON_LABELED = "labeled earlier in the lineage"
@@ -406,17 +406,18 @@ def mine_frames(
 def lance_ranking(embed: RunRef, pool: EligibleFrames, prototype: np.ndarray, m: MineConfig) -> Ranking:
     """k-NN of the prototype in the LanceDB table at the version the embed run committed.
 
-    The exclusions are prefilters: the held-out videos as they are, the near-duplicates
-    of eval frames and the frames outside the mining pool as names (the table has no
-    column for either). The answer is checked against an exact scan of the same
-    filtered rows (``bypass_vector_index``); below ``mine.recall_floor`` the exact
-    answer is taken and the run says so.
+    The exclusions travel as one row set (`KeepRows`): the table rows of the eligible
+    frames, so the index returns exactly the frames the exact path may return (held-out
+    videos, near-duplicates of eval frames, frames outside the mining pool and a
+    lineage's labeled frames are all out) without a SQL list of millions of names. The
+    answer is checked against an exact scan of the same rows; below
+    ``mine.recall_floor`` the exact answer is taken and the run says so.
 
     Raises:
         StageInputError: the embed run wrote no table, its version is gone, or the
             table does not hold the mining pool's frames.
     """
-    from bddengine.vectors.lance import LanceIndex, LanceSettings
+    from bddengine.vectors.lance import ROW, LanceIndex, LanceSettings
 
     rec = embed.result().get("lance")
     if not rec:
@@ -430,17 +431,13 @@ def lance_ranking(embed: RunRef, pool: EligibleFrames, prototype: np.ndarray, m:
     except ValueError as exc:
         raise StageInputError(f"{exc}. {embed.name} recorded it; re-run `bddengine embed --force` and the stages "
                               "after it (a version is gone only when someone removed its tag)") from None
-    names = index.column("name").astype(str)
-    mining = pool.mining["name"].astype(str).to_numpy()
-    missing = np.setdiff1d(pool.eligible["name"].astype(str).to_numpy(), names)
+    names = index.column("name").astype(str)  # position = row number
+    eligible = pool.eligible["name"].astype(str).to_numpy()
+    missing = np.setdiff1d(eligible, names)
     if len(missing):
         raise StageInputError(f"LanceDB table {rec['uri']} [{rec['table']}] v{rec['version']} lacks {len(missing)} "
                               f"mining frames (e.g. {missing[:3].tolist()}): re-run `bddengine embed --force`")
-    videos = [f for f in pool.filters.values() if f.column in ("video", "name")]
-    in_videos = keep_mask(pd.DataFrame({"video": index.column("video").astype(str)}), videos, len(names))
-    where = [*videos,
-             NotIn("name", frozenset(mining[pool.masks.get(REASON_NEAR_DUP, np.zeros(len(mining), bool))])),
-             NotIn("name", frozenset(names[in_videos & ~np.isin(names, mining)]))]
+    where = [KeepRows(ROW, np.isin(names, eligible))]
     k = min(m.k, len(pool.eligible))
     t0 = time.perf_counter()
     hits = index.search(prototype[None, :], k, where=where)

@@ -10,8 +10,8 @@ through `exact.ExactIndex.within`.
 from bddengine.vectors.base import Hits, IndexFactory, IndexSpec, RecallCheck, VectorIndex
 from bddengine.vectors.registry import EXACT, INDEXES, index_names, index_spec, is_exact, register, unregister
 from bddengine.vectors.search import KnnResult, SearchPlan, knn_search
-from bddengine.vectors.where import EveryNth, Filter, NotAbove, NotIn, keep_mask
+from bddengine.vectors.where import EveryNth, Filter, KeepRows, NotAbove, NotIn, keep_mask
 
-__all__ = ["EXACT", "INDEXES", "EveryNth", "Filter", "Hits", "IndexFactory", "IndexSpec", "KnnResult", "NotAbove",
-           "NotIn", "RecallCheck", "SearchPlan", "VectorIndex", "index_names", "index_spec", "is_exact", "keep_mask",
-           "knn_search", "register", "unregister"]
+__all__ = ["EXACT", "INDEXES", "EveryNth", "Filter", "Hits", "IndexFactory", "IndexSpec", "KeepRows", "KnnResult",
+           "NotAbove", "NotIn", "RecallCheck", "SearchPlan", "VectorIndex", "index_names", "index_spec", "is_exact",
+           "keep_mask", "knn_search", "register", "unregister"]

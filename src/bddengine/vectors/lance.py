@@ -13,14 +13,19 @@ The index, by rows in the table (`refresh_index`):
 
 - below ``index_min_rows``: none; every search scans the rows (exact);
 - the first time the table reaches it: IVF_PQ is trained (``trained``);
-- after an append: the new rows are folded into the existing partitions with
-  ``optimize()`` (``optimized``) unless the table grew by more than
-  ``retrain_growth`` (a share) since the index was trained, when it is retrained
-  with ``replace=True`` (``retrained``): centroids and codebooks trained on far fewer
-  rows than the table holds lose recall.
+- after an append: the new rows are folded into the existing partitions
+  (``optimized``: the index step of ``optimize()``, Lance's ``optimize_indices``)
+  unless the table grew by more than ``retrain_growth`` (a share) since the index was
+  trained, when it is retrained with ``replace=True`` (``retrained``): centroids and
+  codebooks trained on far fewer rows than the table holds lose recall.
 
-``optimize()`` is called with no version cleanup; `cleanup_versions` removes only the
-versions no tag holds, and every embed run tags the version it committed.
+The fold leaves out ``optimize()``'s other two steps. Its compaction rewrites every
+fragment under Lance's 1M-row target into larger ones: an append of 10% would rewrite
+the whole table (20 GB at 10M rows, and as much again on disk until old versions go).
+Its version cleanup would remove versions committed runs read. An append is one write
+(`_batches`), so the table gains one version and data files of up to 1M rows per
+append, and needs no compaction to stay in few fragments. `cleanup_versions` removes
+only the versions no tag holds, and every embed run tags the version it committed.
 """
 
 from __future__ import annotations
@@ -38,14 +43,16 @@ import pandas as pd
 
 from bddengine.vectors.base import Hits, RecallCheck
 from bddengine.vectors.exact import as_queries, empty_top_k, merge_top_k, recall_at_k
-from bddengine.vectors.where import EveryNth, Filter
+from bddengine.vectors.where import EveryNth, Filter, KeepRows, keep_mask
 
 ROW = "row"
 VECTOR = "vector"
 ADD_BATCH = 100_000
-"""Rows per ``table.add`` (every add is a fragment: never row by row)."""
-NO_CLEANUP = timedelta(days=365 * 100)
-"""``optimize(cleanup_older_than=...)`` that prunes nothing (its default prunes week-old versions)."""
+"""Rows per record batch of a write (`_batches`): a write holds one batch's arrow copy at a time."""
+POSTFILTER_MARGIN = 1.25
+"""A filtered search asks the index for this many times ``k / share`` rows (`LanceIndex._ann_filtered`)."""
+POSTFILTER_MAX = 64
+"""... and prefilters in LanceDB instead when it would need more than this many times ``k`` rows."""
 
 
 @dataclass(frozen=True)
@@ -134,7 +141,7 @@ def to_arrow(vectors: np.ndarray, metadata: pd.DataFrame | None, start: int):
 
 
 class LanceIndex:
-    """A LanceDB table of vectors and metadata, searched with SQL prefilters.
+    """A LanceDB table of vectors and metadata, searched through its IVF_PQ index with metadata filters.
 
     A handle opened at a version is read-only and sees that version forever;
     `append` needs one opened at the latest version.
@@ -160,12 +167,8 @@ class LanceIndex:
         if settings.uri is None:
             owned = tempfile.mkdtemp(prefix="bddengine-lance-")
             settings = replace(settings, uri=owned)
-        db = connect(str(settings.uri))
-        first = min(len(vectors), ADD_BATCH)
-        table = db.create_table(settings.table, to_arrow(vectors[:first], _rows(metadata, 0, first), 0))
-        index = cls(table, settings, owned)
-        index._add(vectors[first:], _rows(metadata, first, len(vectors)), first)
-        return index
+        table = connect(str(settings.uri)).create_table(settings.table, _batches(vectors, metadata, 0))
+        return cls(table, settings, owned)
 
     @classmethod
     def at_version(cls, settings: LanceSettings, version: int) -> LanceIndex:
@@ -194,13 +197,10 @@ class LanceIndex:
         return int(self.table.count_rows())
 
     def append(self, vectors: np.ndarray, metadata: pd.DataFrame | None = None) -> None:
-        """Add rows after the existing ones (``row`` continues the numbering); the index is not touched."""
-        self._add(vectors, metadata, len(self))
-
-    def _add(self, vectors: np.ndarray, metadata: pd.DataFrame | None, start: int) -> None:
-        for lo in range(0, len(vectors), ADD_BATCH):
-            hi = min(lo + ADD_BATCH, len(vectors))
-            self.table.add(to_arrow(vectors[lo:hi], _rows(metadata, lo, hi), start + lo))
+        """Add rows after the existing ones (``row`` continues the numbering) in one commit; the index is not
+        touched. An interrupted append commits nothing: the table stays at its previous version."""
+        if len(vectors):
+            self.table.add(_batches(vectors, metadata, len(self)))
 
     def has_index(self) -> bool:
         return any(VECTOR in i.columns for i in self.table.list_indices())
@@ -223,7 +223,8 @@ class LanceIndex:
         if n > trained_rows * (1 + s.retrain_growth):
             self._train(n)
             return IndexUpdate("retrained", n, time.perf_counter() - t0)
-        self.table.optimize(cleanup_older_than=NO_CLEANUP)
+        self.table.to_lance().optimize.optimize_indices()  # optimize()'s index step alone: see the module's doc
+        self.table.checkout_latest()
         return IndexUpdate("optimized", trained_rows, time.perf_counter() - t0)
 
     def _train(self, n: int) -> None:
@@ -245,32 +246,60 @@ class LanceIndex:
     # --- search ---------------------------------------------------------------------------------
 
     def search(self, queries: np.ndarray, k: int, *, where: Sequence[Filter] = ()) -> Hits:
-        """Top-``k`` by cosine through the index (``nprobes``, ``refine_factor``), filters applied first."""
+        """Top-``k`` by cosine among the rows ``where`` keeps: through the index (``nprobes``, ``refine_factor``;
+        the filters on its candidates, `_ann_filtered`), or an exact scan while the table has no index."""
         return self._search(queries, k, where, exact=False)
 
     def exact_search(self, queries: np.ndarray, k: int, *, where: Sequence[Filter] = ()) -> Hits:
-        """The same rows scanned without the index (``bypass_vector_index``): the truth recall is measured on."""
+        """The same rows scanned without the index, streamed (`_scan_top_k`): the truth recall is measured on."""
         return self._search(queries, k, where, exact=True)
 
     def _search(self, queries: np.ndarray, k: int, where: Sequence[Filter], *, exact: bool) -> Hits:
         dim = self.table.schema.field(VECTOR).type.list_size
         q = as_queries(queries, dim, k)
-        expr = " AND ".join(f"({f.sql()})" for f in where) or None
-        scores, ids = [], []
-        for vec in q:
-            query = self.table.search(vec, vector_column_name=VECTOR).distance_type("dot").limit(k)
-            if expr:
-                query = query.where(expr, prefilter=True)
-            if exact:
-                query = query.bypass_vector_index()
-            else:
-                query = query.nprobes(self.settings.nprobes).refine_factor(self.settings.refine_factor)
-            found = query.select([ROW, "_distance"]).to_arrow()
-            ids.append(found[ROW].to_numpy())
-            scores.append(1.0 - found["_distance"].to_numpy().astype(np.float32))  # dot distance = 1 - cosine
-        width = min(len(i) for i in ids) if ids else 0  # a filter may leave fewer than k rows
-        return Hits(np.stack([s[:width] for s in scores]).astype(np.float32),
-                    np.stack([i[:width] for i in ids]).astype(np.int64))
+        if exact or not self.has_index():
+            ids, scores = self._scan_top_k(q, k, where)
+            return Hits(scores.astype(np.float32), ids.astype(np.int64))
+        found = [_rows_and_cosines(self._ann(vec, k)) if not where else self._ann_filtered(vec, k, where) for vec in q]
+        width = min(len(i) for i, _ in found) if found else 0  # a filter may leave fewer than k rows
+        return Hits(np.stack([s[:width] for _, s in found]).astype(np.float32),
+                    np.stack([i[:width] for i, _ in found]).astype(np.int64))
+
+    def _ann(self, vec: np.ndarray, limit: int, columns: Sequence[str] = (), where: str | None = None) -> Any:
+        """One IVF_PQ search (``nprobes``, ``refine_factor``) for ``limit`` rows, best first, as an arrow table:
+        ``row``, ``columns`` and ``_distance`` (metric ``dot``: 1 - cosine)."""
+        query = self.table.search(vec, vector_column_name=VECTOR).distance_type("dot").limit(limit)
+        if where:
+            query = query.where(where, prefilter=True)
+        query = query.nprobes(self.settings.nprobes).refine_factor(self.settings.refine_factor)
+        return query.select([ROW, *columns, "_distance"]).to_arrow()
+
+    def _ann_filtered(self, vec: np.ndarray, k: int, where: Sequence[Filter]) -> tuple[np.ndarray, np.ndarray]:
+        """The top-``k`` rows ``where`` keeps: an unfiltered search over-fetches and its candidates are filtered.
+
+        LanceDB's prefilter evaluates the SQL over every row of the table on every query (at 10M
+        rows in ``benchmarks/scale.py``: 1.2 s of a 1.3 s query, and a 2.0 GiB peak against
+        0.9 GiB); filtering the candidates costs a lookup per candidate. The search asks for ``POSTFILTER_MARGIN x k /
+        share`` rows (``share``: the rows the filters keep, as far as known), so that at least
+        ``k x refine_factor`` of the re-ranked candidates pass, as a prefiltered search would have
+        had. Short of ``k`` kept rows it asks again for more, by the share it saw; when that would
+        exceed ``POSTFILTER_MAX`` x k rows (a narrow filter), or the probed partitions hold no more,
+        it prefilters in LanceDB after all.
+        """
+        columns = sorted({f.column for f in where} - {ROW})
+        share = min([f.share for f in where if isinstance(f, KeepRows)], default=1.0)
+        limit = int(np.ceil(k * POSTFILTER_MARGIN / max(share, 1 / POSTFILTER_MAX)))
+        while limit <= k * POSTFILTER_MAX:
+            found = self._ann(vec, limit, columns)
+            kept = keep_mask(found.select([ROW, *columns]).to_pandas(), where, found.num_rows)
+            if kept.sum() >= k:
+                rows, cosines = _rows_and_cosines(found)
+                return rows[kept][:k], cosines[kept][:k]
+            if found.num_rows < limit:  # the probed partitions hold no more rows
+                break
+            seen = max(float(kept.mean()), 1 / POSTFILTER_MAX)
+            limit = max(2 * limit, int(np.ceil(k * POSTFILTER_MARGIN / seen)))
+        return _rows_and_cosines(self._ann(vec, k, where=" AND ".join(f"({f.sql()})" for f in where)))
 
     def recall_sample(self) -> EveryNth:
         """The rows the recall estimate scans exactly: all of them up to ``recall_sample_rows``, above that the
@@ -302,19 +331,22 @@ class LanceIndex:
     def _scan_top_k(self, queries: np.ndarray, k: int, where: Sequence[Filter]) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-``k`` rows of every query among the rows ``where`` keeps, in one streamed pass.
 
-        The filter is applied before the vectors are read (late materialization), so a 1-in-m
-        sample reads ~1/m of the vectors once for all queries, where a flat vector search with a
-        prefilter reads the whole vector column once per query.
+        SQL filters are applied by the scanner before the vectors are read (late materialization),
+        so a 1-in-m sample reads ~1/m of the vectors, once for all queries, where a flat vector
+        search with a prefilter reads the whole vector column once per query. Row sets
+        (`KeepRows`) are applied to each batch here: their SQL would list every row.
         """
-        expr = " AND ".join(f"({f.sql()})" for f in where) or None
+        masks = [f for f in where if isinstance(f, KeepRows)]
+        expr = " AND ".join(f"({f.sql()})" for f in where if not isinstance(f, KeepRows)) or None
         best = empty_top_k(len(queries))
         scanner = self.table.to_lance().scanner(columns=[ROW, VECTOR], filter=expr, late_materialization=True,
                                                 batch_size=65_536)
         for batch in scanner.to_batches():
-            if not batch.num_rows:
-                continue
-            vec = batch.column(VECTOR).values.to_numpy().reshape(batch.num_rows, -1)
-            best = merge_top_k(best, queries @ vec.T, batch.column(ROW).to_numpy(), k)
+            rows = batch.column(ROW).to_numpy()
+            keep = keep_mask(pd.DataFrame({ROW: rows}), masks, len(rows)) if masks else slice(None)
+            vec = batch.column(VECTOR).values.to_numpy().reshape(batch.num_rows, -1)[keep]
+            if len(vec):
+                best = merge_top_k(best, queries @ vec.T, rows[keep], k)
         best_s, best_i = best
         return best_i, best_s
 
@@ -419,6 +451,27 @@ class LanceFactory:
         if index is None:
             raise ValueError(f"no LanceDB table {self.settings.table!r} at {location}")
         return index
+
+
+def _rows_and_cosines(found: Any) -> tuple[np.ndarray, np.ndarray]:
+    """A search's row ids and cosines (its ``_distance`` under metric ``dot`` is 1 - cosine)."""
+    return found[ROW].to_numpy(), 1.0 - found["_distance"].to_numpy().astype(np.float32)
+
+
+def _batches(vectors: np.ndarray, metadata: pd.DataFrame | None, start: int):
+    """Rows ``start..`` as one stream of ``ADD_BATCH``-row record batches: one write, one version, and data
+    files of up to Lance's 1M rows each (a ``table.add`` per batch made a fragment and a version per batch)."""
+    import pyarrow as pa
+
+    first = to_arrow(vectors[:ADD_BATCH], _rows(metadata, 0, min(len(vectors), ADD_BATCH)), start)
+
+    def batches():
+        yield from first.to_batches()
+        for lo in range(ADD_BATCH, len(vectors), ADD_BATCH):
+            hi = min(lo + ADD_BATCH, len(vectors))
+            yield from to_arrow(vectors[lo:hi], _rows(metadata, lo, hi), start + lo).to_batches()
+
+    return pa.RecordBatchReader.from_batches(first.schema, batches())
 
 
 def _rows(metadata: pd.DataFrame | None, lo: int, hi: int) -> pd.DataFrame | None:

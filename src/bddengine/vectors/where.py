@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
@@ -36,8 +37,16 @@ class NotIn:
     column: str
     values: Collection[str]
 
+    @cached_property
+    def texts(self) -> frozenset[str]:
+        """``values`` as text, built once: a search that filters its candidates calls `keeps` per query."""
+        return frozenset(str(v) for v in self.values)
+
     def keeps(self, table: pd.DataFrame) -> np.ndarray:
-        return ~np.isin(table[self.column].astype(str).to_numpy(), list(self.values))
+        column = table[self.column].astype(str).to_numpy()
+        if len(column) < len(self.texts):  # a few candidates against many values: look each one up
+            return np.fromiter((v not in self.texts for v in column), dtype=bool, count=len(column))
+        return ~np.isin(column, list(self.texts))
 
     def sql(self) -> str:
         if not self.values:
@@ -73,6 +82,41 @@ class EveryNth:
 
     def sql(self) -> str:
         return "TRUE" if self.every <= 1 else f"{self.column} % {int(self.every)} = 0"
+
+
+@dataclass(frozen=True, eq=False)
+class KeepRows:
+    """Keeps the rows whose integer ``column`` (a row number) is True in ``mask``; rows past its end are dropped.
+
+    A set of rows worked out once (mine's eligible frames, from names, videos and
+    near-duplicates), which no SQL literal of names could carry at fleet scale: an
+    index that filters its candidates evaluates it with `keeps` on their row numbers.
+    """
+
+    column: str
+    mask: np.ndarray
+
+    @property
+    def share(self) -> float:
+        """The share of the ``len(mask)`` rows kept."""
+        return float(np.mean(self.mask)) if len(self.mask) else 0.0
+
+    def keeps(self, table: pd.DataFrame) -> np.ndarray:
+        rows = table[self.column].to_numpy()
+        inside = (rows >= 0) & (rows < len(self.mask))
+        out = np.zeros(len(rows), dtype=bool)
+        out[inside] = self.mask[rows[inside]]
+        return out
+
+    def sql(self) -> str:
+        """The shorter of the two literal lists (the rows kept, or the rows dropped)."""
+        kept, dropped = np.flatnonzero(self.mask), np.flatnonzero(~self.mask)
+        within = f"{self.column} >= 0 AND {self.column} < {len(self.mask)}"
+        if not len(kept):
+            return "FALSE"
+        if len(kept) <= len(dropped):
+            return f"{self.column} IN ({', '.join(map(str, kept))})"
+        return within if not len(dropped) else f"{within} AND {self.column} NOT IN ({', '.join(map(str, dropped))})"
 
 
 def keep_mask(table: pd.DataFrame | None, where: Sequence[Filter], n: int) -> np.ndarray:
