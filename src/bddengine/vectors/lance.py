@@ -79,7 +79,7 @@ class LanceSettings:
     table: str = "frames"
     index_min_rows: int = 100_000
     nprobes: int = 32
-    refine_factor: int = 20
+    refine_factor: int = 30
     retrain_growth: float = 0.5
     partition_rows: int = 4096
     recall_sample_rows: int = 1_000_000
