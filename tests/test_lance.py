@@ -1,5 +1,6 @@
-"""The LanceDB mining index: exact top-k on a small pool, the exclusions as prefilters, pinned versions,
-the recall floor, appends that encode only new frames, check's row for a bad URI, and no credentials written."""
+"""The LanceDB mining index: exact top-k on a small pool and through a trained index, the exclusions as one
+row set filtered on the index's candidates, pinned versions, the recall floor, appends that are one write and
+encode only new frames, check's row for a bad URI, and no credentials written."""
 
 from __future__ import annotations
 

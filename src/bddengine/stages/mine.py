@@ -51,7 +51,7 @@ from bddengine.runs.lineages import lineage_tag, train_tag, trained_labels
 from bddengine.stages import StageOutcome
 from bddengine.stages.eval import failure_frames
 from bddengine.stages.job import Commit, Job, execute, unchanged
-from bddengine.vectors import Filter, KeepRows, NotIn, SearchPlan, is_exact, keep_mask
+from bddengine.vectors import KeepRows, NotIn, SearchPlan, is_exact, keep_mask
 
 GRID_MAX = 100
 REASON_LABELED = "labeled earlier in the lineage"
@@ -270,7 +270,6 @@ class EligibleFrames:
         masks: exclusion reason -> the mining frames it removes (counted per reason).
         excluded: the mining frames any exclusion removes.
         threshold: ``mine.near_dup_threshold``.
-        filters: exclusion reason -> its metadata filter.
     """
 
     mining: pd.DataFrame = field(repr=False)
@@ -279,7 +278,6 @@ class EligibleFrames:
     masks: dict[str, np.ndarray] = field(repr=False)
     excluded: np.ndarray = field(repr=False)
     threshold: float | None
-    filters: dict[str, Filter] = field(default_factory=dict, repr=False)
 
 
 def eligible_frames(inp: MineInputs, threshold: float | None, *, labeled: frozenset[str] = frozenset()
@@ -311,7 +309,7 @@ def eligible_frames(inp: MineInputs, threshold: float | None, *, labeled: frozen
             f"({_counts(masks)}): lower mine.near_dup_threshold (or set it to null), or re-run "
             "`bddengine split` with a larger collect.unlabeled_target"
         )
-    return EligibleFrames(mining, eval_pool, eligible, masks, excluded, threshold, where)
+    return EligibleFrames(mining, eval_pool, eligible, masks, excluded, threshold)
 
 
 def mine_frames(

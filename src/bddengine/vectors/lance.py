@@ -258,8 +258,7 @@ class LanceIndex:
         dim = self.table.schema.field(VECTOR).type.list_size
         q = as_queries(queries, dim, k)
         if exact or not self.has_index():
-            ids, scores = self._scan_top_k(q, k, where)
-            return Hits(scores.astype(np.float32), ids.astype(np.int64))
+            return self._scan_top_k(q, k, where)
         found = [_rows_and_cosines(self._ann(vec, k)) if not where else self._ann_filtered(vec, k, where) for vec in q]
         width = min(len(i) for i, _ in found) if found else 0  # a filter may leave fewer than k rows
         return Hits(np.stack([s[:width] for _, s in found]).astype(np.float32),
@@ -279,12 +278,12 @@ class LanceIndex:
 
         LanceDB's prefilter evaluates the SQL over every row of the table on every query (at 10M
         rows in ``benchmarks/scale.py``: 1.2 s of a 1.3 s query, and a 2.0 GiB peak against
-        0.9 GiB); filtering the candidates costs a lookup per candidate. The search asks for ``POSTFILTER_MARGIN x k /
-        share`` rows (``share``: the rows the filters keep, as far as known), so that at least
-        ``k x refine_factor`` of the re-ranked candidates pass, as a prefiltered search would have
-        had. Short of ``k`` kept rows it asks again for more, by the share it saw; when that would
-        exceed ``POSTFILTER_MAX`` x k rows (a narrow filter), or the probed partitions hold no more,
-        it prefilters in LanceDB after all.
+        0.9 GiB); filtering the candidates costs a lookup per candidate. The search asks for
+        ``POSTFILTER_MARGIN x k / share`` rows (``share``: the rows the filters keep, as far as
+        known), so that at least ``k x refine_factor`` of the re-ranked candidates pass, as a
+        prefiltered search would have had. Short of ``k`` kept rows it asks again for more, by
+        the share it saw; when that would exceed ``POSTFILTER_MAX`` x k rows (a narrow filter),
+        or the probed partitions hold no more, it prefilters in LanceDB after all.
         """
         columns = sorted({f.column for f in where} - {ROW})
         share = min([f.share for f in where if isinstance(f, KeepRows)], default=1.0)
@@ -320,15 +319,15 @@ class LanceIndex:
         if sample.every == 1:
             exact = self.exact_search(q, k, where=where)
             return RecallEstimate(recall_at_k(found.ids, exact.ids), 1, exact)
-        ids, scores = self._scan_top_k(q, k, [*where, sample])
+        probe = self._scan_top_k(q, k, [*where, sample])
         per_query = []
-        for i, got in enumerate(found.ids):
-            kth = found.scores[i][-1] if len(got) else -np.inf
-            missed = int(np.sum((scores[i] > kth) & ~np.isin(ids[i], got)))
+        for got, kth_of, ids, scores in zip(found.ids, found.scores, probe.ids, probe.scores, strict=True):
+            kth = kth_of[-1] if len(got) else -np.inf
+            missed = int(np.sum((scores > kth) & ~np.isin(ids, got)))
             per_query.append(max(0.0, 1.0 - sample.every * missed / max(1, len(got))))
         return RecallEstimate(float(np.mean(per_query)), sample.every, None)
 
-    def _scan_top_k(self, queries: np.ndarray, k: int, where: Sequence[Filter]) -> tuple[np.ndarray, np.ndarray]:
+    def _scan_top_k(self, queries: np.ndarray, k: int, where: Sequence[Filter]) -> Hits:
         """Exact top-``k`` rows of every query among the rows ``where`` keeps, in one streamed pass.
 
         SQL filters are applied by the scanner before the vectors are read (late materialization),
@@ -347,8 +346,7 @@ class LanceIndex:
             vec = batch.column(VECTOR).values.to_numpy().reshape(batch.num_rows, -1)[keep]
             if len(vec):
                 best = merge_top_k(best, queries @ vec.T, rows[keep], k)
-        best_s, best_i = best
-        return best_i, best_s
+        return Hits(best[0].astype(np.float32), best[1].astype(np.int64))
 
     def check_recall(self, queries: np.ndarray, k: int, *, n_sample: int = 0, seed: int = 42,
                      where: Sequence[Filter] = ()) -> RecallCheck:
